@@ -1,0 +1,45 @@
+"""The in-memory telemetry batch: many samples of one vehicle, as numpy columns.
+
+Owns: the data model shared by the agent, the simulator and ingest. It does no encoding
+(see `contract.wire_v1`) and no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+VEHICLE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def is_valid_vehicle_id(vehicle_id: str) -> bool:
+    """Vehicle ids are 1-64 chars of [A-Za-z0-9_.-]: safe in MQTT topics, file names and SQL logs."""
+    return bool(VEHICLE_ID_PATTERN.match(vehicle_id))
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryBatch:
+    """Samples of one vehicle. `ts_ns` is int64 (strictly increasing); each column is float64 of the
+    same length keyed by VSS path, with NaN where the signal was not sampled at that instant.
+    Booleans are 0.0/1.0."""
+
+    vehicle_id: str
+    seq: int
+    ts_ns: np.ndarray
+    columns: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", MappingProxyType(dict(self.columns)))
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.ts_ns.shape[0])
+
+    @property
+    def n_samples(self) -> int:
+        """Number of present (non-NaN) signal values: the unit that publish/store counts use."""
+        return int(sum(int(np.count_nonzero(~np.isnan(v))) for v in self.columns.values()))

@@ -1,0 +1,207 @@
+"""Wire format v1: one MQTT payload = one columnar telemetry batch of one vehicle.
+
+Owns: `encode` and `decode` between `TelemetryBatch` and bytes. The byte layout is specified in
+docs/wire-format.md; keep the two in step. Framing (the 8-byte header) is parsed apart from the
+body so that a later version can reuse it. Pure code: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+
+from contract.batch import TelemetryBatch, is_valid_vehicle_id
+from contract.errors import DecodeError, DecodeReason, EncodeError
+from contract.signals import BY_ID, BY_PATH, WireType
+
+MAGIC = b"FP"
+VERSION = 1
+FLAG_ZLIB = 0x01
+KNOWN_FLAGS = FLAG_ZLIB
+
+HEADER = struct.Struct("<2sBBI")  # magic, version, flags, body length
+BODY_FIXED = struct.Struct("<QIH")  # seq, n_rows, n_columns (after the vehicle id)
+COLUMN_HEAD = struct.Struct("<HBB")  # signal id, wire type, presence mode
+
+PRESENCE_ALL = 0
+PRESENCE_BITMAP = 1
+
+MAX_FRAME_BYTES = 1 << 20  # 1 MiB on the wire: the broker limit we configure as well
+MAX_BODY_BYTES = 16 << 20  # after decompression: guards against zip bombs
+MAX_ROWS = 100_000
+MAX_DELTA_US = 2**32 - 1
+
+
+def encode(batch: TelemetryBatch, *, compress: bool = True) -> bytes:
+    """Encode a batch. Raises EncodeError for an invalid id, unknown signal, non-finite value,
+    a bool that is not 0/1, or timestamps that are not strictly increasing in whole microseconds."""
+    if not is_valid_vehicle_id(batch.vehicle_id):
+        raise EncodeError(f"invalid vehicle id {batch.vehicle_id!r}")
+    if not 0 <= batch.seq < 2**64:
+        raise EncodeError("seq must fit in u64")
+    n_rows = batch.n_rows
+    if not 0 < n_rows <= MAX_ROWS:
+        raise EncodeError(f"batch must have 1..{MAX_ROWS} rows, has {n_rows}")
+    ts_us = np.asarray(batch.ts_ns, dtype=np.int64) // 1000
+    deltas = np.diff(ts_us)
+    if deltas.size and (deltas.min() <= 0 or deltas.max() > MAX_DELTA_US):
+        raise EncodeError("timestamps must strictly increase (µs resolution, gaps < 71 min)")
+    vid = batch.vehicle_id.encode("ascii")
+    parts = [bytes([len(vid)]), vid, BODY_FIXED.pack(batch.seq, n_rows, len(batch.columns))]
+    parts.append(struct.pack("<q", int(ts_us[0])))
+    parts.append(deltas.astype("<u4").tobytes())
+    for path, values in batch.columns.items():
+        parts.extend(_encode_column(path, np.asarray(values, dtype=np.float64), n_rows))
+    body = b"".join(parts)
+    flags = 0
+    if compress:
+        packed = zlib.compress(body, 6)
+        if len(packed) < len(body):
+            body, flags = packed, FLAG_ZLIB
+    frame = HEADER.pack(MAGIC, VERSION, flags, len(body)) + body
+    if len(frame) > MAX_FRAME_BYTES:
+        raise EncodeError(f"frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}: send smaller batches")
+    return frame
+
+
+def _encode_column(path: str, values: np.ndarray, n_rows: int) -> list[bytes]:
+    signal = BY_PATH.get(path)
+    if signal is None:
+        raise EncodeError(f"signal {path!r} is not in the catalogue")
+    if values.shape != (n_rows,):
+        raise EncodeError(f"column {path} has shape {values.shape}, expected ({n_rows},)")
+    present = ~np.isnan(values)
+    kept = values[present]
+    if not np.isfinite(kept).all():
+        raise EncodeError(f"column {path} has an infinite value")
+    if signal.wire_type is WireType.BOOL and not np.isin(kept, (0.0, 1.0)).all():
+        raise EncodeError(f"column {path} is boolean but has values other than 0/1")
+    if present.all():
+        head = [COLUMN_HEAD.pack(signal.signal_id, signal.wire_type, PRESENCE_ALL)]
+    else:
+        bitmap = np.packbits(present, bitorder="little").tobytes()
+        head = [COLUMN_HEAD.pack(signal.signal_id, signal.wire_type, PRESENCE_BITMAP), bitmap]
+    return [*head, kept.astype(signal.wire_type.numpy_dtype).tobytes()]
+
+
+def decode(payload: bytes) -> TelemetryBatch:
+    """Decode one payload. Raises DecodeError (with a DecodeReason) for anything malformed."""
+    body = _unframe(payload)
+    reader = _Reader(body)
+    id_len = reader.take(1)[0]
+    raw_id = reader.take(id_len)
+    try:
+        vehicle_id = raw_id.decode("ascii")
+    except UnicodeDecodeError:
+        vehicle_id = ""
+    if not is_valid_vehicle_id(vehicle_id):
+        raise DecodeError(DecodeReason.BAD_VEHICLE_ID, f"vehicle id {raw_id[:64]!r} is not valid")
+    seq, n_rows, n_cols = BODY_FIXED.unpack(reader.take(BODY_FIXED.size))
+    if n_rows == 0:
+        raise DecodeError(DecodeReason.EMPTY_BATCH, "batch has no rows")
+    if n_rows > MAX_ROWS:
+        raise DecodeError(DecodeReason.OVERSIZED, f"{n_rows} rows exceed the limit of {MAX_ROWS}")
+    ts0_us = struct.unpack("<q", reader.take(8))[0]
+    deltas = reader.array("<u4", n_rows - 1)
+    if deltas.size and deltas.min() == 0:
+        raise DecodeError(DecodeReason.TIMESTAMPS_NOT_INCREASING, "two rows share a timestamp")
+    ts_us = np.concatenate(([ts0_us], ts0_us + np.cumsum(deltas, dtype=np.int64))).astype(np.int64)
+    columns: dict[str, np.ndarray] = {}
+    for _ in range(n_cols):
+        path, values = _decode_column(reader, n_rows)
+        if path in columns:
+            raise DecodeError(DecodeReason.DUPLICATE_SIGNAL, f"signal {path} appears twice")
+        columns[path] = values
+    if reader.remaining:
+        raise DecodeError(DecodeReason.TRAILING_BYTES, f"{reader.remaining} bytes after the last column")
+    return TelemetryBatch(vehicle_id=vehicle_id, seq=seq, ts_ns=ts_us * 1000, columns=columns)
+
+
+def _unframe(payload: bytes) -> bytes:
+    if len(payload) > MAX_FRAME_BYTES:
+        raise DecodeError(DecodeReason.OVERSIZED, f"{len(payload)} bytes exceed {MAX_FRAME_BYTES}")
+    if len(payload) < HEADER.size:
+        raise DecodeError(DecodeReason.TRUNCATED, f"{len(payload)} bytes is shorter than the header")
+    magic, version, flags, body_len = HEADER.unpack_from(payload)
+    if magic != MAGIC:
+        raise DecodeError(DecodeReason.BAD_MAGIC, f"magic {magic!r} is not {MAGIC!r}")
+    if version != VERSION:
+        raise DecodeError(DecodeReason.UNSUPPORTED_VERSION, f"version {version}; this decoder reads {VERSION}")
+    if flags & ~KNOWN_FLAGS:
+        raise DecodeError(DecodeReason.BAD_FLAGS, f"unknown flag bits {flags:#04x}")
+    body = payload[HEADER.size :]
+    if len(body) < body_len:
+        raise DecodeError(DecodeReason.TRUNCATED, f"body has {len(body)} of {body_len} bytes")
+    if len(body) > body_len:
+        raise DecodeError(DecodeReason.LENGTH_MISMATCH, f"body has {len(body)} bytes, header says {body_len}")
+    if not flags & FLAG_ZLIB:
+        return bytes(body)
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(body, MAX_BODY_BYTES)
+    except zlib.error as exc:
+        raise DecodeError(DecodeReason.DECOMPRESSION_FAILED, str(exc)) from None
+    if inflater.unconsumed_tail:
+        raise DecodeError(DecodeReason.OVERSIZED, f"body inflates beyond {MAX_BODY_BYTES} bytes")
+    if not inflater.eof:
+        raise DecodeError(DecodeReason.TRUNCATED, "compressed body ends early")
+    return out
+
+
+def _decode_column(reader: _Reader, n_rows: int) -> tuple[str, np.ndarray]:
+    signal_id, wire_code, presence_mode = COLUMN_HEAD.unpack(reader.take(COLUMN_HEAD.size))
+    signal = BY_ID.get(signal_id)
+    if signal is None:
+        raise DecodeError(DecodeReason.UNKNOWN_SIGNAL, f"signal id {signal_id} is not in the catalogue")
+    if wire_code != signal.wire_type:
+        raise DecodeError(
+            DecodeReason.TYPE_MISMATCH, f"{signal.vss_path} sent as type {wire_code}, catalogue says "
+            f"{int(signal.wire_type)}"
+        )
+    if presence_mode == PRESENCE_ALL:
+        present = None
+        count = n_rows
+    elif presence_mode == PRESENCE_BITMAP:
+        bitmap = reader.array("u1", (n_rows + 7) // 8)
+        present = np.unpackbits(bitmap, count=n_rows, bitorder="little").astype(bool)
+        count = int(present.sum())
+    else:
+        raise DecodeError(DecodeReason.LENGTH_MISMATCH, f"{signal.vss_path}: presence mode {presence_mode}")
+    kept = reader.array(signal.wire_type.numpy_dtype.str, count).astype(np.float64)
+    if not np.isfinite(kept).all():
+        raise DecodeError(DecodeReason.NON_FINITE_VALUE, f"{signal.vss_path} carries NaN or infinity")
+    if signal.wire_type is WireType.BOOL and (kept > 1).any():
+        raise DecodeError(DecodeReason.BAD_BOOL, f"{signal.vss_path} carries a boolean other than 0/1")
+    if present is None:
+        return signal.vss_path, kept
+    values = np.full(n_rows, np.nan)
+    values[present] = kept
+    return signal.vss_path, values
+
+
+class _Reader:
+    """Bounds-checked cursor over the body; running past the end is a TRUNCATED error."""
+
+    __slots__ = ("_buf", "_pos")
+
+    def __init__(self, buf: bytes) -> None:
+        self._buf = memoryview(buf)
+        self._pos = 0
+
+    @property
+    def remaining(self) -> int:
+        return len(self._buf) - self._pos
+
+    def take(self, n: int) -> bytes:
+        if n > self.remaining:
+            raise DecodeError(DecodeReason.TRUNCATED, f"needed {n} bytes at offset {self._pos}, "
+                              f"{self.remaining} left")
+        out = self._buf[self._pos : self._pos + n].tobytes()
+        self._pos += n
+        return out
+
+    def array(self, dtype: str, count: int) -> np.ndarray:
+        dt = np.dtype(dtype)
+        return np.frombuffer(self.take(dt.itemsize * count), dtype=dt)

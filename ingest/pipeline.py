@@ -1,0 +1,99 @@
+"""The pure part of ingest: raw MQTT messages in, accepted batches and dead letters out.
+
+Owns: decoding and the ordered chain of checks an accepted batch must pass. Leaves MQTT to
+`ingest.service` and SQL to `ingest.store`. Every message ends up in exactly one of
+`accepted`, `duplicates` or `dead`: nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from contract import topics, wire_v1
+from contract.batch import TelemetryBatch
+from contract.errors import DecodeError, DecodeReason
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One message as it came off the broker."""
+
+    topic: str
+    payload: bytes
+    received_at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str
+    vehicle_id: str | None
+    reason: str
+    detail: str
+    payload: bytes
+    received_at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    envelope: Envelope
+    batch: TelemetryBatch
+
+
+def dead_letter(envelope: Envelope, reason: str, detail: str) -> DeadLetter:
+    """A dead letter for `envelope`, keeping its raw bytes and the topic's vehicle id if any."""
+    parsed = topics.parse_topic(envelope.topic)
+    return DeadLetter(
+        topic=envelope.topic,
+        vehicle_id=parsed[0] if parsed else None,
+        reason=reason,
+        detail=detail,
+        payload=envelope.payload,
+        received_at_ns=envelope.received_at_ns,
+    )
+
+
+@dataclass
+class Triage:
+    accepted: list[Accepted] = field(default_factory=list)
+    duplicates: int = 0
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+# A check sees the envelope and its decoded batch and raises DecodeError to reject it.
+Check = Callable[[Envelope, TelemetryBatch], None]
+
+
+def check_topic_matches_payload(envelope: Envelope, batch: TelemetryBatch) -> None:
+    """The broker ACL vouches for the topic's vehicle id, so the payload must claim the same one."""
+    parsed = topics.parse_topic(envelope.topic)
+    if parsed is None or parsed[1] != topics.TELEMETRY:
+        raise DecodeError(DecodeReason.BAD_TOPIC, f"{envelope.topic!r} is not a telemetry topic")
+    if parsed[0] != batch.vehicle_id:
+        raise DecodeError(
+            DecodeReason.TOPIC_MISMATCH, f"payload vehicle {batch.vehicle_id!r} published on {envelope.topic!r}"
+        )
+
+
+CHECKS: tuple[Check, ...] = (check_topic_matches_payload,)
+
+
+def triage(envelopes: Iterable[Envelope], checks: tuple[Check, ...] = CHECKS) -> Triage:
+    """Decode and check each envelope; drop in-flight repeats of the same (vehicle, seq)."""
+    out = Triage()
+    seen: set[tuple[str, int]] = set()
+    for envelope in envelopes:
+        try:
+            batch = wire_v1.decode(envelope.payload)
+            for check in checks:
+                check(envelope, batch)
+        except DecodeError as exc:
+            out.dead.append(dead_letter(envelope, exc.reason.value, exc.detail))
+            continue
+        key = (batch.vehicle_id, batch.seq)
+        if key in seen:
+            out.duplicates += 1
+            continue
+        seen.add(key)
+        out.accepted.append(Accepted(envelope, batch))
+    return out
