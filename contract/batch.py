@@ -7,18 +7,18 @@ Owns: the data model shared by the agent, the simulator and ingest. It does no e
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
-VEHICLE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+VEHICLE_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def is_valid_vehicle_id(vehicle_id: str) -> bool:
     """Vehicle ids are 1-64 chars of [A-Za-z0-9_.-]: safe in MQTT topics, file names and SQL logs."""
-    return bool(VEHICLE_ID_PATTERN.match(vehicle_id))
+    return VEHICLE_ID_PATTERN.fullmatch(vehicle_id) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ class DecodeReason(enum.StrEnum):
     DECOMPRESSION_FAILED = "decompression_failed"
     LENGTH_MISMATCH = "length_mismatch"
     BAD_VEHICLE_ID = "bad_vehicle_id"
+    BAD_SEQUENCE = "bad_sequence"
     EMPTY_BATCH = "empty_batch"
     UNKNOWN_SIGNAL = "unknown_signal"
     DUPLICATE_SIGNAL = "duplicate_signal"

@@ -32,6 +32,7 @@ MAX_FRAME_BYTES = 1 << 20  # 1 MiB on the wire: the broker limit we configure as
 MAX_BODY_BYTES = 16 << 20  # after decompression: guards against zip bombs
 MAX_ROWS = 100_000
 MAX_DELTA_US = 2**32 - 1
+MAX_SEQ = 2**63 - 1  # stored as PostgreSQL bigint
 
 
 def encode(batch: TelemetryBatch, *, compress: bool = True) -> bytes:
@@ -39,8 +40,8 @@ def encode(batch: TelemetryBatch, *, compress: bool = True) -> bytes:
     a bool that is not 0/1, or timestamps that are not strictly increasing in whole microseconds."""
     if not is_valid_vehicle_id(batch.vehicle_id):
         raise EncodeError(f"invalid vehicle id {batch.vehicle_id!r}")
-    if not 0 <= batch.seq < 2**64:
-        raise EncodeError("seq must fit in u64")
+    if not 0 <= batch.seq <= MAX_SEQ:
+        raise EncodeError(f"seq must be in 0..{MAX_SEQ}")
     n_rows = batch.n_rows
     if not 0 < n_rows <= MAX_ROWS:
         raise EncodeError(f"batch must have 1..{MAX_ROWS} rows, has {n_rows}")
@@ -99,6 +100,8 @@ def decode(payload: bytes) -> TelemetryBatch:
     if not is_valid_vehicle_id(vehicle_id):
         raise DecodeError(DecodeReason.BAD_VEHICLE_ID, f"vehicle id {raw_id[:64]!r} is not valid")
     seq, n_rows, n_cols = BODY_FIXED.unpack(reader.take(BODY_FIXED.size))
+    if seq > MAX_SEQ:
+        raise DecodeError(DecodeReason.BAD_SEQUENCE, f"seq {seq} exceeds {MAX_SEQ}")
     if n_rows == 0:
         raise DecodeError(DecodeReason.EMPTY_BATCH, "batch has no rows")
     if n_rows > MAX_ROWS:
@@ -128,7 +131,9 @@ def _unframe(payload: bytes) -> bytes:
     if magic != MAGIC:
         raise DecodeError(DecodeReason.BAD_MAGIC, f"magic {magic!r} is not {MAGIC!r}")
     if version != VERSION:
-        raise DecodeError(DecodeReason.UNSUPPORTED_VERSION, f"version {version}; this decoder reads {VERSION}")
+        raise DecodeError(
+            DecodeReason.UNSUPPORTED_VERSION, f"version {version}; this decoder reads {VERSION}"
+        )
     if flags & ~KNOWN_FLAGS:
         raise DecodeError(DecodeReason.BAD_FLAGS, f"unknown flag bits {flags:#04x}")
     body = payload[HEADER.size :]
@@ -147,6 +152,10 @@ def _unframe(payload: bytes) -> bytes:
         raise DecodeError(DecodeReason.OVERSIZED, f"body inflates beyond {MAX_BODY_BYTES} bytes")
     if not inflater.eof:
         raise DecodeError(DecodeReason.TRUNCATED, "compressed body ends early")
+    if inflater.unused_data:
+        raise DecodeError(
+            DecodeReason.TRAILING_BYTES, f"{len(inflater.unused_data)} bytes after the compressed body"
+        )
     return out
 
 
@@ -157,15 +166,20 @@ def _decode_column(reader: _Reader, n_rows: int) -> tuple[str, np.ndarray]:
         raise DecodeError(DecodeReason.UNKNOWN_SIGNAL, f"signal id {signal_id} is not in the catalogue")
     if wire_code != signal.wire_type:
         raise DecodeError(
-            DecodeReason.TYPE_MISMATCH, f"{signal.vss_path} sent as type {wire_code}, catalogue says "
-            f"{int(signal.wire_type)}"
+            DecodeReason.TYPE_MISMATCH,
+            f"{signal.vss_path} sent as type {wire_code}, catalogue says {int(signal.wire_type)}",
         )
     if presence_mode == PRESENCE_ALL:
         present = None
         count = n_rows
     elif presence_mode == PRESENCE_BITMAP:
         bitmap = reader.array("u1", (n_rows + 7) // 8)
-        present = np.unpackbits(bitmap, count=n_rows, bitorder="little").astype(bool)
+        bits = np.unpackbits(bitmap, bitorder="little").astype(bool)
+        if bits[n_rows:].any():
+            raise DecodeError(
+                DecodeReason.LENGTH_MISMATCH, f"{signal.vss_path}: presence bits set past the last row"
+            )
+        present = bits[:n_rows]
         count = int(present.sum())
     else:
         raise DecodeError(DecodeReason.LENGTH_MISMATCH, f"{signal.vss_path}: presence mode {presence_mode}")
@@ -196,8 +210,9 @@ class _Reader:
 
     def take(self, n: int) -> bytes:
         if n > self.remaining:
-            raise DecodeError(DecodeReason.TRUNCATED, f"needed {n} bytes at offset {self._pos}, "
-                              f"{self.remaining} left")
+            raise DecodeError(
+                DecodeReason.TRUNCATED, f"needed {n} bytes at offset {self._pos}, {self.remaining} left"
+            )
         out = self._buf[self._pos : self._pos + n].tobytes()
         self._pos += n
         return out

@@ -17,7 +17,7 @@ from amqtt.plugins.topic_checking import TopicAccessControlListPlugin
 from amqtt.session import Session
 
 from contract import topics
-from fleet.credentials import check_vehicle_password
+from contract.credentials import check_vehicle_password
 
 
 @dataclass

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contract.credentials import new_secret
 from contract.endpoint import MqttEndpoint
 from fleet.broker_plugins import broker_plugin_config
-from fleet.credentials import new_secret
 from fleet.embedded_broker import CONFIG_ENV
 from fleet.settings import FleetSettings
 
@@ -126,11 +126,14 @@ class Servers:
 
 
 @contextlib.contextmanager
-def servers(settings: FleetSettings, *, fresh_data_dir: Path | None = None) -> Iterator[Servers]:
+def servers(
+    settings: FleetSettings, *, fresh_data_dir: Path | None = None, start_broker: bool = True
+) -> Iterator[Servers]:
     """Yield the servers to use: external ones from settings, else embedded ones started here.
 
     `fresh_data_dir` puts the embedded PostgreSQL somewhere other than settings.data_dir (the demo
-    uses a new directory per run)."""
+    uses a new directory per run). `start_broker=False` is for commands that need only the database.
+    Raises RuntimeError when an embedded server fails to start."""
     with contextlib.ExitStack() as stack:
         if settings.database_url:
             db_url = settings.database_url
@@ -141,6 +144,8 @@ def servers(settings: FleetSettings, *, fresh_data_dir: Path | None = None) -> I
             ingest = MqttEndpoint.from_url(settings.mqtt_url)
             sim_url = settings.simulator_mqtt_url
             simulator = MqttEndpoint.from_url(sim_url) if sim_url else None
+        elif not start_broker:
+            ingest, simulator = MqttEndpoint("127.0.0.1", 0), None
         else:
             accounts = BrokerAccounts(fleet_secret=secret or new_secret())
             broker = EmbeddedBroker(accounts)

@@ -17,10 +17,28 @@ import sys
 CONFIG_ENV = "FLEET_EMBEDDED_BROKER_CONFIG"
 
 
-async def _serve(config: dict) -> None:
+def _broker_class() -> type:
     from amqtt.broker import Broker
 
-    broker = Broker(config)
+    class FleetBroker(Broker):
+        """amqtt acknowledges a QoS 1 PUBLISH when it queues it, not when it routes it, and drops the
+        queue when the publisher disconnects: acknowledged messages were lost (measured: about a third
+        of a 300-message burst). Route whatever is still queued before the session ends."""
+
+        async def _handle_disconnect(self, client_session, handler, disconnect_waiter):  # noqa: ANN001, ANN202
+            queue = client_session.delivered_message_queue
+            loop = asyncio.get_running_loop()
+            while not queue.empty():
+                delivered = loop.create_future()
+                delivered.set_result(queue.get_nowait())
+                await self._handle_message_delivery(client_session, handler, delivered)
+            await super()._handle_disconnect(client_session, handler, disconnect_waiter)
+
+    return FleetBroker
+
+
+async def _serve(config: dict) -> None:
+    broker = _broker_class()(config)
     await broker.start()
     print("ready", flush=True)
     stop = asyncio.Event()

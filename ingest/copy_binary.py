@@ -59,7 +59,10 @@ def rows_from_batches(batches: Sequence[TelemetryBatch]) -> RowBlock:
             values[signal.vss_path] = np.full(ts_us.shape[0], np.nan)
             continue
         values[signal.vss_path] = np.concatenate(
-            [np.full(n, np.nan) if p is None else np.asarray(p, np.float64) for p, n in zip(parts, lengths)]
+            [
+                np.full(n, np.nan) if p is None else np.asarray(p, np.float64)
+                for p, n in zip(parts, lengths, strict=True)
+            ]
         )
     return RowBlock(ts_us, vehicle_id, values)
 

@@ -71,7 +71,8 @@ def check_topic_matches_payload(envelope: Envelope, batch: TelemetryBatch) -> No
         raise DecodeError(DecodeReason.BAD_TOPIC, f"{envelope.topic!r} is not a telemetry topic")
     if parsed[0] != batch.vehicle_id:
         raise DecodeError(
-            DecodeReason.TOPIC_MISMATCH, f"payload vehicle {batch.vehicle_id!r} published on {envelope.topic!r}"
+            DecodeReason.TOPIC_MISMATCH,
+            f"payload vehicle {batch.vehicle_id!r} published on {envelope.topic!r}",
         )
 
 

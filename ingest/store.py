@@ -62,7 +62,8 @@ class TelemetryStore:
             conn = self._connection()
             with conn.transaction():
                 row = conn.execute(
-                    "SELECT fleet_ensure_partitions(current_date - %s, current_date + %s)", (days_back, days_ahead)
+                    "SELECT fleet_ensure_partitions(current_date - %s, current_date + %s)",
+                    (days_back, days_ahead),
                 ).fetchone()
             return int(row[0]) if row else 0
         except psycopg.OperationalError as exc:
@@ -73,11 +74,36 @@ class TelemetryStore:
         """Store one flush atomically. Raises StorageUnavailable on connection loss."""
         try:
             conn = self._connection()
-            with conn.transaction():
-                return self._write(conn, triage)
+            try:
+                with conn.transaction():
+                    return self._write(conn, triage)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error:
+                # The database refused the data itself (not the transport): isolate the culprit.
+                return self._write_one_by_one(conn, triage)
         except psycopg.OperationalError as exc:
             self._conn = None
             raise StorageUnavailable(str(exc)) from exc
+
+    def _write_one_by_one(self, conn: psycopg.Connection, triage: Triage) -> WriteResult:
+        """Store each accepted batch in its own transaction; one the database rejects is dead-lettered."""
+        totals = [0, 0, 0, triage.duplicates, 0]
+        dead = list(triage.dead)
+        for item in triage.accepted:
+            try:
+                with conn.transaction():
+                    r = self._write(conn, Triage(accepted=[item]))
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                dead.append(dead_letter(item.envelope, "storage_rejected", str(exc).splitlines()[0][:500]))
+                continue
+            for i, v in enumerate((r.batches, r.rows, r.samples, r.duplicates)):
+                totals[i] += v
+        with conn.transaction():
+            self._store_dead_letters(conn, dead)
+        return WriteResult(totals[0], totals[1], totals[2], totals[3], len(dead))
 
     def _write(self, conn: psycopg.Connection, triage: Triage) -> WriteResult:
         accepted = list(triage.accepted)
@@ -102,7 +128,9 @@ class TelemetryStore:
         self, conn: psycopg.Connection, accepted: list[Accepted]
     ) -> tuple[list[Accepted], list[DeadLetter]]:
         ids = sorted({a.batch.vehicle_id for a in accepted})
-        known = {r[0] for r in conn.execute("SELECT vehicle_id FROM vehicles WHERE vehicle_id = ANY(%s)", (ids,))}
+        known = {
+            r[0] for r in conn.execute("SELECT vehicle_id FROM vehicles WHERE vehicle_id = ANY(%s)", (ids,))
+        }
         ok = [a for a in accepted if a.batch.vehicle_id in known]
         rejected = [
             dead_letter(a.envelope, "unknown_vehicle", "vehicle is not registered and the policy is reject")
@@ -111,7 +139,9 @@ class TelemetryStore:
         ]
         return ok, rejected
 
-    def _claim_new_batches(self, conn: psycopg.Connection, batches: list[TelemetryBatch]) -> list[TelemetryBatch]:
+    def _claim_new_batches(
+        self, conn: psycopg.Connection, batches: list[TelemetryBatch]
+    ) -> list[TelemetryBatch]:
         if not batches:
             return []
         rows = conn.execute(
@@ -136,7 +166,8 @@ class TelemetryStore:
             last_seen[b.vehicle_id] = max(last_seen.get(b.vehicle_id, 0), int(b.ts_ns[-1]))
         ids = sorted(last_seen)
         conn.execute(
-            "INSERT INTO vehicles (vehicle_id, last_seen_at) SELECT * FROM unnest(%s::text[], %s::timestamptz[]) "
+            "INSERT INTO vehicles (vehicle_id, last_seen_at) "
+            "SELECT * FROM unnest(%s::text[], %s::timestamptz[]) "
             "ON CONFLICT (vehicle_id) DO UPDATE SET last_seen_at = "
             "greatest(vehicles.last_seen_at, excluded.last_seen_at)",
             (ids, [_ts(last_seen[i]) for i in ids]),
@@ -158,7 +189,8 @@ class TelemetryStore:
             "INSERT INTO vehicle_latest (vehicle_id, ts, signals) "
             "SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::jsonb[]) "
             "ON CONFLICT (vehicle_id) DO UPDATE SET "
-            "signals = CASE WHEN excluded.ts >= vehicle_latest.ts THEN vehicle_latest.signals || excluded.signals "
+            "signals = CASE WHEN excluded.ts >= vehicle_latest.ts "
+            "THEN vehicle_latest.signals || excluded.signals "
             "ELSE excluded.signals || vehicle_latest.signals END, "
             "ts = greatest(vehicle_latest.ts, excluded.ts)",
             (ids, [_ts(latest[i][0]) for i in ids], [Jsonb(latest[i][1]) for i in ids]),

@@ -95,9 +95,7 @@ def _stored_mode(conn: psycopg.Connection) -> StorageMode | None:
 def _choose_mode(conn: psycopg.Connection, allow_timescale: bool) -> StorageMode:
     if not allow_timescale:
         return StorageMode.NATIVE
-    available = conn.execute(
-        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
-    ).fetchone()
+    available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
     if not available:
         return StorageMode.NATIVE
     try:

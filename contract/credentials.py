@@ -34,3 +34,12 @@ def check_vehicle_password(fleet_secret: str, vehicle_id: str, password: str) ->
 def new_secret() -> str:
     """A fresh random secret for embedded runs (never written to the repo or to logs)."""
     return secrets.token_urlsafe(32)
+
+
+def mosquitto_password_line(username: str, password: str, *, iterations: int = 101) -> str:
+    """One Mosquitto 2 password-file line (`$7$` = PBKDF2-SHA512), as `mosquitto_passwd` writes it."""
+    import base64
+
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return f"{username}:$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"

@@ -1,0 +1,119 @@
+"""Every SQL statement the API runs, as functions over a psycopg connection.
+
+Owns: queries and the plain records they return (table-shaped, not API-shaped). Visibility
+scoping is applied here, in SQL, so no route can forget it. Leaves response shapes to
+`api.schemas` and who may see what to `api.auth`. All functions raise psycopg.Error on failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleRecord:
+    vehicle_id: str
+    registered_at: datetime
+    last_seen_at: datetime | None
+    model: str | None
+    service_centre_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VehiclePage:
+    items: tuple[VehicleRecord, ...]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class LatestRecord:
+    """`ts` is None and `signals` empty when the vehicle exists but has sent nothing yet.
+    `signals` maps VSS path -> {"value": float, "ts": ISO 8601 string}."""
+
+    vehicle_id: str
+    ts: datetime | None
+    signals: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    name: str
+    role: str
+    service_centre_id: str | None
+
+
+def _scope(only_centre_id: str | None) -> tuple[sql.Composable, dict[str, Any]]:
+    """None means every vehicle (including unassigned ones); otherwise exactly that centre's."""
+    if only_centre_id is None:
+        return sql.SQL("TRUE"), {}
+    return sql.SQL("v.service_centre_id = %(centre)s"), {"centre": only_centre_id}
+
+
+def list_vehicles(
+    conn: psycopg.Connection, *, only_centre_id: str | None, limit: int, offset: int
+) -> VehiclePage:
+    """One page of vehicles ordered by id, with the total visible count."""
+    where, params = _scope(only_centre_id)
+    query = sql.SQL(
+        "SELECT v.vehicle_id, v.registered_at, v.last_seen_at, v.model, v.service_centre_id "
+        "FROM vehicles v WHERE {} ORDER BY v.vehicle_id LIMIT %(limit)s OFFSET %(offset)s"
+    ).format(where)
+    with conn.cursor(row_factory=class_row(VehicleRecord)) as cur:
+        items = tuple(cur.execute(query, {**params, "limit": limit, "offset": offset}).fetchall())
+    count = conn.execute(sql.SQL("SELECT count(*) FROM vehicles v WHERE {}").format(where), params).fetchone()
+    return VehiclePage(items=items, total=int(count[0]) if count else 0)
+
+
+def find_latest(
+    conn: psycopg.Connection, vehicle_id: str, *, only_centre_id: str | None
+) -> LatestRecord | None:
+    """The latest state of a visible vehicle; None if it does not exist or is not visible."""
+    where, params = _scope(only_centre_id)
+    query = sql.SQL(
+        "SELECT v.vehicle_id, l.ts, coalesce(l.signals, '{{}}'::jsonb) AS signals "
+        "FROM vehicles v LEFT JOIN vehicle_latest l USING (vehicle_id) "
+        "WHERE v.vehicle_id = %(vehicle_id)s AND {}"
+    ).format(where)
+    with conn.cursor(row_factory=class_row(LatestRecord)) as cur:
+        return cur.execute(query, {**params, "vehicle_id": vehicle_id}).fetchone()
+
+
+def read_storage_mode(conn: psycopg.Connection) -> str | None:
+    """The storage mode recorded by the migrations; None if the database is not migrated yet."""
+    if conn.execute("SELECT to_regclass('fleet_meta')").fetchone() == (None,):
+        return None
+    row = conn.execute("SELECT value FROM fleet_meta WHERE key = 'storage_mode'").fetchone()
+    return str(row[0]) if row else None
+
+
+def insert_token(
+    conn: psycopg.Connection, token_sha256: bytes, name: str, role: str, service_centre_id: str | None
+) -> None:
+    conn.execute(
+        "INSERT INTO api_tokens (token_sha256, name, role, service_centre_id) VALUES (%s, %s, %s, %s)",
+        (token_sha256, name, role, service_centre_id),
+    )
+
+
+def revoke_tokens(conn: psycopg.Connection, name: str) -> int:
+    """Revoke every active token called `name`; returns how many were revoked."""
+    cur = conn.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL", (name,)
+    )
+    return cur.rowcount
+
+
+def find_active_token(conn: psycopg.Connection, token_sha256: bytes) -> TokenRecord | None:
+    with conn.cursor(row_factory=class_row(TokenRecord)) as cur:
+        return cur.execute(
+            "SELECT name, role, service_centre_id FROM api_tokens "
+            "WHERE token_sha256 = %s AND revoked_at IS NULL",
+            (token_sha256,),
+        ).fetchone()

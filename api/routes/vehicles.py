@@ -1,0 +1,46 @@
+"""Vehicles as seen by a caller: the fleet list and each vehicle's latest state.
+
+Owns: HTTP parameters, status codes and the rule that a vehicle outside the caller's scope is
+indistinguishable from one that does not exist. Leaves SQL and scoping to `api.repository`, who the
+caller is to `api.auth`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from api import repository
+from api.auth import AnyRole
+from api.db import Conn
+from api.schemas import LatestOut, VehicleList, VehicleOut
+from contract.batch import VEHICLE_ID_PATTERN
+
+router = APIRouter(prefix="/vehicles", tags=["vehicles"])
+
+VehicleId = Annotated[str, Path(pattern=VEHICLE_ID_PATTERN.pattern, description="1-64 of [A-Za-z0-9_.-]")]
+
+
+@router.get("")
+def list_vehicles(
+    principal: AnyRole,
+    conn: Conn,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> VehicleList:
+    page = repository.list_vehicles(
+        conn, only_centre_id=principal.visible_centre_id, limit=limit, offset=offset
+    )
+    items = [VehicleOut.model_validate(v) for v in page.items]
+    return VehicleList(items=items, limit=limit, offset=offset, total=page.total)
+
+
+@router.get("/{vehicle_id}/latest", responses={404: {"description": "Unknown, not visible, or no data yet"}})
+def get_latest(vehicle_id: VehicleId, principal: AnyRole, conn: Conn) -> LatestOut:
+    record = repository.find_latest(conn, vehicle_id, only_centre_id=principal.visible_centre_id)
+    if record is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"vehicle {vehicle_id!r} not found")
+    if record.ts is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"vehicle {vehicle_id!r} has not sent any data yet")
+    return LatestOut.from_record(record)

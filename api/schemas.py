@@ -1,0 +1,65 @@
+"""The API's response shapes, kept apart from the table rows in `api.repository`.
+
+Owns: what clients see, including units taken from the signal catalogue so that every value is
+self-describing. Leaves storage shapes to the repository and the catalogue to `contract.signals`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.repository import LatestRecord
+from contract.signals import BY_PATH
+
+
+class VehicleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    vehicle_id: str
+    registered_at: datetime
+    last_seen_at: datetime | None
+    model: str | None
+    service_centre_id: str | None
+
+
+class VehicleList(BaseModel):
+    items: list[VehicleOut]
+    limit: int
+    offset: int
+    total: int = Field(description="How many vehicles this caller can see in all")
+
+
+class SignalValue(BaseModel):
+    value: float = Field(description="Booleans are 0.0 / 1.0")
+    unit: str | None = Field(description="Catalogue unit; null for a path outside this server's catalogue")
+    ts: datetime
+
+
+class LatestOut(BaseModel):
+    vehicle_id: str
+    ts: datetime
+    signals: dict[str, SignalValue] = Field(description="Keyed by COVESA VSS path")
+
+    @classmethod
+    def from_record(cls, record: LatestRecord) -> LatestOut:
+        """Raises ValueError if the record has no data yet (ts is None)."""
+        if record.ts is None:
+            raise ValueError(f"vehicle {record.vehicle_id!r} has no latest state")
+        signals = {
+            path: SignalValue(
+                value=sample["value"],
+                unit=BY_PATH[path].unit if path in BY_PATH else None,
+                ts=sample["ts"],
+            )
+            for path, sample in sorted(record.signals.items())
+        }
+        return cls(vehicle_id=record.vehicle_id, ts=record.ts, signals=signals)
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unavailable"]
+    storage_mode: str | None = Field(description="timescale | native; null if not migrated or unreachable")

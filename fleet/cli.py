@@ -1,0 +1,240 @@
+"""The `fleet` command line: one entry point for every fleetpulse process.
+
+Owns: reading settings once and handing plain values to library code. Commands that report take
+`--json`. Secrets are printed only by the commands whose job is to issue them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fleet.settings import FleetSettings, load_settings
+
+app = typer.Typer(
+    help="fleetpulse: connected-vehicle telematics backend.", no_args_is_help=True, add_completion=False
+)
+token_app = typer.Typer(help="Manage HTTP API bearer tokens.", no_args_is_help=True)
+creds_app = typer.Typer(help="Issue MQTT credentials for vehicles and brokers.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(creds_app, name="creds")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def _settings() -> FleetSettings:
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("amqtt", "transitions", "httpx", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return settings
+
+
+@app.command()
+def demo(
+    vehicles: Annotated[int, typer.Option(min=1, max=5000, help="Simulated vehicles.")] = 100,
+    duration: Annotated[float, typer.Option(min=1, help="Simulated seconds (real time).")] = 30.0,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulated fleet.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the whole pipeline (embedded servers unless FLEET_DATABASE_URL/FLEET_MQTT_URL are set)."""
+    from fleet.demo import run_demo, summary_dict
+
+    settings = _settings()
+    console = Console(stderr=True)
+    summary = run_demo(settings, vehicles=vehicles, duration_s=duration, seed=seed, console=console)
+    data = summary_dict(summary)
+    if as_json:
+        print(json.dumps(data))
+    else:
+        table = Table(title="fleetpulse demo", show_header=False)
+        for key, value in data.items():
+            table.add_row(key, str(value))
+        Console().print(table)
+    ok = summary.samples_stored == summary.samples_published > 0 and summary.dead_letters == 0
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def migrate(as_json: JsonOpt = False) -> None:
+    """Create or upgrade the database schema (idempotent)."""
+    import psycopg
+
+    from fleet.embedded import servers
+    from ingest import migrate as run_migrations
+
+    settings = _settings()
+    with servers(settings, start_broker=False) as srv, psycopg.connect(srv.database_url) as conn:
+        report = run_migrations(conn)
+    data = {"mode": report.mode.value, "applied": list(report.applied), "version": report.current_version}
+    print(
+        json.dumps(data)
+        if as_json
+        else f"schema version {data['version']} ({data['mode']}); applied {data['applied']}"
+    )
+
+
+@app.command()
+def ingest(
+    share_group: Annotated[
+        str | None, typer.Option(help="MQTT shared-subscription group ($share/...).")
+    ] = None,
+    metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port (0 = off).")] = 0,
+) -> None:
+    """Run the ingest service until interrupted."""
+    from prometheus_client import start_http_server
+
+    from fleet.embedded import servers
+    from ingest import IngestConfig, IngestService, TelemetryStore
+
+    settings = _settings()
+    if metrics_port:
+        start_http_server(metrics_port)
+    with servers(settings) as srv:
+        _migrate_quietly(srv.database_url)
+        store = TelemetryStore(srv.database_url, unknown_vehicles=settings.ingest_unknown_vehicles)
+        store.ensure_partitions()
+        config = IngestConfig(
+            settings.ingest_flush_interval_s, client_id=settings.ingest_client_id, share_group=share_group
+        )
+        service = IngestService(srv.ingest_endpoint, store, config)
+        _run_until_signal(service.run())
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address (default FLEET_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default FLEET_API_PORT).")] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs)."""
+    import uvicorn
+
+    from api import create_app
+    from fleet.embedded import servers
+
+    settings = _settings()
+    with servers(settings, start_broker=False) as srv:
+        _migrate_quietly(srv.database_url)
+        uvicorn.run(
+            create_app(srv.database_url), host=host or settings.api_host, port=port or settings.api_port
+        )
+
+
+@app.command()
+def up() -> None:
+    """Start the embedded PostgreSQL and broker and keep them running; prints how to reach them."""
+    from fleet.embedded import servers
+
+    settings = _settings()
+    with servers(settings) as srv:
+        _migrate_quietly(srv.database_url)
+        ep = srv.ingest_endpoint
+        console = Console(stderr=True)
+        console.print(f"PostgreSQL: {srv.database_url}")
+        console.print(f"MQTT broker: {ep.host}:{ep.port} (ingest user {ep.username})")
+        console.print("Passwords are random per start and are not printed. Ctrl-C stops.")
+        _run_until_signal(asyncio.Event().wait())
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="A name to find and revoke the token by.")],
+    role: Annotated[str, typer.Option(help="admin or service_centre.")] = "admin",
+    centre: Annotated[str | None, typer.Option(help="Service centre id (role service_centre).")] = None,
+) -> None:
+    """Create an API token and print it once (it is stored only as a hash)."""
+    import psycopg
+
+    from api.auth import create_token
+    from fleet.embedded import servers
+
+    settings = _settings()
+    with servers(settings, start_broker=False) as srv:
+        _migrate_quietly(srv.database_url)
+        with psycopg.connect(srv.database_url) as conn:
+            print(create_token(conn, name, role, centre))
+
+
+@token_app.command("revoke")
+def token_revoke(name: Annotated[str, typer.Argument(help="Name of the token to revoke.")]) -> None:
+    """Revoke an API token by name."""
+    import psycopg
+
+    from api.auth import revoke_token
+    from fleet.embedded import servers
+
+    settings = _settings()
+    with servers(settings, start_broker=False) as srv, psycopg.connect(srv.database_url) as conn:
+        revoke_token(conn, name)
+
+
+@creds_app.command("vehicle")
+def creds_vehicle(vehicle_id: Annotated[str, typer.Argument(help="Vehicle id (the MQTT username).")]) -> None:
+    """Print the MQTT password of a vehicle, derived from FLEET_VEHICLE_SECRET."""
+    from contract.credentials import vehicle_password
+
+    secret = _settings().vehicle_secret
+    if secret is None:
+        raise typer.BadParameter("set FLEET_VEHICLE_SECRET first")
+    print(vehicle_password(secret.get_secret_value(), vehicle_id))
+
+
+@creds_app.command("mosquitto-passwd")
+def creds_mosquitto(
+    vehicle_ids: Annotated[list[str], typer.Argument(help="Vehicles to include.")],
+    service: Annotated[list[str], typer.Option(help="Service account as user:password (repeatable).")] = [],  # noqa: B006
+) -> None:
+    """Print Mosquitto password-file lines for service accounts and vehicles (derived passwords)."""
+    from contract.credentials import mosquitto_password_line, vehicle_password
+
+    secret = _settings().vehicle_secret
+    if vehicle_ids and secret is None:
+        raise typer.BadParameter("set FLEET_VEHICLE_SECRET to derive vehicle passwords")
+    for entry in service:
+        user, _, password = entry.partition(":")
+        if not user or not password:
+            raise typer.BadParameter(f"--service wants user:password, got {entry!r}")
+        print(mosquitto_password_line(user, password))
+    for vid in vehicle_ids:
+        assert secret is not None
+        print(mosquitto_password_line(vid, vehicle_password(secret.get_secret_value(), vid)))
+
+
+def _migrate_quietly(database_url: str) -> None:
+    import psycopg
+
+    from ingest import migrate as run_migrations
+
+    with psycopg.connect(database_url) as conn:
+        run_migrations(conn)
+
+
+def _run_until_signal(coro) -> None:  # noqa: ANN001
+    async def main() -> None:
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    time.sleep(0)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,25 @@
+"""Ingest: MQTT telemetry batches -> triage (decode, checks) -> PostgreSQL by binary COPY.
+
+Dead letters keep every rejected payload with its reason; (vehicle, seq) makes storage idempotent.
+"""
+
+from ingest.pipeline import DeadLetter, Envelope, Triage, triage
+from ingest.schema import MigrationReport, StorageMode, migrate
+from ingest.service import IngestConfig, IngestService, IngestTotals
+from ingest.store import StorageUnavailable, TelemetryStore, WriteResult
+
+__all__ = [
+    "DeadLetter",
+    "Envelope",
+    "IngestConfig",
+    "IngestService",
+    "IngestTotals",
+    "MigrationReport",
+    "StorageMode",
+    "StorageUnavailable",
+    "TelemetryStore",
+    "Triage",
+    "WriteResult",
+    "migrate",
+    "triage",
+]

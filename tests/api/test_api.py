@@ -1,0 +1,287 @@
+"""The HTTP API against a real PostgreSQL: auth, scoping, validation and the OpenAPI document."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import pkgutil
+from collections.abc import Iterator
+from typing import Annotated
+
+import psycopg
+import pytest
+from fastapi import Depends
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from psycopg.types.json import Jsonb
+
+from api import create_app, routes
+from api.auth import Principal, Role, RoleGuard, create_token, require_role, revoke_token
+
+TS = "2025-03-01T10:00:00+00:00"
+SPEED = "Vehicle.Speed"
+TYRE_FL = "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure"
+VEHICLES = [  # vehicle_id, model, service_centre_id
+    ("VIN-N1", "Model N", "sc-north"),
+    ("VIN-N2", "Model N", "sc-north"),
+    ("VIN-N3", None, "sc-north"),  # registered, no data yet
+    ("VIN-S1", "Model S", "sc-south"),
+    ("VIN-U1", None, None),  # not assigned to any centre
+]
+LATEST = {
+    "VIN-N1": {
+        SPEED: {"value": 42.5, "ts": TS},
+        TYRE_FL: {"value": 231.0, "ts": "2025-03-01T09:59:58+00:00"},
+    },
+    "VIN-N2": {SPEED: {"value": 0.0, "ts": TS}},
+    "VIN-S1": {SPEED: {"value": 88.0, "ts": TS}, "Vehicle.Future.Signal": {"value": 1.0, "ts": TS}},
+}
+UNREACHABLE_URL = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=1"
+
+
+@pytest.fixture(scope="module")
+def seeded_url(database_url: str) -> str:
+    with psycopg.connect(database_url) as conn:
+        conn.execute("TRUNCATE vehicles, api_tokens CASCADE")
+        for vehicle_id, model, centre in VEHICLES:
+            conn.execute(
+                "INSERT INTO vehicles (vehicle_id, last_seen_at, model, service_centre_id) "
+                "VALUES (%s, %s, %s, %s)",
+                (vehicle_id, TS if vehicle_id in LATEST else None, model, centre),
+            )
+        for vehicle_id, signals in LATEST.items():
+            conn.execute(
+                "INSERT INTO vehicle_latest (vehicle_id, ts, signals) VALUES (%s, %s, %s)",
+                (vehicle_id, TS, Jsonb(signals)),
+            )
+    return database_url
+
+
+@pytest.fixture(scope="module")
+def tokens(seeded_url: str) -> dict[str, str]:
+    with psycopg.connect(seeded_url) as conn:
+        return {
+            "admin": create_token(conn, "ops", Role.ADMIN),
+            "north": create_token(conn, "north-desk", Role.SERVICE_CENTRE, "sc-north"),
+            "south": create_token(conn, "south-desk", "service_centre", "sc-south"),
+        }
+
+
+@pytest.fixture(scope="module")
+def client(seeded_url: str) -> Iterator[TestClient]:
+    with TestClient(create_app(seeded_url)) as c:
+        yield c
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.postgres
+def test_health_reports_database_and_storage_mode(client: TestClient) -> None:
+    r = client.get("/health")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "database": "ok", "storage_mode": "native"}
+
+
+def test_health_is_503_when_database_unreachable() -> None:
+    with TestClient(create_app(UNREACHABLE_URL, db_timeout_s=0.3)) as c:
+        r = c.get("/health")
+    assert r.status_code == 503
+    assert r.json() == {"status": "degraded", "database": "unavailable", "storage_mode": None}
+
+
+def test_other_routes_are_503_when_database_unreachable() -> None:
+    with TestClient(create_app(UNREACHABLE_URL, db_timeout_s=0.3)) as c:
+        r = c.get("/vehicles", headers=bearer("whatever"))
+    assert r.status_code == 503
+    assert r.json() == {"detail": "database unavailable"}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("path", ["/vehicles", "/vehicles/VIN-N1/latest"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        bearer("not-a-real-token"),
+        {"Authorization": "Basic b3BzOnNlY3JldA=="},
+        {"Authorization": "Bearer"},
+    ],
+    ids=["missing", "unknown", "basic-scheme", "empty"],
+)
+def test_requests_without_a_valid_token_are_401(
+    client: TestClient, tokens: dict[str, str], path: str, headers: dict[str, str]
+) -> None:
+    r = client.get(path, headers=headers)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.postgres
+def test_revoked_token_is_401(client: TestClient, seeded_url: str) -> None:
+    with psycopg.connect(seeded_url) as conn:
+        token = create_token(conn, "temp", Role.ADMIN)
+    assert client.get("/vehicles", headers=bearer(token)).status_code == 200
+    with psycopg.connect(seeded_url) as conn:
+        assert revoke_token(conn, "temp") == 1
+        assert revoke_token(conn, "temp") == 0
+    r = client.get("/vehicles", headers=bearer(token))
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.postgres
+def test_tokens_are_stored_only_as_sha256(seeded_url: str) -> None:
+    with psycopg.connect(seeded_url) as conn:
+        token = create_token(conn, "hash-check", Role.SERVICE_CENTRE, "sc-east")
+        rows = conn.execute("SELECT * FROM api_tokens WHERE name = 'hash-check'").fetchall()
+        revoke_token(conn, "hash-check")
+    assert len(token) >= 43
+    assert len(rows) == 1
+    assert bytes(rows[0][0]) == hashlib.sha256(token.encode()).digest()
+    assert not any(token in str(col) for col in rows[0])
+
+
+def test_create_token_rejects_a_role_centre_mismatch() -> None:
+    # Validation happens before any SQL, so no connection is needed.
+    with pytest.raises(ValueError):
+        create_token(None, "x", Role.SERVICE_CENTRE)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        create_token(None, "x", Role.ADMIN, "sc-north")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        create_token(None, "x", "superuser")  # type: ignore[arg-type]
+
+
+@pytest.mark.postgres
+def test_admin_sees_every_vehicle(client: TestClient, tokens: dict[str, str]) -> None:
+    r = client.get("/vehicles", headers=bearer(tokens["admin"]))
+    assert r.status_code == 200
+    body = r.json()
+    assert [v["vehicle_id"] for v in body["items"]] == sorted(v[0] for v in VEHICLES)
+    assert (body["total"], body["limit"], body["offset"]) == (len(VEHICLES), 100, 0)
+    n1 = next(v for v in body["items"] if v["vehicle_id"] == "VIN-N1")
+    assert n1["model"] == "Model N" and n1["service_centre_id"] == "sc-north" and n1["last_seen_at"]
+
+
+@pytest.mark.postgres
+def test_vehicle_list_pages(client: TestClient, tokens: dict[str, str]) -> None:
+    r = client.get("/vehicles", params={"limit": 2, "offset": 1}, headers=bearer(tokens["admin"]))
+    body = r.json()
+    assert [v["vehicle_id"] for v in body["items"]] == ["VIN-N2", "VIN-N3"]
+    assert (body["total"], body["limit"], body["offset"]) == (5, 2, 1)
+    r = client.get("/vehicles", params={"offset": 50}, headers=bearer(tokens["admin"]))
+    assert r.json()["items"] == [] and r.json()["total"] == 5
+
+
+@pytest.mark.postgres
+def test_service_centre_sees_only_its_own_vehicles(client: TestClient, tokens: dict[str, str]) -> None:
+    north = client.get("/vehicles", headers=bearer(tokens["north"])).json()
+    assert [v["vehicle_id"] for v in north["items"]] == ["VIN-N1", "VIN-N2", "VIN-N3"]
+    assert north["total"] == 3
+    south = client.get("/vehicles", headers=bearer(tokens["south"])).json()
+    assert [v["vehicle_id"] for v in south["items"]] == ["VIN-S1"]
+
+
+@pytest.mark.postgres
+def test_other_centres_vehicle_looks_like_a_missing_one(client: TestClient, tokens: dict[str, str]) -> None:
+    hidden = client.get("/vehicles/VIN-S1/latest", headers=bearer(tokens["north"]))
+    unassigned = client.get("/vehicles/VIN-U1/latest", headers=bearer(tokens["north"]))
+    missing = client.get("/vehicles/VIN-NOPE/latest", headers=bearer(tokens["north"]))
+    assert hidden.status_code == unassigned.status_code == missing.status_code == 404
+    assert hidden.json()["detail"] == "vehicle 'VIN-S1' not found"
+    assert missing.json()["detail"] == "vehicle 'VIN-NOPE' not found"
+    assert client.get("/vehicles/VIN-S1/latest", headers=bearer(tokens["admin"])).status_code == 200
+
+
+@pytest.mark.postgres
+def test_latest_returns_values_with_units(client: TestClient, tokens: dict[str, str]) -> None:
+    r = client.get("/vehicles/VIN-N1/latest", headers=bearer(tokens["north"]))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["vehicle_id"] == "VIN-N1"
+    assert body["ts"] == "2025-03-01T10:00:00Z"
+    assert body["signals"] == {
+        SPEED: {"value": 42.5, "unit": "km/h", "ts": "2025-03-01T10:00:00Z"},
+        TYRE_FL: {"value": 231.0, "unit": "kPa", "ts": "2025-03-01T09:59:58Z"},
+    }
+
+
+@pytest.mark.postgres
+def test_latest_keeps_signals_outside_the_catalogue_without_a_unit(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    signals = client.get("/vehicles/VIN-S1/latest", headers=bearer(tokens["south"])).json()["signals"]
+    assert signals[SPEED]["unit"] == "km/h"
+    assert signals["Vehicle.Future.Signal"]["unit"] is None
+
+
+@pytest.mark.postgres
+def test_latest_of_a_vehicle_without_data_is_404(client: TestClient, tokens: dict[str, str]) -> None:
+    r = client.get("/vehicles/VIN-N3/latest", headers=bearer(tokens["north"]))
+    assert r.status_code == 404
+    assert r.json()["detail"] == "vehicle 'VIN-N3' has not sent any data yet"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("vehicle_id", ["bad%20id", "semi;colon", "x" * 65, "%C3%A9t%C3%A9"])
+def test_invalid_vehicle_id_is_422(client: TestClient, tokens: dict[str, str], vehicle_id: str) -> None:
+    r = client.get(f"/vehicles/{vehicle_id}/latest", headers=bearer(tokens["admin"]))
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["path", "vehicle_id"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"limit": "ten"}, {"offset": -1}], ids=str)
+def test_invalid_paging_is_422(client: TestClient, tokens: dict[str, str], params: dict) -> None:
+    r = client.get("/vehicles", params=params, headers=bearer(tokens["admin"]))
+    assert r.status_code == 422
+
+
+@pytest.mark.postgres
+def test_role_guard_forbids_other_roles(seeded_url: str, tokens: dict[str, str]) -> None:
+    app = create_app(seeded_url)
+
+    @app.get("/admin-probe")
+    def probe(principal: Annotated[Principal, Depends(require_role(Role.ADMIN))]) -> dict[str, str]:
+        return {"name": principal.name}
+
+    with TestClient(app) as c:
+        assert c.get("/admin-probe", headers=bearer(tokens["north"])).status_code == 403
+        assert c.get("/admin-probe", headers=bearer(tokens["admin"])).json() == {"name": "ops"}
+
+
+def test_every_route_but_health_declares_a_role() -> None:
+    def guards(dependant: Dependant) -> list[RoleGuard]:
+        found = [d.call for d in dependant.dependencies if isinstance(d.call, RoleGuard)]
+        return found + [g for d in dependant.dependencies for g in guards(d)]
+
+    modules = [importlib.import_module(f"api.routes.{m.name}") for m in pkgutil.iter_modules(routes.__path__)]
+    found = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
+    assert {r.path for r in found} == {"/health", "/vehicles", "/vehicles/{vehicle_id}/latest"}
+    for route in found:
+        assert bool(guards(route.dependant)) == (route.path != "/health"), route.path
+
+
+@pytest.mark.postgres
+def test_every_documented_route_but_health_needs_a_token(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in paths:
+        r = client.get(path.replace("{vehicle_id}", "VIN-N1"))
+        assert r.status_code == (200 if path == "/health" else 401), path
+
+
+def test_missing_token_is_401_before_touching_the_database() -> None:
+    with TestClient(create_app(UNREACHABLE_URL, db_timeout_s=0.3)) as c:
+        r = c.get("/vehicles")
+    assert r.status_code == 401
+
+
+@pytest.mark.postgres
+def test_openapi_and_docs_are_served(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert spec["info"] == {"title": "fleetpulse API", "version": "0.1.0"}
+    assert set(spec["paths"]) == {"/health", "/vehicles", "/vehicles/{vehicle_id}/latest"}
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert client.get("/docs").status_code == 200

