@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-VEHICLE_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+VEHICLE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # anchored: the API reuses it
 
 
 def is_valid_vehicle_id(vehicle_id: str) -> bool:
