@@ -66,8 +66,9 @@ def migrate(conn: psycopg.Connection, *, allow_timescale: bool = True) -> Migrat
         current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
         return MigrationReport(mode, tuple(applied), int(current[0]) if current else 0)
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
-        conn.autocommit = False
+        if not conn.closed:  # a lost session already released its advisory lock
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            conn.autocommit = False
 
 
 def _apply(conn: psycopg.Connection, version: int, name: str, mode: StorageMode) -> None:
@@ -100,8 +101,16 @@ def _choose_mode(conn: psycopg.Connection, allow_timescale: bool) -> StorageMode
         return StorageMode.NATIVE
     try:
         conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    except psycopg.Error:
-        # Listed but not loadable (e.g. not in shared_preload_libraries): fall back to native.
+    except psycopg.Error as exc:
+        if conn.closed:
+            # TimescaleDB refuses to load without shared_preload_libraries with a FATAL, which ends
+            # the session: there is no connection left to fall back to native mode on.
+            raise psycopg.OperationalError(
+                "the server closed the connection on CREATE EXTENSION timescaledb (usually: the "
+                "extension is installed but not in shared_preload_libraries). Preload it and restart "
+                f"PostgreSQL, or migrate with allow_timescale=False. Server said: {exc}"
+            ) from exc
+        # Listed but not usable (e.g. insufficient privilege): fall back to native.
         return StorageMode.NATIVE
     return StorageMode.TIMESCALE
 
