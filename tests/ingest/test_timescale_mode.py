@@ -3,12 +3,14 @@ TimescaleDB 2.23) served over the wire protocol by tests/pglite/server.mjs.
 
 That server serves one connection at a time and crashes on `COPY ... FROM STDIN`, so this module
 uses a single connection and loads rows with INSERT. It needs Node.js and `npm ci --prefix
-tests/pglite` (.ci/run does it); without them the module is skipped.
+tests/pglite` (.ci/run does it); without them the module is skipped, or fails when
+FLEET_TEST_REQUIRE_PGLITE=1 (so CI cannot lose these tests silently).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import subprocess
 import threading
@@ -55,11 +57,12 @@ def _wait_ready(proc: subprocess.Popen[str], timeout_s: float) -> str:
 @pytest.fixture(scope="module")
 def tsdb() -> Iterator[psycopg.Connection]:
     """The one connection to a fresh, in-memory PGlite+TimescaleDB server."""
+    unavailable = pytest.fail if os.environ.get("FLEET_TEST_REQUIRE_PGLITE") == "1" else pytest.skip
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed: the TimescaleDB tests run PGlite under Node.js")
+        unavailable("node is not installed: the TimescaleDB tests run PGlite under Node.js")
     if not (PGLITE_DIR / "node_modules" / "@unni-craftsman" / "pglite").is_dir():
-        pytest.skip("tests/pglite/node_modules is missing: run `npm ci --prefix tests/pglite` (.ci/run does)")
+        unavailable("tests/pglite/node_modules is missing: run `npm ci --prefix tests/pglite`")
     port = free_port()
     proc = subprocess.Popen(
         [node, str(PGLITE_DIR / "server.mjs"), str(port)],
