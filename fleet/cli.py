@@ -26,8 +26,11 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="Manage HTTP API bearer tokens.", no_args_is_help=True)
 creds_app = typer.Typer(help="Issue MQTT credentials for vehicles and brokers.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks; each reports with --json and is recorded in docs/benchmarks.md.",
+                        no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(creds_app, name="creds")
+app.add_typer(bench_app, name="bench")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
@@ -235,6 +238,15 @@ def _run_until_signal(coro) -> None:  # noqa: ANN001
     asyncio.run(main())
     time.sleep(0)
 
+
+def _register_areas() -> None:
+    from fleet import cli_agent, cli_ingest_scale, cli_simulate
+
+    for area in (cli_simulate, cli_ingest_scale, cli_agent):
+        area.register(app, bench_app)
+
+
+_register_areas()
 
 if __name__ == "__main__":
     app()
