@@ -26,8 +26,9 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="Manage HTTP API bearer tokens.", no_args_is_help=True)
 creds_app = typer.Typer(help="Issue MQTT credentials for vehicles and brokers.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks; each reports with --json and is recorded in docs/benchmarks.md.",
-                        no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks; each reports with --json and is recorded in docs/benchmarks.md.", no_args_is_help=True
+)
 app.add_typer(token_app, name="token")
 app.add_typer(creds_app, name="creds")
 app.add_typer(bench_app, name="bench")
@@ -139,18 +140,42 @@ def api(
 
 @app.command()
 def up() -> None:
-    """Start the embedded PostgreSQL and broker and keep them running; prints how to reach them."""
+    """Start the embedded PostgreSQL and broker and keep them running until Ctrl-C.
+
+    Writes their URLs and the random credentials of this start to <data dir>/embedded.env (mode
+    0600, never printed), so that other `fleet` commands can use them: `set -a; . that-file; set +a`."""
+    from urllib.parse import quote
+
     from fleet.embedded import servers
 
     settings = _settings()
     with servers(settings) as srv:
         _migrate_quietly(srv.database_url)
-        ep = srv.ingest_endpoint
+        env_file = settings.data_dir / "embedded.env"
+        lines = [f"FLEET_DATABASE_URL={srv.database_url}"]
+        for var, ep in (
+            ("FLEET_MQTT_URL", srv.ingest_endpoint),
+            ("FLEET_SIMULATOR_MQTT_URL", srv.simulator_endpoint),
+        ):
+            if ep is not None:
+                user, password = quote(ep.username or "", safe=""), quote(ep.password or "", safe="")
+                lines.append(f"{var}=mqtt://{user}:{password}@{ep.host}:{ep.port}")
+        if srv.fleet_secret:
+            lines.append(f"FLEET_VEHICLE_SECRET={srv.fleet_secret}")
+        env_file.parent.mkdir(parents=True, exist_ok=True)
+        env_file.touch(mode=0o600)
+        env_file.chmod(0o600)
+        env_file.write_text("\n".join(lines) + "\n")
         console = Console(stderr=True)
-        console.print(f"PostgreSQL: {srv.database_url}")
-        console.print(f"MQTT broker: {ep.host}:{ep.port} (ingest user {ep.username})")
-        console.print("Passwords are random per start and are not printed. Ctrl-C stops.")
-        _run_until_signal(asyncio.Event().wait())
+        console.print(
+            f"PostgreSQL at {srv.database_url}; MQTT broker on {srv.ingest_endpoint.host}:"
+            f"{srv.ingest_endpoint.port}"
+        )
+        console.print(f"URLs and credentials of this start: {env_file} (mode 0600). Ctrl-C stops.")
+        try:
+            _run_until_signal(asyncio.Event().wait())
+        finally:
+            env_file.unlink(missing_ok=True)
 
 
 @token_app.command("create")
