@@ -2,6 +2,9 @@
 
 Owns: the columnar buffer between a source and the publisher. One batcher serves a single in-car
 agent (one vehicle) or the simulator (many vehicles sampled together at the same instants).
+`cut` works on one (vehicles, signals, steps) array, so finding which vehicle sampled which
+signal when is a handful of numpy calls for the whole fleet; only building the batch objects
+themselves is per vehicle.
 """
 
 from __future__ import annotations
@@ -16,11 +19,24 @@ from edge_agent.sequence import SequenceCounter
 
 
 class FleetBatcher:
-    """Collects steps of shape (n_vehicles,) per signal; `cut` returns one batch per vehicle."""
+    """Collects steps of shape (n_vehicles,) per signal; `cut` returns one batch per vehicle.
 
-    def __init__(self, vehicle_ids: Sequence[str], sequence: SequenceCounter) -> None:
+    `clock_offsets_ns` (optional, int64 per vehicle) is added to every timestamp of that vehicle's
+    batches: a vehicle whose clock is off stamps its samples with its own clock."""
+
+    def __init__(
+        self,
+        vehicle_ids: Sequence[str],
+        sequence: SequenceCounter,
+        *,
+        clock_offsets_ns: np.ndarray | None = None,
+    ) -> None:
         self.vehicle_ids = list(vehicle_ids)
         self._sequence = sequence
+        n = len(self.vehicle_ids)
+        if clock_offsets_ns is not None and np.shape(clock_offsets_ns) != (n,):
+            raise ValueError(f"clock_offsets_ns must have shape ({n},)")
+        self._offsets = None if clock_offsets_ns is None else np.asarray(clock_offsets_ns, dtype=np.int64)
         self._ts: list[int] = []
         self._steps: dict[str, list[np.ndarray]] = {}
 
@@ -37,9 +53,10 @@ class FleetBatcher:
             BY_PATH[path]  # noqa: B018 - validates the name
             if np.shape(column) != (n,):
                 raise ValueError(f"{path}: expected shape ({n},), got {np.shape(column)}")
-            self._steps.setdefault(path, [np.full(n, np.nan)] * len(self._ts)).append(
-                np.asarray(column, dtype=np.float64)
-            )
+            steps = self._steps.get(path)
+            if steps is None:
+                steps = self._steps[path] = [np.full(n, np.nan)] * len(self._ts)
+            steps.append(np.asarray(column, dtype=np.float64))
         for path, steps in self._steps.items():
             if path not in values:
                 steps.append(np.full(n, np.nan))
@@ -50,22 +67,38 @@ class FleetBatcher:
         if not self._ts:
             return []
         ts = np.array(self._ts, dtype=np.int64)
-        matrices = {path: np.stack(steps) for path, steps in self._steps.items()}  # (steps, vehicles)
+        paths = list(self._steps)
+        n_vehicles, n_steps = len(self.vehicle_ids), ts.shape[0]
+        cube = np.empty((n_vehicles, len(paths), n_steps))  # each vehicle's columns are contiguous
+        for s, path in enumerate(paths):
+            cube[:, s, :] = np.stack(self._steps[path], axis=1)
         self._ts, self._steps = [], {}
+        present: np.ndarray = np.asarray(~np.isnan(cube))
+        has_column: np.ndarray = np.any(present, axis=2)  # (vehicles, signals)
+        has_row: np.ndarray = np.any(present, axis=1)  # (vehicles, steps)
+        all_rows: np.ndarray = np.all(has_row, axis=1)
+        senders = np.flatnonzero(np.any(has_column, axis=1))
+        seqs = self._sequence_block(senders.size)
+        keys = np.packbits(has_column, axis=1)
+        pattern_paths: dict[bytes, list[tuple[int, str]]] = {}
         batches = []
-        for v, vehicle_id in enumerate(self.vehicle_ids):
-            columns = {path: m[:, v] for path, m in matrices.items() if not np.isnan(m[:, v]).all()}
-            if not columns:
-                continue
-            rows = np.zeros(ts.shape[0], dtype=bool)
-            for col in columns.values():
-                rows |= ~np.isnan(col)
+        for k, v in enumerate(senders.tolist()):
+            key = keys[v].tobytes()
+            cols = pattern_paths.get(key)
+            if cols is None:
+                cols = pattern_paths[key] = [(s, paths[s]) for s in np.flatnonzero(has_column[v]).tolist()]
+            vts = ts if self._offsets is None else ts + self._offsets[v]
+            rows = cube[v]
+            if all_rows[v]:
+                columns = {path: rows[s] for s, path in cols}
+            else:
+                keep = has_row[v]
+                vts = vts[keep]
+                columns = {path: rows[s, keep] for s, path in cols}
             batches.append(
-                TelemetryBatch(
-                    vehicle_id=vehicle_id,
-                    seq=self._sequence.next(),
-                    ts_ns=ts[rows],
-                    columns={path: col[rows] for path, col in columns.items()},
-                )
+                TelemetryBatch(vehicle_id=self.vehicle_ids[v], seq=seqs[k], ts_ns=vts, columns=columns)
             )
         return batches
+
+    def _sequence_block(self, count: int) -> list[int]:
+        return [self._sequence.next() for _ in range(count)]

@@ -1,10 +1,392 @@
-"""`fleet` commands of one area, registered by `fleet.cli`. Kept apart so that each area's
-commands live next to nothing else's."""
+"""`fleet simulate` and `fleet bench simulator`: the fleet simulator's commands.
+
+Owns: orchestration only. With no FLEET_* server URLs, `simulate` starts the embedded PostgreSQL
+(persistent, in FLEET_DATA_DIR, so the data can be explored afterwards with `fleet api`) and the
+embedded broker, runs ingest in this process, drives the simulated fleet through the real agent
+publishing path, waits until every published batch is stored, and writes the report. With
+`--no-ingest` it only publishes (to FLEET_MQTT_URL's broker, else a private Mosquitto, else
+amqtt). The simulation, ground truth and pictures live in `simulators`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+from xml.etree import ElementTree
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+LEDGER_SQL = (
+    "SELECT coalesce(sum(n_samples), 0), count(*) FROM ingest_batches "
+    "WHERE vehicle_id = ANY(%s) AND received_at >= to_timestamp(%s)"
+)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this area's commands to the root app and its benchmarks to `fleet bench`."""
+    app.command("simulate")(simulate)
+    bench_app.command("simulator")(bench_simulator)
+
+
+def simulate(
+    scenario_file: Annotated[
+        Path | None, typer.Argument(help="Scenario TOML file (default: the shipped 'city' scenario).")
+    ] = None,
+    scenario: Annotated[str | None, typer.Option(help="A shipped scenario by name: city, smoke.")] = None,
+    vehicles: Annotated[int | None, typer.Option(min=1, max=200_000, help="Override: vehicles.")] = None,
+    duration: Annotated[float | None, typer.Option(min=1, help="Override: simulated seconds.")] = None,
+    speedup: Annotated[
+        float | None,
+        typer.Option(min=0.01, help="Override: times faster than real time (0 < x; inf = flat out)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Override: random seed (same seed, same data).")] = None,
+    start: Annotated[
+        float | None,
+        typer.Option(
+            help="Simulated start, Unix seconds (default: no sample is stamped ahead of the wall clock)."
+        ),
+    ] = None,
+    osm: Annotated[Path | None, typer.Option(help="Drive on this OpenStreetMap .osm XML file.")] = None,
+    report_dir: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("fleet-report"),
+    no_ingest: Annotated[
+        bool, typer.Option("--no-ingest", help="Only publish; start no database/ingest.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulate a fleet with faults and hazards through the real pipeline; write ground truth and a report."""
+    from fleet.cli import _settings
+    from simulators.scenario import builtin_scenario_path, load_scenario
+
+    settings = _settings()
+    console = Console(stderr=True)
+    path = scenario_file or builtin_scenario_path(scenario or "city")
+    try:
+        sc = load_scenario(path)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"cannot read scenario {path}: {exc}") from None
+    sc = sc.with_overrides(
+        vehicles=vehicles, duration_s=duration, speedup=speedup, seed=seed, start_unix_s=start
+    )
+    try:
+        sim = build_simulation(sc, osm)
+    except (OSError, ValueError, ElementTree.ParseError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    summary = run_simulation(settings, sim, report_dir=report_dir, ingest=not no_ingest, console=console)
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        table = Table(title=f"fleetpulse simulate: {sc.name}", show_header=False)
+        for key, value in summary.items():
+            table.add_row(key, str(value))
+        Console().print(table)
+    ok = summary["samples_published"] > 0 and summary["dead_letters"] == 0
+    if not no_ingest:
+        ok = ok and summary["samples_stored"] == summary["samples_published_unique"]
+    raise typer.Exit(0 if ok else 1)
+
+
+def build_simulation(sc: Any, osm: Path | None) -> Any:
+    """The fleet on the scenario's generated city or on an OSM file. Raises OSError, ValueError
+    (e.g. more hazards or faulty vehicles than the map or fleet can hold) or an XML ParseError."""
+    from simulators.engine import FleetSimulation
+    from simulators.osm import load_osm
+    from simulators.roads import city_grid
+
+    city = sc.city
+    network = (
+        load_osm(osm)
+        if osm
+        else city_grid(city.origin_lat_deg, city.origin_lon_deg, blocks=city.blocks, block_m=city.block_m)
+    )
+    start_unix_s = sc.start_unix_s if sc.start_unix_s is not None else default_start_unix_s(sc, time.time())
+    return FleetSimulation(sc, network, start_unix_s)
+
+
+def default_start_unix_s(sc: Any, now_unix_s: float) -> float:
+    """Start so that no sample is ever stamped ahead of the wall clock (ingest refuses batches from
+    the future): at speedup s the sample of simulated second t goes out at about now + t/s, so
+    starting at now - duration * (1 - 1/s) keeps every stamp at or before its sending time, and
+    the run's last sample is stamped with the real end time."""
+    lead = 1.0 - 1.0 / sc.speedup if sc.speedup > 1 else 0.0
+    return float(int(now_unix_s - sc.duration_s * lead))
+
+
+def run_simulation(
+    settings: Any, sim: Any, *, report_dir: Path, ingest: bool, console: Console
+) -> dict[str, Any]:
+    """Publish the fleet (through ingest into PostgreSQL unless `ingest` is False), then write the
+    ground truth and the report. Raises RuntimeError when a server fails to start."""
+    from simulators.ground_truth import write_ground_truth
+
+    truth_path = write_ground_truth(sim, report_dir / "ground_truth.json")
+    console.log(
+        f"{sim.n_vehicles} vehicles, {len(sim.faults.records)} faults, {len(sim.hazards.records)} hazards;"
+        f" ground truth in {truth_path}"
+    )
+    run_start = time.time()
+    with contextlib.ExitStack() as stack:
+        if ingest:
+            result = _run_with_ingest(settings, sim, stack, console, run_start)
+        else:
+            result = _run_publish_only(settings, sim, stack, console)
+    return _finish(sim, result, report_dir, truth_path, console)
+
+
+def _run_with_ingest(
+    settings: Any, sim: Any, stack: contextlib.ExitStack, console: Console, run_start: float
+) -> dict[str, Any]:
+    import psycopg
+
+    from fleet.embedded import servers
+    from ingest import IngestConfig, IngestService, TelemetryStore, migrate
+
+    srv = stack.enter_context(servers(settings))
+    with psycopg.connect(srv.database_url) as conn:
+        migrate(conn)
+    console.log("servers up: " + ("embedded" if not settings.database_url else "external") + " PostgreSQL")
+
+    async def main() -> dict[str, Any]:
+        store = TelemetryStore(srv.database_url, unknown_vehicles=settings.ingest_unknown_vehicles)
+        await asyncio.to_thread(store.ensure_partitions)
+        service = IngestService(
+            srv.ingest_endpoint,
+            store,
+            IngestConfig(
+                settings.ingest_flush_interval_s, client_id=f"fleet-simulate-ingest-{time.time_ns()}"
+            ),
+        )
+        task = asyncio.create_task(service.run())
+        try:
+            await asyncio.wait_for(service.subscribed.wait(), 30)
+            result = await asyncio.to_thread(
+                _publish, sim, srv.simulator_endpoint, srv.ingest_endpoint, srv.fleet_secret, console
+            )
+            expected = result["samples_published"] - result["duplicate_samples"]
+            stored, batches = await _wait_ledger(srv.database_url, sim.vehicle_ids, run_start, expected)
+            result.update(
+                samples_stored=stored,
+                batches_stored=batches,
+                dead_letters=await asyncio.to_thread(_dead_letters, srv.database_url, run_start),
+            )
+            return result
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            store.close()
+
+    return asyncio.run(main())
+
+
+def _run_publish_only(
+    settings: Any, sim: Any, stack: contextlib.ExitStack, console: Console
+) -> dict[str, Any]:
+    from contract.endpoint import MqttEndpoint
+
+    if settings.mqtt_url:
+        gateway = MqttEndpoint.from_url(settings.simulator_mqtt_url) if settings.simulator_mqtt_url else None
+        secret = settings.vehicle_secret.get_secret_value() if settings.vehicle_secret else None
+        result = _publish(sim, gateway, MqttEndpoint.from_url(settings.mqtt_url), secret, console)
+        result["broker"] = "external (FLEET_MQTT_URL)"
+    else:
+        gateway, broker = _private_broker(stack)
+        result = _publish(sim, gateway, None, None, console)
+        result["broker"] = broker
+    result.update(samples_stored=None, dead_letters=0)
+    return result
+
+
+def _private_broker(stack: contextlib.ExitStack) -> tuple[Any, str]:
+    """A private Mosquitto when installed, else the embedded amqtt broker."""
+    from fleet.embedded import SIMULATOR_USER, BrokerAccounts, EmbeddedBroker
+    from simulators.mosquitto import find_mosquitto, private_mosquitto
+
+    binary = find_mosquitto()
+    if binary:
+        gateway, _, pid = stack.enter_context(private_mosquitto(binary))
+        return gateway, f"mosquitto (private, pid {pid})"
+    accounts = BrokerAccounts()
+    broker = EmbeddedBroker(accounts)
+    broker.start()
+    stack.callback(broker.stop)
+    return broker.endpoint(
+        SIMULATOR_USER, accounts.simulator_password
+    ), "amqtt (embedded; mosquitto not installed)"
+
+
+def _publish(sim: Any, gateway: Any, broker: Any, secret: str | None, console: Console) -> dict[str, Any]:
+    """Connect, feed the whole run with a progress bar, wait for every PUBACK."""
+    from simulators.dtc_channel import DtcPublisher
+    from simulators.feeder import FeedConfig, feed
+    from simulators.runner import VehiclePublishers
+    from simulators.trace import TraceRecorder
+
+    pubs = VehiclePublishers.connect(
+        sim.vehicle_ids, gateway=gateway, broker=broker, fleet_secret=secret, client_prefix="simulate"
+    )
+    dtc = None
+    if gateway is not None:
+        dtc = DtcPublisher(gateway, f"simulate-dtc-{time.time_ns() % 10**9}")
+        dtc.connect()
+    else:
+        console.log("[yellow]no simulator gateway account: DTC messages are not published")
+    recorder = TraceRecorder.for_simulation(sim)
+    stop = threading.Event()
+    sc = sim.scenario
+    wall0, cpu0 = time.monotonic(), time.process_time()
+    try:
+        with Progress(
+            TextColumn("simulating {task.fields[n]} vehicles"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} s simulated"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("sim", total=sc.duration_s, n=sim.n_vehicles)
+
+            def on_step(s: Any, out: Any) -> None:
+                recorder.record(s, out)
+                progress.update(task, completed=out.t_s)
+
+            stats = feed(
+                sim,
+                pubs,
+                FeedConfig(sc.duration_s, sc.batch_interval_s, speedup=sc.speedup),
+                publish_dtc=dtc.publish if dtc else None,
+                on_step=on_step,
+                should_stop=stop.is_set,
+            )
+        acked = pubs.wait_acked(120) and (dtc.wait_acked(30) if dtc else True)
+        if not acked:
+            console.log("[yellow]some messages were not acknowledged by the broker within the timeout")
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    finally:
+        pubs.close()
+        if dtc:
+            dtc.close()
+    wall_s = time.monotonic() - wall0
+    return {
+        "samples_published": pubs.samples_acked(),
+        "duplicate_samples": stats.duplicate_samples,
+        "samples_published_unique": pubs.samples_acked() - stats.duplicate_samples,
+        "batches_published": pubs.batches_sent(),
+        "duplicate_batches": stats.duplicates,
+        "backlogged_batches": stats.backlogged_batches,
+        "dtc_messages": stats.dtc_messages,
+        "wire_bytes": pubs.bytes_sent(),
+        "simulated_s": stats.steps * sim.dt_s,
+        "wall_time_s": round(wall_s, 2),
+        "cpu_time_s": round(time.process_time() - cpu0, 2),
+        "realtime_factor": round(stats.steps * sim.dt_s / max(wall_s, 1e-9), 2),
+        "max_behind_schedule_s": round(stats.max_lag_s, 2),
+        "_recorder": recorder,
+    }
+
+
+def _finish(
+    sim: Any, result: dict[str, Any], report_dir: Path, truth_path: Path, console: Console
+) -> dict[str, Any]:
+    from simulators.ground_truth import ground_truth
+    from simulators.report import write_report
+
+    recorder = result.pop("_recorder")
+    sc = sim.scenario
+    summary = {
+        "scenario": sc.name,
+        "seed": sc.seed,
+        "vehicles": sim.n_vehicles,
+        "duration_s": sc.duration_s,
+        "speedup": sc.speedup if math.isfinite(sc.speedup) else "inf",
+        **result,
+        "faults": len(sim.faults.records),
+        "hazards": len(sim.hazards.records),
+        "ground_truth": str(truth_path),
+        "report_dir": str(report_dir),
+    }
+    traced = [sim.vehicle_ids[i] for i in recorder.vehicles]
+    files = write_report(report_dir, sim.network, ground_truth(sim), recorder.arrays(), traced, summary)
+    console.log("report: " + ", ".join(str(f) for f in files))
+    return summary
+
+
+async def _wait_ledger(
+    url: str, ids: list[str], since: float, expected: int, timeout_s: float = 120
+) -> tuple[int, int]:
+    """Poll ingest's batch ledger until it holds every unique published sample (or time runs out)."""
+    import psycopg
+
+    def count() -> tuple[int, int]:
+        with psycopg.connect(url) as conn:
+            row = conn.execute(LEDGER_SQL, (ids, since - 1)).fetchone()
+            return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    deadline = time.monotonic() + timeout_s
+    stored = await asyncio.to_thread(count)
+    while stored[0] < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        stored = await asyncio.to_thread(count)
+    return stored
+
+
+def _dead_letters(url: str, since: float) -> int:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM dead_letters WHERE received_at >= to_timestamp(%s)", (since - 1,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
+def bench_simulator(
+    vehicles: Annotated[int, typer.Option(min=1, help="Simulated vehicles.")] = 10_000,
+    seconds: Annotated[float, typer.Option(min=5, help="Simulated seconds (at 1 Hz).")] = 60.0,
+    batch_interval: Annotated[float, typer.Option(min=1, help="Seconds of samples per batch.")] = 10.0,
+    pin: Annotated[bool, typer.Option(help="Pin the process to one CPU.")] = True,
+    profile: Annotated[bool, typer.Option(help="Add a cProfile top-25 to the result.")] = False,
+    realtime_check: Annotated[
+        float,
+        typer.Option(help="Then run this many seconds paced at real time and report any lag (0 = skip)."),
+    ] = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Vehicles simulated at 1 Hz in real time on one core, generation + encoding + publishing."""
+    from simulators.bench import BenchConfig, run_bench
+    from simulators.mosquitto import find_mosquitto, private_mosquitto
+
+    config = BenchConfig(
+        vehicles=vehicles,
+        sim_seconds=seconds,
+        batch_interval_s=batch_interval,
+        pin_cpu=pin,
+        realtime_check_s=realtime_check,
+    )
+    with contextlib.ExitStack() as stack:
+        binary = find_mosquitto()
+        if binary:
+            gateway, _, pid = stack.enter_context(private_mosquitto(binary))
+            broker, broker_pid = "mosquitto (private, loopback)", pid
+        else:
+            gateway, broker = _private_broker(stack)
+            broker_pid = None
+        result = run_bench(gateway, config, broker_pid=broker_pid, profile=profile)
+    result["broker"] = broker
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")

@@ -1,20 +1,17 @@
-"""Driving a simulated fleet through the real agent path: batcher -> wire format -> MQTT.
+"""Routing simulated vehicles' batches to MQTT publishers: one gateway or one connection each.
 
-Owns: pacing (real time or faster), cutting batches at a fixed interval, and publishing them
-through `edge_agent.MqttPublisher`, either over one gateway connection or one per vehicle.
+Owns: connecting `edge_agent.MqttPublisher`s for a fleet and counting what they published.
+Pacing and batching are `simulators.feeder`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from contract.batch import TelemetryBatch
 from contract.credentials import vehicle_password
 from contract.endpoint import MqttEndpoint
-from edge_agent import FleetBatcher, MqttPublisher, SequenceCounter
-from simulators.demo_fleet import DemoFleet
+from edge_agent import MqttPublisher
 
 
 class VehiclePublishers:
@@ -82,44 +79,3 @@ class VehiclePublishers:
     def close(self) -> None:
         for p in self.all:
             p.close()
-
-
-@dataclass(frozen=True)
-class DriveConfig:
-    duration_s: float = 30.0
-    sample_interval_s: float = 1.0
-    batch_interval_s: float = 5.0
-    speedup: float = 1.0
-
-
-def drive(
-    fleet: DemoFleet,
-    publishers: VehiclePublishers,
-    config: DriveConfig,
-    *,
-    on_step: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> tuple[int, int]:
-    """Simulate and publish for `duration_s` of simulated time. Returns (first_ts_ns, last_ts_ns)."""
-    batcher = FleetBatcher(fleet.vehicle_ids, SequenceCounter())
-    n_steps = max(1, int(round(config.duration_s / config.sample_interval_s)))
-    steps_per_batch = max(1, int(round(config.batch_interval_s / config.sample_interval_s)))
-    start_wall = time.monotonic()
-    start_ts = time.time_ns()
-    step_ns = int(config.sample_interval_s * 1e9)
-    ts = start_ts
-    for i in range(n_steps):
-        if should_stop and should_stop():
-            break
-        ts = start_ts + i * step_ns
-        batcher.add(ts, fleet.step(config.sample_interval_s))
-        if len(batcher) >= steps_per_batch:
-            for batch in batcher.cut():
-                publishers.publish(batch)
-        if on_step:
-            on_step(i + 1, n_steps)
-        wake = start_wall + (i + 1) * config.sample_interval_s / config.speedup
-        time.sleep(max(0.0, wake - time.monotonic()))
-    for batch in batcher.cut():
-        publishers.publish(batch)
-    return start_ts, ts

@@ -1,0 +1,204 @@
+"""The vectorised fleet simulation: one numpy array per state variable, advanced a step at a time.
+
+Owns: wiring the kernels together in a fixed order (hazards -> motion -> powertrain -> faults ->
+sampling) and the bits of state between them (GPS error, stuck sensor values, last DTC report).
+It holds no Python object per vehicle, does no I/O and reads no clock: simulated time is
+`start_unix_s + step * sample_interval_s`, so one seed and start give one history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simulators import faults as fault_mod
+from simulators import hazards as hazard_mod
+from simulators.connectivity import ConnectivityPlan, draw_connectivity
+from simulators.models import MODELS, draw_models
+from simulators.motion import NIGHT_FROM_H, NIGHT_TO_H, PARKED, initial_motion, local_hour, step_motion
+from simulators.powertrain import PAD_NEW_MM, initial_powertrain, step_powertrain
+from simulators.roads import RoadNetwork
+from simulators.sampling import TrueState, apply_sensor_faults, sample_signals, step_gps_error
+from simulators.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    t_s: float  # seconds since the start of the run
+    ts_ns: int  # true sampling instant (vehicles add their clock skew when sending)
+    signals: dict[str, np.ndarray]
+    dtc_vehicles: np.ndarray  # indices of vehicles reporting a code in this step
+    dtc_codes: np.ndarray  # object array of codes, parallel to dtc_vehicles
+
+
+class FleetSimulation:
+    """The whole fleet. `step()` advances one sample interval and returns what the agents sample."""
+
+    def __init__(self, scenario: Scenario, network: RoadNetwork, start_unix_s: float) -> None:
+        self.scenario = scenario
+        self.network = network
+        self.start_unix_s = float(start_unix_s)
+        self.dt_s = scenario.sample_interval_s
+        n = scenario.vehicles
+        rng = np.random.default_rng(scenario.seed)
+        # Independent streams: adding a fault to the scenario does not change the traffic.
+        plan_rng, fault_rng, hazard_rng, net_rng, self._rng = (
+            np.random.default_rng(s)
+            for s in rng.bit_generator.seed_seq.spawn(5)  # type: ignore[attr-defined]
+        )
+        self.vehicle_ids = [f"SIM-{scenario.seed % 10_000:04d}-{i:05d}" for i in range(n)]
+        self.params = draw_models(plan_rng, n, scenario.ev_share)
+        self.motion = initial_motion(
+            network, plan_rng, n, scenario.initially_driving_share, scenario.mean_parking_s
+        )
+        self.faults = fault_mod.draw_faults(
+            fault_rng, scenario.faults, self.params.is_ev, scenario.duration_s
+        )
+        self.hazards = hazard_mod.place_hazards(hazard_rng, network, scenario.hazards)
+        self.connectivity: ConnectivityPlan = draw_connectivity(
+            net_rng, n, scenario.network, scenario.duration_s
+        )
+        pt = initial_powertrain(plan_rng, self.params, scenario.ambient_c)
+        worn = ~np.isnan(self.faults.pad_start_mm)
+        pt.pad_mm[:2, worn] = self.faults.pad_start_mm[worn]
+        self.powertrain = pt
+        self._gps_err = plan_rng.normal(0.0, 2.9, (2, n))
+        self._stuck_value = np.full(n, np.nan)
+        self._last_dtc_s = np.full(n, -np.inf)
+        self._parked_every = max(1, int(round(scenario.parked_sample_interval_s / self.dt_s)))
+        self._phase = plan_rng.integers(0, self._parked_every, n)
+        self.step_index = 0
+        self.last_truth: TrueState | None = None
+
+    @property
+    def n_vehicles(self) -> int:
+        return len(self.vehicle_ids)
+
+    def positions_xy(self) -> tuple[np.ndarray, np.ndarray]:
+        """True position of every vehicle in local metres."""
+        net, m = self.network, self.motion
+        frac = m.offset_m / net.edge_length_m[m.edge]
+        s, d = net.edge_src[m.edge], net.edge_dst[m.edge]
+        return (
+            net.node_x_m[s] + frac * (net.node_x_m[d] - net.node_x_m[s]),
+            net.node_y_m[s] + frac * (net.node_y_m[d] - net.node_y_m[s]),
+        )
+
+    def step(self) -> StepOutput:
+        sc, net, dt, rng = self.scenario, self.network, self.dt_s, self._rng
+        self.step_index += 1
+        t_s = self.step_index * dt
+        t_unix = self.start_unix_s + t_s
+        prev_speed = self.motion.speed_ms
+        ms = step_motion(
+            self.motion,
+            net,
+            hazard_mod.road_context(self.hazards, t_s),
+            self.params.max_accel_ms2,
+            rng,
+            t_unix_s=t_unix,
+            dt_s=dt,
+            utc_offset_h=sc.utc_offset_h,
+            mean_parking_s=sc.mean_parking_s,
+            trip_length_m=sc.trip_length_m,
+        )
+        self.motion = mot = ms.state
+        running = mot.mode != PARKED
+        is_ev = self.params.is_ev
+        hour = local_hour(t_unix, sc.utc_offset_h)
+        night = hour >= NIGHT_FROM_H or hour < NIGHT_TO_H
+        pts = step_powertrain(
+            self.powertrain,
+            self.params,
+            fault_mod.fault_levels(self.faults, t_s),
+            rng,
+            speed_ms=mot.speed_ms,
+            prev_speed_ms=prev_speed,
+            accel_ms2=ms.accel_ms2,
+            distance_m=ms.distance_m,
+            running=running,
+            cranking=ms.engine_start,
+            night_charging=is_ev & night & (self.powertrain.soc_pct < 90.0),
+            ambient_c=sc.ambient_c,
+            dt_s=dt,
+        )
+        self.powertrain = pt = pts.state
+        hit = hazard_mod.pothole_hits(
+            self.hazards, t_s, ms.prev_edge, ms.prev_offset_m, mot.edge, mot.offset_m
+        )
+        spike = hazard_mod.vertical_spike_ms2(
+            self.hazards, hit, mot.speed_ms, np.asarray(rng.random(hit.shape[0]))
+        )
+        abs_on, tcs_on = hazard_mod.stability_flags(rng, ms.accel_ms2, mot.speed_ms, ms.on_slippery)
+        x, y = self.positions_xy()
+        lat, lon = net.to_latlon(x, y)
+        truth = TrueState(
+            lat_deg=lat,
+            lon_deg=lon,
+            heading_deg=mot.heading_deg,
+            speed_ms=mot.speed_ms,
+            accel_long_ms2=ms.accel_ms2,
+            yaw_rate_dps=ms.yaw_rate_dps,
+            vertical_peak_ms2=spike,
+            engine_rpm=pts.engine_rpm,
+            coolant_c=pt.coolant_c,
+            battery_12v_v=pts.battery_12v_v,
+            soc_pct=pt.soc_pct,
+            fuel_pct=pt.fuel_pct,
+            tyre_kpa=pts.tyre_kpa,
+            odometer_km=pt.odometer_km,
+            abs_on=abs_on.astype(np.float64),
+            tcs_on=tcs_on.astype(np.float64),
+            pad_wear_pct=np.clip(100.0 * (1.0 - pt.pad_mm / PAD_NEW_MM), 0.0, 100.0),
+        )
+        self.last_truth = truth
+        self._gps_err = step_gps_error(self._gps_err, rng)
+        sampled = running | ((self.step_index + self._phase) % self._parked_every == 0)
+        signals = sample_signals(truth, is_ev, sampled, self._gps_err, rng)
+        f = self.faults
+        self._stuck_value = apply_sensor_faults(
+            signals,
+            f.sensor_path,
+            f.active("sensor_stuck", t_s),
+            self._stuck_value,
+            f.sensor_path,
+            f.active("sensor_dropout", t_s),
+        )
+        dtc_v, dtc_c = fault_mod.raise_dtcs(
+            f,
+            rng,
+            t_s,
+            dt,
+            running=running,
+            ice_on=running & ~is_ev,
+            coolant_c=pt.coolant_c,
+            battery_12v_v=pts.battery_12v_v,
+            front_pad_mm=pt.pad_mm[:2].min(axis=0),
+            last_dtc_s=self._last_dtc_s,
+        )
+        self._last_dtc_s[dtc_v] = t_s
+        ts_ns = int(round(self.start_unix_s * 1e9)) + self.step_index * int(round(dt * 1e9))
+        return StepOutput(t_s, ts_ns, signals, dtc_v, dtc_c)
+
+    def firmware_versions(self, t_s: float) -> np.ndarray:
+        return fault_mod.firmware_at(self.faults, t_s)
+
+    def fleet_description(self) -> list[dict[str, Any]]:
+        """One entry per vehicle: id, model, powertrain and starting firmware (for the ground truth)."""
+        return [
+            {
+                "vehicle_id": vid,
+                "model": MODELS[int(m)].name,
+                "powertrain": "electric" if ev else "combustion",
+                "firmware": str(fw),
+            }
+            for vid, m, ev, fw in zip(
+                self.vehicle_ids,
+                self.params.model_index,
+                self.params.is_ev,
+                self.faults.firmware_version,
+                strict=True,
+            )
+        ]

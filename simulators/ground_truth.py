@@ -1,0 +1,83 @@
+"""The ground truth of a run: what was injected where and when, as one JSON document.
+
+Owns: the file's shape. Analytics are scored against it, so it names vehicles by id and times
+both as seconds into the run and as Unix nanoseconds (true time; a vehicle's clock skew is listed
+separately, and its samples carry the skewed time).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulators.engine import FleetSimulation
+
+SCHEMA = "fleetpulse.ground_truth.v1"
+
+
+def _ns(sim: FleetSimulation, t_s: float | None) -> int | None:
+    if t_s is None or not math.isfinite(t_s):
+        return None
+    return int(round((sim.start_unix_s + t_s) * 1e9))
+
+
+def ground_truth(sim: FleetSimulation) -> dict[str, Any]:
+    """Faults, hazards, outages and clock skews of the run, plus the fleet list."""
+    ids = sim.vehicle_ids
+    faults = [
+        {
+            "vehicle_id": ids[r["vehicle_index"]],
+            "kind": r["kind"],
+            "onset_s": r["onset_s"],
+            "onset_ts_ns": _ns(sim, r["onset_s"]),
+            "params": r["params"],
+        }
+        for r in sim.faults.records
+    ]
+    hazards = []
+    for r in sim.hazards.records:
+        entry = {k: v for k, v in r.items() if k not in ("x_m", "y_m")}
+        entry["active_from_ts_ns"] = _ns(sim, r["active_from_s"])
+        entry["active_until_ts_ns"] = _ns(sim, r["repaired_at_s"])
+        hazards.append(entry)
+    conn = sim.connectivity
+    outages = [
+        {
+            "vehicle_id": ids[v],
+            "from_s": float(conn.outage_from_s[v]),
+            "until_s": float(conn.outage_until_s[v]),
+        }
+        for v in np.flatnonzero(np.isfinite(conn.outage_from_s))
+    ]
+    skews = {ids[v]: round(int(conn.clock_skew_ns[v]) / 1e9, 3) for v in range(sim.n_vehicles)}
+    sc = sim.scenario
+    return {
+        "schema": SCHEMA,
+        "scenario": sc.name,
+        "seed": sc.seed,
+        "start_ts_ns": _ns(sim, 0.0),
+        "duration_s": sc.duration_s,
+        "sample_interval_s": sc.sample_interval_s,
+        "vehicles": sim.fleet_description(),
+        "faults": faults,
+        "hazards": hazards,
+        "outages": outages,
+        "clock_skew_s": skews,
+        "duplicate_batch_probability": conn.duplicate_probability,
+    }
+
+
+def write_ground_truth(sim: FleetSimulation, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(ground_truth(sim), indent=1, default=_jsonable))
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

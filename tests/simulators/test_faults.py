@@ -1,0 +1,134 @@
+"""Every injected fault leaves the signature its ground truth describes, from its onset on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulators.ground_truth import ground_truth
+from simulators.sampling import BATTERY_12V, COOLANT, RPM, SPEED, TYRES
+from tests.simulators.helpers import ALL_FAULTS, Run, busy_scenario, run
+
+
+@pytest.fixture(scope="module")
+def faulty() -> Run:
+    return run(busy_scenario(vehicles=200, duration_s=900.0, faults=ALL_FAULTS))
+
+
+def _faults(r: Run, kind: str) -> list[tuple[int, float, dict]]:
+    truth = ground_truth(r.sim)
+    index = {vid: i for i, vid in enumerate(r.sim.vehicle_ids)}
+    found = [
+        (index[f["vehicle_id"]], f["onset_s"], f["params"]) for f in truth["faults"] if f["kind"] == kind
+    ]
+    assert found, kind
+    return found
+
+
+def _codes(r: Run, v: int) -> list[tuple[float, str]]:
+    return [(t, c) for t, vv, c in r.dtcs if vv == v]
+
+
+def test_ground_truth_lists_every_fault(faulty: Run) -> None:
+    truth = ground_truth(faulty.sim)
+    assert len(truth["faults"]) == sum(f.vehicles for f in ALL_FAULTS)
+    assert len({f["vehicle_id"] for f in truth["faults"]}) == len(truth["faults"])  # one fault per vehicle
+    for f in truth["faults"]:
+        assert f["onset_ts_ns"] == truth["start_ts_ns"] + round(f["onset_s"] * 1e9)
+
+
+def test_failing_12v_battery_rests_low_and_dips_deep(faulty: Run) -> None:
+    volts = faulty.signals[BATTERY_12V]
+    off = ~faulty.running
+    bad = {v for v, _, _ in _faults(faulty, "battery_12v_failing")}
+    for v, onset, _ in _faults(faulty, "battery_12v_failing"):
+        after = faulty.t_s >= onset
+        rest = volts[after & off[:, v], v]
+        assert rest.size and np.median(rest) < 12.0  # failing by REFERENCE.md
+        before = volts[~after & off[:, v], v]
+        assert before.size == 0 or np.median(before) > 12.3
+    healthy = [j for j in range(volts.shape[1]) if j not in bad and not np.isnan(volts[:, j]).all()]
+    rest_healthy = np.concatenate([volts[off[:, j], j] for j in healthy])
+    assert np.nanmedian(rest_healthy) > 12.4
+    # Cranking: healthy engines dip to about 10 V; a failing battery goes below 9.5 V.
+    dips_bad = [np.nanmin(volts[faulty.t_s >= o, v]) for v, o, _ in _faults(faulty, "battery_12v_failing")]
+    assert min(dips_bad) < 9.5
+    assert np.nanmin(volts[:, healthy]) > 9.5
+
+
+def test_charging_fault_keeps_voltage_below_charging_and_raises_p0562(faulty: Run) -> None:
+    volts, rpm = faulty.signals[BATTERY_12V], faulty.signals[RPM]
+    for v, onset, params in _faults(faulty, "charging_fault"):
+        running = rpm[:, v] > 0
+        after = faulty.t_s >= onset
+        assert np.nanmax(volts[after & running, v]) < 13.0
+        assert np.nanmin(volts[~after & running & (faulty.t_s > 5), v]) > 13.5
+        assert any(c == params["dtc"] and t >= onset for t, c in _codes(faulty, v))
+
+
+def test_stuck_thermostat_overheats_and_raises_p0217(faulty: Run) -> None:
+    coolant = faulty.signals[COOLANT]
+    for v, onset, params in _faults(faulty, "thermostat_stuck"):
+        assert np.nanmax(coolant[:, v]) > 105
+        assert np.nanmax(coolant[faulty.t_s < onset, v]) < 95
+        assert all(t >= onset for t, c in _codes(faulty, v))
+        assert params["dtc"] in {c for _, c in _codes(faulty, v)}
+
+
+def test_slow_leak_lowers_one_tyre_at_the_given_rate(faulty: Run) -> None:
+    for v, onset, params in _faults(faulty, "tyre_slow_leak"):
+        wheel = ("FL", "FR", "RL", "RR").index(params["wheel"])
+        p = np.stack([faulty.signals[path][:, v] for path in TYRES])  # (4, steps)
+        ok = ~np.isnan(p).any(axis=0)
+        ratio = p[wheel, ok] / np.delete(p, wheel, axis=0)[:, ok].mean(axis=0)
+        t = faulty.t_s[ok]
+        drop = ratio[t < onset].mean() - ratio[-20:].mean()
+        expected = params["rate_kpa_per_h"] * (t[-20:].mean() - onset) / 3600 / p[wheel, ok][0]
+        assert drop == pytest.approx(expected, rel=0.35)
+
+
+def test_brake_pad_wear_reaches_the_indicator_and_raises_c1a00(faulty: Run) -> None:
+    for v, onset, params in _faults(faulty, "brake_pad_wear"):
+        assert faulty.pad_mm[-1, v] < params["warn_below_mm"]
+        first_warning = min(t for t, c in _codes(faulty, v) if c == params["dtc"])
+        assert first_warning >= onset
+        crossed = faulty.t_s[np.argmax(faulty.pad_mm[:, v] < params["warn_below_mm"])]
+        assert first_warning == crossed
+
+
+def test_stuck_sensor_flat_lines_and_dropout_goes_silent(faulty: Run) -> None:
+    for v, onset, params in _faults(faulty, "sensor_stuck"):
+        col = faulty.signals[params["signal"]][:, v]
+        after = col[faulty.t_s >= onset]
+        assert np.nanmax(after) == np.nanmin(after)
+        assert np.nanmax(col[faulty.t_s < onset]) > np.nanmin(col[faulty.t_s < onset])
+    for v, onset, params in _faults(faulty, "sensor_dropout"):
+        col = faulty.signals[params["signal"]][:, v]
+        assert np.isnan(col[faulty.t_s >= onset]).all()
+        assert not np.isnan(col[faulty.t_s < onset]).all()
+        assert not np.isnan(faulty.signals[SPEED][faulty.t_s >= onset, v]).all()  # the others still report
+
+
+def test_misfire_raises_its_cylinder_code_after_onset(faulty: Run) -> None:
+    for v, onset, params in _faults(faulty, "misfire"):
+        codes = _codes(faulty, v)
+        assert codes and all(t >= onset and c == params["dtc"] for t, c in codes)
+        assert params["dtc"] in {f"P030{i}" for i in range(7)}
+    misfire_codes = {c for _, _, c in faulty.dtcs if c.startswith("P030")}
+    assert misfire_codes <= {p["dtc"] for _, _, p in _faults(faulty, "misfire")}
+
+
+def test_firmware_bug_raises_its_code_on_the_buggy_version_until_patched(faulty: Run) -> None:
+    faults = _faults(faulty, "firmware_bug")
+    buggy = {v for v, _, _ in faults}
+    fixed_at = faults[0][2]["fixed_at_s"]
+    hits = [(t, v) for t, v, c in faulty.dtcs if c == "P0606"]
+    assert hits and {v for _, v in hits} <= buggy
+    assert max(t for t, _ in hits) < fixed_at
+    versions = faulty.sim.firmware_versions(fixed_at)
+    assert {str(versions[v]) for v in buggy} == {"4.2.1"}
+    assert all(str(faulty.sim.faults.firmware_version[v]) == "4.2.0" for v in buggy)
+
+
+def test_healthy_vehicles_raise_no_codes(faulty: Run) -> None:
+    assert {v for _, v, _ in faulty.dtcs} <= set(np.flatnonzero(faulty.sim.faults.kind >= 0).tolist())

@@ -1,0 +1,134 @@
+"""End to end: a short scenario through the agent publishing code, a real broker and ingest into
+PostgreSQL, with duplicates, outages and clock skew on; and the `fleet simulate` command."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from typer.testing import CliRunner
+
+from contract import topics
+from fleet.cli import app
+from simulators.dtc_channel import DtcPublisher
+from simulators.engine import FleetSimulation
+from simulators.feeder import FeedConfig, feed
+from simulators.roads import city_grid
+from simulators.runner import VehiclePublishers
+from simulators.scenario import FaultSpec, NetworkSpec
+from tests.conftest import BrokerUnderTest
+from tests.simulators.helpers import busy_scenario
+
+
+class DtcListener:
+    """Subscribes to every vehicle's dtc topic as the ingest account and keeps the messages."""
+
+    def __init__(self, broker: BrokerUnderTest) -> None:
+        self.messages: list[dict] = []
+        self._ready = threading.Event()
+        ep = broker.ingest
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"dtc-{time.time_ns()}"
+        )
+        self._client.username_pw_set(ep.username, ep.password)
+        self._client.on_connect = lambda c, *a: c.subscribe(topics.subscription_for(topics.DTC), qos=1)
+        self._client.on_subscribe = lambda *a: self._ready.set()
+        self._client.on_message = lambda c, u, m: self.messages.append(json.loads(m.payload))
+        self._client.connect(ep.host, ep.port)
+        self._client.loop_start()
+        assert self._ready.wait(10)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+@pytest.mark.broker
+@pytest.mark.postgres
+def test_scenario_lands_in_postgres_exactly_once(
+    broker: BrokerUnderTest, running_ingest, pg_url: str
+) -> None:
+    sc = busy_scenario(
+        seed=9100 + len(broker.name),
+        vehicles=25,
+        duration_s=60.0,
+        faults=(FaultSpec("misfire", 3, onset_s=5.0, params={"rate_per_h": 3600.0}),),
+        network=NetworkSpec(
+            outage_vehicle_share=0.2,
+            outage_duration_s=(10.0, 30.0),
+            duplicate_batch_probability=0.1,
+            clock_skew_sd_s=1.0,
+        ),
+    )
+    sim = FleetSimulation(sc, city_grid(blocks=6), float(int(time.time())))
+    since = time.time() - 1
+    listener = DtcListener(broker)
+    with running_ingest(broker.ingest) as ingest:
+        pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=broker.simulator)
+        dtc = DtcPublisher(broker.simulator, f"test-dtc-{time.time_ns()}")
+        dtc.connect()
+        try:
+            stats = feed(sim, pubs, FeedConfig(sc.duration_s, 5.0, speedup=math.inf), publish_dtc=dtc.publish)
+            assert pubs.wait_acked(30) and dtc.wait_acked(10)
+        finally:
+            pubs.close()
+            dtc.close()
+        unique = pubs.samples_acked() - stats.duplicate_samples
+        assert stats.duplicates > 0 and stats.backlogged_batches > 0
+
+        def ledger() -> int:
+            with psycopg.connect(pg_url) as conn:
+                row = conn.execute(
+                    "SELECT coalesce(sum(n_samples), 0) FROM ingest_batches "
+                    "WHERE vehicle_id = ANY(%s) AND received_at >= to_timestamp(%s)",
+                    (sim.vehicle_ids, since),
+                ).fetchone()
+                return int(row[0])
+
+        assert ingest.wait_for(lambda totals: ledger() >= unique, timeout_s=30), (ledger(), unique)
+        assert ledger() == unique
+    deadline = time.monotonic() + 10
+    while len(listener.messages) < stats.dtc_messages and time.monotonic() < deadline:
+        time.sleep(0.05)
+    listener.close()
+    assert stats.dtc_messages > 0 and len(listener.messages) == stats.dtc_messages
+    assert {m["codes"][0][:4] for m in listener.messages} == {"P030"}
+
+
+@pytest.mark.broker
+def test_fleet_simulate_publish_only_writes_ground_truth_and_report(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    for key in ("FLEET_DATABASE_URL", "FLEET_MQTT_URL", "FLEET_SIMULATOR_MQTT_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "--scenario", "smoke", "--vehicles", "20", "--duration", "30", "--no-ingest", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["vehicles"] == 20 and summary["samples_published"] > 0
+    report = tmp_path / "fleet-report"
+    for name in ("ground_truth.json", "routes.png", "signals.png", "summary.json"):
+        assert (report / name).stat().st_size > 0
+    truth = json.loads((report / "ground_truth.json").read_text())
+    assert truth["faults"] and truth["hazards"]
+
+
+@pytest.mark.broker
+def test_bench_simulator_reports_an_honest_measurement() -> None:
+    result = CliRunner().invoke(
+        app, ["bench", "simulator", "--vehicles", "300", "--seconds", "5", "--no-pin", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["vehicles"] == 300 and data["simulated_s"] == 5.0 and data["all_acked"]
+    assert data["samples_acked"] == data["samples_published"] > 0
+    assert data["vehicles_realtime_per_cpu_core"] == pytest.approx(300 * 5.0 / data["cpu_s"], rel=0.01)
+    assert data["target_met"] == (data["vehicles_realtime_per_cpu_core"] >= data["target"])
+    assert "process CPU seconds" in data["method"] and data["broker"]
