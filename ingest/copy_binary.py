@@ -3,9 +3,13 @@
 Owns: turning decoded batches into one columnar `RowBlock` and that block into the bytes of a
 `COPY telemetry (...) FROM STDIN (FORMAT BINARY)` stream. Pure: no database access.
 
-How: rows are laid out as a numpy structured array (field count, then length + big-endian value
-for each field), viewed as a byte matrix. NULL fields keep their -1 length but their value bytes are
-masked out, so one boolean-mask selection yields the exact stream.
+How: COPY does not care about row order, so rows are grouped by (vehicle-id length, which signals
+are present). Every group has one fixed binary layout -- field count, then length + big-endian
+value per field, with absent signals written as length -1 and no value bytes -- expressed as a
+numpy structured dtype. Filling that array column by column and taking its bytes is the whole
+encoder. Telemetry has few distinct presence patterns per flush (a vehicle samples the same
+signals in every row), so there are few groups; a pathological flush with very many patterns
+falls back to one layout with every value slot and a byte mask that drops the absent ones.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z in Unix microseconds
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
 COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
 TELEMETRY_COLUMNS: tuple[str, ...] = ("ts", "vehicle_id", *(s.column for s in SIGNALS))
+MAX_LAYOUT_GROUPS = 64  # beyond this many (id length, presence) groups, use the masked layout
 
 _BE_VALUE = {WireType.FLOAT32: ">f4", WireType.FLOAT64: ">f8", WireType.BOOL: "u1"}
 
@@ -41,6 +46,10 @@ class RowBlock:
 
     def n_samples(self) -> int:
         return int(sum(int(np.count_nonzero(~np.isnan(v))) for v in self.values.values()))
+
+    def take(self, rows: np.ndarray) -> RowBlock:
+        """The rows selected by a boolean mask or an index array, as a new block."""
+        return RowBlock(self.ts_us[rows], self.vehicle_id[rows], {k: v[rows] for k, v in self.values.items()})
 
 
 def rows_from_batches(batches: Sequence[TelemetryBatch]) -> RowBlock:
@@ -70,43 +79,73 @@ def rows_from_batches(batches: Sequence[TelemetryBatch]) -> RowBlock:
 def encode_copy_binary(block: RowBlock) -> bytes:
     """The full COPY BINARY stream (header, rows, trailer) for TELEMETRY_COLUMNS."""
     chunks = [COPY_HEADER]
-    id_lengths = np.char.str_len(block.vehicle_id) if block.n_rows else np.empty(0, int)
-    for id_len in np.unique(id_lengths):
-        rows = np.flatnonzero(id_lengths == id_len)
-        chunks.append(_encode_rows(block, rows, int(id_len)))
+    if block.n_rows:
+        present = np.stack([~np.isnan(block.values[s.vss_path]) for s in SIGNALS])
+        pattern = np.zeros(block.n_rows, np.int64)
+        for i in range(len(SIGNALS)):
+            pattern |= present[i].astype(np.int64) << i
+        id_len = np.char.str_len(block.vehicle_id).astype(np.int64)
+        keys, group = np.unique(pattern | (id_len << 32), return_inverse=True)
+        if keys.shape[0] > MAX_LAYOUT_GROUPS:
+            for length in np.unique(id_len):
+                chunks.append(_encode_masked(block, np.flatnonzero(id_len == length), int(length), present))
+        else:
+            order = np.argsort(group, kind="stable")
+            bounds = np.searchsorted(group[order], np.arange(keys.shape[0] + 1))
+            for g, key in enumerate(keys.tolist()):
+                rows = order[bounds[g] : bounds[g + 1]]
+                mask = tuple(bool(key >> i & 1) for i in range(len(SIGNALS)))
+                chunks.append(_encode_group(block, rows, key >> 32, mask))
     chunks.append(COPY_TRAILER)
     return b"".join(chunks)
 
 
-def _row_dtype(id_len: int) -> np.dtype:
-    fields: list[tuple[str, str]] = [("nfields", ">i2"), ("ts_len", ">i4"), ("ts", ">i8")]
-    fields += [("vid_len", ">i4"), ("vid", f"S{id_len}")]
-    for i, signal in enumerate(SIGNALS):
-        fields += [(f"len{i}", ">i4"), (f"val{i}", _BE_VALUE[signal.wire_type])]
-    return np.dtype(fields)
+def _head_fields(id_len: int) -> list[tuple[str, str]]:
+    return [("nfields", ">i2"), ("ts_len", ">i4"), ("ts", ">i8"), ("vid_len", ">i4"), ("vid", f"S{id_len}")]
 
 
-def _encode_rows(block: RowBlock, rows: np.ndarray, id_len: int) -> bytes:
-    dtype = _row_dtype(id_len)
-    out = np.zeros(rows.shape[0], dtype=dtype)
+def _fill_head(out: np.ndarray, block: RowBlock, rows: np.ndarray, id_len: int) -> None:
     out["nfields"] = len(TELEMETRY_COLUMNS)
     out["ts_len"] = 8
     out["ts"] = block.ts_us[rows] - PG_EPOCH_US
     out["vid_len"] = id_len
     out["vid"] = block.vehicle_id[rows]
-    keep: np.ndarray | None = None
-    matrix = out.view(np.uint8).reshape(rows.shape[0], dtype.itemsize)
+
+
+def _encode_group(block: RowBlock, rows: np.ndarray, id_len: int, present: tuple[bool, ...]) -> bytes:
+    """Rows that share one layout: absent signals are a bare -1 length."""
+    fields = _head_fields(id_len)
     for i, signal in enumerate(SIGNALS):
-        column = block.values[signal.vss_path][rows]
-        present = ~np.isnan(column)
-        out[f"val{i}"] = np.where(present, column, 0).astype(_BE_VALUE[signal.wire_type])
-        out[f"len{i}"] = np.where(present, _value_size(signal), -1)
-        if not present.all():
-            if keep is None:
-                keep = np.ones(matrix.shape, dtype=bool)
-            offset = dtype.fields[f"val{i}"][1]  # type: ignore[index]  # a structured dtype has fields
-            keep[:, offset : offset + _value_size(signal)] = present[:, None]
-    return matrix.tobytes() if keep is None else matrix[keep].tobytes()
+        fields.append((f"len{i}", ">i4"))
+        if present[i]:
+            fields.append((f"val{i}", _BE_VALUE[signal.wire_type]))
+    out = np.empty(rows.shape[0], dtype=np.dtype(fields))
+    _fill_head(out, block, rows, id_len)
+    for i, signal in enumerate(SIGNALS):
+        if present[i]:
+            out[f"len{i}"] = _value_size(signal)
+            out[f"val{i}"] = block.values[signal.vss_path][rows]
+        else:
+            out[f"len{i}"] = -1
+    return out.tobytes()
+
+
+def _encode_masked(block: RowBlock, rows: np.ndarray, id_len: int, present: np.ndarray) -> bytes:
+    """Fallback for many layouts: every value slot, then a byte mask drops the absent values."""
+    fields = _head_fields(id_len)
+    for i, signal in enumerate(SIGNALS):
+        fields += [(f"len{i}", ">i4"), (f"val{i}", _BE_VALUE[signal.wire_type])]
+    dtype = np.dtype(fields)
+    out = np.zeros(rows.shape[0], dtype=dtype)
+    _fill_head(out, block, rows, id_len)
+    keep = np.ones((rows.shape[0], dtype.itemsize), dtype=bool)
+    for i, signal in enumerate(SIGNALS):
+        here = present[i][rows]
+        out[f"val{i}"] = np.where(here, block.values[signal.vss_path][rows], 0)
+        out[f"len{i}"] = np.where(here, _value_size(signal), -1)
+        offset = dtype.fields[f"val{i}"][1]  # type: ignore[index]  # a structured dtype has fields
+        keep[:, offset : offset + _value_size(signal)] = here[:, None]
+    return out.view(np.uint8).reshape(rows.shape[0], dtype.itemsize)[keep].tobytes()
 
 
 def _value_size(signal: Signal) -> int:

@@ -1,8 +1,30 @@
-"""The ingest service: subscribe with aiomqtt, buffer, and flush to the store by size or by time.
+"""The ingest service: subscribe, buffer, and store by size or by time; acknowledge after commit.
 
-Owns: the MQTT side and the flush loop. Decoding and checks are `ingest.pipeline`, SQL is
-`ingest.store`. A lost broker is reconnected with backoff; a lost database keeps the buffered
-messages and retries the same flush, so nothing received is dropped while the process lives.
+Owns: the MQTT side, when to flush, and when to acknowledge. Decoding and checks are
+`ingest.pipeline`/`ingest.flush`, SQL is `ingest.store`.
+
+No loss, no duplicates: the client uses a persistent session (clean_session=False, a fixed client
+id) and subscribes with QoS 1, and every message is acknowledged (PUBACK) only after the
+transaction holding its rows has committed. A crash before the commit leaves the message
+unacknowledged and the broker delivers it again; a crash between commit and PUBACK makes the broker
+deliver a batch that is already stored, and the (vehicle, seq) ledger drops it. aiomqtt 2.5 has no
+manual-ack API, so this module switches paho's manual acknowledgement on through the aiomqtt
+client's underlying paho client (`Client._client`, stable across aiomqtt 2.x, which we pin) and
+calls paho's `ack(mid, qos)` on the event-loop thread; that keeps aiomqtt's disconnect detection.
+A message received on an earlier connection is stored but never acknowledged on a later one (its
+packet id means nothing there); the broker redelivers it and the ledger drops the copy.
+For the same reason of version pinning, the receive loop also takes messages that are already
+queued straight from aiomqtt's queue (`Client._queue`) instead of one `async for` step each: the
+iterator creates a task and an `asyncio.wait` per message, which halved the receive rate.
+
+Throughput: flush k+1 is decoded, validated and COPY-encoded in a worker thread while flush k is in
+PostgreSQL (two stages, one flush queued between them). A flush is cut as soon as the writer's
+queue has room -- group commit: at light load every message is stored at once, and the busier the
+database, the bigger the flushes -- or when the buffer reaches `max_buffer_messages` or
+`max_buffer_bytes`, or when `flush_interval_s` has passed since its first message.
+
+Failures: a lost broker is reconnected with backoff; a lost database keeps the prepared flush and
+retries it (in order) with backoff, and the unacknowledged messages stay the broker's to keep.
 """
 
 from __future__ import annotations
@@ -20,20 +42,29 @@ from aiomqtt import ProtocolVersion
 from contract import topics
 from contract.endpoint import MqttEndpoint
 from ingest import metrics
-from ingest.pipeline import Envelope, Triage, triage
+from ingest.flush import PreparedFlush
+from ingest.pipeline import Envelope, Triage, dead_letter, triage
 from ingest.store import StorageUnavailable, TelemetryStore, WriteResult
 
 log = logging.getLogger(__name__)
+INTERNAL_ERROR = "internal_error"
 
 
 @dataclass(frozen=True)
 class IngestConfig:
+    """How the service buffers and flushes. `client_id` must stay the same across restarts: the
+    broker keeps the persistent session (and the messages queued while ingest was down) under it.
+    `share_group` makes the subscription `$share/<group>/...` (several workers, Mosquitto/EMQX)."""
+
     flush_interval_s: float = 0.5
     max_buffer_messages: int = 2_000
     client_id: str = "fleet-ingest"
     share_group: str | None = None
     reconnect_max_s: float = 10.0
     storage_retry_max_s: float = 5.0
+    max_buffer_bytes: int = 4 << 20  # ~50-80k rows of typical frames: long enough COPYs, short waits
+    flush_poll_s: float = 0.002  # how often a waiting flush re-checks its deadline
+    shutdown_drain_s: float = 10.0
 
 
 @dataclass
@@ -48,7 +79,16 @@ class IngestTotals:
     dead_letters: int = 0
     flushes: int = 0
     storage_failures: int = 0
+    acked: int = 0
     last_write: WriteResult | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    envelope: Envelope
+    mid: int
+    qos: int
+    connection: int  # which broker connection delivered it: acks are only valid on that one
 
 
 class IngestService:
@@ -58,39 +98,64 @@ class IngestService:
         self._endpoint = endpoint
         self._store = store
         self._config = config or IngestConfig()
-        self._buffer: list[Envelope] = []
+        self._buffer: list[_Received] = []
+        self._buffer_bytes = 0
+        self._first_at = 0.0
         self._wake = asyncio.Event()
-        self._stopping = False
+        self._prepared: asyncio.Queue[tuple[list[_Received], PreparedFlush]] = asyncio.Queue(maxsize=1)
+        self._connection = 0
+        self._paho: object | None = None  # the paho client of the live connection, for acks
         self.subscribed = asyncio.Event()
         self.totals = IngestTotals()
 
     async def run(self) -> None:
-        """Run until cancelled: receive forever, flush in the background, flush once more at the end."""
-        flusher = asyncio.create_task(self._flush_loop())
+        """Run until cancelled. On cancellation, store and acknowledge what was received (for at most
+        `shutdown_drain_s`), then disconnect; whatever is left unacknowledged the broker redelivers.
+
+        Raises whatever broke a pipeline stage (a bug, not bad data or a lost server): exiting to be
+        restarted, with nothing acknowledged that is not stored, beats running on without storing."""
+        stages = [asyncio.create_task(self._flush_loop()), asyncio.create_task(self._write_loop())]
+        receiver = asyncio.create_task(self._receive_forever())
         try:
-            await self._receive_forever()
+            done, _ = await asyncio.wait([receiver, *stages], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
         finally:
-            # Let an in-flight flush finish rather than cancel it mid-transaction, then flush the rest.
-            self._stopping = True
-            self._wake.set()
-            with contextlib.suppress(asyncio.CancelledError, StorageUnavailable):
-                await asyncio.shield(flusher)
-            with contextlib.suppress(StorageUnavailable):
-                await self._flush_once()
+            receiver.cancel()  # it drains through the stages, so they stop after it
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiver
+            for task in stages:
+                task.cancel()
+            for task in stages:
+                with contextlib.suppress(asyncio.CancelledError, StorageUnavailable):
+                    await task
 
     async def _receive_forever(self) -> None:
         delay = 0.5
         while True:
             try:
                 async with self._client() as client:
-                    for kind in (topics.TELEMETRY,):
-                        await client.subscribe(topics.subscription_for(kind, self._config.share_group), qos=1)
+                    self._connection += 1
+                    paho = client._client  # noqa: SLF001  # manual ack: see the module docstring
+                    self._paho = paho
+                    await client.subscribe(
+                        topics.subscription_for(topics.TELEMETRY, self._config.share_group), qos=1
+                    )
                     self.subscribed.set()
                     delay = 0.5
-                    async for message in client.messages:
-                        self._accept(message)
+                    log.info("subscribed", extra={"client_id": self._config.client_id})
+                    queue = client._queue  # noqa: SLF001  # see the module docstring
+                    try:
+                        async for message in client.messages:
+                            self._accept(message)
+                            while not queue.empty():
+                                self._accept(queue.get_nowait())
+                    except asyncio.CancelledError:
+                        await self._drain()
+                        raise
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
+                self._paho = None
                 metrics.BROKER_DISCONNECTS.inc()
                 log.warning("broker connection lost (%s); reconnecting in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
@@ -98,7 +163,7 @@ class IngestService:
 
     def _client(self) -> aiomqtt.Client:
         tls = ssl.create_default_context() if self._endpoint.tls else None
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             hostname=self._endpoint.host,
             port=self._endpoint.port,
             username=self._endpoint.username,
@@ -109,53 +174,120 @@ class IngestService:
             tls_context=tls,
             keepalive=30,
         )
+        client._client.manual_ack_set(True)  # noqa: SLF001  # see the module docstring
+        return client
 
     def _accept(self, message: aiomqtt.Message) -> None:
         payload = message.payload if isinstance(message.payload, bytes | bytearray) else b""
-        self._buffer.append(Envelope(str(message.topic), bytes(payload), time.time_ns()))
+        if not self._buffer:
+            self._first_at = time.monotonic()
+            self._wake.set()
+        envelope = Envelope(str(message.topic), bytes(payload), time.time_ns())
+        self._buffer.append(_Received(envelope, message.mid, message.qos, self._connection))
+        self._buffer_bytes += len(payload)
         self.totals.messages += 1
         metrics.MESSAGES.inc()
-        if len(self._buffer) >= self._config.max_buffer_messages:
+        cfg = self._config
+        if len(self._buffer) >= cfg.max_buffer_messages or self._buffer_bytes >= cfg.max_buffer_bytes:
             self._wake.set()
 
     async def _flush_loop(self) -> None:
-        while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._config.flush_interval_s)
-            self._wake.clear()
-            delay = 0.2
-            while True:
-                try:
-                    await self._flush_once()
-                    break
-                except StorageUnavailable as exc:
-                    if self._stopping:
-                        raise
-                    self.totals.storage_failures += 1
-                    metrics.STORAGE_FAILURES.inc()
-                    log.warning("database unavailable (%s); retrying flush in %.1f s", exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self._config.storage_retry_max_s)
+        """Cut flushes and prepare them (CPU, in a thread) while the writer stores the previous one.
 
-    async def _flush_once(self) -> None:
-        if not self._buffer:
-            return
-        pending, self._buffer = self._buffer, []
+        A flush is cut as soon as the writer's queue has room (group commit: the busier the
+        database, the bigger the flushes), or when it is full or `flush_interval_s` old."""
+        cfg = self._config
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), cfg.flush_poll_s if self._buffer else 0.25)
+            self._wake.clear()
+            metrics.BUFFERED.set(len(self._buffer))
+            if not self._buffer:
+                continue
+            room = self._prepared.empty()
+            due = time.monotonic() - self._first_at >= cfg.flush_interval_s
+            full = len(self._buffer) >= cfg.max_buffer_messages or self._buffer_bytes >= cfg.max_buffer_bytes
+            if room or due or full:
+                await self._cut_flush()
+
+    async def _cut_flush(self) -> None:
+        cap = self._config.max_buffer_messages
+        received, self._buffer = self._buffer[:cap], self._buffer[cap:]
+        self._buffer_bytes = sum(len(r.envelope.payload) for r in self._buffer)
+        if self._buffer:
+            self._first_at = time.monotonic()
+        prepared = await asyncio.to_thread(self._prepare, [r.envelope for r in received])
+        await self._prepared.put((received, prepared))
+
+    def _prepare(self, envelopes: list[Envelope]) -> PreparedFlush:
         started = time.perf_counter()
         try:
-            result, triaged = await asyncio.to_thread(self._triage_and_write, pending)
-        except StorageUnavailable:
-            self._buffer[:0] = pending  # keep order: the failed flush goes first next time
-            raise
-        metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
-        for dead in triaged.dead:
-            metrics.DEAD_LETTERS.labels(reason=dead.reason).inc()
-            log.info("dead letter on %s: %s (%s)", dead.topic, dead.reason, dead.detail)
-        self._count(result)
+            prepared = self._store.prepare(triage(envelopes))
+        except Exception:  # a bug on some input must not stop ingest: isolate it, keep its bytes
+            log.exception("preparing a flush failed; retrying message by message")
+            prepared = self._store.prepare(self._triage_one_by_one(envelopes))
+        metrics.PREPARE_SECONDS.observe(time.perf_counter() - started)
+        return prepared
 
-    def _triage_and_write(self, pending: list[Envelope]) -> tuple[WriteResult, Triage]:
-        triaged = triage(pending)
-        return self._store.write(triaged), triaged
+    def _triage_one_by_one(self, envelopes: list[Envelope]) -> Triage:
+        out = Triage()
+        for envelope in envelopes:
+            try:
+                one = triage([envelope])
+                self._store.prepare(one)
+            except Exception as exc:  # noqa: BLE001  # dead-lettered with its payload, never lost
+                out.dead.append(dead_letter(envelope, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+                continue
+            out.accepted.extend(one.accepted)
+            out.dead.extend(one.dead)
+            out.duplicates += one.duplicates
+        return out
+
+    async def _write_loop(self) -> None:
+        while True:
+            received, prepared = await self._prepared.get()
+            self._wake.set()  # the queue has room again: the flusher may cut the next flush
+            result = await self._write_with_retry(prepared)
+            self._acknowledge(received)
+            self._count(result)
+            self._prepared.task_done()
+
+    async def _write_with_retry(self, prepared: PreparedFlush) -> WriteResult:
+        delay = 0.2
+        while True:
+            started = time.perf_counter()
+            try:
+                result = await asyncio.to_thread(self._store.write_prepared, prepared)
+            except StorageUnavailable as exc:
+                self.totals.storage_failures += 1
+                metrics.STORAGE_FAILURES.inc()
+                log.warning("database unavailable (%s); retrying flush in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._config.storage_retry_max_s)
+                continue
+            metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
+            return result
+
+    def _acknowledge(self, received: list[_Received]) -> None:
+        """PUBACK every message of a committed flush that arrived on the live connection."""
+        paho = self._paho
+        if paho is None:
+            return
+        ack = paho.ack  # type: ignore[attr-defined]
+        acked = 0
+        for r in received:
+            if r.connection == self._connection and r.qos > 0:
+                ack(r.mid, r.qos)
+                acked += 1
+        self.totals.acked += acked
+
+    async def _drain(self) -> None:
+        """On shutdown: cut what is buffered and wait (bounded) until it is stored and acknowledged."""
+        with contextlib.suppress(TimeoutError, StorageUnavailable):
+            async with asyncio.timeout(self._config.shutdown_drain_s):
+                if self._buffer:
+                    await self._cut_flush()
+                await self._prepared.join()
 
     def _count(self, result: WriteResult) -> None:
         t = self.totals
@@ -166,6 +298,17 @@ class IngestService:
         t.duplicates += result.duplicates
         t.dead_letters += result.dead_letters
         t.last_write = result
-        metrics.SAMPLES.inc(result.samples)
-        metrics.ROWS.inc(result.rows)
-        metrics.DUPLICATES.inc(result.duplicates)
+        metrics.record_write(result)
+        if result.batches or result.dead_letters or result.duplicates:
+            log.debug(
+                "flush stored",
+                extra={
+                    "batches": result.batches,
+                    "rows": result.rows,
+                    "samples": result.samples,
+                    "duplicates": result.duplicates,
+                    "dead_letters": result.dead_letters,
+                },
+            )
+        for reason in set(result.dead_reasons):
+            log.info("dead letters", extra={"reason": reason, "count": result.dead_reasons.count(reason)})

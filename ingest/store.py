@@ -1,25 +1,65 @@
-"""Storage of a triaged flush in one transaction: batches ledger, telemetry (binary COPY), vehicles,
+"""Storage of a prepared flush in one transaction: batch ledger, telemetry (binary COPY), vehicles,
 last-known state and dead letters.
 
 Owns: the SQL of the write path. A redelivered batch (same vehicle and seq) adds no rows because
-the ledger insert decides, inside the same transaction, which batches are new. A lost database
-raises StorageUnavailable so that the caller keeps the flush and retries.
+the ledger insert decides, inside the same transaction, which batches are new. Commit comes before
+the service acknowledges the MQTT messages, so a crash at any point loses nothing (the broker
+redelivers) and duplicates nothing (the ledger drops what was already committed).
+
+Errors: a lost database raises StorageUnavailable (the caller keeps the flush and retries it); data
+the database refuses is isolated batch by batch and dead-lettered as `storage_rejected`.
+Round trips per flush: ledger, vehicles, COPY, latest state, dead letters (if any), commit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import psycopg
-from psycopg.types.json import Jsonb
 
-from contract.batch import TelemetryBatch
-from ingest.copy_binary import TELEMETRY_COLUMNS, encode_copy_binary, rows_from_batches
-from ingest.pipeline import Accepted, DeadLetter, Triage, dead_letter
+from ingest.copy_binary import TELEMETRY_COLUMNS
+from ingest.flush import PreparedFlush, StorageParams, prepare_flush, storage_params
+from ingest.pipeline import DeadLetter, Triage, dead_letter
+from ingest.validation import ValidationPolicy
 
 COPY_SQL = f"COPY telemetry ({', '.join(TELEMETRY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+UNKNOWN_VEHICLE = "unknown_vehicle"
+STORAGE_REJECTED = "storage_rejected"
+
+_CLAIM_SQL = (
+    "INSERT INTO ingest_batches (vehicle_id, seq, first_ts, last_ts, n_rows, n_samples) "
+    "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[], %s::timestamptz[], "
+    "%s::int[], %s::int[]) ON CONFLICT DO NOTHING RETURNING vehicle_id, seq"
+)
+_VEHICLES_SQL = (
+    "INSERT INTO vehicles (vehicle_id, last_seen_at) SELECT * FROM unnest(%s::text[], %s::timestamptz[]) "
+    "ON CONFLICT (vehicle_id) DO UPDATE SET last_seen_at = "
+    "greatest(vehicles.last_seen_at, excluded.last_seen_at)"
+)
+# Per signal, the value with the newer time wins, so late (out-of-order) data never hides newer data.
+# Fast path (in-order data, the usual case): every new value is newer than the stored row's newest,
+# so a plain jsonb `||` is right. Otherwise (new vehicle or late data) merge signal by signal.
+# The whole flush travels as one JSON document: psycopg adapts a jsonb[] parameter ~4x slower.
+_LATEST_SQL = (
+    "WITH new AS (SELECT * FROM jsonb_to_recordset(%s::jsonb)"
+    " AS r(v text, t timestamptz, s jsonb, oldest timestamptz)),"
+    " fast AS (UPDATE vehicle_latest cur SET ts = new.t, signals = cur.signals || new.s"
+    " FROM new WHERE cur.vehicle_id = new.v AND new.oldest >= cur.ts RETURNING cur.vehicle_id)"
+    " INSERT INTO vehicle_latest AS cur (vehicle_id, ts, signals)"
+    " SELECT v, t, s FROM new WHERE v NOT IN (SELECT vehicle_id FROM fast)"
+    " ON CONFLICT (vehicle_id) DO UPDATE SET ts = greatest(cur.ts, excluded.ts), signals = ("
+    " SELECT jsonb_object_agg(k, CASE WHEN n.v IS NULL THEN o.v WHEN o.v IS NULL THEN n.v"
+    " WHEN (n.v->>'ts')::timestamptz >= (o.v->>'ts')::timestamptz THEN n.v ELSE o.v END)"
+    " FROM jsonb_each(cur.signals) o(k, v) FULL JOIN jsonb_each(excluded.signals) n(k, v) USING (k))"
+)
+_DEAD_SQL = (
+    "INSERT INTO dead_letters (received_at, topic, vehicle_id, reason, detail, payload) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
+)
 
 
 class StorageUnavailable(RuntimeError):
@@ -33,18 +73,33 @@ class WriteResult:
     samples: int
     duplicates: int
     dead_letters: int
+    dead_reasons: tuple[str, ...] = ()
+    committed_at_ns: int = 0
+    newest_ts_us: tuple[int, ...] = ()  # newest sample time of each stored batch (for the lag metric)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _ts(ns: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
+    return _EPOCH + dt.timedelta(microseconds=ns // 1000)
 
 
 class TelemetryStore:
     """Writes flushes through one connection, reconnecting after a failure."""
 
-    def __init__(self, database_url: str, *, unknown_vehicles: str = "register") -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        unknown_vehicles: str = "register",
+        validation: ValidationPolicy | None = None,
+    ) -> None:
+        if unknown_vehicles not in ("register", "reject"):
+            raise ValueError("unknown_vehicles must be 'register' or 'reject'")
         self._url = database_url
         self._unknown_vehicles = unknown_vehicles
+        self.validation = validation or ValidationPolicy()
         self._conn: psycopg.Connection | None = None
 
     def _connection(self) -> psycopg.Connection:
@@ -57,150 +112,154 @@ class TelemetryStore:
             self._conn.close()
 
     def ensure_partitions(self, days_back: int = 2, days_ahead: int = 7) -> int:
-        """Pre-create daily partitions around today (a no-op on TimescaleDB)."""
+        """Pre-create daily partitions around today (a no-op on TimescaleDB).
+        Raises StorageUnavailable when the database cannot be reached."""
+        return int(
+            self._call(
+                "SELECT fleet_ensure_partitions(current_date - %s, current_date + %s)",
+                (days_back, days_ahead),
+            )
+        )
+
+    def maintain(self) -> str:
+        """Run `fleet_maintain()` (partitions, aggregates, retention; see migration 0003) and return
+        its summary. Raises StorageUnavailable when the database cannot be reached."""
+        return str(self._call("SELECT fleet_maintain()", ()))
+
+    def _call(self, sql: str, params: tuple) -> Any:
         try:
             conn = self._connection()
             with conn.transaction():
-                row = conn.execute(
-                    "SELECT fleet_ensure_partitions(current_date - %s, current_date + %s)",
-                    (days_back, days_ahead),
-                ).fetchone()
-            return int(row[0]) if row else 0
+                row = conn.execute(sql, params).fetchone()
+            return row[0] if row else 0
         except psycopg.OperationalError as exc:
             self._conn = None
             raise StorageUnavailable(str(exc)) from exc
 
+    def prepare(self, triage: Triage) -> PreparedFlush:
+        """The CPU half of a write (validation and COPY encoding); no database access."""
+        return prepare_flush(triage, self.validation)
+
     def write(self, triage: Triage) -> WriteResult:
-        """Store one flush atomically. Raises StorageUnavailable on connection loss."""
+        """Validate and store one flush atomically. Raises StorageUnavailable on connection loss."""
+        return self.write_prepared(self.prepare(triage))
+
+    def write_prepared(self, prepared: PreparedFlush) -> WriteResult:
+        """Store one prepared flush atomically. Raises StorageUnavailable on connection loss."""
         try:
             conn = self._connection()
             try:
                 with conn.transaction():
-                    return self._write(conn, triage)
+                    return self._write(conn, prepared)
             except psycopg.OperationalError:
                 raise
             except psycopg.Error:
                 # The database refused the data itself (not the transport): isolate the culprit.
-                return self._write_one_by_one(conn, triage)
+                return self._write_one_by_one(conn, prepared)
         except psycopg.OperationalError as exc:
             self._conn = None
             raise StorageUnavailable(str(exc)) from exc
 
-    def _write_one_by_one(self, conn: psycopg.Connection, triage: Triage) -> WriteResult:
+    def _write_one_by_one(self, conn: psycopg.Connection, prepared: PreparedFlush) -> WriteResult:
         """Store each accepted batch in its own transaction; one the database rejects is dead-lettered."""
-        totals = [0, 0, 0, triage.duplicates, 0]
-        dead = list(triage.dead)
-        for item in triage.accepted:
+        results: list[WriteResult] = []
+        rejected: list[DeadLetter] = []
+        everything = np.arange(len(prepared.accepted))
+        for i, item in enumerate(prepared.accepted):
+            one = prepared.only_batches(everything == i)
+            one = replace(one, dead=(), duplicates=0)
             try:
                 with conn.transaction():
-                    r = self._write(conn, Triage(accepted=[item]))
+                    results.append(self._write(conn, one))
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as exc:
-                dead.append(dead_letter(item.envelope, "storage_rejected", str(exc).splitlines()[0][:500]))
-                continue
-            for i, v in enumerate((r.batches, r.rows, r.samples, r.duplicates)):
-                totals[i] += v
+                detail = str(exc).splitlines()[0][:500]
+                rejected.append(dead_letter(item.envelope, STORAGE_REJECTED, detail))
+        flush_dead = [*prepared.dead, *rejected]
         with conn.transaction():
-            self._store_dead_letters(conn, dead)
-        return WriteResult(totals[0], totals[1], totals[2], totals[3], len(dead))
+            self._store_dead_letters(conn, flush_dead)
+        return WriteResult(
+            batches=sum(r.batches for r in results),
+            rows=sum(r.rows for r in results),
+            samples=sum(r.samples for r in results),
+            duplicates=prepared.duplicates + sum(r.duplicates for r in results),
+            dead_letters=len(flush_dead) + sum(r.dead_letters for r in results),
+            dead_reasons=tuple(d.reason for d in flush_dead)
+            + tuple(x for r in results for x in r.dead_reasons),
+            committed_at_ns=time.time_ns(),
+            newest_ts_us=tuple(x for r in results for x in r.newest_ts_us),
+        )
 
-    def _write(self, conn: psycopg.Connection, triage: Triage) -> WriteResult:
-        accepted = list(triage.accepted)
-        dead = list(triage.dead)
-        if accepted and self._unknown_vehicles == "reject":
-            accepted, rejected = self._split_unknown(conn, accepted)
-            dead.extend(rejected)
-        batches = [a.batch for a in accepted]
-        new = self._claim_new_batches(conn, batches)
-        duplicates = triage.duplicates + len(batches) - len(new)
-        block = rows_from_batches(new)
-        if new:
-            self._register_vehicles(conn, new)
+    def _write(self, conn: psycopg.Connection, prepared: PreparedFlush) -> WriteResult:
+        dead = list(prepared.dead)
+        keep = np.ones(len(prepared.accepted), dtype=bool)
+        if keep.size and self._unknown_vehicles == "reject":
+            for i in self._unknown(conn, prepared):
+                keep[i] = False
+                reason = "vehicle is not registered and the policy is reject"
+                dead.append(dead_letter(prepared.accepted[i].envelope, UNKNOWN_VEHICLE, reason))
+        candidates = int(np.count_nonzero(keep))
+        params = prepared.params or storage_params(prepared)
+        if candidates:
+            keep &= self._claim_new(conn, params, keep)
+        duplicates = prepared.duplicates + candidates - int(np.count_nonzero(keep))
+        new = prepared if keep.all() else prepared.only_batches(keep)
+        dead.extend(new.quarantine.values())
+        if new.accepted:
+            new_params = new.params or storage_params(new)
+            conn.execute(_VEHICLES_SQL, (new_params.latest_vehicles, new_params.latest_ts))
             with conn.cursor().copy(COPY_SQL) as copy:
-                copy.write(encode_copy_binary(block))
-            self._merge_latest(conn, new)
-        if dead:
-            self._store_dead_letters(conn, dead)
-        return WriteResult(len(new), block.n_rows, block.n_samples(), duplicates, len(dead))
+                copy.write(new.copy_data)
+            conn.execute(_LATEST_SQL, (new_params.latest_json,))
+        self._store_dead_letters(conn, dead)
+        return WriteResult(
+            batches=len(new.accepted),
+            rows=new.block.n_rows,
+            samples=new.block.n_samples(),
+            duplicates=duplicates,
+            dead_letters=len(dead),
+            dead_reasons=tuple(d.reason for d in dead),
+            committed_at_ns=time.time_ns(),
+            newest_ts_us=tuple(int(a.batch.ts_ns[-1]) // 1000 for a in new.accepted),
+        )
 
-    def _split_unknown(
-        self, conn: psycopg.Connection, accepted: list[Accepted]
-    ) -> tuple[list[Accepted], list[DeadLetter]]:
-        ids = sorted({a.batch.vehicle_id for a in accepted})
+    def _unknown(self, conn: psycopg.Connection, prepared: PreparedFlush) -> list[int]:
+        ids = sorted({a.batch.vehicle_id for a in prepared.accepted})
         known = {
             r[0] for r in conn.execute("SELECT vehicle_id FROM vehicles WHERE vehicle_id = ANY(%s)", (ids,))
         }
-        ok = [a for a in accepted if a.batch.vehicle_id in known]
-        rejected = [
-            dead_letter(a.envelope, "unknown_vehicle", "vehicle is not registered and the policy is reject")
-            for a in accepted
-            if a.batch.vehicle_id not in known
-        ]
-        return ok, rejected
+        return [i for i, a in enumerate(prepared.accepted) if a.batch.vehicle_id not in known]
 
-    def _claim_new_batches(
-        self, conn: psycopg.Connection, batches: list[TelemetryBatch]
-    ) -> list[TelemetryBatch]:
-        if not batches:
-            return []
+    def _claim_new(
+        self, conn: psycopg.Connection, params: StorageParams, candidates: np.ndarray
+    ) -> np.ndarray:
+        """Insert the ledger rows of the candidate batches; True for each batch not stored before."""
+        order = [i for i in params.ledger_order if candidates[i]]
         rows = conn.execute(
-            "INSERT INTO ingest_batches (vehicle_id, seq, first_ts, last_ts, n_rows, n_samples) "
-            "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[], %s::timestamptz[], "
-            "%s::int[], %s::int[]) ON CONFLICT DO NOTHING RETURNING vehicle_id, seq",
-            (
-                [b.vehicle_id for b in batches],
-                [b.seq for b in batches],
-                [_ts(int(b.ts_ns[0])) for b in batches],
-                [_ts(int(b.ts_ns[-1])) for b in batches],
-                [b.n_rows for b in batches],
-                [b.n_samples for b in batches],
+            _CLAIM_SQL,
+            tuple(
+                [column[i] for i in order]
+                for column in (
+                    params.vehicle_ids,
+                    params.seqs,
+                    params.first_ts,
+                    params.last_ts,
+                    params.n_rows,
+                    params.n_samples,
+                )
             ),
         ).fetchall()
         fresh = set(rows)
-        return [b for b in batches if (b.vehicle_id, b.seq) in fresh]
-
-    def _register_vehicles(self, conn: psycopg.Connection, batches: list[TelemetryBatch]) -> None:
-        last_seen: dict[str, int] = {}
-        for b in batches:
-            last_seen[b.vehicle_id] = max(last_seen.get(b.vehicle_id, 0), int(b.ts_ns[-1]))
-        ids = sorted(last_seen)
-        conn.execute(
-            "INSERT INTO vehicles (vehicle_id, last_seen_at) "
-            "SELECT * FROM unnest(%s::text[], %s::timestamptz[]) "
-            "ON CONFLICT (vehicle_id) DO UPDATE SET last_seen_at = "
-            "greatest(vehicles.last_seen_at, excluded.last_seen_at)",
-            (ids, [_ts(last_seen[i]) for i in ids]),
-        )
-
-    def _merge_latest(self, conn: psycopg.Connection, batches: list[TelemetryBatch]) -> None:
-        latest: dict[str, tuple[int, dict]] = {}
-        for b in sorted(batches, key=lambda b: int(b.ts_ns[-1])):
-            ts_prev, signals = latest.get(b.vehicle_id, (0, {}))
-            for path, values in b.columns.items():
-                idx = np.flatnonzero(~np.isnan(values))
-                if idx.size:
-                    i = int(idx[-1])
-                    signals[path] = {"value": float(values[i]), "ts": _ts(int(b.ts_ns[i])).isoformat()}
-            latest[b.vehicle_id] = (max(ts_prev, int(b.ts_ns[-1])), signals)
-        ids = sorted(latest)
-        # Newer data overrides per signal; older (late) data only fills signals not yet known.
-        conn.execute(
-            "INSERT INTO vehicle_latest (vehicle_id, ts, signals) "
-            "SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::jsonb[]) "
-            "ON CONFLICT (vehicle_id) DO UPDATE SET "
-            "signals = CASE WHEN excluded.ts >= vehicle_latest.ts "
-            "THEN vehicle_latest.signals || excluded.signals "
-            "ELSE excluded.signals || vehicle_latest.signals END, "
-            "ts = greatest(vehicle_latest.ts, excluded.ts)",
-            (ids, [_ts(latest[i][0]) for i in ids], [Jsonb(latest[i][1]) for i in ids]),
-        )
+        keys = zip(params.vehicle_ids, params.seqs, strict=True)
+        return np.array([key in fresh for key in keys], dtype=bool) & candidates
 
     def _store_dead_letters(self, conn: psycopg.Connection, dead: list[DeadLetter]) -> None:
+        if not dead:
+            return
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO dead_letters (received_at, topic, vehicle_id, reason, detail, payload) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
+                _DEAD_SQL,
                 [(_ts(d.received_at_ns), d.topic, d.vehicle_id, d.reason, d.detail, d.payload) for d in dead],
             )
 

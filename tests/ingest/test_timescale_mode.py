@@ -171,3 +171,100 @@ def test_ensure_partitions_is_a_noop_under_timescale(
 ) -> None:
     created = db.execute("SELECT fleet_ensure_partitions(current_date - 2, current_date + 7)").fetchone()
     assert created == (0,)
+
+
+def test_compression_is_segmented_by_vehicle_and_policies_are_scheduled(
+    db: psycopg.Connection, first_report: MigrationReport
+) -> None:
+    settings = db.execute(
+        "SELECT attname, segmentby_column_index, orderby_column_index, orderby_asc "
+        "FROM timescaledb_information.compression_settings WHERE hypertable_name = 'telemetry' "
+        "ORDER BY attname"
+    ).fetchall()
+    assert settings == [("ts", None, 1, False), ("vehicle_id", 1, None, None)]
+    jobs = {
+        (proc, table): config
+        for proc, table, config in db.execute(
+            "SELECT proc_name, hypertable_name, config FROM timescaledb_information.jobs"
+        ).fetchall()
+    }
+    assert jobs[("policy_compression", "telemetry")]["compress_after"] == "7 days"
+    assert jobs[("policy_retention", "telemetry")]["drop_after"] == "180 days"
+    assert jobs[("policy_retention", "telemetry_hourly")]["drop_after"] == "2 years"
+    for view in ("telemetry_hourly", "telemetry_daily"):
+        assert jobs[("policy_refresh_continuous_aggregate", view)]["start_offset"] == "32 days"
+
+
+def test_continuous_aggregates_per_vehicle_per_hour_and_day(
+    db: psycopg.Connection, first_report: MigrationReport
+) -> None:
+    base = dt.datetime(2024, 5, 2, 10, 0, tzinfo=dt.UTC)
+    rows = [
+        (base + dt.timedelta(minutes=20 * i), "VEH-AGG", 10.0 * (i + 1), 230.0 - i, 1000.0 + i, i == 1)
+        for i in range(6)  # 10:00 .. 11:40: two hours, one day
+    ]
+    with db.transaction(), db.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO telemetry (ts, vehicle_id, speed_kmh, tire_fl_kpa, odometer_km, abs_engaged) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+    db.autocommit = True  # refresh_continuous_aggregate cannot run inside a transaction
+    try:
+        for view in ("telemetry_hourly", "telemetry_daily"):
+            db.execute(f"CALL refresh_continuous_aggregate('{view}', '2024-05-01', '2024-05-04')")
+        hourly = db.execute(
+            "SELECT bucket, n_rows, speed_avg_kmh, speed_max_kmh, tire_min_kpa, "
+            "odometer_max_km - odometer_min_km, abs_engaged_rows FROM telemetry_hourly "
+            "WHERE vehicle_id = 'VEH-AGG' ORDER BY bucket"
+        ).fetchall()
+        daily = db.execute(
+            "SELECT bucket, n_rows, speed_max_kmh, abs_engaged_rows FROM telemetry_daily "
+            "WHERE vehicle_id = 'VEH-AGG'"
+        ).fetchall()
+    finally:
+        db.autocommit = False
+    assert hourly == [
+        (base, 3, 20.0, 30.0, 228.0, 2.0, 1),
+        (base + dt.timedelta(hours=1), 3, 50.0, 60.0, 225.0, 2.0, 0),
+    ]
+    assert daily == [(dt.datetime(2024, 5, 2, tzinfo=dt.UTC), 6, 60.0, 1)]
+
+
+def test_compressed_chunks_stay_readable(db: psycopg.Connection, first_report: MigrationReport) -> None:
+    day = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)
+    with db.transaction(), db.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO telemetry (ts, vehicle_id, speed_kmh) VALUES (%s, %s, %s)",
+            [(day + dt.timedelta(seconds=i), f"VEH-Z{i % 3}", float(i)) for i in range(30)],
+        )
+    with db.transaction():
+        chunks = db.execute(
+            "SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('telemetry', "
+            "newer_than => '2024-06-01'::timestamptz, older_than => '2024-06-02'::timestamptz) c"
+        ).fetchall()
+        compressed = db.execute(
+            "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'telemetry' "
+            "AND is_compressed"
+        ).fetchone()
+        got = db.execute(
+            "SELECT vehicle_id, count(*), sum(speed_kmh) FROM telemetry "
+            "WHERE ts >= '2024-06-01' AND ts < '2024-06-02' GROUP BY vehicle_id ORDER BY vehicle_id"
+        ).fetchall()
+    assert len(chunks) == 1 and compressed is not None and compressed[0] >= 1
+    assert got == [("VEH-Z0", 10, 135.0), ("VEH-Z1", 10, 145.0), ("VEH-Z2", 10, 155.0)]
+
+
+def test_maintain_prunes_the_ledger_beyond_its_retention(
+    db: psycopg.Connection, first_report: MigrationReport
+) -> None:
+    with db.transaction():
+        db.execute(
+            "INSERT INTO ingest_batches (vehicle_id, seq, first_ts, last_ts, n_rows, n_samples) VALUES "
+            "('VEH-OLD', 1, now() - interval '40 days', now() - interval '40 days', 1, 1), "
+            "('VEH-OLD', 2, now() - interval '1 day', now() - interval '1 day', 1, 1)"
+        )
+        summary = db.execute("SELECT fleet_maintain()").fetchone()
+        left = db.execute("SELECT seq FROM ingest_batches WHERE vehicle_id = 'VEH-OLD'").fetchall()
+    assert summary is not None and summary[0].startswith("timescale: ledger pruned")
+    assert left == [(2,)]

