@@ -1,7 +1,13 @@
-"""The in-car edge agent: sources -> batcher -> MQTT publisher.
+"""The in-car edge agent: sources -> campaign collector -> durable disk queue -> MQTT.
 
-Foundation scope: the batching and publishing path that the simulator and the demo drive. Real
-sources (OBD-II, CAN), campaigns and store-and-forward come with the edge-agent issue.
+Two paths share this package:
+- the in-car service (`edge_agent.agent.Agent`, run by `fleet agent --config` or
+  `python -m edge_agent --config`): sources (`edge_agent.sources`: OBD-II, CAN, simulated),
+  campaigns (`campaign`, `expression`, `sampling`, `trigger`, `ring`, `collector`: pure),
+  store-and-forward (`spool`: SQLite WAL) and the MQTT link (`link`: backoff, last will, config);
+- the fleet simulator's path (`FleetBatcher`, `MqttPublisher`, `SequenceCounter`), which publishes
+  many simulated vehicles at once.
+Submodules are imported lazily by their users so that a car loads only what it runs.
 """
 
 from edge_agent.batcher import FleetBatcher

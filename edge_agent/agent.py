@@ -1,0 +1,433 @@
+"""The agent's imperative shell: source -> collector -> disk queue -> MQTT link, in one loop.
+
+Owns: timing (read the source at the campaign's base rate, flush and fsync every flush interval),
+applying campaigns received on the config topic, and the sender that drains the disk queue. The
+decisions themselves live in pure modules (`collector`, `sampling`, `trigger`, `expression`).
+
+Sender fairness: at each (re)connection the queue is split at its newest committed entry. Entries
+after it are "live", the ones before are the "backlog". The sender alternates between the oldest
+unsent live entry and the oldest unsent backlog entry, so the backlog goes out in order while
+fresh data keeps flowing. An entry leaves the queue only when the broker acknowledged it (PUBACK).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from contract import topics, wire_v1
+from contract.batch import TelemetryBatch
+from contract.errors import EncodeError
+from contract.signals import BY_PATH, WireType
+from edge_agent.campaign import Campaign, CampaignError, default_campaign, parse_campaign, supersedes
+from edge_agent.collector import PRIORITY_HIGH, PRIORITY_LOW, Chunk, Collector, merge_chunks
+from edge_agent.config import AgentConfig
+from edge_agent.link import AgentLink, LinkConfig
+from edge_agent.sources.base import Source, SourceError
+from edge_agent.spool import DiskQueue, Entry
+
+log = logging.getLogger(__name__)
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("fleetpulse")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+DTC_SCHEMA = "fleetpulse.dtc.v1"
+AGENT_VERSION = _package_version()
+TS_RESOLUTION_NS = 1_000_000
+MAX_BATCH_ROWS = 5_000  # below wire_v1.MAX_ROWS; a frame still too big is split in halves
+
+
+@dataclass
+class AgentStats:
+    rows_read: int = 0
+    samples_read: int = 0
+    source_errors: int = 0
+    batches_queued: int = 0
+    samples_queued: int = 0
+    batches_acked: int = 0
+    samples_acked: int = 0
+    telemetry_bytes_acked: int = 0
+    dtc_messages_queued: int = 0
+    triggers_fired: int = 0
+    campaigns_applied: int = 0
+    campaigns_rejected: int = 0
+    last_campaign_error: str = ""
+
+
+@dataclass
+class _Inflight:
+    entry_id: int
+    kind: str
+    samples: int
+    size: int
+
+
+class Agent:
+    """One vehicle's agent. `run(stop)` blocks until `stop` is set; everything else is for tests."""
+
+    def __init__(
+        self, config: AgentConfig, source: Source, *, client_id: str | None = None, manage_source: bool = True
+    ) -> None:
+        """`manage_source=False`: the caller opens and closes `source` (a shared test session)."""
+        self.config = config
+        self.source = source
+        self._manage_source = manage_source
+        self.stats = AgentStats()
+        self.queue = DiskQueue(config.queue_path, config.queue_max_bytes)
+        self.campaign = self._initial_campaign()
+        self.collector = Collector(self.campaign)
+        self.link = AgentLink(
+            LinkConfig(
+                endpoint=config.endpoint,
+                vehicle_id=config.vehicle_id,
+                client_id=client_id or f"agent-{config.vehicle_id}",
+                keepalive_s=config.keepalive_s,
+                backoff_initial_s=config.backoff_initial_s,
+                backoff_max_s=config.backoff_max_s,
+                ca_file=config.ca_file,
+                cert_file=config.cert_file,
+                key_file=config.key_file,
+                max_inflight=max(config.max_inflight * 2, 20),
+            ),
+            self._checkin_payload,
+        )
+        self._bool_paths = {s.vss_path for s in BY_PATH.values() if s.wire_type is WireType.BOOL}
+        self._rows_ts: list[int] = []
+        self._rows: list[dict[str, float]] = []
+        self._row_dtcs: list[frozenset[str] | None] = []
+        self._last_ts_ns = 0
+        self._dtcs_sent: frozenset[str] | None = None
+        # sender state, reset on every new connection epoch
+        self._epoch = -1
+        self._inflight: dict[int, _Inflight] = {}
+        self._acked_ids: list[int] = []
+        self._live_floor = 0
+        self._live_cursor = 0
+        self._backlog_cursor = 0
+        self._backlog_done = True
+        self._turn = 0
+
+    # -- campaigns ------------------------------------------------------------------------------
+    def _initial_campaign(self) -> Campaign:
+        for path in (self.config.campaign_path, self.config.campaign_file):
+            if path is not None and path.exists():
+                try:
+                    return parse_campaign(path.read_bytes())
+                except CampaignError as exc:
+                    log.error("ignoring campaign file %s: %s", path, exc)
+        paths = tuple(p for p in BY_PATH if p in self.source.available_paths)
+        return default_campaign(paths, period_ms=self.config.default_period_ms).model_copy(
+            update={
+                "base_rate_hz": self.config.base_rate_hz,
+                "flush_interval_s": self.config.flush_interval_s,
+                "batch_interval_s": max(self.config.batch_interval_s, self.config.flush_interval_s),
+            }
+        )
+
+    def offer_campaign(self, payload: bytes) -> bool:
+        """Validate and, if newer, switch to a campaign. Returns whether it was applied."""
+        try:
+            campaign = parse_campaign(payload)
+        except CampaignError as exc:
+            self.stats.campaigns_rejected += 1
+            self.stats.last_campaign_error = str(exc).splitlines()[0][:200]
+            log.error("rejected campaign: %s", self.stats.last_campaign_error)
+            self.link.send_checkin()
+            return False
+        if not supersedes(campaign, self.campaign):
+            return False
+        self._flush(cut=True)  # rows read so far belong to the old campaign
+        _write_atomically(self.config.campaign_path, payload)
+        self.campaign = campaign
+        self.collector = Collector(campaign)
+        self.stats.campaigns_applied += 1
+        log.info("running campaign %s", campaign.version_tag)
+        self.link.send_checkin()
+        return True
+
+    def _checkin_payload(self) -> bytes:
+        counters = self.queue.counters
+        return json.dumps(
+            {
+                "state": "online",
+                "vehicle_id": self.config.vehicle_id,
+                "campaign_id": self.campaign.campaign_id,
+                "campaign_version": self.campaign.version,
+                "agent_version": AGENT_VERSION,
+                "source": self.source.kind,
+                "queue_rows": self.queue.rows,
+                "queue_bytes": self.queue.bytes_used,
+                "dropped_batches": counters["dropped_batches"],
+                "dropped_samples": counters["dropped_samples"],
+                "queue_corrupt_files": [p.name for p in self.queue.corrupt_files],
+                "campaigns_rejected": self.stats.campaigns_rejected,
+                "last_campaign_error": self.stats.last_campaign_error,
+                "disconnects": self.link.disconnects,
+            }
+        ).encode()
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Read, collect, queue and send until `stop` is set; then flush, fsync and disconnect."""
+        if self._manage_source:
+            self.source.open()
+        self.link.start()
+        next_tick = next_flush = time.monotonic()
+        next_cut = next_tick + self.campaign.batch_interval_s
+        next_checkin = next_tick + self.config.checkin_interval_s
+        next_stats = next_tick + 10.0
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                period_s = 1.0 / self.campaign.base_rate_hz
+                if now >= next_tick:
+                    self.sample_once(timeout_s=period_s / 2)
+                    next_tick = max(next_tick + period_s, now)
+                for payload in self.link.take_configs():
+                    self.offer_campaign(payload)
+                if now >= next_flush:
+                    cut = now >= next_cut
+                    if cut:
+                        next_cut = now + self.campaign.batch_interval_s
+                    self._flush(cut=cut)
+                    next_flush = max(next_flush + self.campaign.flush_interval_s, now)
+                self.pump()
+                if now >= next_checkin:
+                    self.link.send_checkin()
+                    next_checkin = now + self.config.checkin_interval_s
+                if now >= next_stats:
+                    self.write_stats()
+                    next_stats = now + 10.0
+                stop.wait(max(0.0, min(next_tick, next_flush) - time.monotonic()))
+        finally:
+            self._flush(cut=True)
+            deadline = time.monotonic() + 2.0  # a short grace period to send what is left
+            self.pump()
+            while self._inflight and self.link.connected.is_set() and time.monotonic() < deadline:
+                time.sleep(0.02)
+                self.pump()
+            self._commit()
+            self.link.stop()
+            self.write_stats()
+            self.queue.close()
+            if self._manage_source:
+                self.source.close()
+
+    def sample_once(self, timeout_s: float = 0.05) -> None:
+        """Read one row from the source (errors are counted; the row is then skipped)."""
+        try:
+            reading = self.source.read(self.collector.paths, timeout_s)
+        except SourceError as exc:
+            self.stats.source_errors += 1
+            log.warning("source read failed: %s", exc)
+            return
+        # Whole milliseconds: finer than the loop's own jitter, and steady deltas compress well.
+        # Times must strictly increase for the wire format (µs resolution).
+        ts = max(reading.ts_ns // TS_RESOLUTION_NS * TS_RESOLUTION_NS, self._last_ts_ns + 1000)
+        self._last_ts_ns = ts
+        self._rows_ts.append(ts)
+        values = dict(reading.values)
+        for path in self._bool_paths.intersection(values):
+            values[path] = 1.0 if values[path] else 0.0  # the wire accepts only 0/1 for booleans
+        self._rows.append(values)
+        self._row_dtcs.append(reading.dtcs)
+        self.stats.rows_read += 1
+        self.stats.samples_read += len(reading.values)
+
+    def _flush(self, *, cut: bool = False) -> None:
+        """Collect the rows read since the last flush, stage periodic data and queue trigger
+        windows and DTCs; with `cut`, merge the staged data into one batch. Then commit (fsync)."""
+        if self._rows_ts:
+            paths = self.collector.paths
+            ts = np.array(self._rows_ts, dtype=np.int64)
+            values = np.array([[row.get(p, np.nan) for p in paths] for row in self._rows], dtype=np.float64)
+            dtcs = self._row_dtcs
+            self._rows_ts, self._rows, self._row_dtcs = [], [], []
+            before = self.collector.trigger_count
+            chunks = self.collector.process(ts, values.reshape(len(ts), len(paths)), dtcs)
+            self.stats.triggers_fired += self.collector.trigger_count - before
+            for chunk in chunks:
+                if chunk.priority == PRIORITY_LOW:
+                    self._queue_call(self._stage_chunk, chunk)
+                else:
+                    self._queue_call(self._put_chunk, chunk)
+            for row, codes in enumerate(dtcs):
+                if codes is not None and codes != self._dtcs_sent:
+                    self._dtcs_sent = codes
+                    self._queue_call(self._put_dtc, self._dtc_message(int(ts[row]) // 1000, codes))
+        if cut:
+            self._queue_call(self._cut_staged)
+        self._commit()
+
+    def _stage_chunk(self, chunk: Chunk) -> None:
+        # Stored as a v1 frame without seq: exact for the wire types, and compact.
+        staged = TelemetryBatch(self.config.vehicle_id, 0, chunk.ts_ns, chunk.columns)
+        self.queue.stage(wire_v1.encode(staged), chunk.n_samples)
+
+    def _cut_staged(self) -> None:
+        staged = self.queue.staged()
+        if not staged:
+            return
+        pieces = [(b.ts_ns, b.columns) for b in (wire_v1.decode(payload) for _, payload in staged)]
+        for ts_ns, columns in merge_chunks(pieces):
+            for lo in range(0, ts_ns.shape[0], MAX_BATCH_ROWS):
+                part = {p: c[lo : lo + MAX_BATCH_ROWS] for p, c in columns.items()}
+                self._put_chunk(Chunk(ts_ns[lo : lo + MAX_BATCH_ROWS], part, PRIORITY_LOW, "periodic"))
+        self.queue.unstage([staged_id for staged_id, _ in staged])
+
+    def _put_chunk(self, chunk: Chunk) -> None:
+        seq = self.queue.next_seq()
+        batch = TelemetryBatch(self.config.vehicle_id, seq, chunk.ts_ns, chunk.columns)
+        try:
+            payload = wire_v1.encode(batch)
+        except EncodeError:
+            if batch.n_rows < 2:
+                raise
+            half = batch.n_rows // 2  # too big for one frame: split (the seq above stays unused)
+            for part in (slice(0, half), slice(half, None)):
+                cols = {p: c[part] for p, c in chunk.columns.items()}
+                self._put_chunk(Chunk(chunk.ts_ns[part], cols, chunk.priority, chunk.reason))
+            return
+        samples = batch.n_samples
+        if self.queue.put(topics.TELEMETRY, payload, priority=chunk.priority, samples=samples, seq=seq):
+            self.stats.batches_queued += 1
+            self.stats.samples_queued += samples
+
+    def _dtc_message(self, ts_us: int, codes: frozenset[str]) -> bytes:
+        """The `dtc` topic's JSON, the shape `simulators.dtc_channel` sends (schema fleetpulse.dtc.v1):
+        the full set of stored codes whenever it changes (an empty list when they were cleared)."""
+        doc = {
+            "schema": DTC_SCHEMA,
+            "vehicle_id": self.config.vehicle_id,
+            "ts_us": ts_us,
+            "codes": sorted(codes),
+            "firmware_version": AGENT_VERSION,
+        }
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    def _put_dtc(self, payload: bytes) -> None:
+        self.queue.put(topics.DTC, payload, priority=PRIORITY_HIGH, samples=0)
+        self.stats.dtc_messages_queued += 1
+
+    def _commit(self) -> None:
+        def commit() -> None:
+            self.queue.remove(self._acked_ids)
+            self._acked_ids = []
+            self.queue.commit()
+
+        self._queue_call(commit)
+
+    def _queue_call(self, fn: Callable[..., None], *args: object) -> None:
+        """Run a queue operation; a corrupt file is moved aside and the agent goes on."""
+        try:
+            fn(*args)
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+
+    def _recover(self, exc: sqlite3.DatabaseError) -> None:
+        """The queue file went bad during use: move it aside, start empty, forget row ids."""
+        self.queue.recover(exc)
+        self._epoch = -1  # re-read the (new, empty) queue from the start
+        self._inflight.clear()
+        self._acked_ids = []
+        self.link.send_checkin()
+
+    # -- the sender -----------------------------------------------------------------------------
+    def pump(self) -> None:
+        """Account acknowledgements and publish queued entries up to the in-flight limit."""
+        for epoch, mid in self.link.take_acks():
+            done = self._inflight.pop(mid, None) if epoch == self._epoch else None
+            if done is not None:
+                self._acked_ids.append(done.entry_id)
+                if done.kind == topics.TELEMETRY:
+                    self.stats.batches_acked += 1
+                    self.stats.samples_acked += done.samples
+                    self.stats.telemetry_bytes_acked += done.size
+        if not self.link.connected.is_set():
+            return
+        if self.link.epoch != self._epoch:
+            self._epoch = self.link.epoch
+            self._inflight.clear()
+            self._live_floor = self._live_cursor = self.queue.committed_max_id
+            self._backlog_cursor = 0
+            self._backlog_done = False
+        room = self.config.max_inflight - len(self._inflight)
+        if room <= 0:
+            return
+        try:
+            live = (
+                self.queue.read(self._live_cursor, None, room)
+                if self.queue.committed_max_id > self._live_cursor
+                else []
+            )
+            backlog = (
+                [] if self._backlog_done else self.queue.read(self._backlog_cursor, self._live_floor, room)
+            )
+        except sqlite3.DatabaseError as exc:
+            self._recover(exc)
+            return
+        if len(backlog) < room:
+            self._backlog_done = True
+        for entry, is_live in _interleave(live, backlog, self._turn)[:room]:
+            sent = self.link.publish(topics.topic_for(self.config.vehicle_id, entry.kind), entry.payload)
+            if sent is None:
+                self._backlog_done = False
+                return
+            self._inflight[sent[1]] = _Inflight(entry.id, entry.kind, entry.samples, len(entry.payload))
+            if is_live:
+                self._live_cursor = entry.id
+            else:
+                self._backlog_cursor = entry.id
+            self._turn += 1
+
+    def write_stats(self) -> None:
+        doc = {**asdict(self.stats), **self.queue.counters, "queue_rows": self.queue.rows}
+        doc["queue_corrupt_files"] = [str(p) for p in self.queue.corrupt_files]
+        doc["campaign"] = self.campaign.version_tag
+        doc["signals"] = len(self.collector.paths)
+        doc["disconnects"] = self.link.disconnects
+        with contextlib.suppress(OSError):
+            _write_atomically(self.config.stats_path, json.dumps(doc).encode(), fsync=False)
+
+
+def _interleave(live: list[Entry], backlog: list[Entry], turn: int) -> list[tuple[Entry, bool]]:
+    """Alternate live and backlog entries (each list keeps its order), starting by `turn` parity."""
+    out: list[tuple[Entry, bool]] = []
+    li, bi = 0, 0
+    prefer_live = turn % 2 == 0
+    while li < len(live) or bi < len(backlog):
+        if (prefer_live and li < len(live)) or bi >= len(backlog):
+            out.append((live[li], True))
+            li += 1
+        else:
+            out.append((backlog[bi], False))
+            bi += 1
+        prefer_live = not prefer_live
+    return out
+
+
+def _write_atomically(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,90 @@
+"""Fixtures of the edge-agent tests: a private, restartable Mosquitto, and one shared ELM327
+emulator session (python-obd needs about 4 s to connect, so every OBD test shares it)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from contract.credentials import vehicle_password
+from contract.endpoint import MqttEndpoint
+from edge_agent.bench import LocalMosquitto, free_port, mosquitto_binary, wait_port
+from fleet.embedded import INGEST_USER, BrokerAccounts
+
+AGENT_VEHICLES = ("AGT-OUTAGE", "AGT-KILL", "AGT-CAMPAIGN", "AGT-CORRUPT", "AGT-OBD")
+EMULATED_DTCS = ("0301", "0420")  # P0301 (cylinder 1 misfire), P0420 (catalyst efficiency)
+
+
+@dataclass
+class PrivateBroker:
+    mosquitto: LocalMosquitto
+    accounts: BrokerAccounts = field(repr=False)
+
+    @property
+    def port(self) -> int:
+        return self.mosquitto.port
+
+    @property
+    def ingest(self) -> MqttEndpoint:
+        return MqttEndpoint("127.0.0.1", self.port, INGEST_USER, self.accounts.ingest_password)
+
+    def vehicle(self, vehicle_id: str) -> MqttEndpoint:
+        pw = vehicle_password(self.accounts.fleet_secret, vehicle_id)
+        return MqttEndpoint("127.0.0.1", self.port, vehicle_id, pw)
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A Mosquitto of this test alone (shipped ACL, persistence on), which the test may stop/start."""
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it)")
+    accounts = BrokerAccounts()
+    users = {INGEST_USER: accounts.ingest_password}
+    users.update({v: vehicle_password(accounts.fleet_secret, v) for v in AGENT_VEHICLES})
+    broker = LocalMosquitto(tmp_path / "mosquitto", users)
+    broker.start()
+    try:
+        yield PrivateBroker(broker, accounts)
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def elm_emulator_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    pytest.importorskip("elm", reason="elm327-emulator is a test dependency")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("elm")  # the emulator writes elm.log into its working directory
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("elm_server.py")), str(port), ",".join(EMULATED_DTCS)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=workdir,
+    )
+    try:
+        wait_port(port, 20)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def obd_source(elm_emulator_port: int):  # noqa: ANN201
+    """One python-obd session to the emulator for the whole run (connecting takes ~4 s)."""
+    from edge_agent.sources.obd_adapter import ObdSource
+
+    source = ObdSource(port=f"socket://127.0.0.1:{elm_emulator_port}", baudrate=38400, dtc_interval_s=0.0)
+    source.open()
+    try:
+        yield source
+    finally:
+        source.close()

@@ -1,0 +1,64 @@
+"""The agent shell without a broker: rows become staged chunks, batches with durable seqs, and a
+queue file that goes bad during use is replaced without stopping the agent."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from pathlib import Path
+
+from contract import wire_v1
+from contract.endpoint import MqttEndpoint
+from edge_agent.agent import Agent
+from edge_agent.config import AgentConfig
+from edge_agent.sources import MemorySource
+
+
+def _agent(tmp_path: Path) -> tuple[Agent, MemorySource]:
+    ticks = itertools.count(1_800_000_000_000_000_000, 100_000_000)  # 10 Hz
+    source = MemorySource(clock_ns=lambda: next(ticks))
+    config = AgentConfig(
+        vehicle_id="CORE-1",
+        endpoint=MqttEndpoint("127.0.0.1", 1),  # never started in these tests
+        state_dir=tmp_path,
+        default_period_ms=100,
+        flush_interval_s=0.5,
+        batch_interval_s=1.0,
+    )
+    return Agent(config, source), source
+
+
+def test_rows_are_staged_then_cut_into_one_batch_with_a_durable_seq(tmp_path: Path) -> None:
+    agent, source = _agent(tmp_path)
+    for i in range(5):
+        source.set({"Vehicle.Speed": 50.0 + i, "Vehicle.ADAS.ABS.IsEngaged": 7.0})  # 7 -> true
+        agent.sample_once()
+    agent._flush()
+    assert agent.queue.rows == 0 and len(agent.queue.staged()) == 1  # durable, not yet a batch
+    for _ in range(3):
+        agent.sample_once()
+    agent._flush(cut=True)
+    [entry] = agent.queue.read(0, None, 10)
+    batch = wire_v1.decode(entry.payload)
+    assert batch.seq == entry.seq and batch.n_rows == 8
+    assert set(batch.columns["Vehicle.ADAS.ABS.IsEngaged"]) == {1.0}
+    assert agent.stats.samples_queued == 16 == batch.n_samples
+    agent.queue.close()
+    reopened, _ = _agent(tmp_path)
+    assert reopened.queue.next_seq() > entry.seq
+
+
+def test_queue_failing_during_use_is_replaced(tmp_path: Path) -> None:
+    agent, source = _agent(tmp_path)
+    source.set({"Vehicle.Speed": 10.0})
+    agent.sample_once()
+    agent._flush(cut=True)
+
+    def broken() -> None:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    agent._queue_call(broken)
+    assert agent.queue.corrupt_files and agent.queue.rows == 0
+    agent.sample_once()
+    agent._flush(cut=True)  # keeps working on the fresh file
+    assert agent.queue.rows == 1
