@@ -93,33 +93,6 @@ def migrate(as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def ingest(
-    share_group: Annotated[
-        str | None, typer.Option(help="MQTT shared-subscription group ($share/...).")
-    ] = None,
-    metrics_port: Annotated[int, typer.Option(help="Prometheus metrics port (0 = off).")] = 0,
-) -> None:
-    """Run the ingest service until interrupted."""
-    from prometheus_client import start_http_server
-
-    from fleet.embedded import servers
-    from ingest import IngestConfig, IngestService, TelemetryStore
-
-    settings = _settings()
-    if metrics_port:
-        start_http_server(metrics_port)
-    with servers(settings) as srv:
-        _migrate_quietly(srv.database_url)
-        store = TelemetryStore(srv.database_url, unknown_vehicles=settings.ingest_unknown_vehicles)
-        store.ensure_partitions()
-        config = IngestConfig(
-            settings.ingest_flush_interval_s, client_id=settings.ingest_client_id, share_group=share_group
-        )
-        service = IngestService(srv.ingest_endpoint, store, config)
-        _run_until_signal(service.run())
-
-
-@app.command()
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address (default FLEET_API_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default FLEET_API_PORT).")] = None,
