@@ -80,22 +80,22 @@ def encode_copy_binary(block: RowBlock) -> bytes:
     """The full COPY BINARY stream (header, rows, trailer) for TELEMETRY_COLUMNS."""
     chunks = [COPY_HEADER]
     if block.n_rows:
-        present = np.stack([~np.isnan(block.values[s.vss_path]) for s in SIGNALS])
-        pattern = np.zeros(block.n_rows, np.int64)
-        for i in range(len(SIGNALS)):
-            pattern |= present[i].astype(np.int64) << i
-        id_len = np.char.str_len(block.vehicle_id).astype(np.int64)
-        keys, group = np.unique(pattern | (id_len << 32), return_inverse=True)
+        present = np.stack([~np.isnan(block.values[s.vss_path]) for s in SIGNALS])  # (signals, rows)
+        id_len = np.char.str_len(block.vehicle_id).astype(np.uint8)  # ids are at most 64 bytes
+        # A row's layout is which signals it has plus its id length; one byte row per layout key.
+        layout = np.vstack([np.packbits(present, axis=0), id_len[None, :]]).T
+        keys, group = np.unique(layout, axis=0, return_inverse=True)
+        group = group.reshape(-1)
         if keys.shape[0] > MAX_LAYOUT_GROUPS:
             for length in np.unique(id_len):
                 chunks.append(_encode_masked(block, np.flatnonzero(id_len == length), int(length), present))
         else:
             order = np.argsort(group, kind="stable")
             bounds = np.searchsorted(group[order], np.arange(keys.shape[0] + 1))
-            for g, key in enumerate(keys.tolist()):
+            for g in range(keys.shape[0]):
                 rows = order[bounds[g] : bounds[g + 1]]
-                mask = tuple(bool(key >> i & 1) for i in range(len(SIGNALS)))
-                chunks.append(_encode_group(block, rows, key >> 32, mask))
+                mask = tuple(bool(b) for b in present[:, rows[0]])
+                chunks.append(_encode_group(block, rows, int(id_len[rows[0]]), mask))
     chunks.append(COPY_TRAILER)
     return b"".join(chunks)
 

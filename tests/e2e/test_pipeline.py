@@ -74,7 +74,7 @@ def test_published_samples_are_stored_exactly(broker: BrokerUnderTest, running_i
             pub.close()
         expected_samples = sum(b.n_samples for b in batches)
         assert pub.stats.samples_acked == expected_samples
-        assert ingest.wait_for(lambda t: t.samples >= expected_samples)
+        assert ingest.wait_for(lambda t: t.samples >= expected_samples), ingest.service.totals
         assert ingest.service.totals.dead_letters == 0
 
     ts_us, stored = read_back(pg_url, vehicle_id)
