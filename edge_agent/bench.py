@@ -7,18 +7,15 @@ the base rate, and measuring that child with psutil: CPU share of one core over 
 peak RSS (the kernel's VmHWM), and wire bytes per sample from the agent's own stats file. The
 process measured is exactly the service a car runs; the broker's CPU is not counted.
 
-`LocalMosquitto` is also what the agent's tests use to stop and restart a broker under load.
+The broker is `fleet.mosquitto.MosquittoProcess`, which the agent's tests also stop and restart.
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from contract.credentials import mosquitto_password_line, vehicle_password
+from contract.credentials import vehicle_password
 from edge_agent.sources.simulated import SimulatedSource
 
 REPO_ACL = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "acl"
@@ -34,77 +31,14 @@ BENCH_VEHICLE = "BENCH-1"
 MQTT_PUBLISH_OVERHEAD_BYTES = 2 + 2 + 2  # fixed header (2 for < 16 KiB), topic length, packet id
 
 
-def mosquitto_binary() -> str | None:
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    return "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout_s: float = 10.0) -> None:
-    """Raises RuntimeError when nothing listens on 127.0.0.1:`port` within the timeout."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-class LocalMosquitto:
-    """A private Mosquitto on 127.0.0.1 with the shipped ACL and persistence (sessions and queued
-    QoS 1 messages survive `stop()`/`start()`, as in production), restartable on the same port."""
-
-    def __init__(self, work_dir: Path, accounts: dict[str, str], port: int | None = None) -> None:
-        binary = mosquitto_binary()
-        if binary is None:
-            raise RuntimeError("mosquitto is not installed")
-        self.binary = binary
-        self.work_dir = work_dir
-        self.port = port or free_port()
-        self._proc: subprocess.Popen[bytes] | None = None
-        work_dir.mkdir(parents=True, exist_ok=True)
-        lines = [mosquitto_password_line(user, pw) for user, pw in accounts.items()]
-        (work_dir / "passwd").write_text("\n".join(lines) + "\n")
-        (work_dir / "passwd").chmod(0o600)
-        (work_dir / "mosquitto.conf").write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous false\npassword_file {work_dir / 'passwd'}\n"
-            f"acl_file {REPO_ACL}\npersistence true\npersistence_location {work_dir}/\n"
-            "max_packet_size 1100000\nmax_queued_messages 100000\n"
-            "log_dest stderr\nlog_type error\n"
-            f"user {getpass.getuser()}\n"  # as root, mosquitto would drop to a user who cannot read tmp
-        )
-
-    def start(self) -> None:
-        self._proc = subprocess.Popen(
-            [self.binary, "-c", str(self.work_dir / "mosquitto.conf")], stderr=subprocess.DEVNULL
-        )
-        wait_port(self.port)
-
-    def stop(self) -> None:
-        """SIGTERM: Mosquitto writes its persistence file and exits."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
-
-
 @contextlib.contextmanager
 def local_broker(work_dir: Path, vehicle_id: str, fleet_secret: str) -> Iterator[tuple[str, int, str]]:
     """Yield (name, port, vehicle password): Mosquitto if installed, else the embedded amqtt."""
+    from fleet.mosquitto import MosquittoProcess, find_mosquitto
+
     password = vehicle_password(fleet_secret, vehicle_id)
-    if mosquitto_binary() is not None:
-        broker = LocalMosquitto(work_dir / "mosquitto", {vehicle_id: password})
+    if find_mosquitto() is not None:
+        broker = MosquittoProcess(work_dir / "mosquitto", accounts={vehicle_id: password}, persistence=True)
         broker.start()
         try:
             yield "mosquitto", broker.port, password

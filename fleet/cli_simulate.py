@@ -210,7 +210,7 @@ def _run_publish_only(
 def _private_broker(stack: contextlib.ExitStack) -> tuple[Any, str]:
     """A private Mosquitto when installed, else the embedded amqtt broker."""
     from fleet.embedded import SIMULATOR_USER, BrokerAccounts, EmbeddedBroker
-    from simulators.mosquitto import find_mosquitto, private_mosquitto
+    from fleet.mosquitto import find_mosquitto, private_mosquitto
 
     binary = find_mosquitto()
     if binary:
@@ -365,8 +365,8 @@ def bench_simulator(
     as_json: JsonOpt = False,
 ) -> None:
     """Vehicles simulated at 1 Hz in real time on one core, generation + encoding + publishing."""
+    from fleet.mosquitto import find_mosquitto, private_mosquitto
     from simulators.bench import BenchConfig, run_bench
-    from simulators.mosquitto import find_mosquitto, private_mosquitto
 
     config = BenchConfig(
         vehicles=vehicles,

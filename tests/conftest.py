@@ -5,25 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from contract.credentials import mosquitto_password_line, vehicle_password
+from contract.credentials import vehicle_password
 from contract.endpoint import MqttEndpoint
-from fleet.embedded import INGEST_USER, SIMULATOR_USER, BrokerAccounts, EmbeddedBroker, free_port
+from fleet.embedded import INGEST_USER, SIMULATOR_USER, BrokerAccounts, EmbeddedBroker
+from fleet.mosquitto import MosquittoProcess, find_mosquitto
 from ingest import IngestConfig, IngestService, TelemetryStore, migrate
 
-REPO = Path(__file__).resolve().parents[1]
 TEST_VEHICLES = ("VEH-A", "VEH-B", "VEH-C", "VEH-D")
 
 
@@ -77,47 +72,16 @@ def amqtt_broker() -> Iterator[BrokerUnderTest]:
         broker.stop()
 
 
-def _wait_port(port: int, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
 @pytest.fixture(scope="session")
 def mosquitto_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerUnderTest]:
     """Mosquitto with the shipped ACL and a password file written by our own generator."""
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
-    if binary is None:
+    if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed (.ci/run installs it)")
-    work = tmp_path_factory.mktemp("mosquitto")
     accounts = BrokerAccounts()
-    lines = [
-        mosquitto_password_line(INGEST_USER, accounts.ingest_password),
-        mosquitto_password_line(SIMULATOR_USER, accounts.simulator_password),
-        *(mosquitto_password_line(v, vehicle_password(accounts.fleet_secret, v)) for v in TEST_VEHICLES),
-    ]
-    (work / "passwd").write_text("\n".join(lines) + "\n")
-    (work / "passwd").chmod(0o600)
-    port = free_port()
-    (work / "mosquitto.conf").write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {work / 'passwd'}\n"
-        f"acl_file {REPO / 'deploy' / 'mosquitto' / 'acl'}\npersistence false\nmax_packet_size 1100000\n"
-        "log_dest stderr\nlog_type error\nlog_type warning\n"
-        # Run as root, mosquitto would switch to user "mosquitto", which cannot read pytest's tmp dirs.
-        f"user {getpass.getuser()}\n"
-    )
-    proc = subprocess.Popen([binary, "-c", str(work / "mosquitto.conf")], stderr=subprocess.PIPE)
-    try:
-        _wait_port(port)
-        yield BrokerUnderTest("mosquitto", "127.0.0.1", port, accounts)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    users = {INGEST_USER: accounts.ingest_password, SIMULATOR_USER: accounts.simulator_password}
+    users.update({v: vehicle_password(accounts.fleet_secret, v) for v in TEST_VEHICLES})
+    with MosquittoProcess(tmp_path_factory.mktemp("mosquitto"), accounts=users) as broker:
+        yield BrokerUnderTest("mosquitto", "127.0.0.1", broker.port, accounts)
 
 
 @pytest.fixture(params=["amqtt", "mosquitto"])

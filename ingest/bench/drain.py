@@ -27,6 +27,7 @@ from pathlib import Path
 
 import psycopg
 
+from fleet.mosquitto import MosquittoProcess, free_port
 from ingest.bench.fleetdata import (
     BENCH_SIGNALS,
     FramePublisher,
@@ -36,7 +37,6 @@ from ingest.bench.fleetdata import (
     paced_batches,
     stampable_frames,
 )
-from ingest.bench.mosquitto import MosquittoProcess, free_port
 from ingest.bench.prom import histogram_buckets, quantile, scrape_all
 from ingest.copy_binary import encode_copy_binary, rows_from_batches
 from ingest.schema import migrate

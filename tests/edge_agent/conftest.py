@@ -13,8 +13,8 @@ import pytest
 
 from contract.credentials import vehicle_password
 from contract.endpoint import MqttEndpoint
-from edge_agent.bench import LocalMosquitto, free_port, mosquitto_binary, wait_port
-from fleet.embedded import INGEST_USER, BrokerAccounts
+from fleet.embedded import INGEST_USER, BrokerAccounts, free_port
+from fleet.mosquitto import MosquittoProcess, find_mosquitto, wait_port
 
 AGENT_VEHICLES = ("AGT-OUTAGE", "AGT-KILL", "AGT-CAMPAIGN", "AGT-CORRUPT", "AGT-OBD")
 EMULATED_DTCS = ("0301", "0420")  # P0301 (cylinder 1 misfire), P0420 (catalyst efficiency)
@@ -22,7 +22,7 @@ EMULATED_DTCS = ("0301", "0420")  # P0301 (cylinder 1 misfire), P0420 (catalyst 
 
 @dataclass
 class PrivateBroker:
-    mosquitto: LocalMosquitto
+    mosquitto: MosquittoProcess
     accounts: BrokerAccounts = field(repr=False)
 
     @property
@@ -41,12 +41,14 @@ class PrivateBroker:
 @pytest.fixture
 def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
     """A Mosquitto of this test alone (shipped ACL, persistence on), which the test may stop/start."""
-    if mosquitto_binary() is None:
+    if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed (.ci/run installs it)")
     accounts = BrokerAccounts()
     users = {INGEST_USER: accounts.ingest_password}
     users.update({v: vehicle_password(accounts.fleet_secret, v) for v in AGENT_VEHICLES})
-    broker = LocalMosquitto(tmp_path / "mosquitto", users)
+    broker = MosquittoProcess(
+        tmp_path / "mosquitto", accounts=users, persistence=True, max_queued_messages=100_000
+    )
     broker.start()
     try:
         yield PrivateBroker(broker, accounts)

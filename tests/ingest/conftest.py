@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from fleet.mosquitto import MosquittoProcess, find_mosquitto
 from ingest import migrate
-from ingest.bench import MosquittoProcess, find_mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
 

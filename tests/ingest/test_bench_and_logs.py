@@ -8,7 +8,8 @@ import logging
 import psycopg
 import pytest
 
-from ingest.bench import BenchConfig, find_mosquitto, run_ingest_bench
+from fleet.mosquitto import find_mosquitto
+from ingest.bench import BenchConfig, run_ingest_bench
 from ingest.logs import JsonLinesFormatter
 
 

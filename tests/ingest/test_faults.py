@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from contract.endpoint import MqttEndpoint
-from ingest.bench import MosquittoProcess
+from fleet.mosquitto import MosquittoProcess
 from ingest.bench.fleetdata import (
     BENCH_SIGNALS,
     FramePublisher,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fleet.embedded import free_port
-from ingest.bench import MosquittoProcess, find_mosquitto
+from fleet.mosquitto import MosquittoProcess, find_mosquitto
 from ingest.bench.fleetdata import FramePublisher, frames_of, make_batches, open_persistent_session
 from ingest.bench.prom import scrape
 from tests.ingest.conftest import IngestProcess, wait_until
