@@ -7,18 +7,16 @@ Owns: reading settings once and handing plain values to library code. Commands t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import signal
 import sys
-import time
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from fleet.runtime import migrate_quietly, run_until_signal
 from fleet.settings import FleetSettings, load_settings
 
 app = typer.Typer(
@@ -105,7 +103,7 @@ def api(
 
     settings = _settings()
     with servers(settings, start_broker=False) as srv:
-        _migrate_quietly(srv.database_url)
+        migrate_quietly(srv.database_url)
         uvicorn.run(
             create_app(srv.database_url), host=host or settings.api_host, port=port or settings.api_port
         )
@@ -123,7 +121,7 @@ def up() -> None:
 
     settings = _settings()
     with servers(settings) as srv:
-        _migrate_quietly(srv.database_url)
+        migrate_quietly(srv.database_url)
         env_file = settings.data_dir / "embedded.env"
         lines = [f"FLEET_DATABASE_URL={srv.database_url}"]
         for var, ep in (
@@ -146,7 +144,7 @@ def up() -> None:
         )
         console.print(f"URLs and credentials of this start: {env_file} (mode 0600). Ctrl-C stops.")
         try:
-            _run_until_signal(asyncio.Event().wait())
+            run_until_signal(asyncio.Event().wait())
         finally:
             env_file.unlink(missing_ok=True)
 
@@ -165,7 +163,7 @@ def token_create(
 
     settings = _settings()
     with servers(settings, start_broker=False) as srv:
-        _migrate_quietly(srv.database_url)
+        migrate_quietly(srv.database_url)
         with psycopg.connect(srv.database_url) as conn:
             print(create_token(conn, name, role, centre))
 
@@ -213,28 +211,6 @@ def creds_mosquitto(
     for vid in vehicle_ids:
         assert secret is not None
         print(mosquitto_password_line(vid, vehicle_password(secret.get_secret_value(), vid)))
-
-
-def _migrate_quietly(database_url: str) -> None:
-    import psycopg
-
-    from ingest import migrate as run_migrations
-
-    with psycopg.connect(database_url) as conn:
-        run_migrations(conn)
-
-
-def _run_until_signal(coro) -> None:  # noqa: ANN001
-    async def main() -> None:
-        task = asyncio.ensure_future(coro)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
-    time.sleep(0)
 
 
 def _register_areas() -> None:

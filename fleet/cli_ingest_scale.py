@@ -7,15 +7,15 @@ read once here; nothing below reads the environment.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 from typing import Annotated
 
 import typer
+
+from fleet.runtime import migrate_quietly, run_until_signal
 
 log = logging.getLogger("fleet.ingest")
 
@@ -79,7 +79,7 @@ def ingest(
         log.warning("the embedded broker (amqtt) has no shared subscriptions: running one worker")
         workers = 1
     with servers(settings, start_broker=workers == 1) as srv:
-        _migrate(srv.database_url)
+        migrate_quietly(srv.database_url)
         if workers > 1:
             from ingest.workers import supervise
 
@@ -158,7 +158,7 @@ def _serve(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    _run_until_signal(main())
+    run_until_signal(main())
     store.close()
 
 
@@ -186,7 +186,7 @@ def maintain(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
 
     settings = _setup(False)
     with servers(settings, start_broker=False) as srv:
-        _migrate(srv.database_url)
+        migrate_quietly(srv.database_url)
         store = TelemetryStore(srv.database_url)
         try:
             summary = store.maintain()
@@ -227,24 +227,3 @@ def bench_ingest(
         return
     for key, value in report.items():
         print(f"{key}: {value}")
-
-
-def _migrate(database_url: str) -> None:
-    import psycopg
-
-    from ingest import migrate
-
-    with psycopg.connect(database_url) as conn:
-        migrate(conn)
-
-
-def _run_until_signal(coro) -> None:  # noqa: ANN001
-    async def main() -> None:
-        task = asyncio.ensure_future(coro)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
