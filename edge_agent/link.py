@@ -66,6 +66,7 @@ class AgentLink:
         self.connected = threading.Event()
         self.disconnects = 0
         self.last_refusal: str | None = None
+        self.last_error: str | None = None
         self._acks: deque[tuple[int, int]] = deque()
         self._configs: deque[bytes] = deque()
         self._thread = threading.Thread(target=self._run, name="agent-mqtt", daemon=True)
@@ -159,7 +160,12 @@ class AgentLink:
             if message.topic == self._config_topic:
                 self._configs.append(bytes(message.payload))
 
+        def on_log(client, userdata, level, buf) -> None:  # noqa: ANN001
+            if level == mqtt.MQTT_LOG_ERR and self.last_error is None:  # the first, the cause
+                self.last_error = buf
+
         client.on_connect = on_connect
+        client.on_log = on_log
         client.on_disconnect = on_disconnect
         client.on_publish = on_publish
         client.on_message = on_message
@@ -171,6 +177,7 @@ class AgentLink:
         while not self._stop.is_set():
             epoch = self.epoch + 1
             client = self._new_client(epoch)
+            self.last_error = None
             try:
                 client.connect(cfg.endpoint.host, cfg.endpoint.port, keepalive=cfg.keepalive_s)
             except (OSError, ssl.SSLError) as exc:
@@ -193,6 +200,8 @@ class AgentLink:
                 if was_connected:
                     self.disconnects += 1
                     log.warning("broker connection lost; reconnecting")
+                else:  # e.g. the broker rejected our client certificate after the handshake
+                    log.warning("broker closed the connection before accepting it: %s", self.last_error)
             delay = backoff_delay_s(attempt, cfg.backoff_initial_s, cfg.backoff_max_s, self._rng)
             attempt += 1
             self._stop.wait(delay)

@@ -63,7 +63,13 @@ def acl_text() -> str:
 
 class MosquittoProcess:
     """Mosquitto on 127.0.0.1, restartable on the same port. With `accounts` (user -> password)
-    clients must authenticate and the fleet ACL applies; without, it is anonymous and open."""
+    clients must authenticate and the fleet ACL applies; without, it is anonymous and open.
+
+    With `tls_cert` and `tls_key` (PEM) the listener speaks only MQTT over TLS; `tls_ca` is the CA
+    that client certificates must chain to. `require_client_cert` (needs `tls_ca`) makes every
+    client present such a certificate, and its common name becomes its username
+    (`use_identity_as_username`): the password file is then not consulted, but the ACL applies to
+    that identity."""
 
     def __init__(
         self,
@@ -75,7 +81,15 @@ class MosquittoProcess:
         persistence: bool = False,
         max_inflight_messages: int = 10_000,
         max_queued_messages: int = 1_000_000,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        tls_ca: Path | None = None,
+        require_client_cert: bool = False,
     ) -> None:
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if require_client_cert and (tls_cert is None or tls_ca is None):
+            raise ValueError("require_client_cert needs tls_cert, tls_key and tls_ca")
         found = binary or find_mosquitto()
         if found is None:
             raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto)")
@@ -83,9 +97,16 @@ class MosquittoProcess:
         self.work_dir = work_dir
         self.port = port or free_port()
         self.config_path = work_dir / "mosquitto.conf"
+        self.tls = tls_cert is not None
         work_dir.mkdir(parents=True, exist_ok=True)
-        lines = [
-            f"listener {self.port} 127.0.0.1",
+        lines = [f"listener {self.port} 127.0.0.1"]
+        if tls_cert is not None:  # listener options: they must follow their `listener` line
+            lines += [f"certfile {tls_cert}", f"keyfile {tls_key}"]
+            if tls_ca is not None:
+                lines.append(f"cafile {tls_ca}")
+            if require_client_cert:
+                lines += ["require_certificate true", "use_identity_as_username true"]
+        lines += [
             f"allow_anonymous {'false' if accounts else 'true'}",
             f"max_inflight_messages {max_inflight_messages}",
             f"max_queued_messages {max_queued_messages}",
@@ -109,7 +130,7 @@ class MosquittoProcess:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int | None:
