@@ -124,20 +124,31 @@ def _fill_head(out: np.ndarray, block: RowBlock, rows: np.ndarray, id_len: int) 
 
 
 def _encode_group(block: RowBlock, rows: np.ndarray, id_len: int, present: tuple[bool, ...]) -> bytes:
-    """Rows that share one layout: absent signals are a bare -1 length."""
+    """Rows that share one layout: each run of absent signals is one field of -1 lengths (0xFF
+    bytes), so a sparse row of a wide catalogue costs a few field writes, not one per signal."""
     fields = _head_fields(id_len)
+    gaps: list[str] = []
+    run = 0
     for i, signal in enumerate(SIGNALS):
-        fields.append((f"len{i}", ">i4"))
         if present[i]:
-            fields.append((f"val{i}", _BE_VALUE[signal.wire_type]))
+            if run:
+                gaps.append(f"gap{i}")
+                fields.append((gaps[-1], f"V{4 * run}"))
+                run = 0
+            fields += [(f"len{i}", ">i4"), (f"val{i}", _BE_VALUE[signal.wire_type])]
+        else:
+            run += 1
+    if run:
+        gaps.append("gap_end")
+        fields.append((gaps[-1], f"V{4 * run}"))
     out = np.empty(rows.shape[0], dtype=np.dtype(fields))
     _fill_head(out, block, rows, id_len)
     for i, signal in enumerate(SIGNALS):
         if present[i]:
             out[f"len{i}"] = _value_size(signal)
             out[f"val{i}"] = block.values[signal.vss_path][rows]
-        else:
-            out[f"len{i}"] = -1
+    for gap in gaps:
+        out[gap] = np.void(b"\xff" * out.dtype[gap].itemsize)  # length -1 = NULL for each signal of the run
     return out.tobytes()
 
 
