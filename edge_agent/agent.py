@@ -28,6 +28,7 @@ import numpy as np
 
 from contract import topics, wire_v1
 from contract.batch import TelemetryBatch
+from contract.dtc import dtc_message
 from contract.errors import EncodeError
 from contract.signals import BY_PATH, WireType
 from edge_agent.campaign import Campaign, CampaignError, default_campaign, parse_campaign, supersedes
@@ -47,7 +48,6 @@ def _package_version() -> str:
         return "unknown"
 
 
-DTC_SCHEMA = "fleetpulse.dtc.v1"
 AGENT_VERSION = _package_version()
 TS_RESOLUTION_NS = 1_000_000
 MAX_BATCH_ROWS = 5_000  # below wire_v1.MAX_ROWS; a frame still too big is split in halves
@@ -310,16 +310,8 @@ class Agent:
             self.stats.samples_queued += samples
 
     def _dtc_message(self, ts_us: int, codes: frozenset[str]) -> bytes:
-        """The `dtc` topic's JSON, the shape `simulators.dtc_channel` sends (schema fleetpulse.dtc.v1):
-        the full set of stored codes whenever it changes (an empty list when they were cleared)."""
-        doc = {
-            "schema": DTC_SCHEMA,
-            "vehicle_id": self.config.vehicle_id,
-            "ts_us": ts_us,
-            "codes": sorted(codes),
-            "firmware_version": AGENT_VERSION,
-        }
-        return json.dumps(doc, separators=(",", ":")).encode()
+        """The full set of stored codes whenever it changes (an empty list when they were cleared)."""
+        return dtc_message(self.config.vehicle_id, ts_us, sorted(codes), AGENT_VERSION)
 
     def _put_dtc(self, payload: bytes) -> None:
         self.queue.put(topics.DTC, payload, priority=PRIORITY_HIGH, samples=0)

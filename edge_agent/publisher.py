@@ -32,10 +32,13 @@ class PublishStats:
     samples_sent: int = 0
     samples_acked: int = 0
     bytes_sent: int = 0
+    messages_sent: int = 0  # other uplink messages (dtc, status), not telemetry batches
+    messages_acked: int = 0
 
 
 class MqttPublisher:
-    """Publishes batches at QoS 1. Thread-safe; paho runs its network loop in its own thread."""
+    """Publishes batches (and other uplink messages) at QoS 1. Thread-safe; paho runs its network
+    loop in its own thread."""
 
     def __init__(
         self,
@@ -50,7 +53,7 @@ class MqttPublisher:
         self._compress = compress
         self._status_vehicle_id = status_vehicle_id
         self._lock = threading.Condition()
-        self._pending: dict[int, int] = {}  # mid -> samples
+        self._pending: dict[int, int | None] = {}  # mid -> samples of a batch, None for a message
         self._early_acks: set[int] = set()
         self._connected = threading.Event()
         self._refused: str | None = None
@@ -93,15 +96,17 @@ class MqttPublisher:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
         with self._lock:
-            samples = self._pending.pop(mid, None)
-            if samples is None:
+            if mid not in self._pending:
                 self._early_acks.add(mid)
                 return
-            self._count_ack(samples)
+            self._count_ack(self._pending.pop(mid))
 
-    def _count_ack(self, samples: int) -> None:
-        self.stats.batches_acked += 1
-        self.stats.samples_acked += samples
+    def _count_ack(self, samples: int | None) -> None:
+        if samples is None:
+            self.stats.messages_acked += 1
+        else:
+            self.stats.batches_acked += 1
+            self.stats.samples_acked += samples
         self._lock.notify_all()
 
     def connect(self, timeout_s: float = 10.0) -> None:
@@ -122,15 +127,25 @@ class MqttPublisher:
     def publish_batch(self, batch: TelemetryBatch) -> None:
         """Encode and queue one batch at QoS 1 (paho retransmits until PUBACK)."""
         payload = wire_v1.encode(batch, compress=self._compress)
-        samples = batch.n_samples
+        self._publish(batch.vehicle_id, topics.TELEMETRY, payload, batch.n_samples)
+
+    def publish_message(self, vehicle_id: str, kind: str, payload: bytes) -> None:
+        """Queue another uplink message (e.g. a `contract.dtc` message) at QoS 1. Counted in
+        `stats.messages_*`, not as a batch. Raises ValueError for an unknown kind."""
+        self._publish(vehicle_id, kind, payload, None)
+
+    def _publish(self, vehicle_id: str, kind: str, payload: bytes, samples: int | None) -> None:
         # Not under self._lock: paho calls on_publish holding its own mutex, which publish() takes too.
-        info = self._client.publish(topics.topic_for(batch.vehicle_id, topics.TELEMETRY), payload, qos=1)
+        info = self._client.publish(topics.topic_for(vehicle_id, kind), payload, qos=1)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             raise PublishError(f"publish failed: {mqtt.error_string(info.rc)}")
         with self._lock:
-            self.stats.batches_sent += 1
-            self.stats.samples_sent += samples
-            self.stats.bytes_sent += len(payload)
+            if samples is None:
+                self.stats.messages_sent += 1
+            else:
+                self.stats.batches_sent += 1
+                self.stats.samples_sent += samples
+                self.stats.bytes_sent += len(payload)
             if info.mid in self._early_acks:
                 self._early_acks.discard(info.mid)
                 self._count_ack(samples)
@@ -138,7 +153,7 @@ class MqttPublisher:
                 self._pending[info.mid] = samples
 
     def wait_acked(self, timeout_s: float) -> bool:
-        """Block until every sent batch is acknowledged; False on timeout."""
+        """Block until every sent batch and message is acknowledged; False on timeout."""
         deadline = time.monotonic() + timeout_s
         with self._lock:
             while self._pending:

@@ -227,7 +227,8 @@ def _private_broker(stack: contextlib.ExitStack) -> tuple[Any, str]:
 
 def _publish(sim: Any, gateway: Any, broker: Any, secret: str | None, console: Console) -> dict[str, Any]:
     """Connect, feed the whole run with a progress bar, wait for every PUBACK."""
-    from simulators.dtc_channel import DtcPublisher
+    from contract import topics
+    from edge_agent.publisher import MqttPublisher
     from simulators.feeder import FeedConfig, feed
     from simulators.runner import VehiclePublishers
     from simulators.trace import TraceRecorder
@@ -237,7 +238,7 @@ def _publish(sim: Any, gateway: Any, broker: Any, secret: str | None, console: C
     )
     dtc = None
     if gateway is not None:
-        dtc = DtcPublisher(gateway, f"simulate-dtc-{time.time_ns() % 10**9}")
+        dtc = MqttPublisher(gateway, f"simulate-dtc-{time.time_ns() % 10**9}")
         dtc.connect()
     else:
         console.log("[yellow]no simulator gateway account: DTC messages are not published")
@@ -264,7 +265,7 @@ def _publish(sim: Any, gateway: Any, broker: Any, secret: str | None, console: C
                 sim,
                 pubs,
                 FeedConfig(sc.duration_s, sc.batch_interval_s, speedup=sc.speedup),
-                publish_dtc=dtc.publish if dtc else None,
+                publish_dtc=(lambda vid, msg: dtc.publish_message(vid, topics.DTC, msg)) if dtc else None,
                 on_step=on_step,
                 should_stop=stop.is_set,
             )

@@ -25,8 +25,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from contract import topics
 from contract.endpoint import MqttEndpoint
-from simulators.dtc_channel import DtcPublisher
+from edge_agent.publisher import MqttPublisher
 from simulators.engine import FleetSimulation
 from simulators.feeder import FeedConfig, feed
 from simulators.roads import city_grid
@@ -74,7 +75,7 @@ def run_bench(
     scenario = bench_scenario(config)
     sim = FleetSimulation(scenario, city_grid(), start_unix_s=scenario.start_unix_s or 0.0)
     pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=gateway, client_prefix="bench")
-    dtc = DtcPublisher(gateway, f"bench-dtc-{time.time_ns() % 10**9}")
+    dtc = MqttPublisher(gateway, f"bench-dtc-{time.time_ns() % 10**9}")
     dtc.connect()
     broker_cpu0 = _cpu_of(broker_pid)
     profiler = cProfile.Profile() if profile else None
@@ -86,7 +87,7 @@ def run_bench(
             sim,
             pubs,
             FeedConfig(config.sim_seconds, config.batch_interval_s, speedup=math.inf),
-            publish_dtc=dtc.publish,
+            publish_dtc=lambda vid, msg: dtc.publish_message(vid, topics.DTC, msg),
         )
         acked = pubs.wait_acked(120) and dtc.wait_acked(30)
         if profiler:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from contract.batch import TelemetryBatch
+from contract.dtc import dtc_message
 from edge_agent import FleetBatcher, SequenceCounter
-from simulators.dtc_channel import dtc_message
 from simulators.engine import FleetSimulation, StepOutput
 from simulators.runner import VehiclePublishers
 

@@ -15,8 +15,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
 from contract import topics
+from edge_agent.publisher import MqttPublisher
 from fleet.cli import app
-from simulators.dtc_channel import DtcPublisher
 from simulators.engine import FleetSimulation
 from simulators.feeder import FeedConfig, feed
 from simulators.roads import city_grid
@@ -71,10 +71,15 @@ def test_scenario_lands_in_postgres_exactly_once(
     listener = DtcListener(broker)
     with running_ingest(broker.ingest) as ingest:
         pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=broker.simulator)
-        dtc = DtcPublisher(broker.simulator, f"test-dtc-{time.time_ns()}")
+        dtc = MqttPublisher(broker.simulator, f"test-dtc-{time.time_ns()}")
         dtc.connect()
         try:
-            stats = feed(sim, pubs, FeedConfig(sc.duration_s, 5.0, speedup=math.inf), publish_dtc=dtc.publish)
+            stats = feed(
+                sim,
+                pubs,
+                FeedConfig(sc.duration_s, 5.0, speedup=math.inf),
+                publish_dtc=lambda vid, msg: dtc.publish_message(vid, topics.DTC, msg),
+            )
             assert pubs.wait_acked(30) and dtc.wait_acked(10)
         finally:
             pubs.close()
