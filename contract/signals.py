@@ -427,11 +427,6 @@ BY_ID: MappingProxyType[int, Signal] = MappingProxyType({s.signal_id: s for s in
 BY_PATH: MappingProxyType[str, Signal] = MappingProxyType({s.vss_path: s for s in SIGNALS})
 
 
-def signal_by_path(vss_path: str) -> Signal:
-    """Look a signal up by VSS path. Raises KeyError for a path outside the catalogue."""
-    return BY_PATH[vss_path]
-
-
 def _check_catalogue() -> None:
     ids = [s.signal_id for s in SIGNALS]
     columns = [s.column for s in SIGNALS]

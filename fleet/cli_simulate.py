@@ -146,14 +146,12 @@ def run_simulation(
 def _run_with_ingest(
     settings: Any, sim: Any, stack: contextlib.ExitStack, console: Console, run_start: float
 ) -> dict[str, Any]:
-    import psycopg
-
     from fleet.embedded import servers
-    from ingest import IngestConfig, IngestService, TelemetryStore, migrate
+    from fleet.runtime import count_dead_letters, migrate_quietly, poll_counts
+    from ingest import IngestConfig, IngestService, TelemetryStore
 
     srv = stack.enter_context(servers(settings))
-    with psycopg.connect(srv.database_url) as conn:
-        migrate(conn)
+    migrate_quietly(srv.database_url)
     console.log("servers up: " + ("embedded" if not settings.database_url else "external") + " PostgreSQL")
 
     async def main() -> dict[str, Any]:
@@ -173,11 +171,13 @@ def _run_with_ingest(
                 _publish, sim, srv.simulator_endpoint, srv.ingest_endpoint, srv.fleet_secret, console
             )
             expected = result["samples_published"] - result["duplicate_samples"]
-            stored, batches = await _wait_ledger(srv.database_url, sim.vehicle_ids, run_start, expected)
+            stored, batches = await poll_counts(
+                srv.database_url, LEDGER_SQL, (sim.vehicle_ids, run_start - 1), expected, timeout_s=120
+            )
             result.update(
                 samples_stored=stored,
                 batches_stored=batches,
-                dead_letters=await asyncio.to_thread(_dead_letters, srv.database_url, run_start),
+                dead_letters=await asyncio.to_thread(count_dead_letters, srv.database_url, run_start - 1),
             )
             return result
         finally:
@@ -322,35 +322,6 @@ def _finish(
     files = write_report(report_dir, sim.network, ground_truth(sim), recorder.arrays(), traced, summary)
     console.log("report: " + ", ".join(str(f) for f in files))
     return summary
-
-
-async def _wait_ledger(
-    url: str, ids: list[str], since: float, expected: int, timeout_s: float = 120
-) -> tuple[int, int]:
-    """Poll ingest's batch ledger until it holds every unique published sample (or time runs out)."""
-    import psycopg
-
-    def count() -> tuple[int, int]:
-        with psycopg.connect(url) as conn:
-            row = conn.execute(LEDGER_SQL, (ids, since - 1)).fetchone()
-            return (int(row[0]), int(row[1])) if row else (0, 0)
-
-    deadline = time.monotonic() + timeout_s
-    stored = await asyncio.to_thread(count)
-    while stored[0] < expected and time.monotonic() < deadline:
-        await asyncio.sleep(0.25)
-        stored = await asyncio.to_thread(count)
-    return stored
-
-
-def _dead_letters(url: str, since: float) -> int:
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM dead_letters WHERE received_at >= to_timestamp(%s)", (since - 1,)
-        ).fetchone()
-        return int(row[0]) if row else 0
 
 
 def bench_simulator(

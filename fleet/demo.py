@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from api import create_app
 from api.auth import create_token
 from contract.signals import SIGNALS
 from fleet.embedded import Servers, free_port, servers
+from fleet.runtime import count_dead_letters, poll_counts
 from fleet.settings import FleetSettings
 from ingest import IngestConfig, IngestService, TelemetryStore, migrate
 from simulators import FleetSimulation, VehiclePublishers, city_grid
@@ -123,8 +125,9 @@ async def _run(
             batches, wire_bytes = pubs.batches_sent(), pubs.bytes_sent()
         finally:
             pubs.close()
-        stored = await _wait_stored(srv.database_url, fleet.vehicle_ids, first_ts, last_ts, published)
-        dead = await asyncio.to_thread(_count_dead_letters, srv.database_url, run_start)
+        params = (fleet.vehicle_ids, *_stored_window(first_ts, last_ts))
+        (stored,) = await poll_counts(srv.database_url, STORED_SAMPLES_SQL, params, published, timeout_s=60)
+        dead = await asyncio.to_thread(count_dead_letters, srv.database_url, run_start)
         visible, latest = await _check_api(api_port, token, fleet.vehicle_ids[0])
     finally:
         ingest_task.cancel()
@@ -196,36 +199,11 @@ def _drive_with_progress(
         return stats.first_ts_ns, stats.last_ts_ns
 
 
-async def _wait_stored(
-    url: str, ids: list[str], first_ts: int, last_ts: int, expected: int, timeout_s: float = 60
-):
-    """Poll until the stored sample count reaches what the broker acknowledged (or time runs out)."""
-    import datetime as dt
-
-    window = (
+def _stored_window(first_ts: int, last_ts: int) -> tuple[dt.datetime, dt.datetime]:
+    return (
         dt.datetime.fromtimestamp(first_ts / 1e9 - 1, dt.UTC),
         dt.datetime.fromtimestamp(last_ts / 1e9 + 1, dt.UTC),
     )
-
-    def count() -> int:
-        with psycopg.connect(url) as conn:
-            row = conn.execute(STORED_SAMPLES_SQL, (ids, *window)).fetchone()
-            return int(row[0]) if row else 0
-
-    deadline = time.monotonic() + timeout_s
-    stored = await asyncio.to_thread(count)
-    while stored < expected and time.monotonic() < deadline:
-        await asyncio.sleep(0.25)
-        stored = await asyncio.to_thread(count)
-    return stored
-
-
-def _count_dead_letters(url: str, since_unix_s: float) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM dead_letters WHERE received_at >= to_timestamp(%s)", (since_unix_s,)
-        ).fetchone()
-        return int(row[0]) if row else 0
 
 
 async def _check_api(port: int, token: str, vehicle_id: str) -> tuple[int, int]:

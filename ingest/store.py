@@ -206,8 +206,10 @@ class TelemetryStore:
         duplicates = prepared.duplicates + candidates - int(np.count_nonzero(keep))
         new = prepared if keep.all() else prepared.only_batches(keep)
         dead.extend(new.quarantine.values())
+        samples = 0
         if new.accepted:
             new_params = new.params or storage_params(new)
+            samples = sum(new_params.n_samples)  # counted once, while preparing
             conn.execute(_VEHICLES_SQL, (new_params.latest_vehicles, new_params.latest_ts))
             with conn.cursor().copy(COPY_SQL) as copy:
                 copy.write(new.copy_data)
@@ -216,7 +218,7 @@ class TelemetryStore:
         return WriteResult(
             batches=len(new.accepted),
             rows=new.block.n_rows,
-            samples=new.block.n_samples(),
+            samples=samples,
             duplicates=duplicates,
             dead_letters=len(dead),
             dead_reasons=tuple(d.reason for d in dead),
