@@ -44,9 +44,6 @@ class RowBlock:
     def n_rows(self) -> int:
         return int(self.ts_us.shape[0])
 
-    def n_samples(self) -> int:
-        return int(sum(int(np.count_nonzero(~np.isnan(v))) for v in self.values.values()))
-
     def take(self, rows: np.ndarray) -> RowBlock:
         """The rows selected by a boolean mask or an index array, as a new block."""
         return RowBlock(self.ts_us[rows], self.vehicle_id[rows], {k: v[rows] for k, v in self.values.items()})
