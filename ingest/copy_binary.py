@@ -34,7 +34,9 @@ _BE_VALUE = {WireType.FLOAT32: ">f4", WireType.FLOAT64: ">f8", WireType.BOOL: "u
 @dataclass(frozen=True)
 class RowBlock:
     """Rows of many vehicles as columns: ts_us (int64 Unix µs), vehicle_id (bytes array) and one
-    float64 array per catalogue signal with NaN for NULL."""
+    float64 array, NaN for NULL, per catalogue signal that any row has. A signal without a column
+    is NULL in every row: a campaign samples a few of the catalogue's signals, and not
+    materialising the rest keeps a flush's memory traffic proportional to the data."""
 
     ts_us: np.ndarray
     vehicle_id: np.ndarray
@@ -44,16 +46,19 @@ class RowBlock:
     def n_rows(self) -> int:
         return int(self.ts_us.shape[0])
 
+    def column(self, vss_path: str) -> np.ndarray | None:
+        """The signal's values, or None when no row has it."""
+        return self.values.get(vss_path)
+
     def take(self, rows: np.ndarray) -> RowBlock:
         """The rows selected by a boolean mask or an index array, as a new block."""
         return RowBlock(self.ts_us[rows], self.vehicle_id[rows], {k: v[rows] for k, v in self.values.items()})
 
 
 def rows_from_batches(batches: Sequence[TelemetryBatch]) -> RowBlock:
-    """Concatenate batches into one block (one vectorised concatenation per signal)."""
+    """Concatenate batches into one block (one vectorised concatenation per signal present)."""
     if not batches:
-        empty = np.empty(0)
-        return RowBlock(np.empty(0, np.int64), np.empty(0, "S1"), {s.vss_path: empty for s in SIGNALS})
+        return RowBlock(np.empty(0, np.int64), np.empty(0, "S1"), {})
     lengths = np.array([b.n_rows for b in batches])
     ts_us = np.concatenate([np.asarray(b.ts_ns, np.int64) for b in batches]) // 1000
     ids = np.array([b.vehicle_id.encode("ascii") for b in batches])
@@ -62,7 +67,6 @@ def rows_from_batches(batches: Sequence[TelemetryBatch]) -> RowBlock:
     for signal in SIGNALS:
         parts = [b.columns.get(signal.vss_path) for b in batches]
         if all(p is None for p in parts):
-            values[signal.vss_path] = np.full(ts_us.shape[0], np.nan)
             continue
         values[signal.vss_path] = np.concatenate(
             [
@@ -73,27 +77,46 @@ def rows_from_batches(batches: Sequence[TelemetryBatch]) -> RowBlock:
     return RowBlock(ts_us, vehicle_id, values)
 
 
-def encode_copy_binary(block: RowBlock) -> bytes:
-    """The full COPY BINARY stream (header, rows, trailer) for TELEMETRY_COLUMNS."""
-    chunks = [COPY_HEADER]
-    if block.n_rows:
-        present = np.stack([~np.isnan(block.values[s.vss_path]) for s in SIGNALS])  # (signals, rows)
-        id_len = np.char.str_len(block.vehicle_id).astype(np.uint8)  # ids are at most 64 bytes
-        # A row's layout is which signals it has plus its id length; one byte row per layout key.
-        layout = np.vstack([np.packbits(present, axis=0), id_len[None, :]]).T
-        keys, group = _group_rows(layout)
-        if keys.shape[0] > MAX_LAYOUT_GROUPS:
-            for length in np.unique(id_len):
-                chunks.append(_encode_masked(block, np.flatnonzero(id_len == length), int(length), present))
-        else:
-            order = np.argsort(group, kind="stable")
-            bounds = np.searchsorted(group[order], np.arange(keys.shape[0] + 1))
-            for g in range(keys.shape[0]):
-                rows = order[bounds[g] : bounds[g + 1]]
-                mask = tuple(bool(b) for b in present[:, rows[0]])
-                chunks.append(_encode_group(block, rows, int(id_len[rows[0]]), mask))
-    chunks.append(COPY_TRAILER)
-    return b"".join(chunks)
+def encode_copy_binary(block: RowBlock) -> bytearray:
+    """The full COPY BINARY stream (header, rows, trailer) for TELEMETRY_COLUMNS.
+
+    Every layout group is encoded straight into its slice of one preallocated buffer, so the
+    stream (tens of MB for a large flush) is written once and never copied or joined."""
+    if not block.n_rows:
+        return bytearray(COPY_HEADER + COPY_TRAILER)
+    present = np.zeros((len(SIGNALS), block.n_rows), dtype=bool)  # (signals, rows)
+    for i, signal in enumerate(SIGNALS):
+        column = block.column(signal.vss_path)
+        if column is not None:
+            np.logical_not(np.isnan(column), out=present[i])
+    id_len = np.char.str_len(block.vehicle_id).astype(np.uint8)  # ids are at most 64 bytes
+    # A row's layout is which signals it has plus its id length; one byte row per layout key.
+    layout = np.vstack([np.packbits(present, axis=0), id_len[None, :]]).T
+    keys, group = _group_rows(layout)
+    if keys.shape[0] > MAX_LAYOUT_GROUPS:
+        parts = [
+            _encode_masked(block, np.flatnonzero(id_len == length), int(length), present)
+            for length in np.unique(id_len)
+        ]
+        return bytearray(b"".join([COPY_HEADER, *parts, COPY_TRAILER]))
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(keys.shape[0] + 1))
+    plans = []
+    for g in range(keys.shape[0]):
+        rows = order[bounds[g] : bounds[g + 1]]
+        mask = tuple(bool(b) for b in present[:, rows[0]])
+        length = int(id_len[rows[0]])
+        plans.append((rows, length, mask, _group_dtype(length, mask)))
+    size = len(COPY_HEADER) + sum(p[0].shape[0] * p[3].itemsize for p in plans) + len(COPY_TRAILER)
+    out = bytearray(size)
+    out[: len(COPY_HEADER)] = COPY_HEADER
+    offset = len(COPY_HEADER)
+    for rows, length, mask, dtype in plans:
+        view = np.frombuffer(out, dtype=dtype, count=rows.shape[0], offset=offset)
+        _fill_group(view, block, rows, length, mask)
+        offset += rows.shape[0] * dtype.itemsize
+    out[offset:] = COPY_TRAILER
+    return out
 
 
 def _group_rows(layout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,33 +143,35 @@ def _fill_head(out: np.ndarray, block: RowBlock, rows: np.ndarray, id_len: int) 
     out["vid"] = block.vehicle_id[rows]
 
 
-def _encode_group(block: RowBlock, rows: np.ndarray, id_len: int, present: tuple[bool, ...]) -> bytes:
-    """Rows that share one layout: each run of absent signals is one field of -1 lengths (0xFF
+def _group_dtype(id_len: int, present: tuple[bool, ...]) -> np.dtype:
+    """The row layout of one group: each run of absent signals is one field of -1 lengths (0xFF
     bytes), so a sparse row of a wide catalogue costs a few field writes, not one per signal."""
     fields = _head_fields(id_len)
-    gaps: list[str] = []
     run = 0
     for i, signal in enumerate(SIGNALS):
         if present[i]:
             if run:
-                gaps.append(f"gap{i}")
-                fields.append((gaps[-1], f"V{4 * run}"))
+                fields.append((f"gap{i}", f"V{4 * run}"))
                 run = 0
             fields += [(f"len{i}", ">i4"), (f"val{i}", _BE_VALUE[signal.wire_type])]
         else:
             run += 1
     if run:
-        gaps.append("gap_end")
-        fields.append((gaps[-1], f"V{4 * run}"))
-    out = np.empty(rows.shape[0], dtype=np.dtype(fields))
+        fields.append(("gap_end", f"V{4 * run}"))
+    return np.dtype(fields)
+
+
+def _fill_group(
+    out: np.ndarray, block: RowBlock, rows: np.ndarray, id_len: int, present: tuple[bool, ...]
+) -> None:
     _fill_head(out, block, rows, id_len)
     for i, signal in enumerate(SIGNALS):
         if present[i]:
             out[f"len{i}"] = _value_size(signal)
             out[f"val{i}"] = block.values[signal.vss_path][rows]
-    for gap in gaps:
-        out[gap] = np.void(b"\xff" * out.dtype[gap].itemsize)  # length -1 = NULL for each signal of the run
-    return out.tobytes()
+    for name in out.dtype.names or ():
+        if name.startswith("gap"):
+            out[name] = np.void(b"\xff" * out.dtype[name].itemsize)  # length -1: NULL per signal
 
 
 def _encode_masked(block: RowBlock, rows: np.ndarray, id_len: int, present: np.ndarray) -> bytes:
@@ -160,7 +185,9 @@ def _encode_masked(block: RowBlock, rows: np.ndarray, id_len: int, present: np.n
     keep = np.ones((rows.shape[0], dtype.itemsize), dtype=bool)
     for i, signal in enumerate(SIGNALS):
         here = present[i][rows]
-        out[f"val{i}"] = np.where(here, block.values[signal.vss_path][rows], 0)
+        column = block.column(signal.vss_path)
+        if column is not None:
+            out[f"val{i}"] = np.where(here, column[rows], 0)
         out[f"len{i}"] = np.where(here, _value_size(signal), -1)
         offset = dtype.fields[f"val{i}"][1]  # type: ignore[index]  # a structured dtype has fields
         keep[:, offset : offset + _value_size(signal)] = here[:, None]

@@ -33,7 +33,7 @@ class PreparedFlush:
     quarantine: dict[int, DeadLetter]  # accepted index -> raw payload of a batch with nulled values
     dead: tuple[DeadLetter, ...]
     duplicates: int  # repeats of a (vehicle, seq) inside this flush
-    copy_data: bytes = field(repr=False, default=b"")
+    copy_data: bytes | bytearray = field(repr=False, default=b"")
     params: StorageParams | None = field(repr=False, default=None)
 
     @property
@@ -151,7 +151,9 @@ def latest_signals(prepared: PreparedFlush) -> list[tuple[str, dt.datetime, dict
     np.maximum.at(newest_ts, code, ts_us)
     signals: list[dict] = [{} for _ in names]
     for signal in SIGNALS:
-        column = prepared.block.values[signal.vss_path]
+        column = prepared.block.column(signal.vss_path)
+        if column is None:
+            continue
         rows = order[~np.isnan(column[order])]
         if rows.size == 0:
             continue

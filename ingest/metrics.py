@@ -22,6 +22,10 @@ DUPLICATES = Counter(
 DEAD_LETTERS = Counter("fleet_ingest_dead_letters_total", "Payloads dead-lettered", ["reason"])
 STORAGE_FAILURES = Counter("fleet_ingest_storage_failures_total", "Flushes that failed and were retried")
 BROKER_DISCONNECTS = Counter("fleet_ingest_broker_disconnects_total", "Lost broker connections")
+LAST_COMMIT = Gauge(
+    "fleet_ingest_last_commit_timestamp_seconds",
+    "Unix time of the newest committed flush (alert when it stops moving while messages arrive)",
+)
 BUFFERED = Gauge("fleet_ingest_buffered_messages", "Messages received and not yet cut into a flush")
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 FLUSH_SECONDS = Histogram(
@@ -51,6 +55,7 @@ def record_write(result: WriteResult) -> None:
     DUPLICATES.inc(result.duplicates)
     for reason in result.dead_reasons:
         DEAD_LETTERS.labels(reason=reason).inc()
+    LAST_COMMIT.set(result.committed_at_ns / 1e9)
     committed_us = result.committed_at_ns // 1000
     for newest_us in result.newest_ts_us:
         LAG.observe(max(0.0, (committed_us - newest_us) / 1e6))

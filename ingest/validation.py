@@ -55,7 +55,9 @@ def null_out_of_range(values: dict[str, np.ndarray], row_batch: np.ndarray) -> d
     """Replace out-of-range values by NaN, in place. Returns batch index -> which signals were hit."""
     hits: dict[int, list[str]] = {}
     for signal in SIGNALS:
-        column = values[signal.vss_path]
+        column = values.get(signal.vss_path)
+        if column is None:
+            continue
         bad = (column < signal.min_value) | (column > signal.max_value)  # NaN compares False
         if not bad.any():
             continue

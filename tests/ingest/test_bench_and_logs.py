@@ -28,13 +28,16 @@ def test_bench_reports_rates_latency_and_exact_storage(pg_url: str) -> None:
     assert report["ratio"] == pytest.approx(
         report["samples_per_s"] / report["raw_copy_samples_per_s"], rel=0.01
     )
+    assert report["raw_copy_s"] == pytest.approx(
+        (report["raw_copy_before_s"] + report["raw_copy_after_s"]) / 2, abs=0.002
+    )
     assert report["drain_rows_stored"] == report["drain_rows_expected"] == report["drain_rows_distinct"]
     assert report["duplicate_batches"] == 0
     assert report["half_load"]["p50_latency_ms"] is not None
     assert report["half_load"]["p50_latency_ms"] <= report["half_load"]["p99_latency_ms"]
     with psycopg.connect(pg_url) as conn:  # the bench removes what it wrote
         (left,) = conn.execute(
-            "SELECT count(*) FROM vehicles WHERE vehicle_id ~ '^[RDH][0-9]{7}-'"
+            "SELECT count(*) FROM vehicles WHERE vehicle_id ~ '^[RADH][0-9]{7}-'"
         ).fetchone()
     assert left == 0
 
