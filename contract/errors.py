@@ -31,6 +31,7 @@ class DecodeReason(enum.StrEnum):
     TRAILING_BYTES = "trailing_bytes"
     TOPIC_MISMATCH = "topic_mismatch"
     BAD_TOPIC = "bad_topic"
+    BAD_DTC_MESSAGE = "bad_dtc_message"
 
 
 class DecodeError(ValueError):

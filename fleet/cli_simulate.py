@@ -31,6 +31,7 @@ LEDGER_SQL = (
     "SELECT coalesce(sum(n_samples), 0), count(*) FROM ingest_batches "
     "WHERE vehicle_id = ANY(%s) AND received_at >= to_timestamp(%s)"
 )
+DTC_SQL = "SELECT count(*) FROM dtc_reports WHERE vehicle_id = ANY(%s) AND received_at >= to_timestamp(%s)"
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -93,6 +94,7 @@ def simulate(
     ok = summary["samples_published"] > 0 and summary["dead_letters"] == 0
     if not no_ingest:
         ok = ok and summary["samples_stored"] == summary["samples_published_unique"]
+        ok = ok and summary["dtc_reports_stored"] == summary["dtc_messages"]
     raise typer.Exit(0 if ok else 1)
 
 
@@ -174,9 +176,13 @@ def _run_with_ingest(
             stored, batches = await poll_counts(
                 srv.database_url, LEDGER_SQL, (sim.vehicle_ids, run_start - 1), expected, timeout_s=120
             )
+            (dtc_stored,) = await poll_counts(
+                srv.database_url, DTC_SQL, (sim.vehicle_ids, run_start - 1), result["dtc_messages"], 30
+            )
             result.update(
                 samples_stored=stored,
                 batches_stored=batches,
+                dtc_reports_stored=dtc_stored,
                 dead_letters=await asyncio.to_thread(count_dead_letters, srv.database_url, run_start - 1),
             )
             return result
@@ -203,7 +209,7 @@ def _run_publish_only(
         gateway, broker = _private_broker(stack)
         result = _publish(sim, gateway, None, None, console)
         result["broker"] = broker
-    result.update(samples_stored=None, dead_letters=0)
+    result.update(samples_stored=None, dtc_reports_stored=None, dead_letters=0)
     return result
 
 

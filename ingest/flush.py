@@ -19,7 +19,7 @@ import numpy as np
 
 from contract.signals import SIGNALS
 from ingest.copy_binary import RowBlock, encode_copy_binary, rows_from_batches
-from ingest.pipeline import Accepted, DeadLetter, Triage, dead_letter
+from ingest.pipeline import Accepted, AcceptedDtc, DeadLetter, Triage, dead_letter
 from ingest.validation import OUT_OF_RANGE, ValidationPolicy, null_out_of_range, time_window_violations
 
 
@@ -35,10 +35,11 @@ class PreparedFlush:
     duplicates: int  # repeats of a (vehicle, seq) inside this flush
     copy_data: bytes | bytearray = field(repr=False, default=b"")
     params: StorageParams | None = field(repr=False, default=None)
+    dtcs: tuple[AcceptedDtc, ...] = ()  # DTC reports that passed the checks
 
     @property
     def n_envelopes(self) -> int:
-        return len(self.accepted) + len(self.dead) + self.duplicates
+        return len(self.accepted) + len(self.dead) + self.duplicates + len(self.dtcs)
 
     def only_batches(self, keep: np.ndarray) -> PreparedFlush:
         """The same flush restricted to the accepted batches where `keep` (bool per batch) is True."""
@@ -55,6 +56,7 @@ class PreparedFlush:
             dead=self.dead,
             duplicates=self.duplicates,
             copy_data=encode_copy_binary(block),
+            dtcs=self.dtcs,
         )
         return replace(subset, params=storage_params(subset))
 
@@ -109,6 +111,14 @@ def prepare_flush(triaged: Triage, policy: ValidationPolicy | None = None) -> Pr
     policy = policy or ValidationPolicy()
     accepted = list(triaged.accepted)
     dead = list(triaged.dead)
+    dtcs = list(triaged.dtcs)
+    if dtcs:
+        at = np.array([d.report.ts_us * 1000 for d in dtcs], np.int64)
+        received = np.array([d.envelope.received_at_ns for d in dtcs], np.int64)
+        rejected = time_window_violations(at, at, received, policy)
+        gone = {i for i, _, _ in rejected}
+        dead.extend(dead_letter(dtcs[i].envelope, reason, detail) for i, reason, detail in rejected)
+        dtcs = [d for i, d in enumerate(dtcs) if i not in gone]
     if accepted:
         firsts = np.array([int(a.batch.ts_ns[0]) for a in accepted], np.int64)
         lasts = np.array([int(a.batch.ts_ns[-1]) for a in accepted], np.int64)
@@ -131,8 +141,24 @@ def prepare_flush(triaged: Triage, policy: ValidationPolicy | None = None) -> Pr
         dead=tuple(dead),
         duplicates=triaged.duplicates,
         copy_data=encode_copy_binary(block),
+        dtcs=tuple(dtcs),
     )
     return replace(prepared, params=storage_params(prepared))
+
+
+def dtc_document(dtcs: tuple[AcceptedDtc, ...]) -> str:
+    """The DTC reports of a flush as one JSON document for `jsonb_to_recordset`."""
+    return json.dumps(
+        [
+            {
+                "v": d.report.vehicle_id,
+                "t": _iso(d.report.ts_us),
+                "c": d.report.codes,
+                "fw": d.report.firmware_version,
+            }
+            for d in dtcs
+        ]
+    )
 
 
 def latest_signals(prepared: PreparedFlush) -> list[tuple[str, dt.datetime, dict]]:

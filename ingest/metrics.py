@@ -19,6 +19,8 @@ BATCHES = Counter("fleet_ingest_batches_total", "Batches stored (new in the ledg
 DUPLICATES = Counter(
     "fleet_ingest_duplicate_batches_total", "Batches skipped as already stored (dedupe hits)"
 )
+DTC_REPORTS = Counter("fleet_ingest_dtc_reports_total", "DTC reports stored")
+DTC_DUPLICATES = Counter("fleet_ingest_dtc_duplicate_reports_total", "DTC reports skipped as already stored")
 DEAD_LETTERS = Counter("fleet_ingest_dead_letters_total", "Payloads dead-lettered", ["reason"])
 STORAGE_FAILURES = Counter("fleet_ingest_storage_failures_total", "Flushes that failed and were retried")
 BROKER_DISCONNECTS = Counter("fleet_ingest_broker_disconnects_total", "Lost broker connections")
@@ -53,6 +55,8 @@ def record_write(result: WriteResult) -> None:
     ROWS.inc(result.rows)
     BATCHES.inc(result.batches)
     DUPLICATES.inc(result.duplicates)
+    DTC_REPORTS.inc(result.dtc_reports)
+    DTC_DUPLICATES.inc(result.dtc_duplicates)
     for reason in result.dead_reasons:
         DEAD_LETTERS.labels(reason=reason).inc()
     LAST_COMMIT.set(result.committed_at_ns / 1e9)

@@ -1,8 +1,9 @@
 """The pure part of ingest: raw MQTT messages in, accepted batches and dead letters out.
 
 Owns: decoding and the ordered chain of checks an accepted batch must pass. Leaves MQTT to
-`ingest.service` and SQL to `ingest.store`. Every message ends up in exactly one of
-`accepted`, `duplicates` or `dead`: nothing is dropped silently.
+`ingest.service` and SQL to `ingest.store`. Two kinds of message arrive: telemetry batches (wire
+format v1) and DTC reports (`contract.dtc` JSON). Every message ends up in exactly one of
+`accepted`, `dtcs`, `duplicates` or `dead`: nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 from contract import topics, wire_v1
 from contract.batch import TelemetryBatch
+from contract.dtc import DtcReport, parse_dtc_message
 from contract.errors import DecodeError, DecodeReason
 
 
@@ -53,11 +55,18 @@ def dead_letter(envelope: Envelope, reason: str, detail: str) -> DeadLetter:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class AcceptedDtc:
+    envelope: Envelope
+    report: DtcReport
+
+
 @dataclass
 class Triage:
     accepted: list[Accepted] = field(default_factory=list)
     duplicates: int = 0
     dead: list[DeadLetter] = field(default_factory=list)
+    dtcs: list[AcceptedDtc] = field(default_factory=list)
 
 
 # A check sees the envelope and its decoded batch and raises DecodeError to reject it.
@@ -84,6 +93,9 @@ def triage(envelopes: Iterable[Envelope], checks: tuple[Check, ...] = CHECKS) ->
     out = Triage()
     seen: set[tuple[str, int]] = set()
     for envelope in envelopes:
+        if envelope.topic.endswith("/" + topics.DTC):
+            _triage_dtc(envelope, out)
+            continue
         try:
             batch = wire_v1.decode(envelope.payload)
             for check in checks:
@@ -98,3 +110,22 @@ def triage(envelopes: Iterable[Envelope], checks: tuple[Check, ...] = CHECKS) ->
         seen.add(key)
         out.accepted.append(Accepted(envelope, batch))
     return out
+
+
+def _triage_dtc(envelope: Envelope, out: Triage) -> None:
+    """A DTC report: decoded, and its vehicle must be its topic's (the ACL vouches for the topic).
+    Repeats are left to the store, which keys reports on (vehicle, time, codes)."""
+    try:
+        report = parse_dtc_message(envelope.payload)
+        parsed = topics.parse_topic(envelope.topic)
+        if parsed is None or parsed[1] != topics.DTC:
+            raise DecodeError(DecodeReason.BAD_TOPIC, f"{envelope.topic!r} is not a DTC topic")
+        if parsed[0] != report.vehicle_id:
+            raise DecodeError(
+                DecodeReason.TOPIC_MISMATCH,
+                f"payload vehicle {report.vehicle_id!r} published on {envelope.topic!r}",
+            )
+    except DecodeError as exc:
+        out.dead.append(dead_letter(envelope, exc.reason.value, exc.detail))
+        return
+    out.dtcs.append(AcceptedDtc(envelope, report))

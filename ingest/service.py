@@ -77,6 +77,7 @@ class IngestTotals:
     samples: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    dtc_reports: int = 0
     flushes: int = 0
     storage_failures: int = 0
     acked: int = 0
@@ -138,8 +139,9 @@ class IngestService:
                     self._connection += 1
                     paho = client._client  # noqa: SLF001  # manual ack: see the module docstring
                     self._paho = paho
+                    group = self._config.share_group
                     await client.subscribe(
-                        topics.subscription_for(topics.TELEMETRY, self._config.share_group), qos=1
+                        [(topics.subscription_for(kind, group), 1) for kind in (topics.TELEMETRY, topics.DTC)]
                     )
                     self.subscribed.set()
                     delay = 0.5
@@ -297,9 +299,10 @@ class IngestService:
         t.samples += result.samples
         t.duplicates += result.duplicates
         t.dead_letters += result.dead_letters
+        t.dtc_reports += result.dtc_reports
         t.last_write = result
         metrics.record_write(result)
-        if result.batches or result.dead_letters or result.duplicates:
+        if result.batches or result.dead_letters or result.duplicates or result.dtc_reports:
             log.debug(
                 "flush stored",
                 extra={
@@ -308,6 +311,7 @@ class IngestService:
                     "samples": result.samples,
                     "duplicates": result.duplicates,
                     "dead_letters": result.dead_letters,
+                    "dtc_reports": result.dtc_reports,
                 },
             )
         for reason in set(result.dead_reasons):

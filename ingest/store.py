@@ -1,5 +1,5 @@
 """Storage of a prepared flush in one transaction: batch ledger, telemetry (binary COPY), vehicles,
-last-known state and dead letters.
+last-known state, DTC reports and dead letters.
 
 Owns: the SQL of the write path. A redelivered batch (same vehicle and seq) adds no rows because
 the ledger insert decides, inside the same transaction, which batches are new. Commit comes before
@@ -8,7 +8,8 @@ redelivers) and duplicates nothing (the ledger drops what was already committed)
 
 Errors: a lost database raises StorageUnavailable (the caller keeps the flush and retries it); data
 the database refuses is isolated batch by batch and dead-lettered as `storage_rejected`.
-Round trips per flush: ledger, vehicles, COPY, latest state, dead letters (if any), commit.
+Round trips per flush: ledger, vehicles, COPY, latest state, DTC reports and dead letters (if
+any), commit. A DTC report is keyed on (vehicle, time, codes), so a redelivered one adds no row.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import numpy as np
 import psycopg
 
 from ingest.copy_binary import TELEMETRY_COLUMNS
-from ingest.flush import PreparedFlush, StorageParams, prepare_flush, storage_params
-from ingest.pipeline import DeadLetter, Triage, dead_letter
+from ingest.flush import PreparedFlush, StorageParams, dtc_document, prepare_flush, storage_params
+from ingest.pipeline import AcceptedDtc, DeadLetter, Triage, dead_letter
 from ingest.validation import ValidationPolicy
 
 COPY_SQL = f"COPY telemetry ({', '.join(TELEMETRY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
@@ -56,6 +57,14 @@ _LATEST_SQL = (
     " WHEN (n.v->>'ts')::timestamptz >= (o.v->>'ts')::timestamptz THEN n.v ELSE o.v END)"
     " FROM jsonb_each(cur.signals) o(k, v) FULL JOIN jsonb_each(excluded.signals) n(k, v) USING (k))"
 )
+_DTC_SQL = (
+    "WITH r AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r(v text, t timestamptz, c jsonb, fw text)),"
+    " seen AS (INSERT INTO vehicles AS cur (vehicle_id, last_seen_at) SELECT v, max(t) FROM r GROUP BY v"
+    " ON CONFLICT (vehicle_id) DO UPDATE SET last_seen_at ="
+    " greatest(cur.last_seen_at, excluded.last_seen_at))"
+    " INSERT INTO dtc_reports (vehicle_id, ts, codes, firmware_version)"
+    " SELECT v, t, ARRAY(SELECT jsonb_array_elements_text(c)), fw FROM r ON CONFLICT DO NOTHING"
+)
 _DEAD_SQL = (
     "INSERT INTO dead_letters (received_at, topic, vehicle_id, reason, detail, payload) "
     "VALUES (%s, %s, %s, %s, %s, %s)"
@@ -76,6 +85,8 @@ class WriteResult:
     dead_reasons: tuple[str, ...] = ()
     committed_at_ns: int = 0
     newest_ts_us: tuple[int, ...] = ()  # newest sample time of each stored batch (for the lag metric)
+    dtc_reports: int = 0  # DTC reports stored
+    dtc_duplicates: int = 0  # DTC reports already stored (redeliveries)
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -167,7 +178,7 @@ class TelemetryStore:
         everything = np.arange(len(prepared.accepted))
         for i, item in enumerate(prepared.accepted):
             one = prepared.only_batches(everything == i)
-            one = replace(one, dead=(), duplicates=0)
+            one = replace(one, dead=(), duplicates=0, dtcs=())
             try:
                 with conn.transaction():
                     results.append(self._write(conn, one))
@@ -178,6 +189,17 @@ class TelemetryStore:
                 rejected.append(dead_letter(item.envelope, STORAGE_REJECTED, detail))
         flush_dead = [*prepared.dead, *rejected]
         with conn.transaction():
+            dtcs, dtc_dead = self._screen_dtcs(conn, prepared.dtcs)
+            try:
+                with conn.transaction():
+                    dtc_stored = self._store_dtcs(conn, dtcs)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                detail = str(exc).splitlines()[0][:500]
+                dtc_dead += [dead_letter(d.envelope, STORAGE_REJECTED, detail) for d in dtcs]
+                dtcs, dtc_stored = [], 0
+            flush_dead += dtc_dead
             self._store_dead_letters(conn, flush_dead)
         return WriteResult(
             batches=sum(r.batches for r in results),
@@ -189,6 +211,8 @@ class TelemetryStore:
             + tuple(x for r in results for x in r.dead_reasons),
             committed_at_ns=time.time_ns(),
             newest_ts_us=tuple(x for r in results for x in r.newest_ts_us),
+            dtc_reports=dtc_stored,
+            dtc_duplicates=len(dtcs) - dtc_stored,
         )
 
     def _write(self, conn: psycopg.Connection, prepared: PreparedFlush) -> WriteResult:
@@ -214,6 +238,9 @@ class TelemetryStore:
             with conn.cursor().copy(COPY_SQL) as copy:
                 copy.write(new.copy_data)
             conn.execute(_LATEST_SQL, (new_params.latest_json,))
+        dtcs, dtc_dead = self._screen_dtcs(conn, prepared.dtcs)
+        dead.extend(dtc_dead)
+        dtc_stored = self._store_dtcs(conn, dtcs)
         self._store_dead_letters(conn, dead)
         return WriteResult(
             batches=len(new.accepted),
@@ -224,14 +251,36 @@ class TelemetryStore:
             dead_reasons=tuple(d.reason for d in dead),
             committed_at_ns=time.time_ns(),
             newest_ts_us=tuple(int(a.batch.ts_ns[-1]) // 1000 for a in new.accepted),
+            dtc_reports=dtc_stored,
+            dtc_duplicates=len(dtcs) - dtc_stored,
         )
 
     def _unknown(self, conn: psycopg.Connection, prepared: PreparedFlush) -> list[int]:
-        ids = sorted({a.batch.vehicle_id for a in prepared.accepted})
-        known = {
-            r[0] for r in conn.execute("SELECT vehicle_id FROM vehicles WHERE vehicle_id = ANY(%s)", (ids,))
-        }
+        known = _known_vehicles(conn, {a.batch.vehicle_id for a in prepared.accepted})
         return [i for i, a in enumerate(prepared.accepted) if a.batch.vehicle_id not in known]
+
+    def _screen_dtcs(
+        self, conn: psycopg.Connection, dtcs: tuple[AcceptedDtc, ...]
+    ) -> tuple[list[AcceptedDtc], list[DeadLetter]]:
+        """The DTC reports to store, and dead letters for those of unknown vehicles under `reject`."""
+        if not dtcs or self._unknown_vehicles != "reject":
+            return list(dtcs), []
+        known = _known_vehicles(conn, {d.report.vehicle_id for d in dtcs})
+        reason = "vehicle is not registered and the policy is reject"
+        return (
+            [d for d in dtcs if d.report.vehicle_id in known],
+            [
+                dead_letter(d.envelope, UNKNOWN_VEHICLE, reason)
+                for d in dtcs
+                if d.report.vehicle_id not in known
+            ],
+        )
+
+    def _store_dtcs(self, conn: psycopg.Connection, dtcs: list[AcceptedDtc]) -> int:
+        """Insert the reports (and register or touch their vehicles); how many were new."""
+        if not dtcs:
+            return 0
+        return max(conn.execute(_DTC_SQL, (dtc_document(tuple(dtcs)),)).rowcount, 0)
 
     def _claim_new(
         self, conn: psycopg.Connection, params: StorageParams, candidates: np.ndarray
@@ -264,6 +313,11 @@ class TelemetryStore:
                 _DEAD_SQL,
                 [(_ts(d.received_at_ns), d.topic, d.vehicle_id, d.reason, d.detail, d.payload) for d in dead],
             )
+
+
+def _known_vehicles(conn: psycopg.Connection, ids: set[str]) -> set[str]:
+    rows = conn.execute("SELECT vehicle_id FROM vehicles WHERE vehicle_id = ANY(%s)", (sorted(ids),))
+    return {r[0] for r in rows}
 
 
 __all__ = ["StorageUnavailable", "TelemetryStore", "WriteResult"]

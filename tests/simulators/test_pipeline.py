@@ -98,6 +98,18 @@ def test_scenario_lands_in_postgres_exactly_once(
 
         assert ingest.wait_for(lambda totals: ledger() >= unique, timeout_s=30), (ledger(), unique)
         assert ledger() == unique
+
+        def dtc_reports() -> int:
+            with psycopg.connect(pg_url) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM dtc_reports "
+                    "WHERE vehicle_id = ANY(%s) AND received_at >= to_timestamp(%s)",
+                    (sim.vehicle_ids, since),
+                ).fetchone()
+                return int(row[0]) if row else 0
+
+        assert ingest.wait_for(lambda totals: dtc_reports() >= stats.dtc_messages, timeout_s=10)
+        assert dtc_reports() == stats.dtc_messages  # every DTC message stored once
     deadline = time.monotonic() + 10
     while len(listener.messages) < stats.dtc_messages and time.monotonic() < deadline:
         time.sleep(0.05)

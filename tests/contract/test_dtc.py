@@ -1,0 +1,80 @@
+"""The DTC message codec: what the agent and simulator send decodes to the same report, and
+anything else is a DecodeError with a stable reason, never another exception."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contract.dtc import DTC_SCHEMA, DtcReport, dtc_message, parse_dtc_message
+from contract.errors import DecodeError, DecodeReason
+
+CODES = st.from_regex(r"\A[PCBU][0-3][0-9A-F]{3}\Z", fullmatch=True)
+VEHICLES = st.from_regex(r"\A[A-Za-z0-9_.-]{1,64}\Z", fullmatch=True)
+
+
+@given(
+    vehicle=VEHICLES,
+    ts_us=st.integers(1, 2**62 - 1),
+    codes=st.lists(CODES, max_size=20),
+    firmware=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=64),
+)
+def test_round_trip(vehicle: str, ts_us: int, codes: list[str], firmware: str) -> None:
+    report = parse_dtc_message(dtc_message(vehicle, ts_us, codes, firmware))
+    assert report == DtcReport(vehicle, ts_us, tuple(sorted(set(codes))), firmware)
+
+
+def _doc(**change: object) -> bytes:
+    doc: dict[str, object] = {
+        "schema": DTC_SCHEMA,
+        "vehicle_id": "V-1",
+        "ts_us": 1_764_250_000_000_000,
+        "codes": ["P0301"],
+        "firmware_version": "4.2.0",
+    }
+    doc.update(change)
+    return json.dumps({k: v for k, v in doc.items() if v is not ...}).encode()
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", DecodeReason.BAD_DTC_MESSAGE),
+        (b"\xff\xfe", DecodeReason.BAD_DTC_MESSAGE),
+        (b"[1, 2]", DecodeReason.BAD_DTC_MESSAGE),
+        (b"[" * 100_000, DecodeReason.OVERSIZED),
+        (b"[" * 10_000, DecodeReason.BAD_DTC_MESSAGE),  # deep nesting: RecursionError is caught
+        (_doc(schema="fleetpulse.dtc.v0"), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(vehicle_id="bad/id"), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(vehicle_id=...), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(ts_us=-5), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(ts_us=1.5), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(ts_us=True), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(codes="P0301"), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(codes=["P0301", "X9999"]), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(codes=["p0301"]), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(codes=["P0301"] * 200), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(firmware_version="4.2\u0000"), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(firmware_version="x" * 65), DecodeReason.BAD_DTC_MESSAGE),
+    ],
+)
+def test_malformed_messages_are_rejected_with_a_reason(payload: bytes, reason: DecodeReason) -> None:
+    with pytest.raises(DecodeError) as caught:
+        parse_dtc_message(payload)
+    assert caught.value.reason is reason
+    assert caught.value.detail
+
+
+def test_unknown_fields_are_ignored_and_firmware_is_optional() -> None:
+    report = parse_dtc_message(_doc(firmware_version=..., extra={"future": 1}))
+    assert report.firmware_version == "" and report.codes == ("P0301",)
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_never_raise_anything_but_decode_error(payload: bytes) -> None:
+    with contextlib.suppress(DecodeError):
+        parse_dtc_message(payload)
