@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import psycopg
 
-from ingest.copy_binary import TELEMETRY_COLUMNS
 from ingest.flush import PreparedFlush, StorageParams, dtc_document, prepare_flush, storage_params
 from ingest.pipeline import AcceptedDtc, DeadLetter, Triage, dead_letter
+from ingest.row_writers import COPY_SQL, RowWriter, copy_rows, insert_rows
 from ingest.validation import ValidationPolicy
 
-COPY_SQL = f"COPY telemetry ({', '.join(TELEMETRY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 UNKNOWN_VEHICLE = "unknown_vehicle"
 STORAGE_REJECTED = "storage_rejected"
 
@@ -97,7 +97,11 @@ def _ts(ns: int) -> dt.datetime:
 
 
 class TelemetryStore:
-    """Writes flushes through one connection, reconnecting after a failure."""
+    """Writes flushes through one connection, reconnecting after a failure.
+
+    `row_writer="insert"` replaces the binary COPY of the rows by an INSERT (see
+    `ingest.row_writers`); `connect` replaces `psycopg.connect(database_url)`, e.g. to share the one
+    connection a single-connection test server allows."""
 
     def __init__(
         self,
@@ -105,17 +109,23 @@ class TelemetryStore:
         *,
         unknown_vehicles: str = "register",
         validation: ValidationPolicy | None = None,
+        row_writer: RowWriter = "copy",
+        connect: Callable[[], psycopg.Connection] | None = None,
     ) -> None:
         if unknown_vehicles not in ("register", "reject"):
             raise ValueError("unknown_vehicles must be 'register' or 'reject'")
+        if row_writer not in ("copy", "insert"):
+            raise ValueError("row_writer must be 'copy' or 'insert'")
         self._url = database_url
         self._unknown_vehicles = unknown_vehicles
+        self._row_writer = row_writer
+        self._connect = connect or (lambda: psycopg.connect(self._url, connect_timeout=5))
         self.validation = validation or ValidationPolicy()
         self._conn: psycopg.Connection | None = None
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._url, connect_timeout=5)
+            self._conn = self._connect()
         return self._conn
 
     def close(self) -> None:
@@ -235,8 +245,10 @@ class TelemetryStore:
             new_params = new.params or storage_params(new)
             samples = sum(new_params.n_samples)  # counted once, while preparing
             conn.execute(_VEHICLES_SQL, (new_params.latest_vehicles, new_params.latest_ts))
-            with conn.cursor().copy(COPY_SQL) as copy:
-                copy.write(new.copy_data)
+            if self._row_writer == "copy":
+                copy_rows(conn, new.copy_data)
+            else:
+                insert_rows(conn, new.block)
             conn.execute(_LATEST_SQL, (new_params.latest_json,))
         dtcs, dtc_dead = self._screen_dtcs(conn, prepared.dtcs)
         dead.extend(dtc_dead)
@@ -320,4 +332,4 @@ def _known_vehicles(conn: psycopg.Connection, ids: set[str]) -> set[str]:
     return {r[0] for r in rows}
 
 
-__all__ = ["StorageUnavailable", "TelemetryStore", "WriteResult"]
+__all__ = ["COPY_SQL", "StorageUnavailable", "TelemetryStore", "WriteResult"]

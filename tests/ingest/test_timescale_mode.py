@@ -1,10 +1,10 @@
-"""The migrations in TimescaleDB mode, against a real TimescaleDB: PGlite (WASM PostgreSQL 17 with
-TimescaleDB 2.23) served over the wire protocol by tests/pglite/server.mjs.
+"""The migrations and ingest's write path in TimescaleDB mode, against a real TimescaleDB: PGlite
+(WASM PostgreSQL 17 with TimescaleDB 2.23) served over the wire protocol by tests/pglite/server.mjs.
 
 That server serves one connection at a time and crashes on `COPY ... FROM STDIN`, so this module
-uses a single connection and loads rows with INSERT. It needs Node.js and `npm ci --prefix
-tests/pglite` (.ci/run does it); without them the module is skipped, or fails when
-FLEET_TEST_REQUIRE_PGLITE=1 (so CI cannot lose these tests silently).
+uses a single connection (the ingest store borrows it) and loads rows with INSERT. It needs
+Node.js and `npm ci --prefix tests/pglite` (.ci/run does it); without them the module is skipped,
+or fails when FLEET_TEST_REQUIRE_PGLITE=1 (so CI cannot lose these tests silently).
 """
 
 from __future__ import annotations
@@ -14,13 +14,19 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 
+from contract import TelemetryBatch, topics, wire_v1
+from contract.dtc import dtc_message
 from fleet.embedded import free_port
+from ingest import TelemetryStore
+from ingest.pipeline import Envelope, triage
 from ingest.schema.migrate import (
     MigrationReport,
     StorageMode,
@@ -268,3 +274,76 @@ def test_maintain_prunes_the_ledger_beyond_its_retention(
         left = db.execute("SELECT seq FROM ingest_batches WHERE vehicle_id = 'VEH-OLD'").fetchall()
     assert summary is not None and summary[0].startswith("timescale: ledger pruned")
     assert left == [(2,)]
+
+
+def test_ingest_write_path_with_late_data_into_a_compressed_chunk(
+    db: psycopg.Connection, first_report: MigrationReport
+) -> None:
+    """Ingest's whole write transaction -- ledger and dedupe, rows, vehicles, last-known state, DTC
+    reports, dead letters -- on TimescaleDB. Rows go by INSERT (`row_writer="insert"`) because
+    this server crashes on COPY FROM STDIN; the COPY stream itself is tested on PostgreSQL 18."""
+    db.commit()
+    store = TelemetryStore("(shared)", row_writer="insert", connect=lambda: db)
+    vid = "VEH-INGEST"
+    noon_ns = (time.time_ns() // DAY_NS - 2) * DAY_NS + DAY_NS // 2  # noon, two days ago
+    first = _batch(vid, 1, noon_ns, {SPEED: [10.0, 20.0, 30.0], COOLANT: [90.0, 91.0, 92.0]})
+    second = _batch(vid, 2, noon_ns + 3600 * 10**9, {SPEED: [40.0, 50.0]})
+    late = _batch(vid, 3, noon_ns - 3600 * 10**9, {SPEED: [5.0], COOLANT: [70.0]})  # same day, earlier
+    dtc = Envelope(
+        topics.topic_for(vid, topics.DTC), dtc_message(vid, noon_ns // 1000, ["P0128"], "1.0"), time.time_ns()
+    )
+    bad = Envelope(topics.topic_for(vid, topics.TELEMETRY), b"FP\x09junk", time.time_ns())
+
+    stored = store.write(triage([_envelope(first), _envelope(second), dtc]))
+    with db.transaction():
+        db.execute(
+            "SELECT compress_chunk(c) FROM show_chunks('telemetry', newer_than => %s, older_than => %s) c",
+            (_at(noon_ns - DAY_NS // 2), _at(noon_ns + DAY_NS // 2)),
+        )
+    again = store.write(triage([_envelope(first), _envelope(late), bad]))  # a redelivery, late data, junk
+
+    with db.transaction():
+        rows = db.execute(
+            "SELECT speed_kmh, coolant_temp_c FROM telemetry WHERE vehicle_id = %s ORDER BY ts", (vid,)
+        ).fetchall()
+        compressed = db.execute(
+            "SELECT count(*) FROM timescaledb_information.chunks "
+            "WHERE hypertable_name = 'telemetry' AND is_compressed AND range_start <= %s AND range_end > %s",
+            (_at(noon_ns), _at(noon_ns)),
+        ).fetchone()
+        ledger = db.execute(
+            "SELECT seq FROM ingest_batches WHERE vehicle_id = %s ORDER BY seq", (vid,)
+        ).fetchall()
+        latest = db.execute("SELECT signals FROM vehicle_latest WHERE vehicle_id = %s", (vid,)).fetchone()
+        codes = db.execute("SELECT codes FROM vehicle_dtc_current WHERE vehicle_id = %s", (vid,)).fetchone()
+        dead = db.execute("SELECT reason FROM dead_letters WHERE vehicle_id = %s", (vid,)).fetchall()
+    assert (stored.batches, stored.rows, stored.dtc_reports) == (2, 5, 1)
+    assert (again.batches, again.rows, again.duplicates, again.dead_letters) == (1, 1, 1, 1)
+    assert rows == [(5.0, 70.0), (10.0, 90.0), (20.0, 91.0), (30.0, 92.0), (40.0, None), (50.0, None)]
+    assert compressed == (1,)  # the late row went into the compressed chunk, which stays compressed
+    assert ledger == [(1,), (2,), (3,)]
+    assert latest is not None and latest[0][SPEED]["value"] == 50.0  # late data does not win
+    assert latest[0][COOLANT]["value"] == 92.0
+    assert codes == (["P0128"],)
+    assert dead == [("truncated",)]  # the junk frame, kept in the dead-letter store
+
+
+DAY_NS = 86_400 * 10**9
+SPEED = "Vehicle.Speed"
+COOLANT = "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"
+
+
+def _batch(vehicle: str, seq: int, start_ns: int, columns: dict[str, list[float]]) -> TelemetryBatch:
+    n = len(next(iter(columns.values())))
+    ts = start_ns + np.arange(n, dtype=np.int64) * 10**9
+    return TelemetryBatch(vehicle, seq, ts, {k: np.asarray(v, float) for k, v in columns.items()})
+
+
+def _envelope(batch: TelemetryBatch) -> Envelope:
+    return Envelope(
+        topics.topic_for(batch.vehicle_id, topics.TELEMETRY), wire_v1.encode(batch), time.time_ns()
+    )
+
+
+def _at(ns: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
