@@ -112,3 +112,27 @@ def test_native_aggregates_are_refreshed_by_maintain(pg_url: str) -> None:
         daily = conn.execute("SELECT n_rows FROM telemetry_daily WHERE vehicle_id = %s", (vid,)).fetchall()
     assert hourly == [(3, 30.0, 50.0)]
     assert daily == [(3,)]
+
+
+def test_insert_row_writer_stores_exactly_what_copy_stores(pg_url: str) -> None:
+    """The INSERT fallback (for servers without COPY FROM STDIN) is row-for-row the same as COPY."""
+    now = time.time_ns() - 10**9
+    cols = {SPEED: [10.0, float("nan"), 30.0], COOLANT: [90.0, 91.0, float("nan")]}
+    abs_path = "Vehicle.ADAS.ABS.IsEngaged"
+    got = {}
+    for writer in ("copy", "insert"):
+        vid = _vid(f"WRITER-{writer}")
+        batch = _batch(vid, 1, now, **cols, **{abs_path: [1.0, 0.0, float("nan")]})
+        store = TelemetryStore(pg_url, row_writer=writer)  # type: ignore[arg-type]
+        try:
+            store.write(triage([_envelope(batch)]))
+        finally:
+            store.close()
+        with psycopg.connect(pg_url) as conn:
+            got[writer] = conn.execute(
+                "SELECT ts - min(ts) OVER (), speed_kmh, coolant_temp_c, abs_engaged FROM telemetry "
+                "WHERE vehicle_id = %s ORDER BY ts",
+                (vid,),
+            ).fetchall()
+    assert got["copy"] == got["insert"]
+    assert [r[1:] for r in got["copy"]] == [(10.0, 90.0, True), (None, 91.0, False), (30.0, None, None)]
