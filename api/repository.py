@@ -43,6 +43,15 @@ class LatestRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class DtcRecord:
+    """One DTC report: the vehicle's whole set of stored codes at `ts` (empty = cleared)."""
+
+    ts: datetime
+    codes: list[str]
+    firmware_version: str
+
+
+@dataclass(frozen=True, slots=True)
 class TokenRecord:
     name: str
     role: str
@@ -83,6 +92,30 @@ def find_latest(
     ).format(where)
     with conn.cursor(row_factory=class_row(LatestRecord)) as cur:
         return cur.execute(query, {**params, "vehicle_id": vehicle_id}).fetchone()
+
+
+def find_dtc_reports(
+    conn: psycopg.Connection,
+    vehicle_id: str,
+    *,
+    only_centre_id: str | None,
+    since: datetime | None,
+    limit: int,
+) -> list[DtcRecord] | None:
+    """A visible vehicle's DTC reports, newest first; None if it does not exist or is not visible."""
+    where, params = _scope(only_centre_id)
+    visible = conn.execute(
+        sql.SQL("SELECT 1 FROM vehicles v WHERE v.vehicle_id = %(vehicle_id)s AND {}").format(where),
+        {**params, "vehicle_id": vehicle_id},
+    ).fetchone()
+    if visible is None:
+        return None
+    with conn.cursor(row_factory=class_row(DtcRecord)) as cur:
+        return cur.execute(
+            "SELECT ts, codes, firmware_version FROM dtc_reports WHERE vehicle_id = %(vehicle_id)s "
+            "AND (%(since)s::timestamptz IS NULL OR ts >= %(since)s) ORDER BY ts DESC LIMIT %(limit)s",
+            {"vehicle_id": vehicle_id, "since": since, "limit": limit},
+        ).fetchall()
 
 
 def read_storage_mode(conn: psycopg.Connection) -> str | None:

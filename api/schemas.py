@@ -63,3 +63,20 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: Literal["ok", "unavailable"]
     storage_mode: str | None = Field(description="timescale | native; null if not migrated or unreachable")
+
+
+class DtcReportOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    ts: datetime = Field(description="When the vehicle reported this set (its own clock)")
+    codes: list[str] = Field(description="SAE J2012 codes stored at that moment; empty = cleared")
+    firmware_version: str
+
+
+class DtcHistory(BaseModel):
+    vehicle_id: str
+    current: DtcReportOut | None = Field(
+        description="The newest report in this page (the vehicle's current codes when `since` is not set)"
+    )
+    reports: list[DtcReportOut] = Field(description="Newest first")
+    limit: int

@@ -1,4 +1,4 @@
-"""Vehicles as seen by a caller: the fleet list and each vehicle's latest state.
+"""Vehicles as seen by a caller: the fleet list, each vehicle's latest state and its DTC reports.
 
 Owns: HTTP parameters, status codes and the rule that a vehicle outside the caller's scope is
 indistinguishable from one that does not exist. Leaves SQL and scoping to `api.repository`, who the
@@ -7,6 +7,7 @@ caller is to `api.auth`.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
@@ -14,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from api import repository
 from api.auth import AnyRole
 from api.db import Conn
-from api.schemas import LatestOut, VehicleList, VehicleOut
+from api.schemas import DtcHistory, DtcReportOut, LatestOut, VehicleList, VehicleOut
 from contract.batch import VEHICLE_ID_PATTERN
 
 router = APIRouter(prefix="/vehicles", tags=["vehicles"])
@@ -44,3 +45,24 @@ def get_latest(vehicle_id: VehicleId, principal: AnyRole, conn: Conn) -> LatestO
     if record.ts is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"vehicle {vehicle_id!r} has not sent any data yet")
     return LatestOut.from_record(record)
+
+
+@router.get("/{vehicle_id}/dtc", responses={404: {"description": "Unknown or not visible"}})
+def get_dtc_reports(
+    vehicle_id: VehicleId,
+    principal: AnyRole,
+    conn: Conn,
+    since: Annotated[datetime | None, Query(description="Only reports at or after this time")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DtcHistory:
+    """The trouble codes a vehicle reported, newest first: what a service centre checks before
+    booking a visit. Each report is the whole set stored at that moment, so the first is current."""
+    records = repository.find_dtc_reports(
+        conn, vehicle_id, only_centre_id=principal.visible_centre_id, since=since, limit=limit
+    )
+    if records is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"vehicle {vehicle_id!r} not found")
+    reports = [DtcReportOut.model_validate(r) for r in records]
+    return DtcHistory(
+        vehicle_id=vehicle_id, current=reports[0] if reports else None, reports=reports, limit=limit
+    )

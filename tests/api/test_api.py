@@ -37,13 +37,18 @@ LATEST = {
     "VIN-N2": {SPEED: {"value": 0.0, "ts": TS}},
     "VIN-S1": {SPEED: {"value": 88.0, "ts": TS}, "Vehicle.Future.Signal": {"value": 1.0, "ts": TS}},
 }
+DTC_REPORTS = [  # vehicle_id, ts, codes
+    ("VIN-N1", "2025-03-01T09:00:00+00:00", ["P0301", "P0302"]),
+    ("VIN-N1", TS, ["P0128"]),
+    ("VIN-S1", TS, ["C0035"]),
+]
 UNREACHABLE_URL = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=1"
 
 
 @pytest.fixture(scope="module")
 def seeded_url(database_url: str) -> str:
     with psycopg.connect(database_url) as conn:
-        conn.execute("TRUNCATE vehicles, api_tokens CASCADE")
+        conn.execute("TRUNCATE vehicles, api_tokens, dtc_reports CASCADE")
         for vehicle_id, model, centre in VEHICLES:
             conn.execute(
                 "INSERT INTO vehicles (vehicle_id, last_seen_at, model, service_centre_id) "
@@ -54,6 +59,12 @@ def seeded_url(database_url: str) -> str:
             conn.execute(
                 "INSERT INTO vehicle_latest (vehicle_id, ts, signals) VALUES (%s, %s, %s)",
                 (vehicle_id, TS, Jsonb(signals)),
+            )
+        for vehicle_id, ts, codes in DTC_REPORTS:
+            conn.execute(
+                "INSERT INTO dtc_reports (vehicle_id, ts, codes, firmware_version) "
+                "VALUES (%s, %s, %s, '4.2.0')",
+                (vehicle_id, ts, codes),
             )
     return database_url
 
@@ -259,7 +270,12 @@ def test_every_route_but_health_declares_a_role() -> None:
 
     modules = [importlib.import_module(f"api.routes.{m.name}") for m in pkgutil.iter_modules(routes.__path__)]
     found = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
-    assert {r.path for r in found} == {"/health", "/vehicles", "/vehicles/{vehicle_id}/latest"}
+    assert {r.path for r in found} == {
+        "/health",
+        "/vehicles",
+        "/vehicles/{vehicle_id}/latest",
+        "/vehicles/{vehicle_id}/dtc",
+    }
     for route in found:
         assert bool(guards(route.dependant)) == (route.path != "/health"), route.path
 
@@ -282,6 +298,34 @@ def test_missing_token_is_401_before_touching_the_database() -> None:
 def test_openapi_and_docs_are_served(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert spec["info"] == {"title": "fleetpulse API", "version": "0.1.0"}
-    assert set(spec["paths"]) == {"/health", "/vehicles", "/vehicles/{vehicle_id}/latest"}
+    assert set(spec["paths"]) == {
+        "/health",
+        "/vehicles",
+        "/vehicles/{vehicle_id}/latest",
+        "/vehicles/{vehicle_id}/dtc",
+    }
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.postgres
+def test_dtc_reports_newest_first_with_the_current_set(client: TestClient, tokens: dict[str, str]) -> None:
+    body = client.get("/vehicles/VIN-N1/dtc", headers=bearer(tokens["north"])).json()
+    assert body["current"] == {"ts": "2025-03-01T10:00:00Z", "codes": ["P0128"], "firmware_version": "4.2.0"}
+    assert [r["codes"] for r in body["reports"]] == [["P0128"], ["P0301", "P0302"]]
+    recent = client.get(
+        "/vehicles/VIN-N1/dtc", params={"since": "2025-03-01T09:30:00Z"}, headers=bearer(tokens["north"])
+    ).json()
+    assert [r["codes"] for r in recent["reports"]] == [["P0128"]]
+
+
+@pytest.mark.postgres
+def test_dtc_reports_are_scoped_like_every_vehicle_route(client: TestClient, tokens: dict[str, str]) -> None:
+    assert client.get("/vehicles/VIN-S1/dtc", headers=bearer(tokens["north"])).status_code == 404
+    assert client.get("/vehicles/VIN-S1/dtc", headers=bearer(tokens["south"])).json()["current"]["codes"] == [
+        "C0035"
+    ]
+    quiet = client.get("/vehicles/VIN-N2/dtc", headers=bearer(tokens["north"])).json()
+    assert quiet["current"] is None and quiet["reports"] == []
+    bad = client.get("/vehicles/VIN-N1/dtc", params={"since": "yesterday"}, headers=bearer(tokens["north"]))
+    assert bad.status_code == 422
