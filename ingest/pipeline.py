@@ -75,13 +75,16 @@ Check = Callable[[Envelope, TelemetryBatch], None]
 
 def check_topic_matches_payload(envelope: Envelope, batch: TelemetryBatch) -> None:
     """The broker ACL vouches for the topic's vehicle id, so the payload must claim the same one."""
-    parsed = topics.parse_topic(envelope.topic)
-    if parsed is None or parsed[1] != topics.TELEMETRY:
-        raise DecodeError(DecodeReason.BAD_TOPIC, f"{envelope.topic!r} is not a telemetry topic")
-    if parsed[0] != batch.vehicle_id:
+    _check_topic(envelope.topic, topics.TELEMETRY, batch.vehicle_id)
+
+
+def _check_topic(topic: str, kind: str, vehicle_id: str) -> None:
+    parsed = topics.parse_topic(topic)
+    if parsed is None or parsed[1] != kind:
+        raise DecodeError(DecodeReason.BAD_TOPIC, f"{topic!r} is not a {kind} topic")
+    if parsed[0] != vehicle_id:
         raise DecodeError(
-            DecodeReason.TOPIC_MISMATCH,
-            f"payload vehicle {batch.vehicle_id!r} published on {envelope.topic!r}",
+            DecodeReason.TOPIC_MISMATCH, f"payload vehicle {vehicle_id!r} published on {topic!r}"
         )
 
 
@@ -117,14 +120,7 @@ def _triage_dtc(envelope: Envelope, out: Triage) -> None:
     Repeats are left to the store, which keys reports on (vehicle, time, codes)."""
     try:
         report = parse_dtc_message(envelope.payload)
-        parsed = topics.parse_topic(envelope.topic)
-        if parsed is None or parsed[1] != topics.DTC:
-            raise DecodeError(DecodeReason.BAD_TOPIC, f"{envelope.topic!r} is not a DTC topic")
-        if parsed[0] != report.vehicle_id:
-            raise DecodeError(
-                DecodeReason.TOPIC_MISMATCH,
-                f"payload vehicle {report.vehicle_id!r} published on {envelope.topic!r}",
-            )
+        _check_topic(envelope.topic, topics.DTC, report.vehicle_id)
     except DecodeError as exc:
         out.dead.append(dead_letter(envelope, exc.reason.value, exc.detail))
         return

@@ -87,26 +87,23 @@ def test_scenario_lands_in_postgres_exactly_once(
         unique = pubs.samples_acked() - stats.duplicate_samples
         assert stats.duplicates > 0 and stats.backlogged_batches > 0
 
-        def ledger() -> int:
+        def since_run(select_from: str) -> int:
+            """One count over this run's vehicles and messages, e.g. "count(*) FROM dtc_reports"."""
             with psycopg.connect(pg_url) as conn:
                 row = conn.execute(
-                    "SELECT coalesce(sum(n_samples), 0) FROM ingest_batches "
-                    "WHERE vehicle_id = ANY(%s) AND received_at >= to_timestamp(%s)",
-                    (sim.vehicle_ids, since),
-                ).fetchone()
-                return int(row[0])
-
-        assert ingest.wait_for(lambda totals: ledger() >= unique, timeout_s=30), (ledger(), unique)
-        assert ledger() == unique
-
-        def dtc_reports() -> int:
-            with psycopg.connect(pg_url) as conn:
-                row = conn.execute(
-                    "SELECT count(*) FROM dtc_reports "
-                    "WHERE vehicle_id = ANY(%s) AND received_at >= to_timestamp(%s)",
+                    f"SELECT {select_from} WHERE vehicle_id = ANY(%s) AND received_at >= to_timestamp(%s)",
                     (sim.vehicle_ids, since),
                 ).fetchone()
                 return int(row[0]) if row else 0
+
+        def ledger() -> int:
+            return since_run("coalesce(sum(n_samples), 0) FROM ingest_batches")
+
+        def dtc_reports() -> int:
+            return since_run("count(*) FROM dtc_reports")
+
+        assert ingest.wait_for(lambda totals: ledger() >= unique, timeout_s=30), (ledger(), unique)
+        assert ledger() == unique
 
         assert ingest.wait_for(lambda totals: dtc_reports() >= stats.dtc_messages, timeout_s=10)
         assert dtc_reports() == stats.dtc_messages  # every DTC message stored once
