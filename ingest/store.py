@@ -58,12 +58,9 @@ _LATEST_SQL = (
     " FROM jsonb_each(cur.signals) o(k, v) FULL JOIN jsonb_each(excluded.signals) n(k, v) USING (k))"
 )
 _DTC_SQL = (
-    "WITH r AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r(v text, t timestamptz, c jsonb, fw text)),"
-    " seen AS (INSERT INTO vehicles AS cur (vehicle_id, last_seen_at) SELECT v, max(t) FROM r GROUP BY v"
-    " ON CONFLICT (vehicle_id) DO UPDATE SET last_seen_at ="
-    " greatest(cur.last_seen_at, excluded.last_seen_at))"
-    " INSERT INTO dtc_reports (vehicle_id, ts, codes, firmware_version)"
-    " SELECT v, t, ARRAY(SELECT jsonb_array_elements_text(c)), fw FROM r ON CONFLICT DO NOTHING"
+    "INSERT INTO dtc_reports (vehicle_id, ts, codes, firmware_version)"
+    " SELECT v, t, ARRAY(SELECT jsonb_array_elements_text(c)), fw"
+    " FROM jsonb_to_recordset(%s::jsonb) AS r(v text, t timestamptz, c jsonb, fw text) ON CONFLICT DO NOTHING"
 )
 _DEAD_SQL = (
     "INSERT INTO dead_letters (received_at, topic, vehicle_id, reason, detail, payload) "
@@ -202,6 +199,7 @@ class TelemetryStore:
             dtcs, dtc_dead = self._screen_dtcs(conn, prepared.dtcs)
             try:
                 with conn.transaction():
+                    _upsert_vehicles(conn, _seen_at_dtcs(dtcs, {}))
                     dtc_stored = self._store_dtcs(conn, dtcs)
             except psycopg.OperationalError:
                 raise
@@ -241,17 +239,18 @@ class TelemetryStore:
         new = prepared if keep.all() else prepared.only_batches(keep)
         dead.extend(new.quarantine.values())
         samples = 0
-        if new.accepted:
-            new_params = new.params or storage_params(new)
+        dtcs, dtc_dead = self._screen_dtcs(conn, prepared.dtcs)
+        dead.extend(dtc_dead)
+        new_params = (new.params or storage_params(new)) if new.accepted else None
+        seen = _seen_at(new_params.latest_vehicles, new_params.latest_ts) if new_params else {}
+        _upsert_vehicles(conn, _seen_at_dtcs(dtcs, seen))
+        if new_params is not None:
             samples = sum(new_params.n_samples)  # counted once, while preparing
-            conn.execute(_VEHICLES_SQL, (new_params.latest_vehicles, new_params.latest_ts))
             if self._row_writer == "copy":
                 copy_rows(conn, new.copy_data)
             else:
                 insert_rows(conn, new.block)
             conn.execute(_LATEST_SQL, (new_params.latest_json,))
-        dtcs, dtc_dead = self._screen_dtcs(conn, prepared.dtcs)
-        dead.extend(dtc_dead)
         dtc_stored = self._store_dtcs(conn, dtcs)
         self._store_dead_letters(conn, dead)
         return WriteResult(
@@ -289,7 +288,7 @@ class TelemetryStore:
         )
 
     def _store_dtcs(self, conn: psycopg.Connection, dtcs: list[AcceptedDtc]) -> int:
-        """Insert the reports (and register or touch their vehicles); how many were new."""
+        """Insert the reports (their vehicles are upserted before); how many were new."""
         if not dtcs:
             return 0
         return max(conn.execute(_DTC_SQL, (dtc_document(tuple(dtcs)),)).rowcount, 0)
@@ -325,6 +324,27 @@ class TelemetryStore:
                 _DEAD_SQL,
                 [(_ts(d.received_at_ns), d.topic, d.vehicle_id, d.reason, d.detail, d.payload) for d in dead],
             )
+
+
+def _seen_at(vehicles: list[str], ts: list[dt.datetime]) -> dict[str, dt.datetime]:
+    return dict(zip(vehicles, ts, strict=True))
+
+
+def _seen_at_dtcs(dtcs: list[AcceptedDtc], seen: dict[str, dt.datetime]) -> dict[str, dt.datetime]:
+    """`seen` extended with the vehicles of DTC reports (newest report time wins)."""
+    out = dict(seen)
+    for d in dtcs:
+        at = _ts(d.report.ts_us * 1000)
+        out[d.report.vehicle_id] = max(out.get(d.report.vehicle_id, at), at)
+    return out
+
+
+def _upsert_vehicles(conn: psycopg.Connection, seen: dict[str, dt.datetime]) -> None:
+    """Register (or touch) every vehicle of the flush in one statement, in id order, so that
+    concurrent workers lock `vehicles` rows in one order and cannot deadlock."""
+    if seen:
+        ids = sorted(seen)
+        conn.execute(_VEHICLES_SQL, (ids, [seen[v] for v in ids]))
 
 
 def _known_vehicles(conn: psycopg.Connection, ids: set[str]) -> set[str]:
