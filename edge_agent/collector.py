@@ -64,7 +64,9 @@ class Collector:
         self._pending: list[CaptureWindow] = []
         self.known_dtcs: frozenset[str] = frozenset()
         self.trigger_count = 0
+        self._window_s = max((expression.longest_window_s(t.tree) for t in campaign.triggers), default=0.0)
         horizon_s = max((t.pre_s + t.post_s for t in campaign.triggers), default=0.0)
+        horizon_s = max(horizon_s, self._window_s)
         rows = math.ceil((horizon_s + 3 * campaign.flush_interval_s) * campaign.base_rate_hz) + 1
         self._ring = SampleRing(self.paths, rows)
 
@@ -97,23 +99,36 @@ class Collector:
             chunks.append(
                 Chunk(ts_ns[rows], {p: c[rows] for p, c in periodic.items()}, PRIORITY_LOW, "periodic")
             )
+        history_ts, history = self._history(ts_ns)
         self._ring.append(ts_ns, values, sent)
         if self._triggers and n:
             flags, self.known_dtcs = new_dtc_flags(
                 self.known_dtcs, dtc_readings if len(dtc_readings) == n else [None] * n
             )
-            env = {path: values[:, j] for j, path in enumerate(self.paths)}
-            env[expression.NEW_DTC] = flags.astype(np.float64)
-            self._fire(ts_ns, env, n)
+            # Trailing windows read the rows before this flush too; only this flush's rows fire.
+            rows_ts = np.concatenate([history_ts, ts_ns])
+            rows = np.concatenate([history, values])
+            env = {path: rows[:, j] for j, path in enumerate(self.paths)}
+            env[expression.NEW_DTC] = np.concatenate(
+                [np.zeros(history_ts.shape[0]), flags.astype(np.float64)]
+            )
+            self._fire(ts_ns, env, rows_ts)
         if n:
             chunks.extend(self._complete(int(ts_ns[-1])))
         return chunks
 
-    def _fire(self, ts_ns: np.ndarray, env: dict[str, np.ndarray], n: int) -> None:
+    def _history(self, ts_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows already in the ring within the longest trigger window before `ts_ns[0]`."""
+        if self._window_s <= 0 or ts_ns.shape[0] == 0:
+            return np.empty(0, np.int64), np.empty((0, len(self.paths)))
+        return self._ring.rows_since(int(ts_ns[0]) - round(self._window_s * 1e9))
+
+    def _fire(self, ts_ns: np.ndarray, env: dict[str, np.ndarray], rows_ts: np.ndarray) -> None:
+        skip = rows_ts.shape[0] - ts_ns.shape[0]  # history rows only feed the windows
         for i, (rule, tree, state) in enumerate(self._triggers):
             fired, new_state = fire_times(
                 ts_ns,
-                expression.evaluate(tree, env, n),
+                expression.evaluate(tree, env, rows_ts.shape[0], rows_ts)[skip:],
                 rising_edge=rule.mode == "rising_edge",
                 min_interval_ns=round(rule.min_interval_s * 1e9),
                 state=state,

@@ -44,6 +44,14 @@ class SampleRing:
         self._sent[slots] = sent
         self._next += n
 
+    def rows_since(self, since_ns: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ts, values) of the rows with ts >= since_ns, oldest first: the history that trailing
+        windows of trigger conditions reach back into."""
+        count = min(self._next, self._capacity)
+        slots = (self._next - count + np.arange(count)) % self._capacity
+        slots = slots[self._ts[slots] >= since_ns]
+        return self._ts[slots].copy(), self._values[slots].copy()
+
     def take_unsent(
         self, start_ns: int, end_ns: int, paths: tuple[str, ...]
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -94,3 +94,34 @@ def test_merge_chunks_aligns_columns_and_refuses_time_going_back() -> None:
     np.testing.assert_array_equal(cols["Vehicle.Speed"], [1.0, 2.0, np.nan])
     np.testing.assert_array_equal(cols[LONG], [np.nan, np.nan, -1.0])
     assert len(merge_chunks([b, a])) == 2  # clock set back: kept apart, each still valid
+
+
+def test_window_condition_reaches_back_across_flushes() -> None:
+    """`avg(speed, 3) > 50` needs rows of earlier flushes: cutting the same rows into 1 s flushes
+    or one 10 s flush fires at the same instant."""
+    campaign = parse_campaign(
+        json.dumps(
+            {
+                "campaign_id": "w",
+                "version": 1,
+                "flush_interval_s": 1.0,
+                "signals": [{"path": LONG, "period_ms": 1000}],
+                "triggers": [
+                    {"name": "fast", "condition": "avg(Vehicle.Speed, 3) > 50", "pre_s": 0, "post_s": 0}
+                ],
+            }
+        )
+    )
+    ts = np.arange(100, dtype=np.int64) * S // 10
+    speed = np.where(np.arange(100) >= 40, 80.0, 20.0)  # 20 km/h, then 80 from t = 4 s
+    values = np.column_stack([np.zeros(100), speed])
+    fired = []
+    for step in (10, 100):
+        collector = Collector(campaign)
+        assert collector.paths == (LONG, "Vehicle.Speed")
+        chunks = []
+        for lo in range(0, 100, step):
+            chunks += collector.process(ts[lo : lo + step], values[lo : lo + step])
+        fired.append([int(c.ts_ns[0]) for c in chunks if c.reason == "trigger:fast"])
+    # mean over (t - 3 s, t] exceeds 50 once more than half the 30 rows are 80: at t = 5.5 s
+    assert fired[0] == fired[1] == [55 * S // 10]
