@@ -27,10 +27,12 @@ from tests.simulators.helpers import busy_scenario
 
 
 class DtcListener:
-    """Subscribes to every vehicle's dtc topic as the ingest account and keeps the messages."""
+    """Subscribes to every vehicle's dtc topic as the ingest account and keeps the messages of the
+    given vehicles (the session's broker also carries other tests' messages, malformed ones too)."""
 
-    def __init__(self, broker: BrokerUnderTest) -> None:
+    def __init__(self, broker: BrokerUnderTest, vehicle_ids: list[str]) -> None:
         self.messages: list[dict] = []
+        self._vehicles = set(vehicle_ids)
         self._ready = threading.Event()
         ep = broker.ingest
         self._client = mqtt.Client(
@@ -39,10 +41,15 @@ class DtcListener:
         self._client.username_pw_set(ep.username, ep.password)
         self._client.on_connect = lambda c, *a: c.subscribe(topics.subscription_for(topics.DTC), qos=1)
         self._client.on_subscribe = lambda *a: self._ready.set()
-        self._client.on_message = lambda c, u, m: self.messages.append(json.loads(m.payload))
+        self._client.on_message = lambda c, u, m: self._keep(m.topic, m.payload)
         self._client.connect(ep.host, ep.port)
         self._client.loop_start()
         assert self._ready.wait(10)
+
+    def _keep(self, topic: str, payload: bytes) -> None:
+        parsed = topics.parse_topic(topic)
+        if parsed is not None and parsed[0] in self._vehicles:
+            self.messages.append(json.loads(payload))
 
     def close(self) -> None:
         self._client.disconnect()
@@ -68,7 +75,7 @@ def test_scenario_lands_in_postgres_exactly_once(
     )
     sim = FleetSimulation(sc, city_grid(blocks=6), float(int(time.time())))
     since = time.time() - 1
-    listener = DtcListener(broker)
+    listener = DtcListener(broker, sim.vehicle_ids)
     with running_ingest(broker.ingest) as ingest:
         pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=broker.simulator)
         dtc = MqttPublisher(broker.simulator, f"test-dtc-{time.time_ns()}")
