@@ -52,6 +52,16 @@ class DtcRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusRecord:
+    """`state` is None when the vehicle exists but never sent a status message."""
+
+    vehicle_id: str
+    state: str | None
+    reported_at: datetime | None
+    details: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class TokenRecord:
     name: str
     role: str
@@ -91,6 +101,20 @@ def find_latest(
         "WHERE v.vehicle_id = %(vehicle_id)s AND {}"
     ).format(where)
     with conn.cursor(row_factory=class_row(LatestRecord)) as cur:
+        return cur.execute(query, {**params, "vehicle_id": vehicle_id}).fetchone()
+
+
+def find_status(
+    conn: psycopg.Connection, vehicle_id: str, *, only_centre_id: str | None
+) -> StatusRecord | None:
+    """A visible vehicle's newest status; None if it does not exist or is not visible."""
+    where, params = _scope(only_centre_id)
+    query = sql.SQL(
+        "SELECT v.vehicle_id, s.state, s.reported_at, coalesce(s.details, '{{}}'::jsonb) AS details "
+        "FROM vehicles v LEFT JOIN vehicle_status s USING (vehicle_id) "
+        "WHERE v.vehicle_id = %(vehicle_id)s AND {}"
+    ).format(where)
+    with conn.cursor(row_factory=class_row(StatusRecord)) as cur:
         return cur.execute(query, {**params, "vehicle_id": vehicle_id}).fetchone()
 
 

@@ -7,7 +7,7 @@ self-describing. Leaves storage shapes to the repository and the catalogue to `c
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,3 +80,14 @@ class DtcHistory(BaseModel):
     )
     reports: list[DtcReportOut] = Field(description="Newest first")
     limit: int
+
+
+class StatusOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    vehicle_id: str
+    state: Literal["online", "offline"] | None = Field(description="null: no status message yet")
+    reported_at: datetime | None = Field(description="When ingest received the newest status message")
+    details: dict[str, Any] = Field(
+        description="The edge agent's last check-in: campaign and agent version, queue depth, dropped data"
+    )

@@ -32,6 +32,7 @@ class DecodeReason(enum.StrEnum):
     TOPIC_MISMATCH = "topic_mismatch"
     BAD_TOPIC = "bad_topic"
     BAD_DTC_MESSAGE = "bad_dtc_message"
+    BAD_STATUS_MESSAGE = "bad_status_message"
 
 
 class DecodeError(ValueError):

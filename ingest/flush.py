@@ -19,7 +19,7 @@ import numpy as np
 
 from contract.signals import SIGNALS
 from ingest.copy_binary import RowBlock, encode_copy_binary, rows_from_batches
-from ingest.pipeline import Accepted, AcceptedDtc, DeadLetter, Triage, dead_letter
+from ingest.pipeline import Accepted, AcceptedDtc, AcceptedStatus, DeadLetter, Triage, dead_letter
 from ingest.validation import OUT_OF_RANGE, ValidationPolicy, null_out_of_range, time_window_violations
 
 
@@ -36,10 +36,11 @@ class PreparedFlush:
     copy_data: bytes | bytearray = field(repr=False, default=b"")
     params: StorageParams | None = field(repr=False, default=None)
     dtcs: tuple[AcceptedDtc, ...] = ()  # DTC reports that passed the checks
+    statuses: tuple[AcceptedStatus, ...] = ()  # the newest status message per vehicle
 
     @property
     def n_envelopes(self) -> int:
-        return len(self.accepted) + len(self.dead) + self.duplicates + len(self.dtcs)
+        return len(self.accepted) + len(self.dead) + self.duplicates + len(self.dtcs) + len(self.statuses)
 
     def only_batches(self, keep: np.ndarray) -> PreparedFlush:
         """The same flush restricted to the accepted batches where `keep` (bool per batch) is True."""
@@ -57,6 +58,7 @@ class PreparedFlush:
             duplicates=self.duplicates,
             copy_data=encode_copy_binary(block),
             dtcs=self.dtcs,
+            statuses=self.statuses,
         )
         return replace(subset, params=storage_params(subset))
 
@@ -142,6 +144,7 @@ def prepare_flush(triaged: Triage, policy: ValidationPolicy | None = None) -> Pr
         duplicates=triaged.duplicates,
         copy_data=encode_copy_binary(block),
         dtcs=tuple(dtcs),
+        statuses=newest_statuses(triaged.statuses),
     )
     return replace(prepared, params=storage_params(prepared))
 
@@ -157,6 +160,34 @@ def dtc_document(dtcs: tuple[AcceptedDtc, ...]) -> str:
                 "fw": d.report.firmware_version,
             }
             for d in dtcs
+        ]
+    )
+
+
+def newest_statuses(statuses: list[AcceptedStatus]) -> tuple[AcceptedStatus, ...]:
+    """One status per vehicle: the newest state, with the newest check-in's details (a bare
+    `offline` after a check-in keeps what the check-in said, as the store does across flushes)."""
+    newest: dict[str, AcceptedStatus] = {}
+    for status in statuses:
+        before = newest.get(status.vehicle_id)
+        if before is not None and not status.report.details and before.report.details:
+            report = replace(status.report, details=before.report.details)
+            status = replace(status, report=report)
+        newest[status.vehicle_id] = status
+    return tuple(newest.values())
+
+
+def status_document(statuses: tuple[AcceptedStatus, ...]) -> str:
+    """The status messages of a flush (one per vehicle) as one JSON document."""
+    return json.dumps(
+        [
+            {
+                "v": s.vehicle_id,
+                "state": s.report.state,
+                "d": s.report.details,
+                "t": _iso(s.envelope.received_at_ns // 1000),
+            }
+            for s in statuses
         ]
     )
 

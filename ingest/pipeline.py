@@ -1,9 +1,10 @@
 """The pure part of ingest: raw MQTT messages in, accepted batches and dead letters out.
 
 Owns: decoding and the ordered chain of checks an accepted batch must pass. Leaves MQTT to
-`ingest.service` and SQL to `ingest.store`. Two kinds of message arrive: telemetry batches (wire
-format v1) and DTC reports (`contract.dtc` JSON). Every message ends up in exactly one of
-`accepted`, `dtcs`, `duplicates` or `dead`: nothing is dropped silently.
+`ingest.service` and SQL to `ingest.store`. Three kinds of message arrive: telemetry batches (wire
+format v1), DTC reports (`contract.dtc` JSON) and vehicle status (`contract.status`). Every message
+ends up in exactly one of `accepted`, `dtcs`, `statuses`, `duplicates` or `dead`: nothing is
+dropped silently.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contract import topics, wire_v1
 from contract.batch import TelemetryBatch
 from contract.dtc import DtcReport, parse_dtc_message
 from contract.errors import DecodeError, DecodeReason
+from contract.status import StatusReport, parse_status_message
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +63,20 @@ class AcceptedDtc:
     report: DtcReport
 
 
+@dataclass(frozen=True, slots=True)
+class AcceptedStatus:
+    envelope: Envelope
+    vehicle_id: str  # from the topic, which the broker ACL vouches for
+    report: StatusReport
+
+
 @dataclass
 class Triage:
     accepted: list[Accepted] = field(default_factory=list)
     duplicates: int = 0
     dead: list[DeadLetter] = field(default_factory=list)
     dtcs: list[AcceptedDtc] = field(default_factory=list)
+    statuses: list[AcceptedStatus] = field(default_factory=list)
 
 
 # A check sees the envelope and its decoded batch and raises DecodeError to reject it.
@@ -99,6 +109,9 @@ def triage(envelopes: Iterable[Envelope], checks: tuple[Check, ...] = CHECKS) ->
         if envelope.topic.endswith("/" + topics.DTC):
             _triage_dtc(envelope, out)
             continue
+        if envelope.topic.endswith("/" + topics.STATUS):
+            _triage_status(envelope, out)
+            continue
         try:
             batch = wire_v1.decode(envelope.payload)
             for check in checks:
@@ -125,3 +138,16 @@ def _triage_dtc(envelope: Envelope, out: Triage) -> None:
         out.dead.append(dead_letter(envelope, exc.reason.value, exc.detail))
         return
     out.dtcs.append(AcceptedDtc(envelope, report))
+
+
+def _triage_status(envelope: Envelope, out: Triage) -> None:
+    """A status message: the topic names the vehicle; a check-in that names one must agree."""
+    parsed = topics.parse_topic(envelope.topic)
+    vehicle_id = parsed[0] if parsed is not None and parsed[1] == topics.STATUS else ""
+    try:
+        report = parse_status_message(envelope.payload)
+        _check_topic(envelope.topic, topics.STATUS, report.vehicle_id or vehicle_id)
+    except DecodeError as exc:
+        out.dead.append(dead_letter(envelope, exc.reason.value, exc.detail))
+        return
+    out.statuses.append(AcceptedStatus(envelope, vehicle_id, report))

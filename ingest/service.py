@@ -141,7 +141,7 @@ class IngestService:
                     self._paho = paho
                     group = self._config.share_group
                     await client.subscribe(
-                        [(topics.subscription_for(kind, group), 1) for kind in (topics.TELEMETRY, topics.DTC)]
+                        [(topics.subscription_for(kind, group), 1) for kind in topics.UPLINK_KINDS]
                     )
                     self.subscribed.set()
                     delay = 0.5

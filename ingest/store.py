@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from ingest.flush import PreparedFlush, StorageParams, dtc_document, prepare_flush, storage_params
+from ingest.flush import (
+    PreparedFlush,
+    StorageParams,
+    dtc_document,
+    prepare_flush,
+    status_document,
+    storage_params,
+)
 from ingest.pipeline import AcceptedDtc, DeadLetter, Triage, dead_letter
 from ingest.row_writers import COPY_SQL, RowWriter, copy_rows, insert_rows
 from ingest.validation import ValidationPolicy
@@ -61,6 +68,16 @@ _DTC_SQL = (
     "INSERT INTO dtc_reports (vehicle_id, ts, codes, firmware_version)"
     " SELECT v, t, ARRAY(SELECT jsonb_array_elements_text(c)), fw"
     " FROM jsonb_to_recordset(%s::jsonb) AS r(v text, t timestamptz, c jsonb, fw text) ON CONFLICT DO NOTHING"
+)
+# Status has no vehicle clock: ingest's receive time orders it, and an older one never wins. A bare
+# `online`/`offline` updates the state and keeps the last check-in's details.
+_STATUS_SQL = (
+    "INSERT INTO vehicle_status AS cur (vehicle_id, state, details, reported_at)"
+    " SELECT v, state, d, t"
+    " FROM jsonb_to_recordset(%s::jsonb) AS r(v text, state text, d jsonb, t timestamptz)"
+    " ON CONFLICT (vehicle_id) DO UPDATE SET state = excluded.state, reported_at = excluded.reported_at,"
+    " details = CASE WHEN excluded.details = '{}'::jsonb THEN cur.details ELSE excluded.details END"
+    " WHERE excluded.reported_at >= cur.reported_at"
 )
 _DEAD_SQL = (
     "INSERT INTO dead_letters (received_at, topic, vehicle_id, reason, detail, payload) "
@@ -185,7 +202,7 @@ class TelemetryStore:
         everything = np.arange(len(prepared.accepted))
         for i, item in enumerate(prepared.accepted):
             one = prepared.only_batches(everything == i)
-            one = replace(one, dead=(), duplicates=0, dtcs=())
+            one = replace(one, dead=(), duplicates=0, dtcs=(), statuses=())
             try:
                 with conn.transaction():
                     results.append(self._write(conn, one))
@@ -207,6 +224,14 @@ class TelemetryStore:
                 detail = str(exc).splitlines()[0][:500]
                 dtc_dead += [dead_letter(d.envelope, STORAGE_REJECTED, detail) for d in dtcs]
                 dtcs, dtc_stored = [], 0
+            try:
+                with conn.transaction():
+                    _store_statuses(conn, prepared)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                detail = str(exc).splitlines()[0][:500]
+                dtc_dead += [dead_letter(st.envelope, STORAGE_REJECTED, detail) for st in prepared.statuses]
             flush_dead += dtc_dead
             self._store_dead_letters(conn, flush_dead)
         return WriteResult(
@@ -252,6 +277,7 @@ class TelemetryStore:
                 insert_rows(conn, new.block)
             conn.execute(_LATEST_SQL, (new_params.latest_json,))
         dtc_stored = self._store_dtcs(conn, dtcs)
+        _store_statuses(conn, prepared)
         self._store_dead_letters(conn, dead)
         return WriteResult(
             batches=len(new.accepted),
@@ -324,6 +350,11 @@ class TelemetryStore:
                 _DEAD_SQL,
                 [(_ts(d.received_at_ns), d.topic, d.vehicle_id, d.reason, d.detail, d.payload) for d in dead],
             )
+
+
+def _store_statuses(conn: psycopg.Connection, prepared: PreparedFlush) -> None:
+    if prepared.statuses:
+        conn.execute(_STATUS_SQL, (status_document(prepared.statuses),))
 
 
 def _seen_at(vehicles: list[str], ts: list[dt.datetime]) -> dict[str, dt.datetime]:

@@ -1,4 +1,5 @@
-"""Vehicles as seen by a caller: the fleet list, each vehicle's latest state and its DTC reports.
+"""Vehicles as seen by a caller: the fleet list, each vehicle's latest state, its DTC reports and
+its connection status.
 
 Owns: HTTP parameters, status codes and the rule that a vehicle outside the caller's scope is
 indistinguishable from one that does not exist. Leaves SQL and scoping to `api.repository`, who the
@@ -15,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from api import repository
 from api.auth import AnyRole
 from api.db import Conn
-from api.schemas import DtcHistory, DtcReportOut, LatestOut, VehicleList, VehicleOut
+from api.schemas import DtcHistory, DtcReportOut, LatestOut, StatusOut, VehicleList, VehicleOut
 from contract.batch import VEHICLE_ID_PATTERN
 
 router = APIRouter(prefix="/vehicles", tags=["vehicles"])
@@ -66,3 +67,13 @@ def get_dtc_reports(
     return DtcHistory(
         vehicle_id=vehicle_id, current=reports[0] if reports else None, reports=reports, limit=limit
     )
+
+
+@router.get("/{vehicle_id}/status", responses={404: {"description": "Unknown or not visible"}})
+def get_status(vehicle_id: VehicleId, principal: AnyRole, conn: Conn) -> StatusOut:
+    """Whether the vehicle's unit is connected, and what its agent last reported about itself
+    (which campaign it runs, how much data waits in its queue, what it had to drop)."""
+    record = repository.find_status(conn, vehicle_id, only_centre_id=principal.visible_centre_id)
+    if record is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"vehicle {vehicle_id!r} not found")
+    return StatusOut.model_validate(record)

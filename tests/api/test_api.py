@@ -48,7 +48,7 @@ UNREACHABLE_URL = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=1"
 @pytest.fixture(scope="module")
 def seeded_url(database_url: str) -> str:
     with psycopg.connect(database_url) as conn:
-        conn.execute("TRUNCATE vehicles, api_tokens, dtc_reports CASCADE")
+        conn.execute("TRUNCATE vehicles, api_tokens, dtc_reports, vehicle_status CASCADE")
         for vehicle_id, model, centre in VEHICLES:
             conn.execute(
                 "INSERT INTO vehicles (vehicle_id, last_seen_at, model, service_centre_id) "
@@ -60,6 +60,10 @@ def seeded_url(database_url: str) -> str:
                 "INSERT INTO vehicle_latest (vehicle_id, ts, signals) VALUES (%s, %s, %s)",
                 (vehicle_id, TS, Jsonb(signals)),
             )
+        conn.execute(
+            "INSERT INTO vehicle_status (vehicle_id, state, details, reported_at) VALUES (%s, %s, %s, %s)",
+            ("VIN-N1", "online", Jsonb({"state": "online", "campaign_id": "brakes", "queue_rows": 0}), TS),
+        )
         for vehicle_id, ts, codes in DTC_REPORTS:
             conn.execute(
                 "INSERT INTO dtc_reports (vehicle_id, ts, codes, firmware_version) "
@@ -275,6 +279,7 @@ def test_every_route_but_health_declares_a_role() -> None:
         "/vehicles",
         "/vehicles/{vehicle_id}/latest",
         "/vehicles/{vehicle_id}/dtc",
+        "/vehicles/{vehicle_id}/status",
     }
     for route in found:
         assert bool(guards(route.dependant)) == (route.path != "/health"), route.path
@@ -303,6 +308,7 @@ def test_openapi_and_docs_are_served(client: TestClient) -> None:
         "/vehicles",
         "/vehicles/{vehicle_id}/latest",
         "/vehicles/{vehicle_id}/dtc",
+        "/vehicles/{vehicle_id}/status",
     }
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert client.get("/docs").status_code == 200
@@ -329,3 +335,13 @@ def test_dtc_reports_are_scoped_like_every_vehicle_route(client: TestClient, tok
     assert quiet["current"] is None and quiet["reports"] == []
     bad = client.get("/vehicles/VIN-N1/dtc", params={"since": "yesterday"}, headers=bearer(tokens["north"]))
     assert bad.status_code == 422
+
+
+@pytest.mark.postgres
+def test_status_shows_the_check_in_and_is_scoped(client: TestClient, tokens: dict[str, str]) -> None:
+    body = client.get("/vehicles/VIN-N1/status", headers=bearer(tokens["north"])).json()
+    assert body["state"] == "online" and body["reported_at"] == "2025-03-01T10:00:00Z"
+    assert body["details"]["campaign_id"] == "brakes"
+    quiet = client.get("/vehicles/VIN-N2/status", headers=bearer(tokens["north"])).json()
+    assert quiet == {"vehicle_id": "VIN-N2", "state": None, "reported_at": None, "details": {}}
+    assert client.get("/vehicles/VIN-N1/status", headers=bearer(tokens["south"])).status_code == 404

@@ -1,0 +1,63 @@
+"""Vehicle status on the `status` topic: is the unit connected, and what does it report about itself.
+
+Three shapes arrive, all retained so the newest is always on the broker:
+- `online` / `offline`: plain text, e.g. a gateway's presence or the last will the broker publishes
+  when a unit drops off without a goodbye;
+- the edge agent's JSON check-in: `{"state": "online", "vehicle_id": ..., "campaign_id": ...,
+  "campaign_version": ..., "agent_version": ..., "queue_rows": ..., "dropped_batches": ...}`,
+  sent on connect, on a campaign change and periodically.
+Anything else is a `bad_status_message` for the dead-letter store. The check-in is kept whole (it is
+small and its fields grow with the agent); only `state` and `vehicle_id` are checked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from contract.errors import DecodeError, DecodeReason
+
+MAX_STATUS_MESSAGE_BYTES = 16 << 10
+STATES = ("online", "offline")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """`vehicle_id` is None for the plain-text shapes (the topic names the vehicle)."""
+
+    state: str
+    vehicle_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_status_message(payload: bytes) -> StatusReport:
+    """Decode one status message. Raises DecodeError (bad_status_message or oversized)."""
+    if len(payload) > MAX_STATUS_MESSAGE_BYTES:
+        raise DecodeError(DecodeReason.OVERSIZED, f"{len(payload)} bytes exceed {MAX_STATUS_MESSAGE_BYTES}")
+    bare = payload.strip()
+    if bare in (b"online", b"offline"):
+        return StatusReport(bare.decode())
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise _bad(f"neither online/offline nor JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise _bad("not a JSON object")
+    state, vehicle_id = doc.get("state"), doc.get("vehicle_id")
+    if state not in STATES:
+        raise _bad(f"state must be one of {STATES}")
+    if vehicle_id is not None and not isinstance(vehicle_id, str):
+        raise _bad("vehicle_id must be a string")
+    try:
+        text = json.dumps(doc, ensure_ascii=False)
+        text.encode("utf-8")  # PostgreSQL's jsonb refuses lone surrogates...
+    except UnicodeError:
+        raise _bad("text that is not valid Unicode") from None
+    if "\\u0000" in text:  # ...and NUL characters (json.dumps always escapes them)
+        raise _bad("NUL characters (jsonb cannot store them)")
+    return StatusReport(str(state), vehicle_id, doc)
+
+
+def _bad(detail: str) -> DecodeError:
+    return DecodeError(DecodeReason.BAD_STATUS_MESSAGE, detail)
