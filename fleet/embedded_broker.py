@@ -21,9 +21,23 @@ def _broker_class() -> type:
     from amqtt.broker import Broker
 
     class FleetBroker(Broker):
-        """amqtt acknowledges a QoS 1 PUBLISH when it queues it, not when it routes it, and drops the
-        queue when the publisher disconnects: acknowledged messages were lost (measured: about a third
-        of a 300-message burst). Route whatever is still queued before the session ends."""
+        """Two fixes to amqtt 0.12.1.
+
+        1. amqtt acknowledges a QoS 1 PUBLISH when it queues it, not when it routes it, and drops
+           the queue when the publisher disconnects: acknowledged messages were lost (measured:
+           about a third of a 300-message burst). Route whatever is still queued before the session
+           ends.
+        2. On every connect amqtt sends the client the retained messages of every topic filter that
+           *any* session subscribed to, whether or not this client subscribed to it, and without
+           the ACL: a new subscriber to telemetry received retained `status` messages, and a vehicle
+           could receive another vehicle's retained campaign. Send retained messages only for
+           filters this session holds."""
+
+        async def _publish_retained_messages_for_subscription(self, subscription, session):  # noqa: ANN001, ANN202
+            holders = self._subscriptions.get(subscription[0], ())
+            if not any(held is session for held, _ in holders):
+                return
+            await super()._publish_retained_messages_for_subscription(subscription, session)
 
         async def _handle_disconnect(self, client_session, handler, disconnect_waiter):  # noqa: ANN001, ANN202
             queue = client_session.delivered_message_queue

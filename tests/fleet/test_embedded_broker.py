@@ -67,3 +67,38 @@ def test_unknown_user_is_refused(amqtt_broker: BrokerUnderTest) -> None:
         assert refused.wait(10)
     finally:
         client.loop_stop()
+
+
+def test_retained_messages_reach_only_clients_subscribed_to_them(amqtt_broker: BrokerUnderTest) -> None:
+    """Regression: amqtt 0.12.1 sent every connecting client the retained messages of every filter
+    any session held, past the ACL (one vehicle got another's retained campaign)."""
+    run = time.time_ns()
+    v1, v2 = f"RET1-{run}", f"RET2-{run}"
+    other = _client(amqtt_broker, v2, amqtt_broker.vehicle(v2).password, v2)
+    other.on_connect = lambda c, *a: c.subscribe(f"fleet/v1/{v2}/config", qos=1)
+    other.connect(amqtt_broker.host, amqtt_broker.port)
+    other.loop_start()
+    cloud = _client(amqtt_broker, amqtt_broker.ingest.username, amqtt_broker.ingest.password, f"cloud-{run}")
+    cloud.connect(amqtt_broker.host, amqtt_broker.port)
+    cloud.loop_start()
+    got: list[tuple[str, bytes]] = []
+    me = _client(amqtt_broker, v1, amqtt_broker.vehicle(v1).password, v1)
+    try:
+        time.sleep(0.5)  # v2's config subscription is in place
+        for vid in (v1, v2):
+            cloud.publish(
+                f"fleet/v1/{vid}/config", f"campaign of {vid}".encode(), qos=1, retain=True
+            ).wait_for_publish(10)
+        me.on_message = lambda c, u, m: got.append((m.topic, m.payload))
+        me.on_connect = lambda c, *a: c.subscribe(f"fleet/v1/{v1}/config", qos=1)
+        me.connect(amqtt_broker.host, amqtt_broker.port)
+        me.loop_start()
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # room for a stray delivery to show up
+    finally:
+        for client in (me, other, cloud):
+            client.disconnect()
+            client.loop_stop()
+    assert got == [(f"fleet/v1/{v1}/config", f"campaign of {v1}".encode())]
