@@ -174,11 +174,11 @@ def newest_statuses(statuses: list[AcceptedStatus]) -> tuple[AcceptedStatus, ...
             report = replace(status.report, details=before.report.details)
             status = replace(status, report=report)
         newest[status.vehicle_id] = status
-    return tuple(newest.values())
+    return tuple(newest[v] for v in sorted(newest))  # id order: concurrent upserts cannot deadlock
 
 
-def status_document(statuses: tuple[AcceptedStatus, ...]) -> str:
-    """The status messages of a flush (one per vehicle) as one JSON document."""
+def status_document(statuses: tuple[AcceptedStatus, ...], *, retained: bool) -> str:
+    """The status messages of a flush that are (or are not) retained replays, as one JSON document."""
     return json.dumps(
         [
             {
@@ -188,6 +188,7 @@ def status_document(statuses: tuple[AcceptedStatus, ...]) -> str:
                 "t": _iso(s.envelope.received_at_ns // 1000),
             }
             for s in statuses
+            if s.envelope.retained == retained
         ]
     )
 

@@ -21,11 +21,13 @@ from contract.status import StatusReport, parse_status_message
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """One message as it came off the broker."""
+    """One message as it came off the broker. `retained`: the broker replayed its stored copy on
+    subscribe (MQTT retain flag), so the message is not news."""
 
     topic: str
     payload: bytes
     received_at_ns: int
+    retained: bool = False
 
 
 @dataclass(frozen=True, slots=True)

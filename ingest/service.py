@@ -184,7 +184,7 @@ class IngestService:
         if not self._buffer:
             self._first_at = time.monotonic()
             self._wake.set()
-        envelope = Envelope(str(message.topic), bytes(payload), time.time_ns())
+        envelope = Envelope(str(message.topic), bytes(payload), time.time_ns(), bool(message.retain))
         self._buffer.append(_Received(envelope, message.mid, message.qos, self._connection))
         self._buffer_bytes += len(payload)
         self.totals.messages += 1

@@ -70,15 +70,21 @@ _DTC_SQL = (
     " FROM jsonb_to_recordset(%s::jsonb) AS r(v text, t timestamptz, c jsonb, fw text) ON CONFLICT DO NOTHING"
 )
 # Status has no vehicle clock: ingest's receive time orders it, and an older one never wins. A bare
-# `online`/`offline` updates the state and keeps the last check-in's details.
-_STATUS_SQL = (
+# `online`/`offline` updates the state and keeps the last check-in's details. A retained replay
+# (the broker's stored copy, sent again when ingest subscribes) only fills a missing row: it is the
+# status already stored, and must not move `reported_at` to the time ingest restarted.
+_STATUS_ROWS = (
     "INSERT INTO vehicle_status AS cur (vehicle_id, state, details, reported_at)"
     " SELECT v, state, d, t"
     " FROM jsonb_to_recordset(%s::jsonb) AS r(v text, state text, d jsonb, t timestamptz)"
-    " ON CONFLICT (vehicle_id) DO UPDATE SET state = excluded.state, reported_at = excluded.reported_at,"
+)
+_STATUS_SQL = (
+    _STATUS_ROWS + " ON CONFLICT (vehicle_id) DO UPDATE SET state = excluded.state,"
+    " reported_at = excluded.reported_at,"
     " details = CASE WHEN excluded.details = '{}'::jsonb THEN cur.details ELSE excluded.details END"
     " WHERE excluded.reported_at >= cur.reported_at"
 )
+_STATUS_REPLAY_SQL = _STATUS_ROWS + " ON CONFLICT (vehicle_id) DO NOTHING"
 _DEAD_SQL = (
     "INSERT INTO dead_letters (received_at, topic, vehicle_id, reason, detail, payload) "
     "VALUES (%s, %s, %s, %s, %s, %s)"
@@ -353,8 +359,10 @@ class TelemetryStore:
 
 
 def _store_statuses(conn: psycopg.Connection, prepared: PreparedFlush) -> None:
-    if prepared.statuses:
-        conn.execute(_STATUS_SQL, (status_document(prepared.statuses),))
+    if any(s.envelope.retained for s in prepared.statuses):
+        conn.execute(_STATUS_REPLAY_SQL, (status_document(prepared.statuses, retained=True),))
+    if any(not s.envelope.retained for s in prepared.statuses):
+        conn.execute(_STATUS_SQL, (status_document(prepared.statuses, retained=False),))
 
 
 def _seen_at(vehicles: list[str], ts: list[dt.datetime]) -> dict[str, dt.datetime]:

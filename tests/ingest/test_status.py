@@ -76,3 +76,23 @@ def test_a_bare_state_after_a_check_in_in_the_same_flush_keeps_the_details(pg_ur
     finally:
         store.close()
     assert _row(pg_url, vid)[:2] == ("offline", "tyres")  # type: ignore[index]
+
+
+def test_a_retained_replay_only_fills_a_missing_row(pg_url: str) -> None:
+    """When ingest (re)subscribes, the broker replays every vehicle's retained status: that is not
+    news, so it must not move `reported_at` to the restart, nor override a newer stored state."""
+    known, new = (f"REPLAY{k}-{time.time_ns() % 10**9}" for k in "AB")
+    now = time.time_ns()
+    store = TelemetryStore(pg_url)
+    try:
+        store.write(triage([_status(known, b"offline", now - 60 * 10**9)]))
+        before = _row(pg_url, known)
+        replay = [
+            Envelope(topics.topic_for(vid, topics.STATUS), b"online", now, retained=True)
+            for vid in (known, new)
+        ]
+        store.write(triage(replay))
+    finally:
+        store.close()
+    assert _row(pg_url, known) == before  # unchanged: state and time
+    assert _row(pg_url, new)[0] == "online"  # type: ignore[index]  # first sight of this vehicle
