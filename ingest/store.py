@@ -18,7 +18,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import psycopg
@@ -35,6 +35,7 @@ from ingest.pipeline import AcceptedDtc, DeadLetter, Triage, dead_letter
 from ingest.row_writers import COPY_SQL, RowWriter, copy_rows, insert_rows
 from ingest.validation import ValidationPolicy
 
+T = TypeVar("T")
 UNKNOWN_VEHICLE = "unknown_vehicle"
 STORAGE_REJECTED = "storage_rejected"
 
@@ -209,34 +210,26 @@ class TelemetryStore:
         for i, item in enumerate(prepared.accepted):
             one = prepared.only_batches(everything == i)
             one = replace(one, dead=(), duplicates=0, dtcs=(), statuses=())
-            try:
-                with conn.transaction():
-                    results.append(self._write(conn, one))
-            except psycopg.OperationalError:
-                raise
-            except psycopg.Error as exc:
-                detail = str(exc).splitlines()[0][:500]
-                rejected.append(dead_letter(item.envelope, STORAGE_REJECTED, detail))
+            result, detail = _in_savepoint(conn, self._write, conn, one)
+            if result is not None:
+                results.append(result)
+            else:
+                rejected.append(dead_letter(item.envelope, STORAGE_REJECTED, detail or ""))
         flush_dead = [*prepared.dead, *rejected]
         with conn.transaction():
             dtcs, dtc_dead = self._screen_dtcs(conn, prepared.dtcs)
-            try:
-                with conn.transaction():
-                    _upsert_vehicles(conn, _seen_at_dtcs(dtcs, {}))
-                    dtc_stored = self._store_dtcs(conn, dtcs)
-            except psycopg.OperationalError:
-                raise
-            except psycopg.Error as exc:
-                detail = str(exc).splitlines()[0][:500]
-                dtc_dead += [dead_letter(d.envelope, STORAGE_REJECTED, detail) for d in dtcs]
-                dtcs, dtc_stored = [], 0
-            try:
-                with conn.transaction():
-                    _store_statuses(conn, prepared)
-            except psycopg.OperationalError:
-                raise
-            except psycopg.Error as exc:
-                detail = str(exc).splitlines()[0][:500]
+
+            def store_dtcs() -> int:
+                _upsert_vehicles(conn, _seen_at_dtcs(dtcs, {}))
+                return self._store_dtcs(conn, dtcs)
+
+            stored, detail = _in_savepoint(conn, store_dtcs)
+            if stored is None:
+                dtc_dead += [dead_letter(d.envelope, STORAGE_REJECTED, detail or "") for d in dtcs]
+                dtcs = []
+            dtc_stored = stored or 0
+            _, detail = _in_savepoint(conn, _store_statuses, conn, prepared)
+            if detail is not None:
                 dtc_dead += [dead_letter(st.envelope, STORAGE_REJECTED, detail) for st in prepared.statuses]
             flush_dead += dtc_dead
             self._store_dead_letters(conn, flush_dead)
@@ -356,6 +349,20 @@ class TelemetryStore:
                 _DEAD_SQL,
                 [(_ts(d.received_at_ns), d.topic, d.vehicle_id, d.reason, d.detail, d.payload) for d in dead],
             )
+
+
+def _in_savepoint(
+    conn: psycopg.Connection, write: Callable[..., T], *args: Any
+) -> tuple[T | None, str | None]:
+    """Run `write(*args)` in a savepoint: (its result, None), or (None, the first line of the error)
+    when the database refuses the data. A lost connection (OperationalError) still raises."""
+    try:
+        with conn.transaction():
+            return write(*args), None
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:
+        return None, str(exc).splitlines()[0][:500]
 
 
 def _store_statuses(conn: psycopg.Connection, prepared: PreparedFlush) -> None:
