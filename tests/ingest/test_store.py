@@ -136,3 +136,39 @@ def test_insert_row_writer_stores_exactly_what_copy_stores(pg_url: str) -> None:
             ).fetchall()
     assert got["copy"] == got["insert"]
     assert [r[1:] for r in got["copy"]] == [(10.0, 90.0, True), (None, 91.0, False), (30.0, None, None)]
+
+
+def test_a_batch_the_database_refuses_is_dead_lettered_and_the_rest_is_stored(pg_url: str) -> None:
+    """The one-by-one fallback: a trigger stands in for any data the database refuses."""
+    good, bad = _vid("GOOD"), _vid("REFUSED")
+    now = time.time_ns() - 10**9
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION refuse_test_vehicle() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN IF NEW.vehicle_id = '{bad}' THEN RAISE EXCEPTION 'refused by test'; END IF; "
+            "RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse_test_vehicle BEFORE INSERT ON telemetry "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_test_vehicle()"
+        )
+    store = TelemetryStore(pg_url)
+    try:
+        result = store.write(
+            triage([_envelope(_batch(v, 1, now, **{SPEED: [1.0, 2.0]})) for v in (good, bad)])
+        )
+    finally:
+        store.close()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER refuse_test_vehicle ON telemetry")
+            conn.execute("DROP FUNCTION refuse_test_vehicle()")
+    assert (result.batches, result.rows, result.dead_reasons) == (1, 2, ("storage_rejected",))
+    with psycopg.connect(pg_url) as conn:
+        stored = conn.execute(
+            "SELECT vehicle_id, count(*) FROM telemetry WHERE vehicle_id IN (%s, %s) GROUP BY 1", (good, bad)
+        ).fetchall()
+        (detail,) = conn.execute(
+            "SELECT detail FROM dead_letters WHERE vehicle_id = %s AND reason = 'storage_rejected'", (bad,)
+        ).fetchone()
+    assert stored == [(good, 2)]
+    assert "refused by test" in detail
