@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,28 +96,28 @@ def find_latest(
     conn: psycopg.Connection, vehicle_id: str, *, only_centre_id: str | None
 ) -> LatestRecord | None:
     """The latest state of a visible vehicle; None if it does not exist or is not visible."""
-    where, params = _scope(only_centre_id)
-    query = sql.SQL(
-        "SELECT v.vehicle_id, l.ts, coalesce(l.signals, '{{}}'::jsonb) AS signals "
-        "FROM vehicles v LEFT JOIN vehicle_latest l USING (vehicle_id) "
-        "WHERE v.vehicle_id = %(vehicle_id)s AND {}"
-    ).format(where)
-    with conn.cursor(row_factory=class_row(LatestRecord)) as cur:
-        return cur.execute(query, {**params, "vehicle_id": vehicle_id}).fetchone()
+    return _visible_vehicle_row(
+        conn,
+        vehicle_id,
+        only_centre_id,
+        "v.vehicle_id, l.ts, coalesce(l.signals, '{{}}'::jsonb) AS signals",
+        "LEFT JOIN vehicle_latest l USING (vehicle_id)",
+        LatestRecord,
+    )
 
 
 def find_status(
     conn: psycopg.Connection, vehicle_id: str, *, only_centre_id: str | None
 ) -> StatusRecord | None:
     """A visible vehicle's newest status; None if it does not exist or is not visible."""
-    where, params = _scope(only_centre_id)
-    query = sql.SQL(
-        "SELECT v.vehicle_id, s.state, s.reported_at, coalesce(s.details, '{{}}'::jsonb) AS details "
-        "FROM vehicles v LEFT JOIN vehicle_status s USING (vehicle_id) "
-        "WHERE v.vehicle_id = %(vehicle_id)s AND {}"
-    ).format(where)
-    with conn.cursor(row_factory=class_row(StatusRecord)) as cur:
-        return cur.execute(query, {**params, "vehicle_id": vehicle_id}).fetchone()
+    return _visible_vehicle_row(
+        conn,
+        vehicle_id,
+        only_centre_id,
+        "v.vehicle_id, s.state, s.reported_at, coalesce(s.details, '{{}}'::jsonb) AS details",
+        "LEFT JOIN vehicle_status s USING (vehicle_id)",
+        StatusRecord,
+    )
 
 
 def find_dtc_reports(
@@ -127,12 +129,7 @@ def find_dtc_reports(
     limit: int,
 ) -> list[DtcRecord] | None:
     """A visible vehicle's DTC reports, newest first; None if it does not exist or is not visible."""
-    where, params = _scope(only_centre_id)
-    visible = conn.execute(
-        sql.SQL("SELECT 1 FROM vehicles v WHERE v.vehicle_id = %(vehicle_id)s AND {}").format(where),
-        {**params, "vehicle_id": vehicle_id},
-    ).fetchone()
-    if visible is None:
+    if _visible_vehicle_row(conn, vehicle_id, only_centre_id, "v.vehicle_id", "", _VehicleId) is None:
         return None
     with conn.cursor(row_factory=class_row(DtcRecord)) as cur:
         return cur.execute(
@@ -140,6 +137,27 @@ def find_dtc_reports(
             "AND (%(since)s::timestamptz IS NULL OR ts >= %(since)s) ORDER BY ts DESC LIMIT %(limit)s",
             {"vehicle_id": vehicle_id, "since": since, "limit": limit},
         ).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class _VehicleId:
+    vehicle_id: str
+
+
+def _visible_vehicle_row(
+    conn: psycopg.Connection,
+    vehicle_id: str,
+    only_centre_id: str | None,
+    columns: LiteralString,
+    join: LiteralString,
+    record: type[R],
+) -> R | None:
+    """One row about a vehicle the caller may see (`vehicles v` joined with `join`), or None. The
+    scope is applied here, so every per-vehicle route gets the same 404 for hidden and missing."""
+    where, params = _scope(only_centre_id)
+    query = sql.SQL(f"SELECT {columns} FROM vehicles v {join} WHERE v.vehicle_id = %(vehicle_id)s AND {{}}")
+    with conn.cursor(row_factory=class_row(record)) as cur:
+        return cur.execute(query.format(where), {**params, "vehicle_id": vehicle_id}).fetchone()
 
 
 def read_storage_mode(conn: psycopg.Connection) -> str | None:
