@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from contract.batch import is_valid_vehicle_id
 from contract.errors import DecodeError, DecodeReason
+from contract.json_message import json_object
 
 DTC_SCHEMA = "fleetpulse.dtc.v1"
 MAX_DTC_MESSAGE_BYTES = 16 << 10
@@ -41,14 +42,7 @@ class DtcReport:
 
 def parse_dtc_message(payload: bytes) -> DtcReport:
     """Decode and check one DTC message. Raises DecodeError (bad_dtc_message or oversized)."""
-    if len(payload) > MAX_DTC_MESSAGE_BYTES:
-        raise DecodeError(DecodeReason.OVERSIZED, f"{len(payload)} bytes exceed {MAX_DTC_MESSAGE_BYTES}")
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise _bad(f"not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise _bad("not a JSON object")
+    doc = json_object(payload, MAX_DTC_MESSAGE_BYTES, DecodeReason.BAD_DTC_MESSAGE)
     if doc.get("schema") != DTC_SCHEMA:
         raise _bad(f"schema is {str(doc.get('schema'))[:40]!r}, expected {DTC_SCHEMA!r}")
     vehicle_id, ts_us, codes, firmware = (

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contract.errors import DecodeError, DecodeReason
+from contract.json_message import json_object
 
 MAX_STATUS_MESSAGE_BYTES = 16 << 10
 STATES = ("online", "offline")
@@ -33,17 +34,12 @@ class StatusReport:
 
 def parse_status_message(payload: bytes) -> StatusReport:
     """Decode one status message. Raises DecodeError (bad_status_message or oversized)."""
-    if len(payload) > MAX_STATUS_MESSAGE_BYTES:
-        raise DecodeError(DecodeReason.OVERSIZED, f"{len(payload)} bytes exceed {MAX_STATUS_MESSAGE_BYTES}")
     bare = payload.strip()
-    if bare in (b"online", b"offline"):
+    if bare in (b"online", b"offline") and len(payload) <= MAX_STATUS_MESSAGE_BYTES:
         return StatusReport(bare.decode())
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise _bad(f"neither online/offline nor JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise _bad("not a JSON object")
+    doc = json_object(
+        payload, MAX_STATUS_MESSAGE_BYTES, DecodeReason.BAD_STATUS_MESSAGE, "neither online/offline nor JSON"
+    )
     state, vehicle_id = doc.get("state"), doc.get("vehicle_id")
     if state not in STATES:
         raise _bad(f"state must be one of {STATES}")
