@@ -266,7 +266,7 @@ class TelemetryStore:
         dtcs, dtc_dead = self._screen_dtcs(conn, prepared.dtcs)
         dead.extend(dtc_dead)
         new_params = (new.params or storage_params(new)) if new.accepted else None
-        seen = _seen_at(new_params.latest_vehicles, new_params.latest_ts) if new_params else {}
+        seen = dict(zip(new_params.latest_vehicles, new_params.latest_ts, strict=True)) if new_params else {}
         _upsert_vehicles(conn, _seen_at_dtcs(dtcs, seen))
         if new_params is not None:
             samples = sum(new_params.n_samples)  # counted once, while preparing
@@ -370,10 +370,6 @@ def _store_statuses(conn: psycopg.Connection, prepared: PreparedFlush) -> None:
         conn.execute(_STATUS_REPLAY_SQL, (status_document(prepared.statuses, retained=True),))
     if any(not s.envelope.retained for s in prepared.statuses):
         conn.execute(_STATUS_SQL, (status_document(prepared.statuses, retained=False),))
-
-
-def _seen_at(vehicles: list[str], ts: list[dt.datetime]) -> dict[str, dt.datetime]:
-    return dict(zip(vehicles, ts, strict=True))
 
 
 def _seen_at_dtcs(dtcs: list[AcceptedDtc], seen: dict[str, dt.datetime]) -> dict[str, dt.datetime]:

@@ -42,7 +42,7 @@ from ingest.bench.fleetdata import (
     paced_batches,
     stampable_frames,
 )
-from ingest.bench.prom import histogram_buckets, quantile, scrape, scrape_all
+from ingest.bench.prom import histogram_buckets, quantile, scrape_all
 from ingest.copy_binary import encode_copy_binary, rows_from_batches
 from ingest.schema import migrate
 from ingest.service import IngestConfig
@@ -127,7 +127,7 @@ def run_ingest_bench(cfg: BenchConfig) -> dict:
         first = _wait(lambda m: m.get("fleet_ingest_messages_total", 0) > 0, ports, 120, poll_s=0.002)
         _wait(lambda m: m.get("fleet_ingest_samples_total", 0) >= expected, ports, 600, poll_s=0.25)
         at_drain = scrape_all(ports)
-        drain_s = _last_commit(ports) - first
+        drain_s = at_drain.get("fleet_ingest_last_commit_timestamp_seconds", 0.0) - first
         rate = expected / drain_s
 
         stored, distinct = _count_rows(db_url, f"D{run}-%")
@@ -241,11 +241,6 @@ def _wait(predicate, ports: list[int], timeout_s: float, poll_s: float) -> float
                 return time.time()
         time.sleep(poll_s)
     raise RuntimeError(f"ingest did not get there within {timeout_s} s")
-
-
-def _last_commit(ports: list[int]) -> float:
-    """The newest commit time over the workers (a timestamp gauge: the max, not the sum)."""
-    return max(scrape(port).get("fleet_ingest_last_commit_timestamp_seconds", 0.0) for port in ports)
 
 
 def _half_load(

@@ -25,11 +25,15 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def scrape_all(ports: Iterable[int]) -> dict[str, float]:
-    """The sum over several workers' endpoints."""
+    """Several workers' endpoints combined: counters and histograms summed, and `*_timestamp_seconds`
+    gauges (a moment, not an amount) the newest."""
     total: dict[str, float] = {}
     for port in ports:
         for key, value in scrape(port).items():
-            total[key] = total.get(key, 0.0) + value
+            if key.endswith("_timestamp_seconds"):
+                total[key] = max(total.get(key, value), value)
+            else:
+                total[key] = total.get(key, 0.0) + value
     return total
 
 
