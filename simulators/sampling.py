@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contract.signals import BY_PATH
+from contract.signals import BY_PATH, SIGNALS
 from simulators.roads import M_PER_DEG_LAT
 
 GPS_SIGMA_M = 2.9  # per axis: about 4 m horizontal RMS error
@@ -26,11 +26,7 @@ RPM = "Vehicle.Powertrain.CombustionEngine.Speed"
 COOLANT = "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"
 BATTERY_12V = "Vehicle.LowVoltageBattery.CurrentVoltage"
 SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
-TYRES = tuple(
-    f"Vehicle.Chassis.Axle.Row{row}.Wheel.{side}.Tire.Pressure"
-    for row in (1, 2)
-    for side in ("Left", "Right")
-)
+TYRES = tuple(s.vss_path for s in SIGNALS if s.vss_path.endswith(".Tire.Pressure"))  # FL, FR, RL, RR
 ODOMETER = "Vehicle.TraveledDistance"
 ACCEL_LONG = "Vehicle.Acceleration.Longitudinal"
 ACCEL_LAT = "Vehicle.Acceleration.Lateral"
@@ -38,11 +34,7 @@ ACCEL_VERT = "Vehicle.Acceleration.Vertical"
 ABS = "Vehicle.ADAS.ABS.IsEngaged"
 TCS = "Vehicle.ADAS.TCS.IsEngaged"
 FUEL = "Vehicle.Powertrain.FuelSystem.RelativeLevel"
-PAD_WEAR = tuple(
-    f"Vehicle.Chassis.Axle.Row{row}.Wheel.{side}.Brake.PadWear"
-    for row in (1, 2)
-    for side in ("Left", "Right")
-)
+PAD_WEAR = tuple(s.vss_path for s in SIGNALS if s.vss_path.endswith(".Brake.PadWear"))  # FL, FR, RL, RR
 
 
 @dataclass(frozen=True)
