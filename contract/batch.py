@@ -13,12 +13,24 @@ from types import MappingProxyType
 
 import numpy as np
 
+from contract.errors import DecodeError, DecodeReason
+
 VEHICLE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # anchored: the API reuses it
 
 
 def is_valid_vehicle_id(vehicle_id: str) -> bool:
     """Vehicle ids are 1-64 chars of [A-Za-z0-9_.-]: safe in MQTT topics, file names and SQL logs."""
     return VEHICLE_ID_PATTERN.fullmatch(vehicle_id) is not None
+
+
+def check_vehicle_id(value: object, what: str = "vehicle_id") -> str:
+    """`value` as a vehicle id; raises DecodeError(bad_vehicle_id) for anything else. Every message
+    kind checks its vehicle id here, so one rule (and one dead-letter reason) holds for all.
+    Ids are case-sensitive: `ab-1` and `AB-1` are two vehicles, as they are two MQTT topics."""
+    if isinstance(value, str) and is_valid_vehicle_id(value):
+        return value
+    shown = repr(value)[:80]
+    raise DecodeError(DecodeReason.BAD_VEHICLE_ID, f"{what} {shown} is not 1-64 characters of [A-Za-z0-9_.-]")
 
 
 @dataclass(frozen=True, slots=True)

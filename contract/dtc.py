@@ -19,9 +19,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from contract.batch import is_valid_vehicle_id
+from contract.batch import check_vehicle_id
 from contract.errors import DecodeError, DecodeReason
 from contract.json_message import json_object
+from contract.timestamps import check_ts_us
 
 DTC_SCHEMA = "fleetpulse.dtc.v1"
 MAX_DTC_MESSAGE_BYTES = 16 << 10
@@ -48,10 +49,10 @@ def parse_dtc_message(payload: bytes) -> DtcReport:
     vehicle_id, ts_us, codes, firmware = (
         doc.get(k) for k in ("vehicle_id", "ts_us", "codes", "firmware_version")
     )
-    if not isinstance(vehicle_id, str) or not is_valid_vehicle_id(vehicle_id):
-        raise _bad("vehicle_id is missing or invalid")
-    if not isinstance(ts_us, int) or isinstance(ts_us, bool) or not 0 < ts_us < 2**62:
-        raise _bad("ts_us must be a positive integer (microseconds since the Unix epoch)")
+    vehicle_id = check_vehicle_id(vehicle_id)
+    if not isinstance(ts_us, int) or isinstance(ts_us, bool):
+        raise _bad("ts_us must be an integer (microseconds since the Unix epoch)")
+    check_ts_us(ts_us, "ts_us")
     if not isinstance(codes, list) or len(codes) > MAX_CODES:
         raise _bad(f"codes must be a list of at most {MAX_CODES} codes")
     bad = [c for c in codes if not isinstance(c, str) or J2012_CODE.fullmatch(c) is None]

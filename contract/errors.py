@@ -22,6 +22,7 @@ class DecodeReason(enum.StrEnum):
     BAD_VEHICLE_ID = "bad_vehicle_id"
     BAD_SEQUENCE = "bad_sequence"
     EMPTY_BATCH = "empty_batch"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     UNKNOWN_SIGNAL = "unknown_signal"
     DUPLICATE_SIGNAL = "duplicate_signal"
     TYPE_MISMATCH = "type_mismatch"

@@ -12,10 +12,10 @@ small and its fields grow with the agent); only `state` and `vehicle_id` are che
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from contract.batch import check_vehicle_id
 from contract.errors import DecodeError, DecodeReason
 from contract.json_message import json_object
 
@@ -43,15 +43,8 @@ def parse_status_message(payload: bytes) -> StatusReport:
     state, vehicle_id = doc.get("state"), doc.get("vehicle_id")
     if state not in STATES:
         raise _bad(f"state must be one of {STATES}")
-    if vehicle_id is not None and not isinstance(vehicle_id, str):
-        raise _bad("vehicle_id must be a string")
-    try:
-        text = json.dumps(doc, ensure_ascii=False)
-        text.encode("utf-8")  # PostgreSQL's jsonb refuses lone surrogates...
-    except UnicodeError:
-        raise _bad("text that is not valid Unicode") from None
-    if "\\u0000" in text:  # ...and NUL characters (json.dumps always escapes them)
-        raise _bad("NUL characters (jsonb cannot store them)")
+    if vehicle_id is not None:
+        vehicle_id = check_vehicle_id(vehicle_id)
     return StatusReport(str(state), vehicle_id, doc)
 
 

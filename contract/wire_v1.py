@@ -15,6 +15,7 @@ import numpy as np
 from contract.batch import TelemetryBatch, is_valid_vehicle_id
 from contract.errors import DecodeError, DecodeReason, EncodeError
 from contract.signals import BY_ID, BY_PATH, WireType
+from contract.timestamps import MAX_TS_US, MIN_TS_US, check_ts_us
 
 MAGIC = b"FP"
 VERSION = 1
@@ -30,6 +31,9 @@ PRESENCE_BITMAP = 1
 
 MAX_FRAME_BYTES = 1 << 20  # 1 MiB on the wire: the broker limit we configure as well
 MAX_BODY_BYTES = 16 << 20  # after decompression: guards against zip bombs
+# A compressed body may inflate to what a raw frame could hold, or beyond that by at most this ratio:
+# a small hostile frame cannot make ingest inflate (and allocate) megabytes (docs/wire-format.md §4).
+MAX_INFLATION_RATIO = 64
 MAX_ROWS = 100_000
 MAX_DELTA_US = 2**32 - 1
 MAX_SEQ = 2**63 - 1  # stored as PostgreSQL bigint
@@ -49,6 +53,10 @@ def encode(batch: TelemetryBatch, *, compress: bool = True) -> bytes:
     deltas = np.diff(ts_us)
     if deltas.size and (deltas.min() <= 0 or deltas.max() > MAX_DELTA_US):
         raise EncodeError("timestamps must strictly increase (µs resolution, gaps < 71 min)")
+    if ts_us[0] < MIN_TS_US or ts_us[-1] > MAX_TS_US:
+        raise EncodeError("timestamps must lie in 1970-01-01..2262-04-11 UTC (contract.timestamps)")
+    if not any((~np.isnan(np.asarray(v, dtype=np.float64))).any() for v in batch.columns.values()):
+        raise EncodeError("batch has no present value: there is nothing to send")
     vid = batch.vehicle_id.encode("ascii")
     parts = [bytes([len(vid)]), vid, BODY_FIXED.pack(batch.seq, n_rows, len(batch.columns))]
     parts.append(struct.pack("<q", int(ts_us[0])))
@@ -60,6 +68,11 @@ def encode(batch: TelemetryBatch, *, compress: bool = True) -> bytes:
     if compress:
         packed = zlib.compress(body, 6)
         if len(packed) < len(body):
+            if len(body) > inflation_limit(len(packed)):
+                raise EncodeError(
+                    f"a {len(body)}-byte body compresses {len(body) / len(packed):.0f}:1, beyond what "
+                    "decoders inflate (MAX_INFLATION_RATIO): send smaller batches"
+                )
             body, flags = packed, FLAG_ZLIB
     frame = HEADER.pack(MAGIC, VERSION, flags, len(body)) + body
     if len(frame) > MAX_FRAME_BYTES:
@@ -79,12 +92,16 @@ def _encode_column(path: str, values: np.ndarray, n_rows: int) -> list[bytes]:
         raise EncodeError(f"column {path} has an infinite value")
     if signal.wire_type is WireType.BOOL and not np.isin(kept, (0.0, 1.0)).all():
         raise EncodeError(f"column {path} is boolean but has values other than 0/1")
+    with np.errstate(over="ignore"):  # the overflow is what the next line refuses
+        sent = kept.astype(signal.wire_type.numpy_dtype)
+    if not np.isfinite(sent.astype(np.float64)).all():
+        raise EncodeError(f"column {path} has a value beyond the range of {signal.wire_type.name}")
     if present.all():
         head = [COLUMN_HEAD.pack(signal.signal_id, signal.wire_type, PRESENCE_ALL)]
     else:
         bitmap = np.packbits(present, bitorder="little").tobytes()
         head = [COLUMN_HEAD.pack(signal.signal_id, signal.wire_type, PRESENCE_BITMAP), bitmap]
-    return [*head, kept.astype(signal.wire_type.numpy_dtype).tobytes()]
+    return [*head, sent.tobytes()]
 
 
 def decode(payload: bytes) -> TelemetryBatch:
@@ -107,10 +124,12 @@ def decode(payload: bytes) -> TelemetryBatch:
     if n_rows > MAX_ROWS:
         raise DecodeError(DecodeReason.OVERSIZED, f"{n_rows} rows exceed the limit of {MAX_ROWS}")
     ts0_us = struct.unpack("<q", reader.take(8))[0]
+    check_ts_us(ts0_us, "ts0")  # before any arithmetic on it: nothing below can overflow
     deltas = reader.array("<u4", n_rows - 1)
     if deltas.size and deltas.min() == 0:
         raise DecodeError(DecodeReason.TIMESTAMPS_NOT_INCREASING, "two rows share a timestamp")
     ts_us = np.concatenate(([ts0_us], ts0_us + np.cumsum(deltas, dtype=np.int64))).astype(np.int64)
+    check_ts_us(int(ts_us[-1]), "the last row's time")
     columns: dict[str, np.ndarray] = {}
     for _ in range(n_cols):
         path, values = _decode_column(reader, n_rows)
@@ -119,7 +138,26 @@ def decode(payload: bytes) -> TelemetryBatch:
         columns[path] = values
     if reader.remaining:
         raise DecodeError(DecodeReason.TRAILING_BYTES, f"{reader.remaining} bytes after the last column")
-    return TelemetryBatch(vehicle_id=vehicle_id, seq=seq, ts_ns=ts_us * 1000, columns=columns)
+    return _without_empty_rows(TelemetryBatch(vehicle_id, seq, ts_us * 1000, columns))
+
+
+def _without_empty_rows(batch: TelemetryBatch) -> TelemetryBatch:
+    """Rows where every column is absent carry no data and are dropped; a frame with no value at
+    all is an `empty_batch` (it would store rows of nothing but NULLs)."""
+    filled = np.zeros(batch.n_rows, dtype=bool)
+    for values in batch.columns.values():
+        filled |= ~np.isnan(values)
+    if filled.all():
+        return batch
+    if not filled.any():
+        raise DecodeError(DecodeReason.EMPTY_BATCH, "no column has a present value")
+    columns = {path: values[filled] for path, values in batch.columns.items()}
+    return TelemetryBatch(batch.vehicle_id, batch.seq, batch.ts_ns[filled], columns)
+
+
+def inflation_limit(compressed_bytes: int) -> int:
+    """How many bytes a zlib body of `compressed_bytes` may inflate to (§4 of the wire format)."""
+    return min(MAX_BODY_BYTES, max(MAX_FRAME_BYTES, MAX_INFLATION_RATIO * compressed_bytes))
 
 
 def _unframe(payload: bytes) -> bytes:
@@ -144,12 +182,17 @@ def _unframe(payload: bytes) -> bytes:
     if not flags & FLAG_ZLIB:
         return bytes(body)
     inflater = zlib.decompressobj()
+    limit = inflation_limit(len(body))
     try:
-        out = inflater.decompress(body, MAX_BODY_BYTES)
+        out = inflater.decompress(body, limit)
     except zlib.error as exc:
         raise DecodeError(DecodeReason.DECOMPRESSION_FAILED, str(exc)) from None
-    if inflater.unconsumed_tail:
-        raise DecodeError(DecodeReason.OVERSIZED, f"body inflates beyond {MAX_BODY_BYTES} bytes")
+    if inflater.unconsumed_tail or (len(out) == limit and not inflater.eof):
+        raise DecodeError(
+            DecodeReason.OVERSIZED,
+            f"a {len(body)}-byte zlib body inflates beyond {limit} bytes (max(1 MiB, "
+            f"{MAX_INFLATION_RATIO}x), at most {MAX_BODY_BYTES})",
+        )
     if not inflater.eof:
         raise DecodeError(DecodeReason.TRUNCATED, "compressed body ends early")
     if inflater.unused_data:

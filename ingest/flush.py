@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -37,10 +38,20 @@ class PreparedFlush:
     params: StorageParams | None = field(repr=False, default=None)
     dtcs: tuple[AcceptedDtc, ...] = ()  # DTC reports that passed the checks
     statuses: tuple[AcceptedStatus, ...] = ()  # the newest status message per vehicle
+    superseded_statuses: int = 0  # older status messages of a vehicle in this flush (not stored)
 
     @property
     def n_envelopes(self) -> int:
-        return len(self.accepted) + len(self.dead) + self.duplicates + len(self.dtcs) + len(self.statuses)
+        """How many messages this flush accounts for: each is stored, dead-lettered, a duplicate or
+        a superseded status, exactly once."""
+        return (
+            len(self.accepted)
+            + len(self.dead)
+            + self.duplicates
+            + len(self.dtcs)
+            + len(self.statuses)
+            + self.superseded_statuses
+        )
 
     def only_batches(self, keep: np.ndarray) -> PreparedFlush:
         """The same flush restricted to the accepted batches where `keep` (bool per batch) is True."""
@@ -59,6 +70,7 @@ class PreparedFlush:
             copy_data=encode_copy_binary(block),
             dtcs=self.dtcs,
             statuses=self.statuses,
+            superseded_statuses=self.superseded_statuses,
         )
         return replace(subset, params=storage_params(subset))
 
@@ -135,6 +147,7 @@ def prepare_flush(triaged: Triage, policy: ValidationPolicy | None = None) -> Pr
     row_batch = np.repeat(np.arange(len(accepted)), lengths)
     hits = null_out_of_range(block.values, row_batch)
     quarantine = {i: dead_letter(accepted[i].envelope, OUT_OF_RANGE, detail) for i, detail in hits.items()}
+    statuses = newest_statuses(triaged.statuses)
     prepared = PreparedFlush(
         accepted=tuple(accepted),
         block=block,
@@ -144,12 +157,13 @@ def prepare_flush(triaged: Triage, policy: ValidationPolicy | None = None) -> Pr
         duplicates=triaged.duplicates,
         copy_data=encode_copy_binary(block),
         dtcs=tuple(dtcs),
-        statuses=newest_statuses(triaged.statuses),
+        statuses=statuses,
+        superseded_statuses=len(triaged.statuses) - len(statuses),
     )
     return replace(prepared, params=storage_params(prepared))
 
 
-def dtc_document(dtcs: tuple[AcceptedDtc, ...]) -> str:
+def dtc_document(dtcs: Sequence[AcceptedDtc]) -> str:
     """The DTC reports of a flush as one JSON document for `jsonb_to_recordset`."""
     return json.dumps(
         [
@@ -177,7 +191,7 @@ def newest_statuses(statuses: list[AcceptedStatus]) -> tuple[AcceptedStatus, ...
     return tuple(newest[v] for v in sorted(newest))  # id order: concurrent upserts cannot deadlock
 
 
-def status_document(statuses: tuple[AcceptedStatus, ...], *, retained: bool) -> str:
+def status_document(statuses: Sequence[AcceptedStatus], *, retained: bool) -> str:
     """The status messages of a flush that are (or are not) retained replays, as one JSON document."""
     return json.dumps(
         [

@@ -9,7 +9,8 @@ dropped silently.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from contract import topics, wire_v1
@@ -17,6 +18,8 @@ from contract.batch import TelemetryBatch
 from contract.dtc import DtcReport, parse_dtc_message
 from contract.errors import DecodeError, DecodeReason
 from contract.status import StatusReport, parse_status_message
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,7 @@ class DeadLetter:
     detail: str
     payload: bytes
     received_at_ns: int
+    retained: bool = False  # from a retained replay: stored only if this payload is not stored yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,7 @@ def dead_letter(envelope: Envelope, reason: str, detail: str) -> DeadLetter:
         detail=detail,
         payload=envelope.payload,
         received_at_ns=envelope.received_at_ns,
+        retained=envelope.retained,
     )
 
 
@@ -74,11 +79,54 @@ class AcceptedStatus:
 
 @dataclass
 class Triage:
+    """The outcome of every message of a flush, by kind. `add` is the one way in, so that the
+    in-flush dedupe of (vehicle, seq) and the decoded-size count hold on every path (the one-by-one
+    retry included) and no message kind can be forgotten when outcomes are merged."""
+
     accepted: list[Accepted] = field(default_factory=list)
     duplicates: int = 0
     dead: list[DeadLetter] = field(default_factory=list)
     dtcs: list[AcceptedDtc] = field(default_factory=list)
     statuses: list[AcceptedStatus] = field(default_factory=list)
+    consumed: int = 0  # how many of the given envelopes were examined; the rest wait for a later flush
+    rows: int = 0
+    signals: set[str] = field(default_factory=set, repr=False)
+    _seen: set[tuple[str, int]] = field(default_factory=set, repr=False)
+
+    @property
+    def decoded_bytes(self) -> int:
+        """What the flush's row block will hold: every row has a time and a slot per signal of the
+        flush (the block is the union of the batches' signals), 8 bytes each."""
+        return decoded_bytes(self.rows, len(self.signals))
+
+    def add(self, outcome: Outcome) -> None:
+        if isinstance(outcome, Accepted):
+            key = (outcome.batch.vehicle_id, outcome.batch.seq)
+            if key in self._seen:
+                self.duplicates += 1
+                return
+            self._seen.add(key)
+            self.accepted.append(outcome)
+            self.rows += outcome.batch.n_rows
+            self.signals.update(outcome.batch.columns)
+        elif isinstance(outcome, AcceptedDtc):
+            self.dtcs.append(outcome)
+        elif isinstance(outcome, AcceptedStatus):
+            self.statuses.append(outcome)
+        else:
+            self.dead.append(outcome)
+
+    def outcomes(self) -> list[Outcome]:
+        """Every outcome (not the in-flush duplicates, which are only counted)."""
+        return [*self.accepted, *self.dtcs, *self.statuses, *self.dead]
+
+
+Outcome = Accepted | AcceptedDtc | AcceptedStatus | DeadLetter
+INTERNAL_ERROR = "internal_error"
+
+
+def decoded_bytes(rows: int, signals: int) -> int:
+    return rows * (1 + signals) * 8
 
 
 # A check sees the envelope and its decoded batch and raises DecodeError to reject it.
@@ -103,53 +151,63 @@ def _check_topic(topic: str, kind: str, vehicle_id: str) -> None:
 CHECKS: tuple[Check, ...] = (check_topic_matches_payload,)
 
 
-def triage(envelopes: Iterable[Envelope], checks: tuple[Check, ...] = CHECKS) -> Triage:
-    """Decode and check each envelope; drop in-flight repeats of the same (vehicle, seq)."""
+def triage(
+    envelopes: Sequence[Envelope], checks: tuple[Check, ...] = CHECKS, max_decoded_bytes: int | None = None
+) -> Triage:
+    """Decode and check each envelope; drop in-flight repeats of the same (vehicle, seq).
+
+    With `max_decoded_bytes`, stop before the telemetry batch that would take the flush's decoded
+    size past it (never before the first one): `consumed` says where, and the caller keeps the rest
+    for the next flush. Wire bytes alone do not bound memory, since frames inflate."""
     out = Triage()
-    seen: set[tuple[str, int]] = set()
     for envelope in envelopes:
-        if envelope.topic.endswith("/" + topics.DTC):
-            _triage_dtc(envelope, out)
-            continue
-        if envelope.topic.endswith("/" + topics.STATUS):
-            _triage_status(envelope, out)
-            continue
-        try:
-            batch = wire_v1.decode(envelope.payload)
-            for check in checks:
-                check(envelope, batch)
-        except DecodeError as exc:
-            out.dead.append(dead_letter(envelope, exc.reason.value, exc.detail))
-            continue
-        key = (batch.vehicle_id, batch.seq)
-        if key in seen:
-            out.duplicates += 1
-            continue
-        seen.add(key)
-        out.accepted.append(Accepted(envelope, batch))
+        outcome = classify(envelope, checks)
+        if (
+            max_decoded_bytes is not None
+            and isinstance(outcome, Accepted)
+            and out.accepted
+            and decoded_bytes(out.rows + outcome.batch.n_rows, len(out.signals | set(outcome.batch.columns)))
+            > max_decoded_bytes
+        ):
+            break
+        out.add(outcome)
+        out.consumed += 1
     return out
 
 
-def _triage_dtc(envelope: Envelope, out: Triage) -> None:
+def classify(envelope: Envelope, checks: tuple[Check, ...] = CHECKS) -> Outcome:
+    """One message's outcome. Never raises: bad bytes become a dead letter with their reason, and a
+    bug on some input becomes an `internal_error` dead letter with the payload kept, so that one
+    message can never cost another."""
+    try:
+        if envelope.topic.endswith("/" + topics.DTC):
+            return _classify_dtc(envelope)
+        if envelope.topic.endswith("/" + topics.STATUS):
+            return _classify_status(envelope)
+        batch = wire_v1.decode(envelope.payload)
+        for check in checks:
+            check(envelope, batch)
+        return Accepted(envelope, batch)
+    except DecodeError as exc:
+        return dead_letter(envelope, exc.reason.value, exc.detail)
+    except Exception as exc:  # noqa: BLE001  # a bug: isolate it, keep the bytes
+        log.exception("classifying a message on %r failed", envelope.topic[:200])
+        return dead_letter(envelope, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _classify_dtc(envelope: Envelope) -> AcceptedDtc:
     """A DTC report: decoded, and its vehicle must be its topic's (the ACL vouches for the topic).
     Repeats are left to the store, which keys reports on (vehicle, time, codes)."""
-    try:
-        report = parse_dtc_message(envelope.payload)
-        _check_topic(envelope.topic, topics.DTC, report.vehicle_id)
-    except DecodeError as exc:
-        out.dead.append(dead_letter(envelope, exc.reason.value, exc.detail))
-        return
-    out.dtcs.append(AcceptedDtc(envelope, report))
+    report = parse_dtc_message(envelope.payload)
+    _check_topic(envelope.topic, topics.DTC, report.vehicle_id)
+    return AcceptedDtc(envelope, report)
 
 
-def _triage_status(envelope: Envelope, out: Triage) -> None:
+def _classify_status(envelope: Envelope) -> AcceptedStatus:
     """A status message: the topic names the vehicle; a check-in that names one must agree."""
     parsed = topics.parse_topic(envelope.topic)
-    vehicle_id = parsed[0] if parsed is not None and parsed[1] == topics.STATUS else ""
-    try:
-        report = parse_status_message(envelope.payload)
-        _check_topic(envelope.topic, topics.STATUS, report.vehicle_id or vehicle_id)
-    except DecodeError as exc:
-        out.dead.append(dead_letter(envelope, exc.reason.value, exc.detail))
-        return
-    out.statuses.append(AcceptedStatus(envelope, vehicle_id, report))
+    if parsed is None or parsed[1] != topics.STATUS:
+        raise DecodeError(DecodeReason.BAD_TOPIC, f"{envelope.topic!r} is not a {topics.STATUS} topic")
+    report = parse_status_message(envelope.payload)
+    _check_topic(envelope.topic, topics.STATUS, report.vehicle_id or parsed[0])
+    return AcceptedStatus(envelope, parsed[0], report)

@@ -1,7 +1,8 @@
 """The ingest service: subscribe, buffer, and store by size or by time; acknowledge after commit.
 
 Owns: the MQTT side, when to flush, and when to acknowledge. Decoding and checks are
-`ingest.pipeline`/`ingest.flush`, SQL is `ingest.store`.
+`ingest.pipeline`/`ingest.flush`, isolating a hostile message is `ingest.preparation`, SQL is
+`ingest.store`.
 
 No loss, no duplicates: the client uses a persistent session (clean_session=False, a fixed client
 id) and subscribes with QoS 1, and every message is acknowledged (PUBACK) only after the
@@ -21,7 +22,8 @@ Throughput: flush k+1 is decoded, validated and COPY-encoded in a worker thread 
 PostgreSQL (two stages, one flush queued between them). A flush is cut as soon as the writer's
 queue has room -- group commit: at light load every message is stored at once, and the busier the
 database, the bigger the flushes -- or when the buffer reaches `max_buffer_messages` or
-`max_buffer_bytes`, or when `flush_interval_s` has passed since its first message.
+`max_buffer_bytes`, or when `flush_interval_s` has passed since its first message. Preparing stops
+at `max_flush_decoded_bytes` of decoded rows; what is left waits, in order, for the next flush.
 
 Failures: a lost broker is reconnected with backoff; a lost database keeps the prepared flush and
 retries it (in order) with backoff, and the unacknowledged messages stay the broker's to keep.
@@ -43,11 +45,11 @@ from contract import topics
 from contract.endpoint import MqttEndpoint
 from ingest import metrics
 from ingest.flush import PreparedFlush
-from ingest.pipeline import Envelope, Triage, dead_letter, triage
+from ingest.pipeline import Envelope
+from ingest.preparation import prepare_isolated
 from ingest.store import StorageUnavailable, TelemetryStore, WriteResult
 
 log = logging.getLogger(__name__)
-INTERNAL_ERROR = "internal_error"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ class IngestConfig:
     reconnect_max_s: float = 10.0
     storage_retry_max_s: float = 5.0
     max_buffer_bytes: int = 4 << 20  # ~50-80k rows of typical frames: long enough COPYs, short waits
+    # Frames inflate, so wire bytes do not bound memory: a flush also stops at this decoded size
+    # (rows x signals x 8 bytes; the bench's 94k-row flushes are ~10 MB). See docs/scaling.md.
+    max_flush_decoded_bytes: int = 32 << 20
     flush_poll_s: float = 0.002  # how often a waiting flush re-checks its deadline
     shutdown_drain_s: float = 10.0
 
@@ -213,37 +218,30 @@ class IngestService:
                 await self._cut_flush()
 
     async def _cut_flush(self) -> None:
+        """Prepare the oldest buffered messages as one flush and queue it for the writer. Messages
+        beyond the flush's decoded-size cap go back to the front of the buffer, in order."""
         cap = self._config.max_buffer_messages
         received, self._buffer = self._buffer[:cap], self._buffer[cap:]
         self._buffer_bytes = sum(len(r.envelope.payload) for r in self._buffer)
+        prepared, consumed = await asyncio.to_thread(self._prepare, [r.envelope for r in received])
+        if consumed < len(received):
+            received, deferred = received[:consumed], received[consumed:]
+            self._buffer[:0] = deferred
+            self._buffer_bytes += sum(len(r.envelope.payload) for r in deferred)
         if self._buffer:
             self._first_at = time.monotonic()
-        prepared = await asyncio.to_thread(self._prepare, [r.envelope for r in received])
+            self._wake.set()
         await self._prepared.put((received, prepared))
 
-    def _prepare(self, envelopes: list[Envelope]) -> PreparedFlush:
+    def _prepare(self, envelopes: list[Envelope]) -> tuple[PreparedFlush, int]:
         started = time.perf_counter()
-        try:
-            prepared = self._store.prepare(triage(envelopes))
-        except Exception:  # a bug on some input must not stop ingest: isolate it, keep its bytes
-            log.exception("preparing a flush failed; retrying message by message")
-            prepared = self._store.prepare(self._triage_one_by_one(envelopes))
+        prepared, consumed = prepare_isolated(
+            envelopes, self._store.prepare, self._config.max_flush_decoded_bytes
+        )
+        if prepared.n_envelopes != consumed:  # a bug: say so loudly, but the flush is still stored
+            log.error("a flush accounts for %d of its %d messages", prepared.n_envelopes, consumed)
         metrics.PREPARE_SECONDS.observe(time.perf_counter() - started)
-        return prepared
-
-    def _triage_one_by_one(self, envelopes: list[Envelope]) -> Triage:
-        out = Triage()
-        for envelope in envelopes:
-            try:
-                one = triage([envelope])
-                self._store.prepare(one)
-            except Exception as exc:  # noqa: BLE001  # dead-lettered with its payload, never lost
-                out.dead.append(dead_letter(envelope, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500]))
-                continue
-            out.accepted.extend(one.accepted)
-            out.dead.extend(one.dead)
-            out.duplicates += one.duplicates
-        return out
+        return prepared, consumed
 
     async def _write_loop(self) -> None:
         while True:
@@ -287,7 +285,7 @@ class IngestService:
         """On shutdown: cut what is buffered and wait (bounded) until it is stored and acknowledged."""
         with contextlib.suppress(TimeoutError, StorageUnavailable):
             async with asyncio.timeout(self._config.shutdown_drain_s):
-                if self._buffer:
+                while self._buffer:
                     await self._cut_flush()
                 await self._prepared.join()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -31,11 +31,12 @@ from ingest.flush import (
     status_document,
     storage_params,
 )
-from ingest.pipeline import AcceptedDtc, DeadLetter, Triage, dead_letter
+from ingest.pipeline import AcceptedDtc, AcceptedStatus, DeadLetter, Triage, dead_letter
 from ingest.row_writers import COPY_SQL, RowWriter, copy_rows, insert_rows
 from ingest.validation import ValidationPolicy
 
 T = TypeVar("T")
+M = TypeVar("M", AcceptedDtc, AcceptedStatus)
 UNKNOWN_VEHICLE = "unknown_vehicle"
 STORAGE_REJECTED = "storage_rejected"
 
@@ -86,10 +87,26 @@ _STATUS_SQL = (
     " WHERE excluded.reported_at >= cur.reported_at"
 )
 _STATUS_REPLAY_SQL = _STATUS_ROWS + " ON CONFLICT (vehicle_id) DO NOTHING"
+# A retained replay (the broker resends its stored copy at every subscribe) is news only once: it
+# is not stored again when the same bytes on the same topic are already in the store.
 _DEAD_SQL = (
-    "INSERT INTO dead_letters (received_at, topic, vehicle_id, reason, detail, payload) "
-    "VALUES (%s, %s, %s, %s, %s, %s)"
+    "INSERT INTO dead_letters (received_at, topic, vehicle_id, reason, detail, payload, payload_sha256)"
+    " SELECT r.at, r.topic, r.vid, r.reason, r.detail, r.payload, sha256(r.payload) FROM (SELECT"
+    " %s::timestamptz AS at, %s::text AS topic, %s::text AS vid, %s::text AS reason, %s::text AS detail,"
+    " %s::bytea AS payload, %s::boolean AS replay) r WHERE NOT (r.replay AND EXISTS (SELECT 1 FROM"
+    " dead_letters d WHERE d.payload_sha256 = sha256(r.payload) AND d.topic = r.topic))"
 )
+
+
+@dataclass(frozen=True)
+class _Screened:
+    """A flush after the unknown-vehicle policy: which batches stay, the DTC reports and statuses
+    that stay, and the dead letters of the rest."""
+
+    keep: np.ndarray
+    dtcs: list[AcceptedDtc]
+    statuses: list[AcceptedStatus]
+    dead: list[DeadLetter]
 
 
 class StorageUnavailable(RuntimeError):
@@ -203,36 +220,37 @@ class TelemetryStore:
             raise StorageUnavailable(str(exc)) from exc
 
     def _write_one_by_one(self, conn: psycopg.Connection, prepared: PreparedFlush) -> WriteResult:
-        """Store each accepted batch in its own transaction; one the database rejects is dead-lettered."""
+        """Store each accepted batch in its own savepoint, and each group of DTC reports and statuses
+        too (one by one if the group is refused); whatever the database refuses is dead-lettered."""
+        screened = self._screen(conn, prepared)
         results: list[WriteResult] = []
-        rejected: list[DeadLetter] = []
+        flush_dead = [*prepared.dead, *screened.dead]
         everything = np.arange(len(prepared.accepted))
-        for i, item in enumerate(prepared.accepted):
+        for i in np.flatnonzero(screened.keep).tolist():
             one = prepared.only_batches(everything == i)
-            one = replace(one, dead=(), duplicates=0, dtcs=(), statuses=())
+            one = replace(one, dead=(), duplicates=0, dtcs=(), statuses=(), superseded_statuses=0)
             result, detail = _in_savepoint(conn, self._write, conn, one)
             if result is not None:
                 results.append(result)
             else:
-                rejected.append(dead_letter(item.envelope, STORAGE_REJECTED, detail or ""))
-        flush_dead = [*prepared.dead, *rejected]
+                envelope = prepared.accepted[i].envelope
+                flush_dead.append(dead_letter(envelope, STORAGE_REJECTED, detail or ""))
         with conn.transaction():
-            dtcs, dtc_dead = self._screen_dtcs(conn, prepared.dtcs)
 
-            def store_dtcs() -> int:
-                _upsert_vehicles(conn, _seen_at_dtcs(dtcs, {}))
-                return self._store_dtcs(conn, dtcs)
+            def store_dtcs(dtcs: list[AcceptedDtc]) -> int:
+                _upsert_vehicles(conn, _seen_at(dtcs, [], {}))
+                return _store_dtcs(conn, dtcs)
 
-            stored, detail = _in_savepoint(conn, store_dtcs)
-            if stored is None:
-                dtc_dead += [dead_letter(d.envelope, STORAGE_REJECTED, detail or "") for d in dtcs]
-                dtcs = []
-            dtc_stored = stored or 0
-            _, detail = _in_savepoint(conn, _store_statuses, conn, prepared)
-            if detail is not None:
-                dtc_dead += [dead_letter(st.envelope, STORAGE_REJECTED, detail) for st in prepared.statuses]
-            flush_dead += dtc_dead
+            def store_statuses(statuses: list[AcceptedStatus]) -> int:
+                _upsert_vehicles(conn, _seen_at([], statuses, {}))
+                _store_statuses(conn, statuses)
+                return len(statuses)
+
+            dtc_stored, dtc_dead = _store_isolated(conn, screened.dtcs, store_dtcs)
+            _, status_dead = _store_isolated(conn, screened.statuses, store_statuses)
+            flush_dead += dtc_dead + status_dead
             self._store_dead_letters(conn, flush_dead)
+        dtcs_kept = len(screened.dtcs) - len(dtc_dead)
         return WriteResult(
             batches=sum(r.batches for r in results),
             rows=sum(r.rows for r in results),
@@ -244,17 +262,13 @@ class TelemetryStore:
             committed_at_ns=time.time_ns(),
             newest_ts_us=tuple(x for r in results for x in r.newest_ts_us),
             dtc_reports=dtc_stored,
-            dtc_duplicates=len(dtcs) - dtc_stored,
+            dtc_duplicates=dtcs_kept - dtc_stored,
         )
 
     def _write(self, conn: psycopg.Connection, prepared: PreparedFlush) -> WriteResult:
-        dead = list(prepared.dead)
-        keep = np.ones(len(prepared.accepted), dtype=bool)
-        if keep.size and self._unknown_vehicles == "reject":
-            for i in self._unknown(conn, prepared):
-                keep[i] = False
-                reason = "vehicle is not registered and the policy is reject"
-                dead.append(dead_letter(prepared.accepted[i].envelope, UNKNOWN_VEHICLE, reason))
+        screened = self._screen(conn, prepared)
+        dead = [*prepared.dead, *screened.dead]
+        keep = screened.keep.copy()
         candidates = int(np.count_nonzero(keep))
         params = prepared.params or storage_params(prepared)
         if candidates:
@@ -263,11 +277,9 @@ class TelemetryStore:
         new = prepared if keep.all() else prepared.only_batches(keep)
         dead.extend(new.quarantine.values())
         samples = 0
-        dtcs, dtc_dead = self._screen_dtcs(conn, prepared.dtcs)
-        dead.extend(dtc_dead)
         new_params = (new.params or storage_params(new)) if new.accepted else None
         seen = dict(zip(new_params.latest_vehicles, new_params.latest_ts, strict=True)) if new_params else {}
-        _upsert_vehicles(conn, _seen_at_dtcs(dtcs, seen))
+        _upsert_vehicles(conn, _seen_at(screened.dtcs, screened.statuses, seen))
         if new_params is not None:
             samples = sum(new_params.n_samples)  # counted once, while preparing
             if self._row_writer == "copy":
@@ -275,8 +287,8 @@ class TelemetryStore:
             else:
                 insert_rows(conn, new.block)
             conn.execute(_LATEST_SQL, (new_params.latest_json,))
-        dtc_stored = self._store_dtcs(conn, dtcs)
-        _store_statuses(conn, prepared)
+        dtc_stored = _store_dtcs(conn, screened.dtcs)
+        _store_statuses(conn, screened.statuses)
         self._store_dead_letters(conn, dead)
         return WriteResult(
             batches=len(new.accepted),
@@ -288,35 +300,29 @@ class TelemetryStore:
             committed_at_ns=time.time_ns(),
             newest_ts_us=tuple(int(a.batch.ts_ns[-1]) // 1000 for a in new.accepted),
             dtc_reports=dtc_stored,
-            dtc_duplicates=len(dtcs) - dtc_stored,
+            dtc_duplicates=len(screened.dtcs) - dtc_stored,
         )
 
-    def _unknown(self, conn: psycopg.Connection, prepared: PreparedFlush) -> list[int]:
-        known = _known_vehicles(conn, {a.batch.vehicle_id for a in prepared.accepted})
-        return [i for i, a in enumerate(prepared.accepted) if a.batch.vehicle_id not in known]
-
-    def _screen_dtcs(
-        self, conn: psycopg.Connection, dtcs: tuple[AcceptedDtc, ...]
-    ) -> tuple[list[AcceptedDtc], list[DeadLetter]]:
-        """The DTC reports to store, and dead letters for those of unknown vehicles under `reject`."""
-        if not dtcs or self._unknown_vehicles != "reject":
-            return list(dtcs), []
-        known = _known_vehicles(conn, {d.report.vehicle_id for d in dtcs})
+    def _screen(self, conn: psycopg.Connection, prepared: PreparedFlush) -> _Screened:
+        """The unknown-vehicle policy, applied alike to every message kind: under `reject`, what an
+        unregistered vehicle sent (telemetry, DTC report or status) is dead-lettered."""
+        keep = np.ones(len(prepared.accepted), dtype=bool)
+        dtcs, statuses = list(prepared.dtcs), list(prepared.statuses)
+        if self._unknown_vehicles != "reject":
+            return _Screened(keep, dtcs, statuses, [])
+        senders = [(a.batch.vehicle_id, a.envelope) for a in prepared.accepted]
+        senders += [(d.report.vehicle_id, d.envelope) for d in dtcs]
+        senders += [(st.vehicle_id, st.envelope) for st in statuses]
+        known = _known_vehicles(conn, {v for v, _ in senders}) if senders else set()
         reason = "vehicle is not registered and the policy is reject"
-        return (
+        dead = [dead_letter(envelope, UNKNOWN_VEHICLE, reason) for v, envelope in senders if v not in known]
+        keep[:] = [a.batch.vehicle_id in known for a in prepared.accepted]
+        return _Screened(
+            keep,
             [d for d in dtcs if d.report.vehicle_id in known],
-            [
-                dead_letter(d.envelope, UNKNOWN_VEHICLE, reason)
-                for d in dtcs
-                if d.report.vehicle_id not in known
-            ],
+            [st for st in statuses if st.vehicle_id in known],
+            dead,
         )
-
-    def _store_dtcs(self, conn: psycopg.Connection, dtcs: list[AcceptedDtc]) -> int:
-        """Insert the reports (their vehicles are upserted before); how many were new."""
-        if not dtcs:
-            return 0
-        return max(conn.execute(_DTC_SQL, (dtc_document(tuple(dtcs)),)).rowcount, 0)
 
     def _claim_new(
         self, conn: psycopg.Connection, params: StorageParams, candidates: np.ndarray
@@ -347,7 +353,10 @@ class TelemetryStore:
         with conn.cursor() as cur:
             cur.executemany(
                 _DEAD_SQL,
-                [(_ts(d.received_at_ns), d.topic, d.vehicle_id, d.reason, d.detail, d.payload) for d in dead],
+                [
+                    (_ts(d.received_at_ns), d.topic, d.vehicle_id, d.reason, d.detail, d.payload, d.retained)
+                    for d in dead
+                ],
             )
 
 
@@ -365,23 +374,57 @@ def _in_savepoint(
         return None, str(exc).splitlines()[0][:500]
 
 
-def _store_statuses(conn: psycopg.Connection, prepared: PreparedFlush) -> None:
-    if any(s.envelope.retained for s in prepared.statuses):
-        conn.execute(_STATUS_REPLAY_SQL, (status_document(prepared.statuses, retained=True),))
-    if any(not s.envelope.retained for s in prepared.statuses):
-        conn.execute(_STATUS_SQL, (status_document(prepared.statuses, retained=False),))
+def _store_isolated(
+    conn: psycopg.Connection, items: list[M], store: Callable[[list[M]], int]
+) -> tuple[int, list[DeadLetter]]:
+    """Store `items` together in a savepoint; if the database refuses, store each alone, so one
+    refused message is dead-lettered (`storage_rejected`) without the others. Returns what `store`
+    counted and the dead letters."""
+    if not items:
+        return 0, []
+    stored, detail = _in_savepoint(conn, store, items)
+    if stored is not None:
+        return stored, []
+    total, dead = 0, []
+    for item in items:
+        one, detail = _in_savepoint(conn, store, [item])
+        if one is None:
+            dead.append(dead_letter(item.envelope, STORAGE_REJECTED, detail or ""))
+        else:
+            total += one
+    return total, dead
 
 
-def _seen_at_dtcs(dtcs: list[AcceptedDtc], seen: dict[str, dt.datetime]) -> dict[str, dt.datetime]:
-    """`seen` extended with the vehicles of DTC reports (newest report time wins)."""
+def _store_dtcs(conn: psycopg.Connection, dtcs: list[AcceptedDtc]) -> int:
+    """Insert the reports (their vehicles are upserted before); how many were new."""
+    if not dtcs:
+        return 0
+    return max(conn.execute(_DTC_SQL, (dtc_document(dtcs),)).rowcount, 0)
+
+
+def _store_statuses(conn: psycopg.Connection, statuses: list[AcceptedStatus]) -> None:
+    if any(s.envelope.retained for s in statuses):
+        conn.execute(_STATUS_REPLAY_SQL, (status_document(statuses, retained=True),))
+    if any(not s.envelope.retained for s in statuses):
+        conn.execute(_STATUS_SQL, (status_document(statuses, retained=False),))
+
+
+def _seen_at(
+    dtcs: list[AcceptedDtc], statuses: list[AcceptedStatus], seen: Mapping[str, dt.datetime | None]
+) -> dict[str, dt.datetime | None]:
+    """`seen` extended with the vehicles of DTC reports (newest report time wins) and of statuses
+    (registered, but with no time: a status has no vehicle clock, so it leaves `last_seen_at`)."""
     out = dict(seen)
     for d in dtcs:
         at = _ts(d.report.ts_us * 1000)
-        out[d.report.vehicle_id] = max(out.get(d.report.vehicle_id, at), at)
+        before = out.get(d.report.vehicle_id)
+        out[d.report.vehicle_id] = at if before is None else max(before, at)
+    for status in statuses:
+        out.setdefault(status.vehicle_id, None)
     return out
 
 
-def _upsert_vehicles(conn: psycopg.Connection, seen: dict[str, dt.datetime]) -> None:
+def _upsert_vehicles(conn: psycopg.Connection, seen: dict[str, dt.datetime | None]) -> None:
     """Register (or touch) every vehicle of the flush in one statement, in id order, so that
     concurrent workers lock `vehicles` rows in one order and cannot deadlock."""
     if seen:

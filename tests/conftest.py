@@ -93,11 +93,13 @@ def broker(request: pytest.FixtureRequest) -> BrokerUnderTest:
 class RunningIngest:
     """An IngestService on its own event loop in a background thread."""
 
-    def __init__(self, endpoint: MqttEndpoint, database_url: str, client_id: str) -> None:
+    def __init__(
+        self, endpoint: MqttEndpoint, database_url: str, client_id: str, **config: object
+    ) -> None:
         self.store = TelemetryStore(database_url)
         self.store.ensure_partitions()
         self.service: IngestService | None = None
-        self._config = IngestConfig(flush_interval_s=0.1, client_id=client_id)
+        self._config = IngestConfig(flush_interval_s=0.1, client_id=client_id, **config)  # type: ignore[arg-type]
         self._endpoint = endpoint
         self._loop = asyncio.new_event_loop()
         self._task: asyncio.Task | None = None
@@ -143,7 +145,8 @@ def running_ingest(pg_url: str):  # noqa: ANN201
     """Factory: `with running_ingest(endpoint) as ingest:` starts ingest against the test database."""
     counter = iter(range(10**6))
 
-    def start(endpoint: MqttEndpoint) -> RunningIngest:
-        return RunningIngest(endpoint, pg_url, f"test-ingest-{time.time_ns()}-{next(counter)}")
+    def start(endpoint: MqttEndpoint, **config: object) -> RunningIngest:
+        """`config`: IngestConfig fields other than the client id."""
+        return RunningIngest(endpoint, pg_url, f"test-ingest-{time.time_ns()}-{next(counter)}", **config)
 
     return start

@@ -10,6 +10,7 @@ import zlib
 
 from contract import DecodeReason, wire_v1
 from contract.signals import BY_PATH
+from contract.timestamps import MAX_TS_US
 
 SPEED = BY_PATH["Vehicle.Speed"]
 ABS = BY_PATH["Vehicle.ADAS.ABS.IsEngaged"]
@@ -20,12 +21,17 @@ def frame(body: bytes, *, version: int = 1, flags: int = 0, length: int | None =
 
 
 def body(
-    *columns: bytes, vid: bytes = b"VEH-1", seq: int = 1, n: int = 2, deltas: tuple[int, ...] = (1000,)
+    *columns: bytes,
+    vid: bytes = b"VEH-1",
+    seq: int = 1,
+    n: int = 2,
+    deltas: tuple[int, ...] = (1000,),
+    ts0: int = 1_700_000_000_000_000,
 ) -> bytes:
     head = bytes([len(vid)]) + vid + wire_v1.BODY_FIXED.pack(seq, n, len(columns))
     return (
         head
-        + struct.pack("<q", 1_700_000_000_000_000)
+        + struct.pack("<q", ts0)
         + struct.pack(f"<{len(deltas)}I", *deltas)
         + b"".join(columns)
     )
@@ -95,4 +101,22 @@ MALFORMED = {
     ),
     "vehicle_id_with_newline": (frame(body(GOOD_SPEED, vid=b"VEH1\n")), DecodeReason.BAD_VEHICLE_ID),
     "corrupt_compression": (frame(b"not zlib at all", flags=1), DecodeReason.DECOMPRESSION_FAILED),
+    "small_frame_inflating_past_the_ratio": (  # ~2 KiB inflating to 2 MiB: beyond max(1 MiB, 64x)
+        frame(zlib.compress(body(GOOD_SPEED) + b"\x00" * (2 << 20), 9), flags=1),
+        DecodeReason.OVERSIZED,
+    ),
+    "ts0_before_1970": (frame(body(GOOD_SPEED, ts0=-1)), DecodeReason.TIMESTAMP_OUT_OF_RANGE),
+    "ts0_in_year_75000": (
+        frame(body(GOOD_SPEED, ts0=2_305_000_000_000_000_000)),
+        DecodeReason.TIMESTAMP_OUT_OF_RANGE,
+    ),
+    "last_row_after_2262": (
+        frame(body(GOOD_SPEED, ts0=MAX_TS_US - 500, deltas=(1000,))),
+        DecodeReason.TIMESTAMP_OUT_OF_RANGE,
+    ),
+    "no_columns": (frame(body()), DecodeReason.EMPTY_BATCH),
+    "every_column_absent": (
+        frame(body(column(SPEED.signal_id, SPEED.wire_type, b"", presence=1, bitmap=bytes([0])))),
+        DecodeReason.EMPTY_BATCH,
+    ),
 }

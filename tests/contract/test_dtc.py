@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from contract.dtc import DTC_SCHEMA, DtcReport, dtc_message, parse_dtc_message
 from contract.errors import DecodeError, DecodeReason
+from contract.timestamps import MAX_TS_US
 
 CODES = st.from_regex(r"\A[PCBU][0-3][0-9A-F]{3}\Z", fullmatch=True)
 VEHICLES = st.from_regex(r"\A[A-Za-z0-9_.-]{1,64}\Z", fullmatch=True)
@@ -19,7 +20,7 @@ VEHICLES = st.from_regex(r"\A[A-Za-z0-9_.-]{1,64}\Z", fullmatch=True)
 
 @given(
     vehicle=VEHICLES,
-    ts_us=st.integers(1, 2**62 - 1),
+    ts_us=st.integers(0, MAX_TS_US),
     codes=st.lists(CODES, max_size=20),
     firmware=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=64),
 )
@@ -49,9 +50,19 @@ def _doc(**change: object) -> bytes:
         (b"[" * 100_000, DecodeReason.OVERSIZED),
         (b"[" * 10_000, DecodeReason.BAD_DTC_MESSAGE),  # deep nesting: RecursionError is caught
         (_doc(schema="fleetpulse.dtc.v0"), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(vehicle_id="bad/id"), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(vehicle_id=...), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(ts_us=-5), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(vehicle_id="bad/id"), DecodeReason.BAD_VEHICLE_ID),
+        (_doc(vehicle_id=...), DecodeReason.BAD_VEHICLE_ID),
+        (_doc(vehicle_id=""), DecodeReason.BAD_VEHICLE_ID),
+        (_doc(ts_us=-5), DecodeReason.TIMESTAMP_OUT_OF_RANGE),
+        (_doc(ts_us=10**16), DecodeReason.TIMESTAMP_OUT_OF_RANGE),  # year 2286: *1000 overflows int64
+        (_doc(ts_us=MAX_TS_US + 1), DecodeReason.TIMESTAMP_OUT_OF_RANGE),
+        (_doc(ts_us=2**63), DecodeReason.BAD_DTC_MESSAGE),  # not an int64 at all
+        # a 5,000-digit integer: beyond Python's 4,300-digit conversion limit
+        (_doc().replace(b"}", b', "x": ' + b"7" * 5000 + b"}"), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc().replace(b"1764250000000000", b"1" * 5000), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(extra=float("nan")), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(extra=float("inf")), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc().replace(b"}", b', "x": 1e999}'), DecodeReason.BAD_DTC_MESSAGE),
         (_doc(ts_us=1.5), DecodeReason.BAD_DTC_MESSAGE),
         (_doc(ts_us=True), DecodeReason.BAD_DTC_MESSAGE),
         (_doc(codes="P0301"), DecodeReason.BAD_DTC_MESSAGE),
@@ -67,6 +78,11 @@ def test_malformed_messages_are_rejected_with_a_reason(payload: bytes, reason: D
         parse_dtc_message(payload)
     assert caught.value.reason is reason
     assert caught.value.detail
+
+
+def test_the_domain_ends_are_valid_times() -> None:
+    assert parse_dtc_message(_doc(ts_us=0)).ts_us == 0
+    assert parse_dtc_message(_doc(ts_us=MAX_TS_US)).ts_us == MAX_TS_US
 
 
 def test_unknown_fields_are_ignored_and_firmware_is_optional() -> None:

@@ -27,7 +27,15 @@ def test_bare_states_and_the_check_in() -> None:
         (b"maybe", DecodeReason.BAD_STATUS_MESSAGE),
         (b"[]", DecodeReason.BAD_STATUS_MESSAGE),
         (b'{"state": "asleep"}', DecodeReason.BAD_STATUS_MESSAGE),
-        (b'{"state": "online", "vehicle_id": 7}', DecodeReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "vehicle_id": 7}', DecodeReason.BAD_VEHICLE_ID),
+        (b'{"state": "online", "vehicle_id": ""}', DecodeReason.BAD_VEHICLE_ID),
+        (b'{"state": "online", "vehicle_id": "a/b"}', DecodeReason.BAD_VEHICLE_ID),
+        (b'{"state": "online", "n": NaN}', DecodeReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "n": Infinity}', DecodeReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "n": -Infinity}', DecodeReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "n": 1e999}', DecodeReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "n": ' + b"9" * 5000 + b"}", DecodeReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "n": 9223372036854775808}', DecodeReason.BAD_STATUS_MESSAGE),
         (b'{"state": "online", "note": "\\u0000"}', DecodeReason.BAD_STATUS_MESSAGE),
         (b'{"state": "online", "note": "\\ud800"}', DecodeReason.BAD_STATUS_MESSAGE),
         (b'{"state": "online", "pad": "' + b"x" * 20_000 + b'"}', DecodeReason.OVERSIZED),
@@ -37,6 +45,11 @@ def test_refused_shapes(payload: bytes, reason: DecodeReason) -> None:
     with pytest.raises(DecodeError) as caught:
         parse_status_message(payload)
     assert caught.value.reason is reason
+
+
+def test_numbers_within_int64_and_finite_doubles_are_kept() -> None:
+    doc = {"state": "online", "big": 2**63 - 1, "small": -(2**63), "x": 1.5e308, "y": -0.0}
+    assert parse_status_message(json.dumps(doc).encode()).details == doc
 
 
 @given(st.binary(max_size=200))

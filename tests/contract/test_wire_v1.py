@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from contract import SIGNALS, DecodeError, DecodeReason, EncodeError, TelemetryBatch, WireType, wire_v1
 from contract.signals import BY_PATH
+from contract.timestamps import MAX_TS_US
 from tests.malformed_payloads import GOOD_SPEED, MALFORMED, body, frame
 
 vehicle_ids = st.from_regex(r"[A-Za-z0-9_.-]{1,64}", fullmatch=True)
@@ -37,7 +38,18 @@ def batches(draw: st.DrawFn) -> TelemetryBatch:
         elif mode == "some":
             values[rng.random(n) < 0.5] = np.nan
         columns[signal.vss_path] = values
+    if not any((~np.isnan(v)).any() for v in columns.values()):  # a batch must carry a value
+        speed = np.full(n, np.nan)
+        speed[draw(st.integers(0, n - 1))] = 42.0
+        columns["Vehicle.Speed"] = speed
     return TelemetryBatch(draw(vehicle_ids), draw(st.integers(0, 2**63 - 1)), ts_us * 1000, columns)
+
+
+def _filled_rows(batch: TelemetryBatch) -> np.ndarray:
+    filled = np.zeros(batch.n_rows, dtype=bool)
+    for values in batch.columns.values():
+        filled |= ~np.isnan(values)
+    return filled
 
 
 def _as_sent(path: str, values: np.ndarray) -> np.ndarray:
@@ -51,13 +63,16 @@ def _as_sent(path: str, values: np.ndarray) -> np.ndarray:
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(batch=batches(), compress=st.booleans())
 def test_round_trip_preserves_every_sample(batch: TelemetryBatch, compress: bool) -> None:
+    """Every value comes back (rounded to its wire type); rows without any value carry nothing and
+    are dropped by the decoder."""
     decoded = wire_v1.decode(wire_v1.encode(batch, compress=compress))
+    filled = _filled_rows(batch)
     assert decoded.vehicle_id == batch.vehicle_id
     assert decoded.seq == batch.seq
-    np.testing.assert_array_equal(decoded.ts_ns, batch.ts_ns)
+    np.testing.assert_array_equal(decoded.ts_ns, batch.ts_ns[filled])
     assert set(decoded.columns) == set(batch.columns)
     for path, values in batch.columns.items():
-        np.testing.assert_array_equal(decoded.columns[path], _as_sent(path, values))
+        np.testing.assert_array_equal(decoded.columns[path], _as_sent(path, values)[filled])
     assert decoded.n_samples == batch.n_samples
 
 
@@ -110,3 +125,40 @@ def test_encoder_refuses_what_the_decoder_would_reject() -> None:
         wire_v1.encode(TelemetryBatch("VEH-1", 1, ts[::-1].copy(), {"Vehicle.Speed": np.array([1.0, 2.0])}))
     with pytest.raises(EncodeError):
         wire_v1.encode(TelemetryBatch("bad id!", 1, ts, {}))
+
+
+def test_encoder_refuses_values_and_times_the_decoder_would_reject() -> None:
+    ts = np.array([1, 2], dtype=np.int64) * 1_000_000
+    with pytest.raises(EncodeError, match="FLOAT32"):  # finite in float64, infinite in float32
+        wire_v1.encode(TelemetryBatch("VEH-1", 1, ts, {"Vehicle.Speed": np.array([1.0, 1e39])}))
+    with pytest.raises(EncodeError, match="no present value"):
+        wire_v1.encode(TelemetryBatch("VEH-1", 1, ts, {"Vehicle.Speed": np.array([np.nan, np.nan])}))
+    with pytest.raises(EncodeError, match="1970"):
+        wire_v1.encode(TelemetryBatch("VEH-1", 1, ts - 10_000_000_000, {"Vehicle.Speed": np.ones(2)}))
+    # a float64 signal holds 1e39 on the wire; only ingest's catalogue range refuses it
+    latitude = {"Vehicle.CurrentLocation.Latitude": np.array([1.0, 1e39])}
+    wire_v1.encode(TelemetryBatch("VEH-1", 1, ts, latitude))
+
+
+def test_a_body_that_compresses_beyond_the_inflation_ratio_is_refused_not_sent() -> None:
+    n = 40_000  # 40k constant rows of 12 signals: a ~2 MB body that zlib shrinks ~800:1
+    ts = (1_700_000_000_000_000 + np.arange(n, dtype=np.int64) * 1000) * 1000
+    columns = {s.vss_path: np.full(n, 1.0) for s in SIGNALS[:12]}
+    with pytest.raises(EncodeError, match="send smaller batches"):
+        wire_v1.encode(TelemetryBatch("VEH-1", 1, ts, columns))
+    small = TelemetryBatch("VEH-1", 1, ts[:600], {p: v[:600] for p, v in columns.items()})
+    assert wire_v1.decode(wire_v1.encode(small)).n_rows == 600  # under 1 MiB any ratio is fine
+
+
+def test_empty_rows_are_dropped_and_the_rest_is_kept() -> None:
+    ts = np.array([1, 2, 3], dtype=np.int64) * 1_000_000_000_000
+    batch = TelemetryBatch("VEH-1", 1, ts, {"Vehicle.Speed": np.array([1.0, np.nan, 3.0])})
+    decoded = wire_v1.decode(wire_v1.encode(batch))
+    assert decoded.ts_ns.tolist() == [ts[0], ts[2]]
+    assert decoded.columns["Vehicle.Speed"].tolist() == [1.0, 3.0]
+
+
+def test_the_ends_of_the_time_domain_decode() -> None:
+    for ts_us in (0, MAX_TS_US):
+        batch = TelemetryBatch("VEH-1", 1, np.array([ts_us * 1000]), {"Vehicle.Speed": np.ones(1)})
+        assert wire_v1.decode(wire_v1.encode(batch)).ts_ns.tolist() == [ts_us * 1000]

@@ -153,28 +153,6 @@ def test_only_batches_keeps_rows_and_quarantine_aligned() -> None:
     assert parse_copy(only_b.copy_data) == {r for r in parse_copy(prepared.copy_data) if r[1] == "B"}
 
 
-def test_a_bug_on_one_message_dead_letters_it_and_keeps_the_rest() -> None:
-    from contract.endpoint import MqttEndpoint
-    from ingest import IngestConfig, IngestService, TelemetryStore
-
-    class ExplodingStore(TelemetryStore):
-        def prepare(self, triaged):  # noqa: ANN001, ANN202
-            if any(a.batch.vehicle_id == "BOOM" for a in triaged.accepted):
-                raise RuntimeError("boom")
-            return super().prepare(triaged)
-
-    service = IngestService(
-        MqttEndpoint("127.0.0.1", 1), ExplodingStore("postgresql://unused"), IngestConfig()
-    )
-    good, boom = (
-        batch("OK", 1, 2, **{"Vehicle.Speed": [1, 2]}),
-        batch("BOOM", 1, 2, **{"Vehicle.Speed": [1, 2]}),
-    )
-    prepared = service._prepare([envelope(good), envelope(boom)])
-    assert [a.batch.vehicle_id for a in prepared.accepted] == ["OK"]
-    assert [(d.reason, d.payload) for d in prepared.dead] == [("internal_error", envelope(boom).payload)]
-
-
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_copy_stream_is_exact_for_any_set_of_present_signals(data: st.DataObject) -> None:
