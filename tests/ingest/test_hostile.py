@@ -69,6 +69,12 @@ def dead_letters(pg_url: str, vehicle: str) -> list[tuple[str, bytes]]:
         ]
 
 
+def _state(pg_url: str, vehicle: str) -> str | None:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT state FROM vehicle_status WHERE vehicle_id = %s", (vehicle,)).fetchone()
+    return row[0] if row else None
+
+
 def assert_all_valid_stored(pg_url: str, valid: ValidSet) -> None:
     assert stored(pg_url, valid) == (valid.rows, valid.dtcs, valid.statuses)
 
@@ -215,3 +221,26 @@ def test_a_flush_stops_at_its_decoded_size_and_the_rest_follows_in_order(
             (f"{run}-%",),
         ).fetchone()
     assert rows == (500 * len(batches), 500 * len(batches))
+
+
+@pytest.mark.broker
+def test_a_retained_malformed_status_is_dead_lettered_once_through_restarts(
+    broker: BrokerUnderTest, running_ingest, pg_url: str
+) -> None:
+    run = _run(f"ret-{broker.name}")
+    topic = topics.topic_for(f"{run}-X", topics.STATUS)
+    bad = b'{"state": "online", "x": NaN}'
+    client = raw_publisher(broker)
+    try:
+        client.publish(topic, bad, qos=1, retain=True).wait_for_publish(10)
+        for i in range(3):  # each start subscribes anew, and the broker replays the retained copy
+            with running_ingest(broker.ingest) as ingest:
+                # a marker sent after the subscribe is stored after the replay: then the replay is done
+                marker = topics.topic_for(f"{run}-M{i}", topics.STATUS)
+                client.publish(marker, b"online", qos=1).wait_for_publish(10)
+                assert ingest.wait_for(lambda t, i=i: _state(pg_url, f"{run}-M{i}") == "online")
+        client.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)  # clears the retained copy
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert dead_letters(pg_url, f"{run}-X") == [("bad_status_message", bad)]
