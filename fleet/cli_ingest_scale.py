@@ -25,6 +25,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("ingest")(ingest)
     app.command("maintain")(maintain)
     bench_app.command("ingest")(bench_ingest)
+    bench_app.command("inflation")(bench_inflation)
 
 
 def _setup(log_json: bool):  # noqa: ANN202
@@ -132,7 +133,10 @@ def _serve(
     from prometheus_client import start_http_server
 
     from ingest import IngestConfig, IngestService, TelemetryStore
+    from ingest.memory import pin_mmap_threshold
     from ingest.validation import ValidationPolicy
+
+    pin_mmap_threshold()  # before any thread allocates: docs/scaling.md, "Memory"
 
     if metrics_port:
         start_http_server(metrics_port)
@@ -144,6 +148,7 @@ def _serve(
         max_buffer_messages=max_buffer_messages,
         client_id=client_id,
         share_group=share_group,
+        max_flush_memory_bytes=settings.ingest_max_flush_memory_mib << 20,
     )
     service = IngestService(srv.ingest_endpoint, store, config)
 
@@ -222,6 +227,36 @@ def bench_ingest(
         mosquitto=mosquitto,
     )
     report = run_ingest_bench(cfg)
+    if as_json:
+        print(json.dumps(report))
+        return
+    for key, value in report.items():
+        print(f"{key}: {value}")
+
+
+def bench_inflation(
+    bombs: Annotated[int, typer.Option(min=0, help="Frames inflating past the limit (rejected).")] = 1_000,
+    wide: Annotated[int, typer.Option(min=0, help="Valid ~3 KiB frames of 74,000 sparse rows.")] = 60,
+    largest: Annotated[int, typer.Option(min=0, help="Valid frames of MAX_ROWS rows, all signals.")] = 6,
+    ordinary: Annotated[int, typer.Option(min=0, help="Ordinary 600-row frames.")] = 200,
+    max_flush_memory_mib: Annotated[int, typer.Option(min=1, help="Ingest's flush-memory cap.")] = 64,
+    mosquitto: Annotated[str | None, typer.Option(help="Path of the mosquitto binary.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Peak memory of `fleet ingest` draining maximally inflating frames (private Mosquitto)."""
+    from ingest.bench.inflation import InflationConfig, run_inflation_bench
+
+    settings = _setup(False)
+    cfg = InflationConfig(
+        database_url=settings.database_url,
+        bombs=bombs,
+        wide=wide,
+        largest=largest,
+        ordinary=ordinary,
+        max_flush_memory_mib=max_flush_memory_mib,
+        mosquitto=mosquitto,
+    )
+    report = run_inflation_bench(cfg)
     if as_json:
         print(json.dumps(report))
         return

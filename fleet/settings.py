@@ -44,6 +44,8 @@ class FleetSettings(BaseSettings):
     ingest_flush_interval_s: float = 0.5
     ingest_max_batch_rows: int = 50_000
     ingest_client_id: str = "fleet-ingest"
+    # A flush stops at this much decoded, prepared data (frames inflate: wire bytes do not bound memory).
+    ingest_max_flush_memory_mib: int = Field(default=64, ge=1, le=4096)
     ingest_unknown_vehicles: str = Field(default="register", pattern="^(register|reject)$")
     log_level: str = "INFO"
 

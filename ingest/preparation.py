@@ -25,11 +25,11 @@ Prepare = Callable[[Triage], PreparedFlush]
 
 
 def prepare_isolated(
-    envelopes: Sequence[Envelope], prepare: Prepare, max_decoded_bytes: int | None = None
+    envelopes: Sequence[Envelope], prepare: Prepare, max_memory_bytes: int | None = None
 ) -> tuple[PreparedFlush, int]:
     """The prepared flush of the first `consumed` envelopes, and `consumed` (the rest did not fit
-    under `max_decoded_bytes` and belong to a later flush). Raises nothing for bad input."""
-    triaged = triage(envelopes, max_decoded_bytes=max_decoded_bytes)
+    under `max_memory_bytes` and belong to a later flush). Raises nothing for bad input."""
+    triaged = triage(envelopes, max_memory_bytes=max_memory_bytes)
     consumed = triaged.consumed
     try:
         return prepare(triaged), consumed

@@ -23,7 +23,8 @@ PostgreSQL (two stages, one flush queued between them). A flush is cut as soon a
 queue has room -- group commit: at light load every message is stored at once, and the busier the
 database, the bigger the flushes -- or when the buffer reaches `max_buffer_messages` or
 `max_buffer_bytes`, or when `flush_interval_s` has passed since its first message. Preparing stops
-at `max_flush_decoded_bytes` of decoded rows; what is left waits, in order, for the next flush.
+at `max_flush_memory_bytes` (estimated from its decoded rows and signals); what is left waits, in
+order, for the next flush.
 
 Failures: a lost broker is reconnected with backoff; a lost database keeps the prepared flush and
 retries it (in order) with backoff, and the unacknowledged messages stay the broker's to keep.
@@ -65,9 +66,10 @@ class IngestConfig:
     reconnect_max_s: float = 10.0
     storage_retry_max_s: float = 5.0
     max_buffer_bytes: int = 4 << 20  # ~50-80k rows of typical frames: long enough COPYs, short waits
-    # Frames inflate, so wire bytes do not bound memory: a flush also stops at this decoded size
-    # (rows x signals x 8 bytes; the bench's 94k-row flushes are ~10 MB). See docs/scaling.md.
-    max_flush_decoded_bytes: int = 32 << 20
+    # Frames inflate, so wire bytes do not bound memory: a flush also stops at this much decoded,
+    # prepared data (ingest.pipeline.flush_memory_bytes; a bench flush of 90k rows x 12 signals is
+    # ~58 MB by that estimate). docs/scaling.md gives the process's memory bound from it.
+    max_flush_memory_bytes: int = 64 << 20
     flush_poll_s: float = 0.002  # how often a waiting flush re-checks its deadline
     shutdown_drain_s: float = 10.0
 
@@ -236,7 +238,7 @@ class IngestService:
     def _prepare(self, envelopes: list[Envelope]) -> tuple[PreparedFlush, int]:
         started = time.perf_counter()
         prepared, consumed = prepare_isolated(
-            envelopes, self._store.prepare, self._config.max_flush_decoded_bytes
+            envelopes, self._store.prepare, self._config.max_flush_memory_bytes
         )
         if prepared.n_envelopes != consumed:  # a bug: say so loudly, but the flush is still stored
             log.error("a flush accounts for %d of its %d messages", prepared.n_envelopes, consumed)

@@ -17,7 +17,7 @@ import pytest
 
 from contract import topics, wire_v1
 from ingest import TelemetryStore
-from ingest.pipeline import Envelope, decoded_bytes
+from ingest.pipeline import Envelope, flush_memory_bytes
 from ingest.preparation import prepare_isolated
 from tests.conftest import BrokerUnderTest
 from tests.hostile_messages import HOSTILE, Message, ValidSet, now_us, telemetry_batch, valid_set
@@ -202,8 +202,8 @@ def test_a_flush_stops_at_its_decoded_size_and_the_rest_follows_in_order(
     run = _run(f"cap-{broker.name}")
     start = now_us() - 1800 * 10**6  # 20 frames a minute apart, all in the past
     batches = [telemetry_batch(f"{run}-{i % 4}", 1 + i // 4, 500, start + i * 60_000_000) for i in range(20)]
-    cap = decoded_bytes(1000, 1)
-    with running_ingest(broker.ingest, max_flush_decoded_bytes=cap) as ingest:
+    cap = flush_memory_bytes(1000, 1)
+    with running_ingest(broker.ingest, max_flush_memory_bytes=cap) as ingest:
         client = raw_publisher(broker)
         try:
             for b in batches:

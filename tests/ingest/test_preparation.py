@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from contract import SIGNALS, TelemetryBatch, WireType, topics, wire_v1
 from ingest.flush import PreparedFlush, prepare_flush
-from ingest.pipeline import Envelope, Triage, decoded_bytes, triage
+from ingest.pipeline import Envelope, Triage, flush_memory_bytes, triage
 from ingest.preparation import prepare_isolated
 from tests.hostile_messages import HOSTILE, Message, now_us, telemetry_batch, valid_set
 from tests.malformed_payloads import MALFORMED
@@ -74,12 +74,12 @@ def test_preparation_stops_at_the_decoded_size_cap_and_keeps_order() -> None:
     start = now_us()
     batches = [telemetry_batch(f"CAP-{i}", 1, 1000, start) for i in range(5)]
     frames = [Message(topics.topic_for(b.vehicle_id, topics.TELEMETRY), wire_v1.encode(b)) for b in batches]
-    one = decoded_bytes(1000, 1)  # 1000 rows of a time and one signal
+    one = flush_memory_bytes(1000, 1)  # 1000 rows of one signal
     mixed = envelopes(frames)
-    prepared, consumed = prepare_isolated(mixed, prepare_flush, max_decoded_bytes=int(2.5 * one))
+    prepared, consumed = prepare_isolated(mixed, prepare_flush, max_memory_bytes=int(2.5 * one))
     assert consumed == 2 and prepared.n_envelopes == 2
     assert [a.batch.vehicle_id for a in prepared.accepted] == ["CAP-0", "CAP-1"]
-    alone, consumed_alone = prepare_isolated(mixed[2:], prepare_flush, max_decoded_bytes=one // 2)
+    alone, consumed_alone = prepare_isolated(mixed[2:], prepare_flush, max_memory_bytes=one // 2)
     assert consumed_alone == 1 and len(alone.accepted) == 1  # a frame bigger than the cap goes alone
 
 
@@ -93,8 +93,8 @@ def test_the_cap_counts_the_union_of_signals_of_a_flush() -> None:
         Message(topics.topic_for(b.vehicle_id, topics.TELEMETRY), wire_v1.encode(b)) for b in (narrow, wide)
     ]
     triaged = triage(envelopes(messages))
-    assert triaged.decoded_bytes == decoded_bytes(1001, len(paths))
-    capped = triage(envelopes(messages), max_decoded_bytes=decoded_bytes(1001, 2))
+    assert triaged.memory_bytes == flush_memory_bytes(1001, len(paths))
+    capped = triage(envelopes(messages), max_memory_bytes=flush_memory_bytes(1001, 2))
     assert capped.consumed == 1  # the wide frame waits for the next flush
 
 
@@ -136,6 +136,39 @@ def test_every_message_of_any_mix_is_accounted_for_once(
             raise RuntimeError("a bug on this message")
         return prepare_flush(triaged)
 
-    prepared, consumed = prepare_isolated(mixed, prepare, max_decoded_bytes=cap)
+    prepared, consumed = prepare_isolated(mixed, prepare, max_memory_bytes=cap)
     assert prepared.n_envelopes == consumed
     assert 1 <= consumed <= len(mixed) or consumed == len(mixed) == 0
+
+
+@pytest.mark.parametrize(
+    ("signals", "rows_per_frame", "sparse"), [(1, 5000, False), (12, 2000, False), (46, 20_000, True)]
+)
+def test_the_memory_estimate_bounds_what_a_prepared_flush_holds(
+    signals: int, rows_per_frame: int, sparse: bool
+) -> None:
+    """The cap is only as good as the estimate: measure the prepared flush with tracemalloc (numpy
+    reports its buffers to it) for narrow, typical and sparse-wide frames."""
+    import tracemalloc
+
+    paths = [s.vss_path for s in SIGNALS if s.wire_type is WireType.FLOAT32][:signals]
+    rng = np.random.default_rng(signals)
+    start = now_us() - 900_000_000
+    messages = []
+    for v in range(4):
+        ts_ns = (start + np.arange(rows_per_frame, dtype=np.int64) * 1000) * 1000
+        columns = {p: rng.uniform(0, 100, rows_per_frame) for p in paths}
+        if sparse:
+            for k, p in enumerate(paths):
+                columns[p][np.arange(rows_per_frame) % len(paths) != k] = np.nan
+        batch = TelemetryBatch(f"MEM-{v}", 1, ts_ns, columns)
+        messages.append(Message(topics.topic_for(batch.vehicle_id, topics.TELEMETRY), wire_v1.encode(batch)))
+    mixed = envelopes(messages)
+    tracemalloc.start()
+    try:
+        prepared, _ = prepare_isolated(mixed, prepare_flush)
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    estimate = flush_memory_bytes(prepared.block.n_rows, len(prepared.block.values))
+    assert held < peak <= estimate, (held, peak, estimate)
