@@ -111,6 +111,7 @@ def run_inflation_bench(cfg: InflationConfig) -> dict:
         broker.start()
         stack.callback(broker.stop)
         run = f"I{time.time_ns() // 1000 % 10**7:07d}"
+        stack.callback(_delete_run, db_url, run)
         now_us = time.time_ns() // 1000
         wide = [wide_batch(f"{run}-W{i:04d}", 1, now_us - 600_000_000) for i in range(cfg.wide)]
         wide_frames = frames_of(wide)
@@ -264,3 +265,9 @@ def _outcome(db_url: str, run: str) -> tuple[int, dict[str, int]]:
             "SELECT reason, count(*) FROM dead_letters WHERE vehicle_id LIKE %s GROUP BY 1", pattern
         ).fetchall()
     return (int(rows[0]) if rows else 0), {str(k): int(v) for k, v in dead}
+
+
+def _delete_run(db_url: str, run: str) -> None:
+    with contextlib.suppress(psycopg.Error), psycopg.connect(db_url) as conn:
+        for table in ("telemetry", "ingest_batches", "vehicle_latest", "dead_letters", "vehicles"):
+            conn.execute(f"DELETE FROM {table} WHERE vehicle_id LIKE %s", (f"{run}-%",))

@@ -42,6 +42,26 @@ def test_bench_reports_rates_latency_and_exact_storage(pg_url: str) -> None:
     assert left == 0
 
 
+@pytest.mark.broker
+@pytest.mark.postgres
+@pytest.mark.mosquitto
+def test_inflation_bench_stores_every_valid_row_and_stays_under_its_bound(pg_url: str) -> None:
+    if find_mosquitto() is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it)")
+    from ingest.bench.inflation import InflationConfig, run_inflation_bench
+
+    report = run_inflation_bench(
+        InflationConfig(database_url=pg_url, bombs=30, wide=2, largest=1, ordinary=5, max_flush_memory_mib=16)
+    )
+    assert report["rows_stored"] == report["rows_expected"] == 2 * 74_000 + 100_000 + 5 * 600
+    assert report["dead_letters_by_reason"] == {"oversized": 30}
+    assert report["flushes"] >= 3  # each big frame alone: the cap held
+    assert 0 < report["peak_rss_mb"] <= report["documented_bound_mb"]
+    with psycopg.connect(pg_url) as conn:  # the bench removes what it wrote
+        (left,) = conn.execute("SELECT count(*) FROM vehicles WHERE vehicle_id ~ '^I[0-9]{7}-'").fetchone()
+    assert left == 0
+
+
 def test_json_lines_carry_the_message_and_the_extra_fields() -> None:
     record = logging.LogRecord("ingest.service", logging.INFO, __file__, 1, "flush %s", ("stored",), None)
     record.rows = 1200
