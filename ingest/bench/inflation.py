@@ -36,13 +36,11 @@ import psycopg
 
 from contract import TelemetryBatch, topics, wire_v1
 from contract.signals import SIGNALS, WireType
-from fleet.mosquitto import MosquittoProcess, free_port
-from ingest.bench.drain import _embedded_postgres, _wait
+from fleet.mosquitto import free_port
 from ingest.bench.fleetdata import FramePublisher, frames_of, make_batches, open_persistent_session
+from ingest.bench.harness import start_servers, stop_process, wait_for_metrics
 from ingest.bench.prom import scrape_all
 from ingest.pipeline import flush_memory_bytes
-from ingest.schema import migrate
-from ingest.store import TelemetryStore
 
 WIDE_SIGNALS = tuple(s for s in SIGNALS if s.wire_type is not WireType.BOOL)
 
@@ -101,15 +99,7 @@ def run_inflation_bench(cfg: InflationConfig) -> dict:
     """Run the drain and return the report. Raises RuntimeError when ingest cannot finish."""
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fleet-bench-inflation-")))
-        db_url = cfg.database_url or stack.enter_context(_embedded_postgres(tmp / "pg"))
-        with psycopg.connect(db_url) as conn:
-            migrate(conn)
-        store = TelemetryStore(db_url)
-        store.ensure_partitions()
-        store.close()
-        broker = MosquittoProcess(tmp / "mqtt", binary=cfg.mosquitto)
-        broker.start()
-        stack.callback(broker.stop)
+        db_url, broker, _ = start_servers(stack, tmp, cfg.database_url, cfg.mosquitto)
         run = f"I{time.time_ns() // 1000 % 10**7:07d}"
         stack.callback(_delete_run, db_url, run)
         now_us = time.time_ns() // 1000
@@ -135,15 +125,15 @@ def run_inflation_bench(cfg: InflationConfig) -> dict:
 
         port = free_port()
         proc = _start_ingest(db_url, broker.url, client_id, cfg, port, tmp / "ingest.log")
-        stack.callback(_stop, proc)
-        _wait(lambda m: True, [port], 60, 0.05)  # the metrics server answers: imports are done
+        stack.callback(stop_process, proc)
+        wait_for_metrics(lambda m: True, [port], 60, 0.05)  # the metrics server answers: imports are done
         baseline = psutil.Process(proc.pid).memory_info().rss
         sampler = _RssSampler(proc.pid)
         sampler.start()
         started = time.monotonic()
-        _wait(lambda m: m.get("fleet_ingest_messages_total", 0) >= len(frames), [port], 900, 0.25)
+        wait_for_metrics(lambda m: m.get("fleet_ingest_messages_total", 0) >= len(frames), [port], 900, 0.25)
         expected_rows = sum(b.n_rows for b in [*wide, *largest]) + cfg.ordinary * 600
-        _wait(
+        wait_for_metrics(
             lambda m: m.get("fleet_ingest_rows_total", 0) >= expected_rows
             and _dead_total(m) >= cfg.bombs,
             [port],
@@ -247,14 +237,6 @@ def _start_ingest(
     command = [sys.executable, "-m", "fleet.cli", "ingest", "--metrics-port", str(port)]
     command += ["--log-json", "--maintain-every-s", "0"]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def _outcome(db_url: str, run: str) -> tuple[int, dict[str, int]]:

