@@ -162,3 +162,22 @@ def test_the_ends_of_the_time_domain_decode() -> None:
     for ts_us in (0, MAX_TS_US):
         batch = TelemetryBatch("VEH-1", 1, np.array([ts_us * 1000]), {"Vehicle.Speed": np.ones(1)})
         assert wire_v1.decode(wire_v1.encode(batch)).ts_ns.tolist() == [ts_us * 1000]
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_whatever_the_encoder_accepts_the_decoder_accepts(data: st.DataObject) -> None:
+    """Hostile-ish batches (huge, tiny, absent values; times near the domain's ends): encode either
+    refuses with EncodeError or produces a frame that decodes."""
+    n = data.draw(st.integers(1, 40))
+    start = data.draw(st.sampled_from([0, 1_700_000_000_000_000, MAX_TS_US - 10**9, MAX_TS_US - n]))
+    ts_us = start + np.arange(n, dtype=np.int64) * data.draw(st.sampled_from([1, 1000, 10**7]))
+    floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e39, -1e39, 3.4e38]))
+    chosen = data.draw(st.lists(st.sampled_from(SIGNALS), unique=True, max_size=6))
+    columns = {s.vss_path: np.array(data.draw(st.lists(floats, min_size=n, max_size=n))) for s in chosen}
+    batch = TelemetryBatch("VEH-1", 1, ts_us * 1000, columns)
+    try:
+        frame_bytes = wire_v1.encode(batch, compress=data.draw(st.booleans()))
+    except EncodeError:
+        return
+    wire_v1.decode(frame_bytes)
