@@ -6,7 +6,16 @@ Every generated request, valid or not, must get a documented status that is not 
 with the documented content type, headers and body schema; invalid input must be rejected and valid
 input accepted; a request without the token must get 401. For the service centre, no response may
 show another centre's vehicle. Generation is derandomized (the same cases every run) and bounded so
-this stays well under a minute; a longer campaign is run by hand with `st run` (see the commit log).
+this stays well under a minute.
+
+A longer campaign by hand, against `fleet api` (or any served app) with the seed data and a token:
+
+    st run http://127.0.0.1:8080/openapi.json -H "Authorization: Bearer $TOKEN" --checks all \
+        --max-examples 1000 --workers 1 --continue-on-failure --seed 7
+
+On the code before this test it found 7 failures (a 500 for offset=55751377616314904346624,
+since=0.5 accepted, 401 undocumented on four routes). After the fixes: 0 failures in 11,239 cases
+(admin, seed 7), 11,338 (service centre, seed 11) and 2,166 without a token (seed 3).
 """
 
 from __future__ import annotations
