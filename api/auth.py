@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import psycopg
+import psycopg.errors
 from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -48,23 +49,69 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+class TokenNameTaken(ValueError):
+    """An active token already has the name asked for (names are unique among active tokens)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"an active token is already called {name!r}")
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A new token's plaintext (shown once, stored nowhere) and how many tokens it replaced."""
+
+    token: str
+    replaced: int
+
+
+MAX_NAME_LENGTH = 200
+
+
+def issue_token(
+    conn: psycopg.Connection,
+    name: str,
+    role: Role | str,
+    service_centre_id: str | None = None,
+    *,
+    replace: bool = False,
+) -> IssuedToken:
+    """Store a new token called `name`. With `replace`, the active token of that name (if any) is
+    revoked in the same transaction, so the name never points at two tokens or at none. Commits,
+    unless the caller has a transaction open (then it is the caller's to commit).
+
+    Raises ValueError for an empty or over-long name, an unknown role or a role/centre mismatch
+    (before any SQL); TokenNameTaken if an active token has the name and `replace` is false;
+    psycopg.Error if the database fails."""
+    if not name or name != name.strip() or len(name) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"a token name is 1-{MAX_NAME_LENGTH} characters without leading or trailing spaces"
+        )
+    principal = Principal(name, Role(role), service_centre_id)
+    token = secrets.token_urlsafe(32)
+    try:
+        with conn.transaction():
+            replaced = repository.revoke_tokens(conn, name) if replace else 0
+            repository.insert_token(
+                conn, hash_token(token), principal.name, principal.role.value, principal.service_centre_id
+            )
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.constraint_name == repository.ACTIVE_NAME_INDEX:
+            raise TokenNameTaken(name) from None
+        raise
+    return IssuedToken(token, replaced)
+
+
 def create_token(
     conn: psycopg.Connection, name: str, role: Role | str, service_centre_id: str | None = None
 ) -> str:
-    """Store a new token and return its plaintext, which is not kept anywhere. Commits, unless the
-    caller has a transaction open (then it is the caller's to commit). Raises ValueError for an
-    unknown role or a role/centre mismatch, psycopg.Error if the insert fails."""
-    principal = Principal(name, Role(role), service_centre_id)
-    token = secrets.token_urlsafe(32)
-    with conn.transaction():
-        repository.insert_token(
-            conn, hash_token(token), principal.name, principal.role.value, principal.service_centre_id
-        )
-    return token
+    """Store a new token and return its plaintext (see `issue_token`; never replaces one)."""
+    return issue_token(conn, name, role, service_centre_id).token
 
 
 def revoke_token(conn: psycopg.Connection, name: str) -> int:
-    """Revoke every active token called `name`; returns how many. Raises psycopg.Error."""
+    """Revoke the active token called `name`; returns how many were revoked (0 or 1).
+    Raises psycopg.Error."""
     with conn.transaction():
         return repository.revoke_tokens(conn, name)
 

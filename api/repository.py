@@ -70,6 +70,17 @@ class TokenRecord:
     service_centre_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What an operator may see of a token: never its hash."""
+
+    name: str
+    role: str
+    service_centre_id: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
 def _scope(only_centre_id: str | None) -> tuple[sql.Composable, dict[str, Any]]:
     """None means every vehicle (including unassigned ones); otherwise exactly that centre's."""
     if only_centre_id is None:
@@ -168,9 +179,14 @@ def read_storage_mode(conn: psycopg.Connection) -> str | None:
     return str(row[0]) if row else None
 
 
+ACTIVE_NAME_INDEX = "api_tokens_active_name_key"  # migration 0008: one active token per name
+
+
 def insert_token(
     conn: psycopg.Connection, token_sha256: bytes, name: str, role: str, service_centre_id: str | None
 ) -> None:
+    """Raises psycopg.errors.UniqueViolation (constraint ACTIVE_NAME_INDEX) if an active token
+    already has this name."""
     conn.execute(
         "INSERT INTO api_tokens (token_sha256, name, role, service_centre_id) VALUES (%s, %s, %s, %s)",
         (token_sha256, name, role, service_centre_id),
@@ -178,11 +194,27 @@ def insert_token(
 
 
 def revoke_tokens(conn: psycopg.Connection, name: str) -> int:
-    """Revoke every active token called `name`; returns how many were revoked."""
+    """Revoke the active token called `name` (at most one: migration 0008); returns how many."""
     cur = conn.execute(
         "UPDATE api_tokens SET revoked_at = now() WHERE name = %s AND revoked_at IS NULL", (name,)
     )
     return cur.rowcount
+
+
+def last_revoked_at(conn: psycopg.Connection, name: str) -> datetime | None:
+    """When the newest revoked token called `name` was revoked; None if no token had that name."""
+    row = conn.execute("SELECT max(revoked_at) FROM api_tokens WHERE name = %s", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def list_tokens(conn: psycopg.Connection, *, include_revoked: bool) -> list[TokenInfo]:
+    """Every token's name, role, centre and dates (never its hash), oldest first."""
+    with conn.cursor(row_factory=class_row(TokenInfo)) as cur:
+        return cur.execute(
+            "SELECT name, role, service_centre_id, created_at, revoked_at FROM api_tokens "
+            "WHERE %(all)s OR revoked_at IS NULL ORDER BY created_at, name",
+            {"all": include_revoked},
+        ).fetchall()
 
 
 def find_active_token(conn: psycopg.Connection, token_sha256: bytes) -> TokenRecord | None:

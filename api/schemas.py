@@ -15,6 +15,12 @@ from api.repository import LatestRecord
 from contract.signals import BY_PATH
 
 
+class ErrorOut(BaseModel):
+    """The body of every error response except 422 (whose `detail` lists the invalid fields)."""
+
+    detail: str = Field(description="What went wrong, for a person to read")
+
+
 class VehicleOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -151,34 +151,106 @@ def up() -> None:
 
 @token_app.command("create")
 def token_create(
-    name: Annotated[str, typer.Argument(help="A name to find and revoke the token by.")],
+    name: Annotated[str, typer.Argument(help="A unique name to find and revoke the token by.")],
     role: Annotated[str, typer.Option(help="admin or service_centre.")] = "admin",
     centre: Annotated[str | None, typer.Option(help="Service centre id (role service_centre).")] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Revoke the active token of this name in the same step.")
+    ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Create an API token and print it once (it is stored only as a hash)."""
+    """Create an API token and print it once (it is stored only as a hash). Exits 1 if an active
+    token already has the name (unless --replace), 2 for an invalid name, role or centre."""
     import psycopg
 
-    from api.auth import create_token
+    from api.auth import TokenNameTaken, issue_token
     from fleet.embedded import servers
 
     settings = _settings()
     with servers(settings, start_broker=False) as srv:
         migrate_quietly(srv.database_url)
         with psycopg.connect(srv.database_url) as conn:
-            print(create_token(conn, name, role, centre))
+            try:
+                issued = issue_token(conn, name, role, centre, replace=replace)
+            except TokenNameTaken:
+                typer.echo(
+                    f"an active token is already called {name!r}: choose another name, revoke it first "
+                    f"(fleet token revoke {name}), or rotate it with --replace",
+                    err=True,
+                )
+                raise typer.Exit(1) from None
+            except ValueError as exc:
+                typer.echo(f"invalid token: {exc}", err=True)
+                raise typer.Exit(2) from None
+    if as_json:
+        data = {"name": name, "role": role, "service_centre_id": centre, "token": issued.token}
+        print(json.dumps({**data, "replaced": issued.replaced}))
+        return
+    if issued.replaced:
+        typer.echo(f"revoked the previous token called {name!r}", err=True)
+    print(issued.token)
 
 
 @token_app.command("revoke")
-def token_revoke(name: Annotated[str, typer.Argument(help="Name of the token to revoke.")]) -> None:
-    """Revoke an API token by name."""
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="Name of the token to revoke.")], as_json: JsonOpt = False
+) -> None:
+    """Revoke the active API token of this name. Exits 1 if there is none (unknown name, or its
+    token is already revoked)."""
     import psycopg
 
+    from api import repository
     from api.auth import revoke_token
     from fleet.embedded import servers
 
     settings = _settings()
-    with servers(settings, start_broker=False) as srv, psycopg.connect(srv.database_url) as conn:
-        revoke_token(conn, name)
+    with servers(settings, start_broker=False) as srv:
+        migrate_quietly(srv.database_url)
+        with psycopg.connect(srv.database_url) as conn:
+            revoked = revoke_token(conn, name)
+            revoked_at = None if revoked else repository.last_revoked_at(conn, name)
+    if not revoked:
+        why = f"it was revoked at {revoked_at.isoformat()}" if revoked_at else "no token has that name"
+        typer.echo(f"no active token called {name!r}: {why}", err=True)
+        raise typer.Exit(1)
+    print(json.dumps({"name": name, "revoked": revoked}) if as_json else f"revoked token {name!r}")
+
+
+@token_app.command("list")
+def token_list(
+    include_revoked: Annotated[bool, typer.Option("--all", help="Include revoked tokens.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List API tokens (names, roles, centres, dates; never the tokens or their hashes)."""
+    import psycopg
+
+    from api import repository
+    from fleet.embedded import servers
+
+    settings = _settings()
+    with servers(settings, start_broker=False) as srv:
+        migrate_quietly(srv.database_url)
+        with psycopg.connect(srv.database_url) as conn:
+            tokens = repository.list_tokens(conn, include_revoked=include_revoked)
+    rows = [
+        {
+            "name": t.name,
+            "role": t.role,
+            "service_centre_id": t.service_centre_id,
+            "created_at": t.created_at.isoformat(),
+            "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+        }
+        for t in tokens
+    ]
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table(title="API tokens")
+    for column in ("name", "role", "service_centre_id", "created_at", "revoked_at"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(v) if v is not None else "" for v in row.values()))
+    Console().print(table)
 
 
 @creds_app.command("vehicle")

@@ -1,11 +1,25 @@
-"""The API's routers, gathered in one place: adding a resource means one module and one line here."""
+"""The API's routers, gathered in one place: adding a resource means one module and one line here.
 
-from fastapi import APIRouter
+Every router but health is behind a bearer token, so it is included with the responses that
+implies (401, 503; `api.responses`), declared here once, not route by route, and with the check
+that refuses query parameters its routes do not have (422, after the token check).
+"""
 
+from fastapi import APIRouter, Depends
+
+from api.params import reject_unknown_query_params
+from api.responses import AUTHENTICATED
 from api.routes import health, vehicles
 
+PUBLIC_ROUTERS = (health.router,)
+AUTHENTICATED_ROUTERS = (vehicles.router,)
+
 api_router = APIRouter()
-api_router.include_router(health.router)
-api_router.include_router(vehicles.router)
+for _router in PUBLIC_ROUTERS:
+    api_router.include_router(_router)
+for _router in AUTHENTICATED_ROUTERS:
+    api_router.include_router(
+        _router, responses=AUTHENTICATED, dependencies=[Depends(reject_unknown_query_params)]
+    )
 
 __all__ = ["api_router"]

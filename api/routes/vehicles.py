@@ -8,14 +8,15 @@ caller is to `api.auth`.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, status
 
 from api import repository
 from api.auth import AnyRole
 from api.db import Conn
+from api.params import Limit, Offset, Since
+from api.responses import VEHICLE_NOT_FOUND
 from api.schemas import DtcHistory, DtcReportOut, LatestOut, StatusOut, VehicleList, VehicleOut
 from contract.batch import VEHICLE_ID_PATTERN
 
@@ -28,8 +29,8 @@ VehicleId = Annotated[str, Path(pattern=VEHICLE_ID_PATTERN.pattern, description=
 def list_vehicles(
     principal: AnyRole,
     conn: Conn,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> VehicleList:
     page = repository.list_vehicles(
         conn, only_centre_id=principal.visible_centre_id, limit=limit, offset=offset
@@ -38,7 +39,10 @@ def list_vehicles(
     return VehicleList(items=items, limit=limit, offset=offset, total=page.total)
 
 
-@router.get("/{vehicle_id}/latest", responses={404: {"description": "Unknown, not visible, or no data yet"}})
+@router.get(
+    "/{vehicle_id}/latest",
+    responses={404: {**VEHICLE_NOT_FOUND[404], "description": "No such vehicle, not visible, or no data"}},
+)
 def get_latest(vehicle_id: VehicleId, principal: AnyRole, conn: Conn) -> LatestOut:
     record = repository.find_latest(conn, vehicle_id, only_centre_id=principal.visible_centre_id)
     if record is None:
@@ -48,13 +52,13 @@ def get_latest(vehicle_id: VehicleId, principal: AnyRole, conn: Conn) -> LatestO
     return LatestOut.from_record(record)
 
 
-@router.get("/{vehicle_id}/dtc", responses={404: {"description": "Unknown or not visible"}})
+@router.get("/{vehicle_id}/dtc", responses=VEHICLE_NOT_FOUND)
 def get_dtc_reports(
     vehicle_id: VehicleId,
     principal: AnyRole,
     conn: Conn,
-    since: Annotated[datetime | None, Query(description="Only reports at or after this time")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    since: Since = None,
+    limit: Limit = 100,
 ) -> DtcHistory:
     """The trouble codes a vehicle reported, newest first: what a service centre checks before
     booking a visit. Each report is the whole set stored at that moment, so the first is current."""
@@ -69,7 +73,7 @@ def get_dtc_reports(
     )
 
 
-@router.get("/{vehicle_id}/status", responses={404: {"description": "Unknown or not visible"}})
+@router.get("/{vehicle_id}/status", responses=VEHICLE_NOT_FOUND)
 def get_status(vehicle_id: VehicleId, principal: AnyRole, conn: Conn) -> StatusOut:
     """Whether the vehicle's unit is connected, and what its agent last reported about itself
     (which campaign it runs, how much data waits in its queue, what it had to drop)."""

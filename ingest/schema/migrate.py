@@ -4,6 +4,9 @@ Owns: choosing the storage mode (TimescaleDB when the extension can be used, nat
 otherwise), remembering it, and recording applied versions in `schema_migrations`. Running it
 again is a no-op; concurrent runs are serialised by an advisory lock.
 
+A migration that has to change data (e.g. rename rows so that a new unique index fits) says so
+with `RAISE WARNING`; those warnings are logged here, so `fleet migrate` shows them.
+
 Files: `NNNN_name.sql` holds what both modes share; `NNNN_name.timescale.sql` or
 `NNNN_name.native.sql` holds the mode-specific part. Never edit an applied migration: add one.
 """
@@ -11,12 +14,14 @@ Files: `NNNN_name.sql` holds what both modes share; `NNNN_name.timescale.sql` or
 from __future__ import annotations
 
 import enum
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
+log = logging.getLogger(__name__)
 SCHEMA_DIR = Path(__file__).parent
 _LOCK_KEY = 0x6C656574  # arbitrary, constant: "leet"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -47,6 +52,7 @@ def migrate(conn: psycopg.Connection, *, allow_timescale: bool = True) -> Migrat
     """Bring the database to the newest schema. Raises psycopg.Error if a migration fails; the
     failing migration is rolled back and earlier ones stay applied."""
     conn.autocommit = True
+    conn.add_notice_handler(_log_warning)
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
     try:
         conn.execute(
@@ -66,9 +72,16 @@ def migrate(conn: psycopg.Connection, *, allow_timescale: bool = True) -> Migrat
         current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
         return MigrationReport(mode, tuple(applied), int(current[0]) if current else 0)
     finally:
+        conn.remove_notice_handler(_log_warning)
         if not conn.closed:  # a lost session already released its advisory lock
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
             conn.autocommit = False
+
+
+def _log_warning(diag: psycopg.errors.Diagnostic) -> None:
+    """Log what a migration reports with RAISE WARNING (NOTICEs, e.g. "already exists", are noise)."""
+    if diag.severity_nonlocalized == "WARNING":
+        log.warning("migration: %s", diag.message_primary)
 
 
 def _apply(conn: psycopg.Connection, version: int, name: str, mode: StorageMode) -> None:

@@ -1,4 +1,5 @@
-"""Fixtures for API tests: one throwaway PostgreSQL per session, migrated and seeded once.
+"""Fixtures for API tests: one throwaway PostgreSQL per session, migrated once and seeded afresh
+for each test module (tests/api/seed.py).
 
 The server fixture lives here for now; move it to tests/conftest.py when other suites need it.
 """
@@ -11,6 +12,7 @@ import psycopg
 import pytest
 
 from ingest.schema.migrate import migrate
+from tests.api.seed import create_tokens, seed
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +35,16 @@ def database_url(pg_server) -> str:
     with psycopg.connect(url) as conn:
         migrate(conn)
     return url
+
+
+@pytest.fixture(scope="module")
+def seeded_url(database_url: str) -> str:
+    """The API database with the seed data and nothing else (tokens included)."""
+    seed(database_url)
+    return database_url
+
+
+@pytest.fixture(scope="module")
+def tokens(seeded_url: str) -> dict[str, str]:
+    """Plaintext tokens by caller kind: admin, north (sc-north), south (sc-south)."""
+    return create_tokens(seeded_url)

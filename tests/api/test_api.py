@@ -14,73 +14,13 @@ from fastapi import Depends
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from psycopg.types.json import Jsonb
 
 from api import create_app, routes
 from api.auth import Principal, Role, RoleGuard, create_token, require_role, revoke_token
+from api.params import MAX_OFFSET
+from tests.api.seed import SPEED, TS, TYRE_FL, VEHICLES
 
-TS = "2025-03-01T10:00:00+00:00"
-SPEED = "Vehicle.Speed"
-TYRE_FL = "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure"
-VEHICLES = [  # vehicle_id, model, service_centre_id
-    ("VIN-N1", "Model N", "sc-north"),
-    ("VIN-N2", "Model N", "sc-north"),
-    ("VIN-N3", None, "sc-north"),  # registered, no data yet
-    ("VIN-S1", "Model S", "sc-south"),
-    ("VIN-U1", None, None),  # not assigned to any centre
-]
-LATEST = {
-    "VIN-N1": {
-        SPEED: {"value": 42.5, "ts": TS},
-        TYRE_FL: {"value": 231.0, "ts": "2025-03-01T09:59:58+00:00"},
-    },
-    "VIN-N2": {SPEED: {"value": 0.0, "ts": TS}},
-    "VIN-S1": {SPEED: {"value": 88.0, "ts": TS}, "Vehicle.Future.Signal": {"value": 1.0, "ts": TS}},
-}
-DTC_REPORTS = [  # vehicle_id, ts, codes
-    ("VIN-N1", "2025-03-01T09:00:00+00:00", ["P0301", "P0302"]),
-    ("VIN-N1", TS, ["P0128"]),
-    ("VIN-S1", TS, ["C0035"]),
-]
 UNREACHABLE_URL = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=1"
-
-
-@pytest.fixture(scope="module")
-def seeded_url(database_url: str) -> str:
-    with psycopg.connect(database_url) as conn:
-        conn.execute("TRUNCATE vehicles, api_tokens, dtc_reports, vehicle_status CASCADE")
-        for vehicle_id, model, centre in VEHICLES:
-            conn.execute(
-                "INSERT INTO vehicles (vehicle_id, last_seen_at, model, service_centre_id) "
-                "VALUES (%s, %s, %s, %s)",
-                (vehicle_id, TS if vehicle_id in LATEST else None, model, centre),
-            )
-        for vehicle_id, signals in LATEST.items():
-            conn.execute(
-                "INSERT INTO vehicle_latest (vehicle_id, ts, signals) VALUES (%s, %s, %s)",
-                (vehicle_id, TS, Jsonb(signals)),
-            )
-        conn.execute(
-            "INSERT INTO vehicle_status (vehicle_id, state, details, reported_at) VALUES (%s, %s, %s, %s)",
-            ("VIN-N1", "online", Jsonb({"state": "online", "campaign_id": "brakes", "queue_rows": 0}), TS),
-        )
-        for vehicle_id, ts, codes in DTC_REPORTS:
-            conn.execute(
-                "INSERT INTO dtc_reports (vehicle_id, ts, codes, firmware_version) "
-                "VALUES (%s, %s, %s, '4.2.0')",
-                (vehicle_id, ts, codes),
-            )
-    return database_url
-
-
-@pytest.fixture(scope="module")
-def tokens(seeded_url: str) -> dict[str, str]:
-    with psycopg.connect(seeded_url) as conn:
-        return {
-            "admin": create_token(conn, "ops", Role.ADMIN),
-            "north": create_token(conn, "north-desk", Role.SERVICE_CENTRE, "sc-north"),
-            "south": create_token(conn, "south-desk", "service_centre", "sc-south"),
-        }
 
 
 @pytest.fixture(scope="module")
@@ -248,10 +188,96 @@ def test_invalid_vehicle_id_is_422(client: TestClient, tokens: dict[str, str], v
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"limit": "ten"}, {"offset": -1}], ids=str)
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 1001},
+        {"limit": "ten"},
+        {"offset": -1},
+        {"offset": MAX_OFFSET + 1},
+        {"offset": 2**63},  # was a 500: "bigint out of range" (schemathesis)
+        {"offset": 2**64 + 7},
+    ],
+    ids=str,
+)
 def test_invalid_paging_is_422(client: TestClient, tokens: dict[str, str], params: dict) -> None:
     r = client.get("/vehicles", params=params, headers=bearer(tokens["admin"]))
     assert r.status_code == 422
+    (error,) = r.json()["detail"]
+    assert error["loc"] == ["query", next(iter(params))]
+
+
+@pytest.mark.postgres
+def test_the_largest_offset_is_an_empty_page(client: TestClient, tokens: dict[str, str]) -> None:
+    r = client.get("/vehicles", params={"offset": MAX_OFFSET}, headers=bearer(tokens["admin"]))
+    assert r.status_code == 200
+    assert r.json()["items"] == [] and r.json()["offset"] == MAX_OFFSET
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "since",
+    [
+        "0.5",  # was read as a Unix time (schemathesis)
+        "0",
+        "1740823200",
+        "2025-03-01",  # a date alone: midnight in which zone?
+        "2025-03-01T10:00:00",  # no offset
+        "2025-03-01 10:00:00Z",
+        "2025-03-01T10:00Z",
+        "2025-13-01T10:00:00Z",
+        "2025-03-01T10:00:00+24:00",
+        "0000-01-01T00:00:00Z",
+        "９９９９-01-01T00:00:00Z",  # non-ASCII digits
+        "yesterday",
+        "",
+    ],
+)
+def test_since_must_be_an_rfc3339_date_time_with_a_zone(
+    client: TestClient, tokens: dict[str, str], since: str
+) -> None:
+    r = client.get("/vehicles/VIN-N1/dtc", params={"since": since}, headers=bearer(tokens["admin"]))
+    assert r.status_code == 422, r.text
+    (error,) = r.json()["detail"]
+    assert error["loc"] == ["query", "since"]
+    assert "RFC 3339" in error["msg"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("since", "reports"),
+    [
+        ("2025-03-01T09:30:00Z", 1),
+        ("2025-03-01t09:30:00z", 1),  # RFC 3339 letters are case-insensitive
+        ("2025-03-01T11:30:00+02:00", 1),
+        ("2025-03-01T09:00:00.000001Z", 1),
+        ("2025-03-01T08:59:60Z", 2),  # a leap second reads as the next one, 09:00:00 (inclusive)
+        ("2025-03-01T08:59:59.999999999Z", 2),  # nanoseconds are cut to microseconds
+        ("0001-01-01T00:00:00+23:59", 2),
+        ("9999-12-31T23:59:59-23:59", 0),
+    ],
+)
+def test_since_accepts_rfc3339_date_times(
+    client: TestClient, tokens: dict[str, str], since: str, reports: int
+) -> None:
+    r = client.get("/vehicles/VIN-N1/dtc", params={"since": since}, headers=bearer(tokens["admin"]))
+    assert r.status_code == 200, r.text
+    assert len(r.json()["reports"]) == reports
+
+
+@pytest.mark.postgres
+def test_unknown_query_parameters_are_422_after_the_token_check(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    typo = client.get("/vehicles/VIN-N1/dtc", params={"sinse": TS}, headers=bearer(tokens["admin"]))
+    assert typo.status_code == 422
+    (error,) = typo.json()["detail"]
+    assert error["loc"] == ["query", "sinse"] and "limit, since" in error["msg"]
+    assert client.get("/vehicles/VIN-N1/status", params={"x": "1"}, headers=bearer(tokens["admin"])).json()[
+        "detail"
+    ][0]["msg"].endswith("takes: none")
+    assert client.get("/vehicles", params={"x": "1"}).status_code == 401
 
 
 @pytest.mark.postgres
@@ -267,10 +293,13 @@ def test_role_guard_forbids_other_roles(seeded_url: str, tokens: dict[str, str])
         assert c.get("/admin-probe", headers=bearer(tokens["admin"])).json() == {"name": "ops"}
 
 
+def _guards(dependant: Dependant) -> list[RoleGuard]:
+    found = [d.call for d in dependant.dependencies if isinstance(d.call, RoleGuard)]
+    return found + [g for d in dependant.dependencies for g in _guards(d)]
+
+
 def test_every_route_but_health_declares_a_role() -> None:
-    def guards(dependant: Dependant) -> list[RoleGuard]:
-        found = [d.call for d in dependant.dependencies if isinstance(d.call, RoleGuard)]
-        return found + [g for d in dependant.dependencies for g in guards(d)]
+    guards = _guards
 
     modules = [importlib.import_module(f"api.routes.{m.name}") for m in pkgutil.iter_modules(routes.__path__)]
     found = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
@@ -312,6 +341,36 @@ def test_openapi_and_docs_are_served(client: TestClient) -> None:
     }
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert client.get("/docs").status_code == 200
+
+
+def test_openapi_documents_every_error_a_route_can_return() -> None:
+    """401 and 503 on every route behind a token (schemathesis found the 401 missing), 404 on every
+    per-vehicle route, 403 wherever a role guard is narrower than "any role", all with a body
+    schema; and the bounds of every integer parameter."""
+    spec = create_app(UNREACHABLE_URL).openapi()
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+    narrow = {
+        route.path
+        for route in create_app(UNREACHABLE_URL).routes
+        if isinstance(route, APIRoute) and any(g.roles != set(Role) for g in _guards(route.dependant))
+    }
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            responses = op["responses"]
+            where = f"{method.upper()} {path}"
+            if path == "/health":
+                assert "401" not in responses, where
+                continue
+            assert responses["401"]["content"] == error, where
+            assert "WWW-Authenticate" in responses["401"]["headers"], where
+            assert responses["503"]["content"] == error, where
+            assert ("404" in responses) == ("{vehicle_id}" in path), where
+            assert ("403" in responses) == (path in narrow), where
+            if op.get("parameters"):
+                assert "422" in responses, where
+            for param in op.get("parameters", []):
+                if param["schema"].get("type") == "integer":
+                    assert {"minimum", "maximum"} <= set(param["schema"]), (where, param["name"])
 
 
 @pytest.mark.postgres

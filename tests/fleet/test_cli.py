@@ -1,4 +1,5 @@
-"""The `fleet` CLI: help everywhere, and the demo end to end on the embedded servers."""
+"""The `fleet` CLI: help everywhere, the demo end to end on the embedded servers, and the token
+commands against a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import psycopg
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from fleet.cli import app
 
@@ -85,3 +87,80 @@ def test_demo_uses_servers_given_by_environment(tmp_path, pg_url: str, mosquitto
             "SELECT count(*) FROM ingest_batches WHERE vehicle_id LIKE 'SIM-%%'"
         ).fetchone()
     assert stored >= summary["batches_published"]
+
+
+def _token(url: str, *args: str) -> Result:
+    """Run `fleet token ...` against the test database (nothing embedded starts)."""
+    return runner.invoke(app, ["token", *args], env={"FLEET_DATABASE_URL": url})
+
+
+def _name(tag: str) -> str:
+    return f"{tag}-{time.time_ns()}"
+
+
+@pytest.mark.postgres
+def test_token_create_refuses_an_active_name_and_replace_rotates(pg_url: str) -> None:
+    name = _name("desk")
+    first = _token(pg_url, "create", name, "--role", "service_centre", "--centre", "sc-1", "--json")
+    assert first.exit_code == 0, first.output
+    created = json.loads(first.stdout)
+    assert created["name"] == name and created["replaced"] == 0 and len(created["token"]) >= 43
+
+    again = _token(pg_url, "create", name)
+    assert again.exit_code == 1
+    assert again.stdout == ""
+    assert f"an active token is already called {name!r}" in again.stderr and "--replace" in again.stderr
+
+    rotated = _token(pg_url, "create", name, "--role", "admin", "--replace", "--json")
+    assert rotated.exit_code == 0, rotated.output
+    assert json.loads(rotated.stdout)["replaced"] == 1
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT role, revoked_at IS NULL FROM api_tokens WHERE name = %s ORDER BY created_at", (name,)
+        ).fetchall()
+    assert rows == [("service_centre", False), ("admin", True)]  # the old one revoked, one active
+
+
+@pytest.mark.postgres
+def test_token_revoke_of_an_unknown_or_revoked_name_fails_clearly(pg_url: str) -> None:
+    unknown = _token(pg_url, "revoke", _name("nobody"))
+    assert unknown.exit_code == 1
+    assert "no token has that name" in unknown.stderr
+
+    name = _name("temp")
+    assert _token(pg_url, "create", name).exit_code == 0
+    revoked = _token(pg_url, "revoke", name, "--json")
+    assert revoked.exit_code == 0, revoked.output
+    assert json.loads(revoked.stdout) == {"name": name, "revoked": 1}
+    twice = _token(pg_url, "revoke", name)
+    assert twice.exit_code == 1
+    assert f"no active token called {name!r}: it was revoked at" in twice.stderr
+    # A revoked token's name is free again.
+    assert _token(pg_url, "create", name).exit_code == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "args",
+    [[""], [" padded"], ["x", "--role", "root"], ["x", "--centre", "c"]],
+    ids=["empty", "padded", "bad-role", "admin-with-centre"],
+)
+def test_token_create_rejects_invalid_input_with_exit_2(pg_url: str, args: list[str]) -> None:
+    result = _token(pg_url, "create", *args)
+    assert result.exit_code == 2
+    assert result.stdout == "" and result.stderr.startswith("invalid token:")
+
+
+@pytest.mark.postgres
+def test_token_list_shows_names_and_roles_but_never_secrets(pg_url: str) -> None:
+    name = _name("listed")
+    token = json.loads(_token(pg_url, "create", name, "--json").stdout)["token"]
+    active = _token(pg_url, "list", "--json")
+    assert active.exit_code == 0, active.output
+    row = next(r for r in json.loads(active.stdout) if r["name"] == name)
+    assert row["role"] == "admin" and row["revoked_at"] is None
+    assert token not in active.stdout
+    assert _token(pg_url, "revoke", name).exit_code == 0
+    assert name not in _token(pg_url, "list", "--json").stdout
+    every = json.loads(_token(pg_url, "list", "--all", "--json").stdout)
+    assert next(r for r in every if r["name"] == name)["revoked_at"] is not None

@@ -1,0 +1,2 @@
+-- Partition creation is serialised (native mode only, see the .native file). Nothing is shared:
+-- TimescaleDB creates its chunks itself and its fleet_ensure_partitions() stays a no-op.
