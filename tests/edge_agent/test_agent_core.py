@@ -7,6 +7,8 @@ import itertools
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from contract import wire_v1
 from contract.endpoint import MqttEndpoint
 from edge_agent.agent import Agent
@@ -48,17 +50,24 @@ def test_rows_are_staged_then_cut_into_one_batch_with_a_durable_seq(tmp_path: Pa
     assert reopened.queue.next_seq() > entry.seq
 
 
-def test_queue_failing_during_use_is_replaced(tmp_path: Path) -> None:
+def test_queue_failing_during_use_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     agent, source = _agent(tmp_path)
     source.set({"Vehicle.Speed": 10.0})
     agent.sample_once()
     agent._flush(cut=True)
+    assert agent.queue.rows == 1 and agent.queue.disk is not None
+    generation = agent.queue.generation
 
-    def broken() -> None:
-        raise sqlite3.DatabaseError("database disk image is malformed")
+    def broken_once(*args: object, **kwargs: object) -> None:
+        monkeypatch.undo()
+        exc = sqlite3.DatabaseError("database disk image is malformed")
+        exc.sqlite_errorcode = sqlite3.SQLITE_CORRUPT  # type: ignore[attr-defined]
+        raise exc
 
-    agent._queue_call(broken)
+    monkeypatch.setattr(agent.queue.disk, "read", broken_once)
+    assert agent.queue.read(0, None, 10) == []  # the spool handles it: no exception reaches the agent
     assert agent.queue.corrupt_files and agent.queue.rows == 0
+    assert agent.queue.generation != generation  # the sender starts over on the new file
     agent.sample_once()
     agent._flush(cut=True)  # keeps working on the fresh file
-    assert agent.queue.rows == 1
+    assert agent.queue.rows == 1 and agent.queue.state == "ok"
