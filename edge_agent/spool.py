@@ -299,13 +299,20 @@ class DiskQueue:
         for key, value in counts.items():
             self._counters[key] += value
 
-    def stage(self, payload: bytes, samples: int, *, chunk_id: int | None = None) -> bool:
+    def stage(
+        self,
+        payload: bytes,
+        samples: int,
+        *,
+        chunk_id: int | None = None,
+        protected: frozenset[int] = frozenset(),
+    ) -> bool:
         """Keep a chunk durable (at the next commit) until it is merged into a batch. False when the
-        full policy dropped it (only trigger windows and DTCs are left, or it is too big)."""
+        full policy dropped it (only trigger windows, DTCs and entries in flight are left)."""
         self._begin()
         size = len(payload)
         fits = size <= self.budget.max_entry_bytes
-        if not (fits and self._make_room(self.budget.pages_for(size), 0, frozenset())):
+        if not (fits and self._make_room(self.budget.pages_for(size), 0, protected)):
             self._drop(Drop(chunk_id or 0, 0, samples, size, True, "disk"))
             return False
         cur = self._conn.execute(

@@ -47,10 +47,12 @@ class MemoryQueue:
         self.payload_bytes += size
         return drops
 
-    def stage(self, chunk_id: int, samples: int, payload: bytes) -> list[Drop]:
+    def stage(
+        self, chunk_id: int, samples: int, payload: bytes, protected: Collection[int] = ()
+    ) -> list[Drop]:
         """Hold a staged chunk; returns what the bound dropped (the chunk itself when it cannot fit)."""
         size = len(payload)
-        drops = self._make_room(size + ENTRY_OVERHEAD_BYTES, 0, ())
+        drops = self._make_room(size + ENTRY_OVERHEAD_BYTES, 0, protected)
         if drops is None:
             return [Drop(chunk_id, 0, samples, size, True, "memory")]
         self.chunks[chunk_id] = (samples, payload)

@@ -286,7 +286,7 @@ class Spool:
 
     def _groups_to_disk(self, disk: DiskQueue, groups: list[list[Op]]) -> None:
         protected = frozenset(self.protected)
-        for op in itertools.chain.from_iterable(groups):
+        for op in itertools.chain.from_iterable(_unstage_first(g) for g in groups):
             if isinstance(op, Put):
                 e = op.entry
                 disk.put(
@@ -299,7 +299,7 @@ class Spool:
                     protected=protected,
                 )
             elif isinstance(op, Stage):
-                disk.stage(op.payload, op.samples, chunk_id=op.chunk_id)
+                disk.stage(op.payload, op.samples, chunk_id=op.chunk_id, protected=protected)
             else:
                 disk.unstage(list(op.ids))
 
@@ -349,9 +349,7 @@ class Spool:
             chunks, entries, est = self._spill_chunk()
 
             def spill(d: DiskQueue, chunks: list[int] = chunks, entries: list[Entry] = entries) -> None:
-                for cid in chunks:
-                    samples, payload = self.memory.chunks[cid]
-                    d.stage(payload, samples, chunk_id=cid)
+                self._groups_to_disk(d, [[Stage(cid, *self.memory.chunks[cid]) for cid in chunks]])
                 self._groups_to_disk(d, [[Put(e) for e in entries]])
 
             if not self._disk_txn(spill, est):
@@ -423,11 +421,11 @@ class Spool:
         cut = [cid for op in group if isinstance(op, Unstage) for cid in op.ids]
         if any(cid not in self.memory.chunks for cid in cut):
             return  # undo the cut: its chunks are not all here; they stay staged where they are
-        for op in group:
+        for op in _unstage_first(group):
             if isinstance(op, Put):
                 drops = self.memory.put(op.entry, self.protected)
             elif isinstance(op, Stage):
-                drops = self.memory.stage(op.chunk_id, op.samples, op.payload)
+                drops = self.memory.stage(op.chunk_id, op.samples, op.payload, self.protected)
             else:
                 drops = []
                 self.memory.unstage(op.ids)
@@ -508,6 +506,14 @@ class Spool:
                 self._last_error,
             )
         self._close_disk()
+
+
+def _unstage_first(group: list[Op]) -> list[Op]:
+    """A cut's chunks go before its batch comes, so the full policy cannot drop a chunk the batch
+    holds (its samples would be counted as dropped and delivered)."""
+    return [op for op in group if isinstance(op, Unstage)] + [
+        op for op in group if not isinstance(op, Unstage)
+    ]
 
 
 def _drop_counts(drop: Drop) -> dict[str, int]:

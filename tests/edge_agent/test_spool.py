@@ -9,6 +9,7 @@ import logging
 import random
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from edge_agent.spool import DiskQueue, Drop, Entry
 from edge_agent.spool_budget import MIN_MAX_BYTES, SpoolBudget
 from edge_agent.spool_errors import classify
 from edge_agent.spool_router import Spool
+from tests.edge_agent.conftest import fill_up
 
 MIB = 1024 * 1024
 
@@ -197,6 +199,50 @@ def test_sqlite_full_is_not_corruption(tmp_path: Path) -> None:
     reopened = DiskQueue(tmp_path / "q.sqlite", MIB)
     assert [e.seq for e in reopened.read(0, None, 100)] == left  # spilled, with the same seqs
     assert reopened.next_seq() > put[-1]
+
+
+def test_full_filesystem_is_not_corruption(tmp_path: Path, small_fs: Callable[[int], Path]) -> None:
+    """The issue's case on a real 1 MiB filesystem (ENOSPC under SQLite) with the default bound,
+    bigger than the filesystem: the spool keeps its file, goes on in memory, and after the filler
+    is deleted every entry is on disk, in order, with its seq; nothing is moved aside."""
+    fs = small_fs(MIB)
+    clock = [0.0]
+    spool = Spool(fs / "state" / "queue.sqlite", 64 * MIB, clock=lambda: clock[0])
+    put: list[int] = []
+
+    def flush(n: int) -> None:
+        for _ in range(n):
+            seq = spool.next_seq()
+            spool.put("telemetry", random.randbytes(1500), priority=0, samples=1, seq=seq)
+            put.append(seq)
+            spool.stage(random.randbytes(300), 1)
+            spool.commit()
+
+    flush(20)
+    assert spool.state == "ok"
+    filler = fill_up(fs)
+    for _ in range(100):
+        flush(1)
+        clock[0] += 1
+        if spool.state != "ok" and spool.memory.rows >= 5:
+            break
+    assert spool.state == "disk_full" and spool.disk is not None
+    assert spool.corrupt_files == [] and not list(fs.rglob("*.corrupt-*"))
+    assert [e.seq for e in spool.read(0, None, 1000)] == put  # disk and memory, nothing unreadable
+    clock[0] += 10
+    spool.commit()  # the retry finds the disk still full
+    assert spool.state == "disk_full"
+    filler.unlink()
+    clock[0] += 10
+    flush(1)
+    assert spool.state == "ok" and spool.memory.empty
+    staged = len(spool.staged())
+    spool.close()
+    reopened = DiskQueue(fs / "state" / "queue.sqlite", 64 * MIB)
+    assert [e.seq for e in reopened.read(0, None, 1000)] == put
+    assert len(reopened.staged()) == staged == len(put)
+    assert reopened.counters["dropped_batches"] == reopened.counters["dropped_chunks"] == 0
+    reopened.close()
 
 
 def test_two_corruptions_in_the_same_second_make_two_readable_files(
