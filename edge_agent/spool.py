@@ -325,6 +325,16 @@ class DiskQueue:
         """Staged chunks (committed or not), oldest first."""
         return [(r[0], bytes(r[1])) for r in self._conn.execute("SELECT id, payload FROM staged ORDER BY id")]
 
+    def holds_staged(self, ids: tuple[int, ...]) -> bool:
+        """Whether every one of these chunks is still staged (the full policy may have dropped one)."""
+        if not ids:
+            return True
+        placeholders = ",".join("?" * len(ids))
+        (found,) = self._conn.execute(
+            f"SELECT count(*) FROM staged WHERE id IN ({placeholders})", ids
+        ).fetchone()
+        return int(found) == len(set(ids))
+
     def unstage(self, ids: list[int]) -> None:
         if ids:
             self._begin()

@@ -286,7 +286,9 @@ class Spool:
 
     def _groups_to_disk(self, disk: DiskQueue, groups: list[list[Op]]) -> None:
         protected = frozenset(self.protected)
-        for op in itertools.chain.from_iterable(_unstage_first(g) for g in groups):
+        for op in itertools.chain.from_iterable(
+            _unstage_first(g) for g in groups if self._cut_holds(disk, g)
+        ):
             if isinstance(op, Put):
                 e = op.entry
                 disk.put(
@@ -302,6 +304,13 @@ class Spool:
                 disk.stage(op.payload, op.samples, chunk_id=op.chunk_id, protected=protected)
             else:
                 disk.unstage(list(op.ids))
+
+    @staticmethod
+    def _cut_holds(disk: DiskQueue, group: list[Op]) -> bool:
+        """A cut applies only if all its chunks are still staged; otherwise it is undone (its batch
+        discarded, the chunks left staged), as the full policy may have dropped one since."""
+        ids = tuple(cid for op in group if isinstance(op, Unstage) for cid in op.ids)
+        return disk.holds_staged(ids)
 
     def _disk_txn(self, fn: Callable[[DiskQueue], object], est_bytes: int) -> bool:
         """One transaction: pending deletes (a budget's worth), memory drops to count, then `fn`.
