@@ -11,28 +11,24 @@ flush interval (≤ 1 s), and `synchronous=FULL` makes each commit fsync the WAL
 SIGKILL loses at most the samples of one flush interval, and the sender only reads committed rows
 (`committed_max_id`).
 
-Bound (`edge_agent.spool_budget`): `max_bytes` covers queue.sqlite + -wal + -shm on disk. Before an
-entry or staged chunk is added, the oldest data of the lowest priority is dropped until the
-database's used pages plus the pages the entry can need fit the database's share: periodic batches
-first, then staged chunks (the newest periodic data), then trigger windows, then DTCs; entries in
-flight (`protected`) are kept. Drops happen a page at a time, so a drop may free a little more than
-needed. They are counted in the file (`dropped_batches`, `dropped_chunks`, `dropped_samples`,
-`dropped_bytes`) and reported in the check-in. After a commit that leaves the WAL over half its
-budget, or over the filesystem's free space, `wal_checkpoint(TRUNCATE)` moves it into the database
-and empties it (so the WAL file's size is what it holds); before a transaction that would overflow
-the budget it is emptied first, and if that fails the transaction is refused as a full disk.
+Bound (`edge_agent.spool_budget`): `max_bytes` covers queue.sqlite + -wal + -shm on disk. Before a
+row is added, `edge_agent.spool_policy` drops by priority until SQLite's used pages plus the pages
+the row can need fit the database's share; drops are counted in the file (`dropped_batches`,
+`dropped_chunks`, `dropped_samples`, `dropped_bytes`) and reported in the check-in. After a commit
+that leaves the WAL over half its budget, or over the filesystem's free space,
+`wal_checkpoint(TRUNCATE)` moves it into the database and empties it (so the WAL file's size is
+what it holds); before a transaction that would overflow the budget (`make_wal_room`) it is
+emptied first, and if that fails the transaction is refused as a full disk.
 
 Staging: periodic data is made durable every flush interval but published in larger batches. Each
 flush `stage()`s its chunk; every batch interval the agent merges the staged chunks into one batch,
 `put()`s it with a new seq and `unstage()`s the chunks in the same transaction, so a crash keeps
 either the chunks or the batch, never both or neither.
 
-Errors (`classify`): SQLITE_FULL and ENOSPC are "full", SQLITE_CORRUPT, SQLITE_NOTADB and a failed
-`quick_check` are "corrupt", anything else (SQLITE_IOERR, CANTOPEN, READONLY...) is "io". SQLite
-rolls a transaction back on SQLITE_FULL; `rollback()` makes sure and reloads the counts. Only a
-corrupt file is moved aside: to `<name>.corrupt-<unix ns>-<n>` (a name no file has yet, with its
--wal and -shm), never deleting or overwriting an earlier one; a fresh queue then starts with the old
-counters and ids, and numbers above the old reservation.
+Errors (`edge_agent.spool_errors`): only a corrupt file is moved aside (`spool_files.move_aside`:
+a name no earlier file has, with its -wal and -shm); a fresh queue then starts with the old
+counters and ids, and numbers above the old reservation. SQLite rolls a transaction back on
+SQLITE_FULL; `rollback()` makes sure and reloads the counts.
 """
 
 from __future__ import annotations
@@ -44,29 +40,13 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edge_agent.spool_budget import FIXED_PAGES, SpoolBudget
-from edge_agent.spool_errors import DiskFull, QueueCorrupt, classify
-from edge_agent.spool_files import file_bytes, free_bytes, move_aside
+from edge_agent.spool_budget import SpoolBudget
+from edge_agent.spool_errors import DiskFull, classify
+from edge_agent.spool_files import checkpoint, connect, file_bytes, free_bytes, move_aside
+from edge_agent.spool_policy import Drop, make_room, used_pages
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS queue (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind     TEXT    NOT NULL,
-    priority INTEGER NOT NULL,
-    seq      INTEGER NOT NULL,
-    samples  INTEGER NOT NULL,
-    payload  BLOB    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS queue_by_priority ON queue (priority, id);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS staged (
-    id      INTEGER PRIMARY KEY AUTOINCREMENT,
-    samples INTEGER NOT NULL,
-    payload BLOB    NOT NULL
-);
-"""
 COUNTERS = ("last_seq", "dropped_batches", "dropped_chunks", "dropped_samples", "dropped_bytes")
 SEQ_RESERVE = 1_000_000  # numbers reserved ahead in the file; a restart skips at most this many
 
@@ -80,18 +60,6 @@ class Entry:
     samples: int
     payload: bytes
     in_memory: bool = False  # held by the memory fallback, not (yet) on disk
-
-
-@dataclass(frozen=True, slots=True)
-class Drop:
-    """One entry (or staged chunk, `chunk`) the full policy gave up."""
-
-    id: int
-    priority: int
-    samples: int
-    size: int
-    chunk: bool
-    store: str  # "disk" or "memory"
 
 
 class DiskQueue:
@@ -130,19 +98,8 @@ class DiskQueue:
             return self._open()
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = connect(self.path, self.budget.wal_bytes)
         try:
-            conn.execute("PRAGMA page_size=4096")  # only takes effect on a new file
-            conn.execute(f"PRAGMA journal_size_limit={self.budget.wal_bytes}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA wal_autocheckpoint=0")  # commit() checkpoints, by the budget
-            conn.execute("PRAGMA cache_size=-512")  # KiB: the queue is read sequentially; keep RSS small
-            (check,) = conn.execute("PRAGMA quick_check").fetchone()
-            if check != "ok":
-                raise QueueCorrupt(check)
-            conn.executescript(_SCHEMA)
             (page,) = conn.execute("PRAGMA page_size").fetchone()
             if page != self.budget.page_bytes:
                 self.budget = replace(self.budget, page_bytes=int(page))
@@ -243,43 +200,13 @@ class DiskQueue:
         return True
 
     def _used_pages(self) -> int:
-        (count,) = self._conn.execute("PRAGMA page_count").fetchone()
-        (free,) = self._conn.execute("PRAGMA freelist_count").fetchone()
-        return int(count) - int(free)
+        return used_pages(self._conn)
 
     def _make_room(self, need_pages: int, priority: int, protected: frozenset[int]) -> bool:
-        """Drop by priority until `need_pages` more pages fit the database's share."""
-        cap = self.budget.db_pages
-        if need_pages > cap - FIXED_PAGES:
-            return False
-        kept = ",".join(str(int(i)) for i in protected)  # integers only: safe to inline
-        not_kept = f" AND id NOT IN ({kept})" if kept else ""
-        queries = [  # periodic batches, staged chunks (newest periodic data), then by priority
-            f"SELECT id, priority, samples, length(payload), 0 FROM queue WHERE priority <= 0{not_kept}"
-            " ORDER BY id LIMIT 32",
-            "SELECT id, 0, samples, length(payload), 1 FROM staged ORDER BY id LIMIT 32",
-        ]
-        if priority > 0:
-            queries.append(
-                "SELECT id, priority, samples, length(payload), 0 FROM queue "
-                f"WHERE priority > 0 AND priority <= {int(priority)}{not_kept} ORDER BY priority, id LIMIT 32"
-            )
-        for query in queries:
-            while self._used_pages() + need_pages > cap:
-                victims = self._conn.execute(query).fetchall()
-                if not victims:
-                    break  # nothing of this kind left: try the next
-                for row_id, prio, samples, length, chunk in victims:
-                    self._delete_victim(Drop(row_id, prio, samples, length, bool(chunk), "disk"))
-                    if self._used_pages() + need_pages <= cap:
-                        return True
-        return self._used_pages() + need_pages <= cap
+        return make_room(self._conn, self.budget.db_pages, need_pages, priority, protected, self._victim)
 
-    def _delete_victim(self, drop: Drop) -> None:
-        if drop.chunk:
-            self._conn.execute("DELETE FROM staged WHERE id = ?", (drop.id,))
-        else:
-            self._conn.execute("DELETE FROM queue WHERE id = ?", (drop.id,))
+    def _victim(self, drop: Drop) -> None:
+        if not drop.chunk:
             self.bytes_used -= drop.size
             self.rows -= 1
         self._drop(drop)
@@ -392,14 +319,7 @@ class DiskQueue:
     def checkpoint(self) -> bool:
         """Move the WAL into the database and empty it; False when it could not (e.g. no room for
         the database to grow). Raises only for corruption."""
-        try:
-            busy, wal_frames, done = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        except sqlite3.Error as exc:
-            if classify(exc) == "corrupt":
-                raise
-            log.debug("checkpoint failed: %s", exc)
-            return False
-        return busy == 0 and wal_frames == done
+        return checkpoint(self._conn)
 
     def make_wal_room(self, txn_wal_bytes: int) -> None:
         """Before a transaction estimated to write `txn_wal_bytes` of WAL: empty the WAL if it

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import replace
 
-from edge_agent.spool import Drop, Entry
+from edge_agent.spool import Entry
+from edge_agent.spool_policy import Drop
 
 ENTRY_OVERHEAD_BYTES = 200  # an Entry object, its bytes header and its dict slot, roughly
 

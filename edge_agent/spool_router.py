@@ -33,49 +33,37 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from edge_agent.ratelimit import LogThrottle
-from edge_agent.spool import COUNTERS, DiskQueue, Drop, Entry
+from edge_agent.spool import COUNTERS, DiskQueue, Entry
 from edge_agent.spool_budget import SpoolBudget
 from edge_agent.spool_errors import ErrorKind, classify
 from edge_agent.spool_files import file_bytes
 from edge_agent.spool_memory import MemoryQueue
+from edge_agent.spool_ops import (
+    Group,
+    Op,
+    Put,
+    Stage,
+    Unstage,
+    apply_to_disk,
+    apply_to_memory,
+    wal_estimate,
+)
+from edge_agent.spool_policy import DROP_KEYS, Drop
+from edge_agent.spool_report import SpoolReport
 
 log = logging.getLogger(__name__)
 
 RETRY_INTERVAL_S = 5.0
 DEFAULT_MEMORY_MAX_BYTES = 2 * 1024 * 1024
 MAX_TXNS_PER_COMMIT = 8  # spill and delete at most this many transactions per flush
-_DROP_KEYS = ("dropped_batches", "dropped_chunks", "dropped_samples", "dropped_bytes")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Put:
-    entry: Entry
-
-
-@dataclass(frozen=True, slots=True)
-class Stage:
-    chunk_id: int
-    samples: int
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Unstage:
-    ids: tuple[int, ...]
-
-
-Op = Put | Stage | Unstage
 
 
 class Spool:
@@ -97,27 +85,23 @@ class Spool:
         self.corrupt_files: list[Path] = []
         self.protected: set[int] = set()
         self.generation = 0  # bumped when ids seen before may be gone or renamed: reset the sender
-        self.disk_full_events = 0
         self.on_drop: Callable[[Drop], None] | None = None
         self.committed_max_id = 0
         self._clock, self._retry_interval_s = clock, retry_interval_s
         self._retry_at = 0.0
         self._disk_ok = False
         self._last_error = ""
-        self._groups: list[list[Op]] = []
-        self._group: list[Op] | None = None
+        self._groups: list[Group] = []
+        self._group: Group | None = None
         self._pending_removes: set[int] = set()
         self._pending_unstage: set[int] = set()
         self._base_counters = dict.fromkeys(COUNTERS, 0)  # as last committed to a file
-        self._unsaved = dict.fromkeys(_DROP_KEYS, 0)  # memory drops not yet counted in a file
-        self._unlogged = dict.fromkeys(_DROP_KEYS, 0)
+        self._unsaved = dict.fromkeys(DROP_KEYS, 0)  # memory drops not yet counted in a file
         self._next_seq = time.time_ns() // 1000
         self._next_id = self._next_chunk_id = time.time_ns() // 1000  # only without a file at start
-        self._throttle = LogThrottle(log)
         self._open_disk(first=True)
         self.committed_max_id = self._next_id - 1
-        self._last_state = self.state
-        self.disk_full_events = int(self._last_state != "ok")  # times the spool left state ok
+        self.report = SpoolReport(path, self.state)
 
     # -- state --------------------------------------------------------------------------------
     @property
@@ -125,6 +109,10 @@ class Spool:
         if self.disk is None:
             return "memory_only"
         return "ok" if self._disk_ok and self.memory.empty else "disk_full"
+
+    @property
+    def disk_full_events(self) -> int:
+        return self.report.disk_full_events
 
     @property
     def max_entry_bytes(self) -> int:
@@ -180,7 +168,7 @@ class Spool:
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
         """The writes inside land in one transaction (or all in memory)."""
-        group: list[Op] = []
+        group: Group = []
         self._group = group
         try:
             yield
@@ -224,7 +212,7 @@ class Spool:
         if self._due():
             self._recover_disk()
         self.committed_max_id = self._next_id - 1
-        self._report()
+        self.report.update(self.state, self._last_error, self.memory.max_bytes, self._retry_interval_s)
 
     # -- disk -----------------------------------------------------------------------------------
     def _open_disk(self, first: bool = False) -> None:
@@ -267,50 +255,25 @@ class Spool:
         k = self._deletes_per_txn()
         return not self.memory.empty or len(self._pending_removes) > k or len(self._pending_unstage) > k
 
-    def _to_disk(self, groups: list[list[Op]]) -> list[list[Op]]:
+    def _to_disk(self, groups: list[Group]) -> list[Group]:
         """Apply `groups` in transactions within half the WAL budget each; returns those that could
         not be applied because the disk failed."""
         i = 0
         while True:
             j, est = i, 0
             while j < len(groups):
-                more = _wal_estimate(self.budget, groups[j])
+                more = wal_estimate(self.budget, groups[j])
                 if j > i and est + more > self.budget.wal_bytes // 2:
                     break
                 est, j = est + more, j + 1
-            if not self._disk_txn(functools.partial(self._groups_to_disk, groups=groups[i:j]), est):
+            if not self._disk_txn(functools.partial(self._apply, groups=groups[i:j]), est):
                 return groups[i:]
             i = j
             if i >= len(groups):
                 return []
 
-    def _groups_to_disk(self, disk: DiskQueue, groups: list[list[Op]]) -> None:
-        protected = frozenset(self.protected)
-        for op in itertools.chain.from_iterable(
-            _unstage_first(g) for g in groups if self._cut_holds(disk, g)
-        ):
-            if isinstance(op, Put):
-                e = op.entry
-                disk.put(
-                    e.kind,
-                    e.payload,
-                    priority=e.priority,
-                    samples=e.samples,
-                    seq=e.seq,
-                    entry_id=e.id,
-                    protected=protected,
-                )
-            elif isinstance(op, Stage):
-                disk.stage(op.payload, op.samples, chunk_id=op.chunk_id, protected=protected)
-            else:
-                disk.unstage(list(op.ids))
-
-    @staticmethod
-    def _cut_holds(disk: DiskQueue, group: list[Op]) -> bool:
-        """A cut applies only if all its chunks are still staged; otherwise it is undone (its batch
-        discarded, the chunks left staged), as the full policy may have dropped one since."""
-        ids = tuple(cid for op in group if isinstance(op, Unstage) for cid in op.ids)
-        return disk.holds_staged(ids)
+    def _apply(self, disk: DiskQueue, groups: list[Group]) -> None:
+        apply_to_disk(disk, groups, frozenset(self.protected))
 
     def _disk_txn(self, fn: Callable[[DiskQueue], object], est_bytes: int) -> bool:
         """One transaction: pending deletes (a budget's worth), memory drops to count, then `fn`.
@@ -340,7 +303,7 @@ class Spool:
             break
         self._pending_removes.difference_update(removes)
         self._pending_unstage.difference_update(unstages)
-        self._unsaved = dict.fromkeys(_DROP_KEYS, 0)
+        self._unsaved = dict.fromkeys(DROP_KEYS, 0)
         self._base_counters = disk.counters
         self._disk_ok = True
         for drop in disk.last_drops:
@@ -358,8 +321,9 @@ class Spool:
             chunks, entries, est = self._spill_chunk()
 
             def spill(d: DiskQueue, chunks: list[int] = chunks, entries: list[Entry] = entries) -> None:
-                self._groups_to_disk(d, [[Stage(cid, *self.memory.chunks[cid]) for cid in chunks]])
-                self._groups_to_disk(d, [[Put(e) for e in entries]])
+                self._apply(
+                    d, [[Stage(cid, *self.memory.chunks[cid]) for cid in chunks], [Put(e) for e in entries]]
+                )
 
             if not self._disk_txn(spill, est):
                 return
@@ -426,22 +390,11 @@ class Spool:
         self.disk = None
 
     # -- memory ---------------------------------------------------------------------------------
-    def _to_memory(self, group: list[Op]) -> None:
-        cut = [cid for op in group if isinstance(op, Unstage) for cid in op.ids]
-        if any(cid not in self.memory.chunks for cid in cut):
-            return  # undo the cut: its chunks are not all here; they stay staged where they are
-        for op in _unstage_first(group):
-            if isinstance(op, Put):
-                drops = self.memory.put(op.entry, self.protected)
-            elif isinstance(op, Stage):
-                drops = self.memory.stage(op.chunk_id, op.samples, op.payload, self.protected)
-            else:
-                drops = []
-                self.memory.unstage(op.ids)
-            for drop in drops:
-                for key, value in _drop_counts(drop).items():
-                    self._unsaved[key] += value
-                self._dropped(drop)
+    def _to_memory(self, group: Group) -> None:
+        for drop in apply_to_memory(self.memory, group, self.protected):
+            for key, value in drop.counts().items():
+                self._unsaved[key] += value
+            self._dropped(drop)
 
     # -- reading --------------------------------------------------------------------------------
     def read(self, after_id: int, upto_id: int | None, limit: int) -> list[Entry]:
@@ -465,43 +418,10 @@ class Spool:
         out.sort(key=lambda e: e.id)
         return out[:limit]
 
-    # -- reporting ------------------------------------------------------------------------------
     def _dropped(self, drop: Drop) -> None:
-        for key, value in _drop_counts(drop).items():
-            self._unlogged[key] += value
+        self.report.dropped(drop)
         if self.on_drop is not None:
             self.on_drop(drop)
-
-    def _report(self) -> None:
-        state = self.state
-        if state != self._last_state:
-            self.disk_full_events += self._last_state == "ok"
-            if state == "ok":
-                self._throttle.log(logging.INFO, "state", "spool: writing to %s again", self.path)
-            else:
-                self._throttle.log(
-                    logging.WARNING,
-                    "state",
-                    "spool: %s (%s); holding new data in memory (up to %d bytes), retrying every %.0f s",
-                    state,
-                    self._last_error,
-                    self.memory.max_bytes,
-                    self._retry_interval_s,
-                )
-            self._last_state = state
-        u = self._unlogged
-        if (u["dropped_batches"] or u["dropped_chunks"]) and self._throttle.ready("drops"):
-            self._throttle.log(
-                logging.WARNING,
-                "drops",
-                "spool full (%s): dropped %d batches and %d staged chunks (%d samples, %d bytes)",
-                state,
-                u["dropped_batches"],
-                u["dropped_chunks"],
-                u["dropped_samples"],
-                u["dropped_bytes"],
-            )
-            self._unlogged = dict.fromkeys(_DROP_KEYS, 0)
 
     def close(self) -> None:
         """Apply what is left (one more try of the disk); what memory still holds is lost."""
@@ -515,31 +435,3 @@ class Spool:
                 self._last_error,
             )
         self._close_disk()
-
-
-def _unstage_first(group: list[Op]) -> list[Op]:
-    """A cut's chunks go before its batch comes, so the full policy cannot drop a chunk the batch
-    holds (its samples would be counted as dropped and delivered)."""
-    return [op for op in group if isinstance(op, Unstage)] + [
-        op for op in group if not isinstance(op, Unstage)
-    ]
-
-
-def _drop_counts(drop: Drop) -> dict[str, int]:
-    return {
-        "dropped_chunks" if drop.chunk else "dropped_batches": 1,
-        "dropped_samples": drop.samples,
-        "dropped_bytes": drop.size,
-    }
-
-
-def _wal_estimate(budget: SpoolBudget, group: list[Op]) -> int:
-    size = rows = 0
-    for op in group:
-        if isinstance(op, Put):
-            size, rows = size + len(op.entry.payload), rows + 1
-        elif isinstance(op, Stage):
-            size, rows = size + len(op.payload), rows + 1
-        else:
-            rows += len(op.ids)
-    return budget.wal_bytes_for(size, rows)
