@@ -3,8 +3,11 @@ queue file that goes bad during use is replaced without stopping the agent."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,40 @@ def test_queue_failing_during_use_is_replaced(tmp_path: Path, monkeypatch: pytes
     agent.sample_once()
     agent._flush(cut=True)  # keeps working on the fresh file
     assert agent.queue.rows == 1 and agent.queue.state == "ok"
+
+
+def test_a_campaign_that_cannot_be_saved_still_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent, _ = _agent(tmp_path)
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("edge_agent.agent._write_atomically", disk_full)
+    campaign = b'{"campaign_id": "c", "version": 5, "signals": [{"path": "Vehicle.Speed"}]}'
+    assert agent.offer_campaign(campaign)
+    assert agent.campaign.version == 5
+
+
+def test_a_failing_loop_step_is_counted_and_the_loop_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent, source = _agent(tmp_path)
+    source.set({"Vehicle.Speed": 10.0})
+    real = agent.sample_once
+    calls = []
+
+    def fails_once(timeout_s: float = 0.05) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in one step")
+        real(timeout_s)
+
+    monkeypatch.setattr(agent, "sample_once", fails_once)
+    stop = threading.Event()
+    runner = threading.Thread(target=agent.run, args=(stop,))
+    runner.start()
+    time.sleep(1.5)
+    stop.set()
+    runner.join(20)
+    assert not runner.is_alive()
+    assert agent.stats.loop_errors == 1 and agent.stats.rows_read > 0

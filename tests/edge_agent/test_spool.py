@@ -8,6 +8,8 @@ import itertools
 import logging
 import random
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -333,6 +335,13 @@ def test_too_small_max_bytes_is_rejected_at_start(tmp_path: Path, caplog: pytest
     with caplog.at_level(logging.WARNING, logger="edge_agent.config"):
         load_config(_write_config(tmp_path, "max_bytes = 67108864", ten_hz), {})
     assert caplog.text == ""
+    proc = subprocess.run(  # the service (systemd's entry) refuses to start: exit code 2, and why
+        [sys.executable, "-m", "edge_agent", "--config", str(_write_config(tmp_path, "max_bytes = 100000"))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "max_bytes = 100000 is below the minimum" in proc.stderr
 
 
 def _e(i: int) -> Entry:

@@ -325,3 +325,52 @@ def check_visible(spool: Spool, world: World) -> set[int]:
     assert spool.memory.bytes_held <= spool.memory.max_bytes
     assert spool.file_bytes() <= spool.max_bytes
     return set(ids)
+
+
+# -- the other failure paths --------------------------------------------------------------------
+def _entries(spool: Spool, n: int) -> list[int]:
+    seqs = []
+    for _ in range(n):
+        seqs.append(spool.next_seq())
+        spool.put("telemetry", f"E{seqs[-1]}:1:".encode(), priority=0, samples=1, seq=seqs[-1])
+    return seqs
+
+
+def test_an_io_error_closes_the_file_and_reopens_it_later(tmp_path: Path) -> None:
+    clock = [0.0]
+    spool = Spool(tmp_path / "q.sqlite", MIN_MAX_BYTES, clock=lambda: clock[0])
+    seqs = _entries(spool, 3)
+    spool.commit()
+    generation = spool.generation
+    exc = sqlite3.OperationalError("disk I/O error")
+    exc.sqlite_errorcode = sqlite3.SQLITE_IOERR_WRITE  # type: ignore[attr-defined]
+    with mock.patch.object(DiskQueue, "commit", side_effect=exc):
+        seqs += _entries(spool, 2)
+        spool.commit()
+    assert spool.state == "memory_only" and spool.disk is None and spool.corrupt_files == []
+    assert [e.seq for e in spool.read(0, None, 100)] == seqs[3:]  # the file's rows wait for the reopen
+    clock[0] += 10
+    spool.commit()
+    assert spool.state == "ok" and spool.generation != generation  # the sender starts over
+    assert [e.seq for e in spool.read(0, None, 100)] == seqs
+    spool.close()
+
+
+def test_starts_without_a_usable_file_and_uses_one_when_it_can(tmp_path: Path) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the state directory should be")
+    clock = [0.0]
+    spool = Spool(blocker / "queue.sqlite", MIN_MAX_BYTES, clock=lambda: clock[0])
+    assert spool.state == "memory_only"
+    seqs = _entries(spool, 3)
+    spool.commit()
+    assert [e.seq for e in spool.read(0, None, 100)] == seqs  # published from memory meanwhile
+    blocker.unlink()
+    clock[0] += 10
+    spool.commit()
+    assert spool.state == "ok" and spool.memory.empty
+    spool.close()
+    reopened = DiskQueue(blocker / "queue.sqlite", MIN_MAX_BYTES)
+    assert [e.seq for e in reopened.read(0, None, 100)] == seqs
+    assert reopened.next_seq() > seqs[-1]
+    reopened.close()
