@@ -159,7 +159,7 @@ class Agent:
             if path is not None and path.exists():
                 try:
                     return parse_campaign(path.read_bytes())
-                except CampaignError as exc:
+                except (CampaignError, OSError) as exc:
                     log.error("ignoring campaign file %s: %s", path, exc)
         paths = tuple(p for p in BY_PATH if p in self.source.available_paths)
         return default_campaign(paths, period_ms=self.config.default_period_ms).model_copy(
@@ -494,11 +494,18 @@ def _interleave(live: list[Entry], backlog: list[Entry], turn: int) -> list[tupl
 
 
 def _write_atomically(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Write to a temporary file and rename it over `path`. Raises OSError (e.g. ENOSPC), and then
+    leaves no partial temporary file to take space on a full disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
