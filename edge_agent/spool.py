@@ -17,8 +17,10 @@ the row can need fit the database's share; drops are counted in the file (`dropp
 `dropped_chunks`, `dropped_samples`, `dropped_bytes`) and reported in the check-in. After a commit
 that leaves the WAL over half its budget, or over the filesystem's free space,
 `wal_checkpoint(TRUNCATE)` moves it into the database and empties it (so the WAL file's size is
-what it holds); before a transaction that would overflow the budget (`make_wal_room`) it is
-emptied first, and if that fails the transaction is refused as a full disk.
+what it holds); before a transaction that would overflow the budget (`make_wal_room`, given the
+caller's estimate of the transaction) it is emptied first, and if that fails the transaction is
+refused as a full disk. The WAL bound thus needs transactions sized by their estimate, which the
+spool router does; the database bound holds for any use of this class.
 
 Staging: periodic data is made durable every flush interval but published in larger batches. Each
 flush `stage()`s its chunk; every batch interval the agent merges the staged chunks into one batch,

@@ -5,21 +5,23 @@ Owns: the arithmetic, so that the disk queue, the config check and the docs say 
 `max_bytes` bounds the three files of the queue on disk together: `queue.sqlite` +
 `queue.sqlite-wal` + `queue.sqlite-shm`. It is split as
 - shm: `SHM_BYTES` (32 KiB: the WAL index for up to 4,062 WAL frames, more than the WAL budget);
-- WAL: `wal_bytes` = max_bytes / 4, within 128 KiB .. 4 MiB. The queue checkpoints after a commit
-  that leaves the WAL over half of it (or over the filesystem's free space), and before a transaction
-  whose estimated frames (`wal_bytes_for`, an upper bound) would not fit after the WAL written so
-  far, so that the WAL restarts at its beginning; `journal_size_limit` cuts the file back to this
-  size. So the WAL file stays within its budget as long as no single transaction needs more: a
-  spill chunk is chosen to need at most half of it, and a flush's transaction holds one flush
-  interval of data, or one batch being cut, which `check_max_bytes` requires to fit (the agent
-  warns when a campaign pushed later does not);
+- WAL: `wal_bytes` = max_bytes / 4, within 128 KiB .. 4 MiB. The queue empties the WAL
+  (`wal_checkpoint(TRUNCATE)`, so the file's size is what it holds) after a commit that leaves it
+  over half of this or over the filesystem's free space, and before a transaction whose estimated
+  WAL (`wal_bytes_for`, meant as an upper bound; tests measure the files) would not fit after what
+  the WAL already holds; if it cannot, the transaction is refused as a full disk. So the WAL stays
+  within its budget as long as no single transaction needs more. The spool sizes transactions for
+  that (`spool_router`: at most half the budget each, one group at least), and the one group it
+  cannot split, a cut (a batch and the chunks it merges), is checked against the budget by
+  `check_max_bytes` at start-up (the agent only warns about a campaign pushed later);
 - database file: the rest (`db_bytes`). Before an entry or staged chunk is added, the database's used
   pages (SQLite's own count: page_count - freelist_count, i.e. payload plus row, index and b-tree
   overhead) plus the pages the entry can need (`pages_for`, an upper bound) must fit; otherwise
   entries are dropped by priority. SQLite grows the file only when no free page is left, so the file
   never exceeds `db_bytes`.
-An entry may be at most `max_entry_bytes` (a sixteenth of the WAL budget); the agent splits bigger
-batches in halves (each with its own seq) instead of dropping them.
+An entry may be at most `max_entry_bytes` (a sixteenth of the WAL budget, an eighth of the
+database's); the agent splits bigger batches in halves (each with its own seq) instead of dropping
+them.
 """
 
 from __future__ import annotations
