@@ -4,7 +4,8 @@ Two paths share this package:
 - the in-car service (`edge_agent.agent.Agent`, run by `fleet agent --config` or
   `python -m edge_agent --config`): sources (`edge_agent.sources`: OBD-II, CAN, simulated),
   campaigns (`campaign`, `expression`, `sampling`, `trigger`, `ring`, `collector`: pure),
-  store-and-forward (`spool`: SQLite WAL) and the MQTT link (`link`: backoff, last will, config);
+  store-and-forward (`spool_router`: SQLite WAL bounded on disk, memory while the disk is full)
+  and the MQTT link (`link`: backoff, last will, config);
 - the fleet simulator's path (`FleetBatcher`, `MqttPublisher`, `SequenceCounter`), which publishes
   many simulated vehicles at once.
 Submodules are imported lazily by their users so that a car loads only what it runs.

@@ -8,6 +8,13 @@ Sender fairness: at each (re)connection the queue is split at its newest committ
 after it are "live", the ones before are the "backlog". The sender alternates between the oldest
 unsent live entry and the oldest unsent backlog entry, so the backlog goes out in order while
 fresh data keeps flowing. An entry leaves the queue only when the broker acknowledged it (PUBACK).
+Entries in flight are protected from the full policy; when the spool's ids may have changed
+(`Spool.generation`: a corrupt file replaced, a file reopened) the sender starts over.
+
+Never a crash loop: the spool (`edge_agent.spool_router`) rides out a full or failing disk in
+memory, a campaign that cannot be saved still runs, and a step of the loop that fails anyway is
+logged (rate-limited), counted (`loop_errors`) and the loop goes on: under systemd's
+`Restart=always` a crash would only restart the agent into the same state.
 """
 
 from __future__ import annotations
@@ -17,10 +24,8 @@ import importlib.metadata
 import json
 import logging
 import os
-import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,11 +37,14 @@ from contract.dtc import dtc_message
 from contract.errors import EncodeError
 from contract.signals import BY_PATH, WireType
 from edge_agent.campaign import Campaign, CampaignError, default_campaign, parse_campaign, supersedes
-from edge_agent.collector import PRIORITY_HIGH, PRIORITY_LOW, Chunk, Collector, merge_chunks
+from edge_agent.collector import PRIORITY_DTC, PRIORITY_LOW, Chunk, Collector, merge_chunks
 from edge_agent.config import AgentConfig
 from edge_agent.link import AgentLink, LinkConfig
+from edge_agent.ratelimit import LogThrottle
 from edge_agent.sources.base import Source, SourceError
-from edge_agent.spool import DiskQueue, Entry
+from edge_agent.spool import Entry
+from edge_agent.spool_budget import check_max_bytes, largest_batch_bytes
+from edge_agent.spool_router import Spool
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,7 @@ def _package_version() -> str:
 AGENT_VERSION = _package_version()
 TS_RESOLUTION_NS = 1_000_000
 MAX_BATCH_ROWS = 5_000  # below wire_v1.MAX_ROWS; a frame still too big is split in halves
+MAX_CORRUPT_FILES_IN_CHECKIN = 5  # the newest; the check-in must stay small (16 KiB at ingest)
 
 
 @dataclass
@@ -58,9 +67,11 @@ class AgentStats:
     rows_read: int = 0
     samples_read: int = 0
     source_errors: int = 0
+    samples_collected: int = 0  # in every chunk the collector produced: kept, sent or dropped later
     batches_queued: int = 0
     samples_queued: int = 0
     batches_acked: int = 0
+    batches_acked_from_memory: int = 0  # published while held in memory (the disk took no writes)
     samples_acked: int = 0
     telemetry_bytes_acked: int = 0
     dtc_messages_queued: int = 0
@@ -68,6 +79,7 @@ class AgentStats:
     campaigns_applied: int = 0
     campaigns_rejected: int = 0
     last_campaign_error: str = ""
+    loop_errors: int = 0
 
 
 @dataclass
@@ -76,6 +88,18 @@ class _Inflight:
     kind: str
     samples: int
     size: int
+    from_memory: bool
+
+
+@dataclass
+class _Schedule:
+    """When each periodic task of the loop is next due (monotonic seconds)."""
+
+    tick: float
+    flush: float
+    cut: float
+    checkin: float
+    stats: float
 
 
 class Agent:
@@ -89,8 +113,12 @@ class Agent:
         self.source = source
         self._manage_source = manage_source
         self.stats = AgentStats()
-        self.queue = DiskQueue(config.queue_path, config.queue_max_bytes)
+        self.queue = Spool(
+            config.queue_path, config.queue_max_bytes, memory_max_bytes=config.queue_memory_max_bytes
+        )
+        self._throttle = LogThrottle(log)
         self.campaign = self._initial_campaign()
+        self._check_spool_size(self.campaign)
         self.collector = Collector(self.campaign)
         self.link = AgentLink(
             LinkConfig(
@@ -113,7 +141,9 @@ class Agent:
         self._row_dtcs: list[frozenset[str] | None] = []
         self._last_ts_ns = 0
         self._dtcs_sent: frozenset[str] | None = None
-        # sender state, reset on every new connection epoch
+        # sender state, reset on every new connection epoch and spool generation
+        self._generation = self.queue.generation
+        self._spool_state = self.queue.state
         self._epoch = -1
         self._inflight: dict[int, _Inflight] = {}
         self._acked_ids: list[int] = []
@@ -129,7 +159,7 @@ class Agent:
             if path is not None and path.exists():
                 try:
                     return parse_campaign(path.read_bytes())
-                except CampaignError as exc:
+                except (CampaignError, OSError) as exc:
                     log.error("ignoring campaign file %s: %s", path, exc)
         paths = tuple(p for p in BY_PATH if p in self.source.available_paths)
         return default_campaign(paths, period_ms=self.config.default_period_ms).model_copy(
@@ -153,13 +183,26 @@ class Agent:
         if not supersedes(campaign, self.campaign):
             return False
         self._flush(cut=True)  # rows read so far belong to the old campaign
-        _write_atomically(self.config.campaign_path, payload)
+        try:
+            _write_atomically(self.config.campaign_path, payload)
+        except OSError as exc:  # e.g. a full disk: run it anyway; a restart falls back to the old one
+            log.error("cannot save campaign %s (%s); running it unsaved", campaign.version_tag, exc)
+        self._check_spool_size(campaign)
         self.campaign = campaign
         self.collector = Collector(campaign)
         self.stats.campaigns_applied += 1
         log.info("running campaign %s", campaign.version_tag)
         self.link.send_checkin()
         return True
+
+    def _check_spool_size(self, campaign: Campaign) -> None:
+        """Warn when the spool holds few of this campaign's batches (it splits those too big)."""
+        try:
+            warning = check_max_bytes(self.config.queue_max_bytes, largest_batch_bytes(campaign))
+        except ValueError as exc:
+            warning = f"{exc}; campaign {campaign.version_tag} still runs, its batches are split"
+        if warning:
+            log.warning("%s", warning)
 
     def _checkin_payload(self) -> bytes:
         counters = self.queue.counters
@@ -173,9 +216,21 @@ class Agent:
                 "source": self.source.kind,
                 "queue_rows": self.queue.rows,
                 "queue_bytes": self.queue.bytes_used,
+                "queue_file_bytes": self.queue.file_bytes(),
+                "spool_state": self.queue.state,
+                "memory_rows": self.queue.memory.rows,
+                "memory_chunks": len(self.queue.memory.chunks),
+                "memory_bytes": self.queue.memory.bytes_held,
+                "disk_full_events": self.queue.disk_full_events,
                 "dropped_batches": counters["dropped_batches"],
+                "dropped_chunks": counters["dropped_chunks"],
                 "dropped_samples": counters["dropped_samples"],
-                "queue_corrupt_files": [p.name for p in self.queue.corrupt_files],
+                "dropped_bytes": counters["dropped_bytes"],
+                "queue_corrupt_files": [
+                    p.name for p in self.queue.corrupt_files[-MAX_CORRUPT_FILES_IN_CHECKIN:]
+                ],
+                "queue_corrupt_count": len(self.queue.corrupt_files),
+                "loop_errors": self.stats.loop_errors,
                 "campaigns_rejected": self.stats.campaigns_rejected,
                 "last_campaign_error": self.stats.last_campaign_error,
                 "disconnects": self.link.disconnects,
@@ -188,33 +243,24 @@ class Agent:
         if self._manage_source:
             self.source.open()
         self.link.start()
-        next_tick = next_flush = time.monotonic()
-        next_cut = next_tick + self.campaign.batch_interval_s
-        next_checkin = next_tick + self.config.checkin_interval_s
-        next_stats = next_tick + 10.0
+        now = time.monotonic()
+        due = _Schedule(
+            tick=now,
+            flush=now,
+            cut=now + self.campaign.batch_interval_s,
+            checkin=now + self.config.checkin_interval_s,
+            stats=now + 10.0,
+        )
         try:
             while not stop.is_set():
-                now = time.monotonic()
-                period_s = 1.0 / self.campaign.base_rate_hz
-                if now >= next_tick:
-                    self.sample_once(timeout_s=period_s / 2)
-                    next_tick = max(next_tick + period_s, now)
-                for payload in self.link.take_configs():
-                    self.offer_campaign(payload)
-                if now >= next_flush:
-                    cut = now >= next_cut
-                    if cut:
-                        next_cut = now + self.campaign.batch_interval_s
-                    self._flush(cut=cut)
-                    next_flush = max(next_flush + self.campaign.flush_interval_s, now)
-                self.pump()
-                if now >= next_checkin:
-                    self.link.send_checkin()
-                    next_checkin = now + self.config.checkin_interval_s
-                if now >= next_stats:
-                    self.write_stats()
-                    next_stats = now + 10.0
-                stop.wait(max(0.0, min(next_tick, next_flush) - time.monotonic()))
+                try:
+                    self._step(due)
+                except Exception:  # one failed step must not end the agent (see the module docstring)
+                    self.stats.loop_errors += 1
+                    self._throttle.log(logging.ERROR, "loop", "agent loop step failed", exc_info=True)
+                    stop.wait(1.0)
+                    continue
+                stop.wait(max(0.0, min(due.tick, due.flush) - time.monotonic()))
         finally:
             self._flush(cut=True)
             deadline = time.monotonic() + 2.0  # a short grace period to send what is left
@@ -228,6 +274,29 @@ class Agent:
             self.queue.close()
             if self._manage_source:
                 self.source.close()
+
+    def _step(self, due: _Schedule) -> None:
+        """One pass of the loop: whatever is due of sampling, campaigns, flushing, sending, check-in."""
+        now = time.monotonic()
+        period_s = 1.0 / self.campaign.base_rate_hz
+        if now >= due.tick:
+            self.sample_once(timeout_s=period_s / 2)
+            due.tick = max(due.tick + period_s, now)
+        for payload in self.link.take_configs():
+            self.offer_campaign(payload)
+        if now >= due.flush:
+            cut = now >= due.cut
+            if cut:
+                due.cut = now + self.campaign.batch_interval_s
+            self._flush(cut=cut)
+            due.flush = max(due.flush + self.campaign.flush_interval_s, now)
+        self.pump()
+        if now >= due.checkin:
+            self.link.send_checkin()
+            due.checkin = now + self.config.checkin_interval_s
+        if now >= due.stats:
+            self.write_stats()
+            due.stats = now + 10.0
 
     def sample_once(self, timeout_s: float = 0.05) -> None:
         """Read one row from the source (errors are counted; the row is then skipped)."""
@@ -263,92 +332,100 @@ class Agent:
             chunks = self.collector.process(ts, values.reshape(len(ts), len(paths)), dtcs)
             self.stats.triggers_fired += self.collector.trigger_count - before
             for chunk in chunks:
+                self.stats.samples_collected += chunk.n_samples
                 if chunk.priority == PRIORITY_LOW:
-                    self._queue_call(self._stage_chunk, chunk)
+                    self._stage_chunk(chunk)
                 else:
-                    self._queue_call(self._put_chunk, chunk)
+                    self._put_chunk(chunk)
             for row, codes in enumerate(dtcs):
                 if codes is not None and codes != self._dtcs_sent:
                     self._dtcs_sent = codes
-                    self._queue_call(self._put_dtc, self._dtc_message(int(ts[row]) // 1000, codes))
+                    self._put_dtc(self._dtc_message(int(ts[row]) // 1000, codes))
         if cut:
-            self._queue_call(self._cut_staged)
+            self._cut_staged()
         self._commit()
 
     def _stage_chunk(self, chunk: Chunk) -> None:
         # Stored as a v1 frame without seq: exact for the wire types, and compact.
         staged = TelemetryBatch(self.config.vehicle_id, 0, chunk.ts_ns, chunk.columns)
-        self.queue.stage(wire_v1.encode(staged), chunk.n_samples)
+        payload = wire_v1.encode(staged)
+        if len(payload) > self.queue.max_entry_bytes:
+            self._put_chunk(chunk)  # too big to stage: a batch of its own (split to fit)
+            return
+        self.queue.stage(payload, chunk.n_samples)
 
     def _cut_staged(self) -> None:
         staged = self.queue.staged()
         if not staged:
             return
         pieces = [(b.ts_ns, b.columns) for b in (wire_v1.decode(payload) for _, payload in staged)]
-        for ts_ns, columns in merge_chunks(pieces):
-            for lo in range(0, ts_ns.shape[0], MAX_BATCH_ROWS):
-                part = {p: c[lo : lo + MAX_BATCH_ROWS] for p, c in columns.items()}
-                self._put_chunk(Chunk(ts_ns[lo : lo + MAX_BATCH_ROWS], part, PRIORITY_LOW, "periodic"))
-        self.queue.unstage([staged_id for staged_id, _ in staged])
+        with self.queue.atomic():  # the batches and the unstaging: one transaction
+            for ts_ns, columns in merge_chunks(pieces):
+                for lo in range(0, ts_ns.shape[0], MAX_BATCH_ROWS):
+                    part = {p: c[lo : lo + MAX_BATCH_ROWS] for p, c in columns.items()}
+                    self._put_chunk(Chunk(ts_ns[lo : lo + MAX_BATCH_ROWS], part, PRIORITY_LOW, "periodic"))
+            self.queue.unstage([staged_id for staged_id, _ in staged])
 
     def _put_chunk(self, chunk: Chunk) -> None:
+        """Number, encode and queue a batch; one too big for a frame or for the spool's biggest
+        entry is split in halves (the seq taken for it stays unused: numbers need not be contiguous)."""
         seq = self.queue.next_seq()
         batch = TelemetryBatch(self.config.vehicle_id, seq, chunk.ts_ns, chunk.columns)
         try:
-            payload = wire_v1.encode(batch)
+            payload: bytes | None = wire_v1.encode(batch)
         except EncodeError:
             if batch.n_rows < 2:
                 raise
-            half = batch.n_rows // 2  # too big for one frame: split (the seq above stays unused)
+            payload = None
+        if payload is None or (len(payload) > self.queue.max_entry_bytes and batch.n_rows >= 2):
+            half = batch.n_rows // 2
             for part in (slice(0, half), slice(half, None)):
                 cols = {p: c[part] for p, c in chunk.columns.items()}
                 self._put_chunk(Chunk(chunk.ts_ns[part], cols, chunk.priority, chunk.reason))
             return
         samples = batch.n_samples
-        if self.queue.put(topics.TELEMETRY, payload, priority=chunk.priority, samples=samples, seq=seq):
-            self.stats.batches_queued += 1
-            self.stats.samples_queued += samples
+        self.queue.put(topics.TELEMETRY, payload, priority=chunk.priority, samples=samples, seq=seq)
+        self.stats.batches_queued += 1
+        self.stats.samples_queued += samples
 
     def _dtc_message(self, ts_us: int, codes: frozenset[str]) -> bytes:
         """The full set of stored codes whenever it changes (an empty list when they were cleared)."""
         return dtc_message(self.config.vehicle_id, ts_us, sorted(codes), AGENT_VERSION)
 
     def _put_dtc(self, payload: bytes) -> None:
-        self.queue.put(topics.DTC, payload, priority=PRIORITY_HIGH, samples=0)
+        self.queue.put(topics.DTC, payload, priority=PRIORITY_DTC, samples=0)
         self.stats.dtc_messages_queued += 1
 
     def _commit(self) -> None:
-        def commit() -> None:
-            self.queue.remove(self._acked_ids)
-            self._acked_ids = []
-            self.queue.commit()
-
-        self._queue_call(commit)
-
-    def _queue_call(self, fn: Callable[..., None], *args: object) -> None:
-        """Run a queue operation; a corrupt file is moved aside and the agent goes on."""
-        try:
-            fn(*args)
-        except sqlite3.DatabaseError as exc:
-            self._recover(exc)
-
-    def _recover(self, exc: sqlite3.DatabaseError) -> None:
-        """The queue file went bad during use: move it aside, start empty, forget row ids."""
-        self.queue.recover(exc)
-        self._epoch = -1  # re-read the (new, empty) queue from the start
-        self._inflight.clear()
+        """Forget acknowledged entries and commit (the spool never raises for a disk failure)."""
+        self.queue.remove(self._acked_ids)
         self._acked_ids = []
-        self.link.send_checkin()
+        self.queue.commit()
+        self._sync_with_spool()
+
+    def _sync_with_spool(self) -> None:
+        """React to the spool: new ids (start the sender over) or a new state (check in now)."""
+        if self.queue.generation != self._generation:
+            self._generation = self.queue.generation
+            self._epoch = -1  # re-read the queue from the start at the next pump
+            self._inflight.clear()
+            self._acked_ids = []
+            self.queue.protected.clear()
+        if self.queue.state != self._spool_state:
+            self._spool_state = self.queue.state
+            self.link.send_checkin()
 
     # -- the sender -----------------------------------------------------------------------------
     def pump(self) -> None:
         """Account acknowledgements and publish queued entries up to the in-flight limit."""
+        self._sync_with_spool()
         for epoch, mid in self.link.take_acks():
             done = self._inflight.pop(mid, None) if epoch == self._epoch else None
             if done is not None:
                 self._acked_ids.append(done.entry_id)
                 if done.kind == topics.TELEMETRY:
                     self.stats.batches_acked += 1
+                    self.stats.batches_acked_from_memory += done.from_memory
                     self.stats.samples_acked += done.samples
                     self.stats.telemetry_bytes_acked += done.size
         if not self.link.connected.is_set():
@@ -356,24 +433,19 @@ class Agent:
         if self.link.epoch != self._epoch:
             self._epoch = self.link.epoch
             self._inflight.clear()
+            self.queue.protected.clear()
             self._live_floor = self._live_cursor = self.queue.committed_max_id
             self._backlog_cursor = 0
             self._backlog_done = False
         room = self.config.max_inflight - len(self._inflight)
         if room <= 0:
             return
-        try:
-            live = (
-                self.queue.read(self._live_cursor, None, room)
-                if self.queue.committed_max_id > self._live_cursor
-                else []
-            )
-            backlog = (
-                [] if self._backlog_done else self.queue.read(self._backlog_cursor, self._live_floor, room)
-            )
-        except sqlite3.DatabaseError as exc:
-            self._recover(exc)
-            return
+        live = (
+            self.queue.read(self._live_cursor, None, room)
+            if self.queue.committed_max_id > self._live_cursor
+            else []
+        )
+        backlog = [] if self._backlog_done else self.queue.read(self._backlog_cursor, self._live_floor, room)
         if len(backlog) < room:
             self._backlog_done = True
         for entry, is_live in _interleave(live, backlog, self._turn)[:room]:
@@ -381,7 +453,10 @@ class Agent:
             if sent is None:
                 self._backlog_done = False
                 return
-            self._inflight[sent[1]] = _Inflight(entry.id, entry.kind, entry.samples, len(entry.payload))
+            self._inflight[sent[1]] = _Inflight(
+                entry.id, entry.kind, entry.samples, len(entry.payload), entry.in_memory
+            )
+            self.queue.protected.add(entry.id)
             if is_live:
                 self._live_cursor = entry.id
             else:
@@ -390,6 +465,10 @@ class Agent:
 
     def write_stats(self) -> None:
         doc = {**asdict(self.stats), **self.queue.counters, "queue_rows": self.queue.rows}
+        doc["spool_state"] = self.queue.state
+        doc["memory_rows"] = self.queue.memory.rows
+        doc["memory_bytes"] = self.queue.memory.bytes_held
+        doc["disk_full_events"] = self.queue.disk_full_events
         doc["queue_corrupt_files"] = [str(p) for p in self.queue.corrupt_files]
         doc["campaign"] = self.campaign.version_tag
         doc["signals"] = len(self.collector.paths)
@@ -415,11 +494,18 @@ def _interleave(live: list[Entry], backlog: list[Entry], turn: int) -> list[tupl
 
 
 def _write_atomically(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Write to a temporary file and rename it over `path`. Raises OSError (e.g. ENOSPC), and then
+    leaves no partial temporary file to take space on a full disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

@@ -20,8 +20,9 @@ from edge_agent.ring import SampleRing
 from edge_agent.sampling import SamplerState, select_samples
 from edge_agent.trigger import CaptureWindow, TriggerState, fire_times, window_for
 
-PRIORITY_LOW = 0  # periodic data: dropped first when the disk queue is full
-PRIORITY_HIGH = 1  # trigger windows and DTCs
+PRIORITY_LOW = 0  # periodic data: dropped first when the spool is full
+PRIORITY_HIGH = 1  # trigger windows: dropped next
+PRIORITY_DTC = 2  # DTC messages: dropped last
 
 
 @dataclass(frozen=True, slots=True)

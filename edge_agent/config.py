@@ -8,6 +8,7 @@ See deploy/agent.example.toml for every key.
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -16,6 +17,12 @@ from typing import Any
 
 from contract.batch import is_valid_vehicle_id
 from contract.endpoint import MqttEndpoint
+from contract.signals import SIGNALS
+from edge_agent.spool_budget import check_max_bytes, sampling_batch_estimate
+
+log = logging.getLogger(__name__)
+DEFAULT_QUEUE_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MEMORY_MAX_BYTES = 2 * 1024 * 1024
 
 
 class ConfigError(ValueError):
@@ -27,7 +34,8 @@ class AgentConfig:
     vehicle_id: str
     endpoint: MqttEndpoint
     state_dir: Path
-    queue_max_bytes: int = 64 * 1024 * 1024
+    queue_max_bytes: int = DEFAULT_QUEUE_MAX_BYTES  # queue.sqlite + -wal + -shm on disk
+    queue_memory_max_bytes: int = DEFAULT_MEMORY_MAX_BYTES  # held in memory while the disk is full
     source_kind: str = "simulated"
     source_options: dict[str, Any] = field(default_factory=dict)
     default_period_ms: int = 1000
@@ -93,11 +101,12 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> AgentConfi
         return None if value is None else (base / value).resolve()
 
     try:
-        return AgentConfig(
+        config = AgentConfig(
             vehicle_id=vehicle_id,
             endpoint=endpoint,
             state_dir=rel(agent.get("state_dir", "state")) or base,
-            queue_max_bytes=int(queue.get("max_bytes", 64 * 1024 * 1024)),
+            queue_max_bytes=int(queue.get("max_bytes", DEFAULT_QUEUE_MAX_BYTES)),
+            queue_memory_max_bytes=int(queue.get("memory_max_bytes", DEFAULT_MEMORY_MAX_BYTES)),
             source_kind=source_kind,
             source_options=source,
             default_period_ms=int(sampling.get("default_period_ms", 1000)),
@@ -118,6 +127,28 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> AgentConfi
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
+    _check_queue(config)
+    return config
+
+
+def _check_queue(config: AgentConfig) -> None:
+    """Refuse a spool that cannot hold two batches of the configured sampling (every catalogue
+    signal assumed, no compression); warn when it holds only a few. A campaign pushed later is
+    checked again by the agent, which then only warns."""
+    if config.queue_memory_max_bytes < 0:
+        raise ConfigError("[queue] memory_max_bytes must be >= 0 (0: no memory fallback)")
+    batch_bytes = sampling_batch_estimate(
+        signals=len(SIGNALS),
+        base_rate_hz=config.base_rate_hz,
+        period_ms=config.default_period_ms,
+        batch_interval_s=max(config.batch_interval_s, config.flush_interval_s),
+    )
+    try:
+        warning = check_max_bytes(config.queue_max_bytes, batch_bytes)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if warning:
+        log.warning("%s", warning)
 
 
 def _bounded(value: float, lo: float, hi: float, name: str) -> float:

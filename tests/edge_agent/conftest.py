@@ -1,11 +1,13 @@
-"""Fixtures of the edge-agent tests: a private, restartable Mosquitto, and one shared ELM327
-emulator session (python-obd needs about 4 s to connect, so every OBD test shares it)."""
+"""Fixtures of the edge-agent tests: a private, restartable Mosquitto, one shared ELM327
+emulator session (python-obd needs about 4 s to connect, so every OBD test shares it), and small
+filesystems (tmpfs) that a test can fill up."""
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from contract.endpoint import MqttEndpoint
 from fleet.embedded import INGEST_USER, BrokerAccounts, free_port
 from fleet.mosquitto import MosquittoProcess, find_mosquitto, wait_port
 
-AGENT_VEHICLES = ("AGT-OUTAGE", "AGT-KILL", "AGT-CAMPAIGN", "AGT-CORRUPT", "AGT-OBD")
+AGENT_VEHICLES = ("AGT-OUTAGE", "AGT-KILL", "AGT-CAMPAIGN", "AGT-CORRUPT", "AGT-OBD", "AGT-DISKFULL")
 EMULATED_DTCS = ("0301", "0420")  # P0301 (cylinder 1 misfire), P0420 (catalyst efficiency)
 
 
@@ -90,3 +92,56 @@ def obd_source(elm_emulator_port: int):  # noqa: ANN201
         yield source
     finally:
         source.close()
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """`small_fs(size_bytes)` mounts a tmpfs of that size under tmp_path and returns it; unmounted
+    at teardown. Skips the test where it cannot mount (needs root or CAP_SYS_ADMIN)."""
+    mounted: list[Path] = []
+
+    def mount(size_bytes: int) -> Path:
+        where = tmp_path / f"small-fs-{len(mounted)}"
+        where.mkdir()
+        try:
+            proc = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={size_bytes},mode=0700", "tmpfs", str(where)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            pytest.skip(f"cannot mount a tmpfs to fill up (needs root or CAP_SYS_ADMIN): {exc}")
+        if proc.returncode != 0:
+            pytest.skip(
+                f"cannot mount a tmpfs to fill up (needs root or CAP_SYS_ADMIN): {proc.stderr.strip()}"
+            )
+        mounted.append(where)
+        return where
+
+    try:
+        yield mount
+    finally:
+        for where in reversed(mounted):
+            if subprocess.run(["umount", str(where)], capture_output=True, timeout=30).returncode:
+                subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=30)  # still busy
+
+
+def fill_up(directory: Path, name: str = "filler") -> Path:
+    """Write a file into `directory` until its filesystem is full (ENOSPC); returns the file."""
+    path = directory / name
+    block = b"\0" * 4096
+    with open(path, "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(block)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+        # a last partial block, so not even a few bytes are left
+        for size in (2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1):
+            try:
+                fh.write(b"\0" * size)
+            except OSError:
+                continue
+    return path

@@ -3,9 +3,14 @@ queue file that goes bad during use is replaced without stopping the agent."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 import sqlite3
+import threading
+import time
 from pathlib import Path
+
+import pytest
 
 from contract import wire_v1
 from contract.endpoint import MqttEndpoint
@@ -48,17 +53,61 @@ def test_rows_are_staged_then_cut_into_one_batch_with_a_durable_seq(tmp_path: Pa
     assert reopened.queue.next_seq() > entry.seq
 
 
-def test_queue_failing_during_use_is_replaced(tmp_path: Path) -> None:
+def test_queue_failing_during_use_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     agent, source = _agent(tmp_path)
     source.set({"Vehicle.Speed": 10.0})
     agent.sample_once()
     agent._flush(cut=True)
+    assert agent.queue.rows == 1 and agent.queue.disk is not None
+    generation = agent.queue.generation
 
-    def broken() -> None:
-        raise sqlite3.DatabaseError("database disk image is malformed")
+    def broken_once(*args: object, **kwargs: object) -> None:
+        monkeypatch.undo()
+        exc = sqlite3.DatabaseError("database disk image is malformed")
+        exc.sqlite_errorcode = sqlite3.SQLITE_CORRUPT  # type: ignore[attr-defined]
+        raise exc
 
-    agent._queue_call(broken)
+    monkeypatch.setattr(agent.queue.disk, "read", broken_once)
+    assert agent.queue.read(0, None, 10) == []  # the spool handles it: no exception reaches the agent
     assert agent.queue.corrupt_files and agent.queue.rows == 0
+    assert agent.queue.generation != generation  # the sender starts over on the new file
     agent.sample_once()
     agent._flush(cut=True)  # keeps working on the fresh file
-    assert agent.queue.rows == 1
+    assert agent.queue.rows == 1 and agent.queue.state == "ok"
+
+
+def test_a_campaign_that_cannot_be_saved_still_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent, _ = _agent(tmp_path)
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("edge_agent.agent._write_atomically", disk_full)
+    campaign = b'{"campaign_id": "c", "version": 5, "signals": [{"path": "Vehicle.Speed"}]}'
+    assert agent.offer_campaign(campaign)
+    assert agent.campaign.version == 5
+
+
+def test_a_failing_loop_step_is_counted_and_the_loop_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent, source = _agent(tmp_path)
+    source.set({"Vehicle.Speed": 10.0})
+    real = agent.sample_once
+    calls = []
+
+    def fails_once(timeout_s: float = 0.05) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in one step")
+        real(timeout_s)
+
+    monkeypatch.setattr(agent, "sample_once", fails_once)
+    stop = threading.Event()
+    runner = threading.Thread(target=agent.run, args=(stop,))
+    runner.start()
+    time.sleep(1.5)
+    stop.set()
+    runner.join(20)
+    assert not runner.is_alive()
+    assert agent.stats.loop_errors == 1 and agent.stats.rows_read > 0
