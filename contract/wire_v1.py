@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -102,6 +103,26 @@ def _encode_column(path: str, values: np.ndarray, n_rows: int) -> list[bytes]:
         bitmap = np.packbits(present, bitorder="little").tobytes()
         head = [COLUMN_HEAD.pack(signal.signal_id, signal.wire_type, PRESENCE_BITMAP), bitmap]
     return [*head, sent.tobytes()]
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def unsendable(paths: Sequence[str], values: np.ndarray) -> np.ndarray:
+    """Which present values of a rows x paths matrix this format cannot carry: infinite, beyond the
+    FLOAT32 range for a FLOAT32 signal, or other than 0/1 for a BOOL one. NaN means absent and is
+    never flagged. Lets a sender drop such readings instead of failing to encode the whole batch."""
+    present = ~np.isnan(values)
+    bad = present & ~np.isfinite(values)
+    for j, path in enumerate(paths):
+        signal = BY_PATH.get(path)
+        if signal is None:
+            bad[:, j] = present[:, j]
+        elif signal.wire_type is WireType.FLOAT32:
+            bad[:, j] |= present[:, j] & (np.abs(np.nan_to_num(values[:, j])) > _FLOAT32_MAX)
+        elif signal.wire_type is WireType.BOOL:
+            bad[:, j] |= present[:, j] & ~np.isin(values[:, j], (0.0, 1.0))
+    return bad
 
 
 def decode(payload: bytes) -> TelemetryBatch:

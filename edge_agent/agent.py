@@ -34,7 +34,7 @@ import numpy as np
 from contract import topics, wire_v1
 from contract.batch import TelemetryBatch
 from contract.dtc import dtc_message
-from contract.errors import EncodeError
+from contract.errors import DecodeError, EncodeError
 from contract.signals import BY_PATH, WireType
 from edge_agent.campaign import Campaign, CampaignError, default_campaign, parse_campaign, supersedes
 from edge_agent.collector import PRIORITY_DTC, PRIORITY_LOW, Chunk, Collector, merge_chunks
@@ -80,6 +80,7 @@ class AgentStats:
     campaigns_rejected: int = 0
     last_campaign_error: str = ""
     loop_errors: int = 0
+    values_unsendable: int = 0  # readings dropped because wire v1 cannot carry them (inf, beyond float32)
 
 
 @dataclass
@@ -231,6 +232,7 @@ class Agent:
                 ],
                 "queue_corrupt_count": len(self.queue.corrupt_files),
                 "loop_errors": self.stats.loop_errors,
+                "values_unsendable": self.stats.values_unsendable,
                 "campaigns_rejected": self.stats.campaigns_rejected,
                 "last_campaign_error": self.stats.last_campaign_error,
                 "disconnects": self.link.disconnects,
@@ -326,10 +328,18 @@ class Agent:
             paths = self.collector.paths
             ts = np.array(self._rows_ts, dtype=np.int64)
             values = np.array([[row.get(p, np.nan) for p in paths] for row in self._rows], dtype=np.float64)
+            values = values.reshape(len(ts), len(paths))
+            bad = wire_v1.unsendable(paths, values)
+            if bad.any():  # a reading the wire cannot carry (inf, 1e39 as float32): drop it, not the batch
+                values[bad] = np.nan
+                self.stats.values_unsendable += int(bad.sum())
+                self._throttle.log(
+                    logging.WARNING, "unsendable", "dropped %d readings the wire cannot carry", int(bad.sum())
+                )
             dtcs = self._row_dtcs
             self._rows_ts, self._rows, self._row_dtcs = [], [], []
             before = self.collector.trigger_count
-            chunks = self.collector.process(ts, values.reshape(len(ts), len(paths)), dtcs)
+            chunks = self.collector.process(ts, values, dtcs)
             self.stats.triggers_fired += self.collector.trigger_count - before
             for chunk in chunks:
                 self.stats.samples_collected += chunk.n_samples
@@ -347,6 +357,8 @@ class Agent:
 
     def _stage_chunk(self, chunk: Chunk) -> None:
         # Stored as a v1 frame without seq: exact for the wire types, and compact.
+        if chunk.n_samples == 0:
+            return  # nothing to send (every reading absent or dropped)
         staged = TelemetryBatch(self.config.vehicle_id, 0, chunk.ts_ns, chunk.columns)
         payload = wire_v1.encode(staged)
         if len(payload) > self.queue.max_entry_bytes:
@@ -358,7 +370,14 @@ class Agent:
         staged = self.queue.staged()
         if not staged:
             return
-        pieces = [(b.ts_ns, b.columns) for b in (wire_v1.decode(payload) for _, payload in staged)]
+        pieces = []
+        for _, payload in staged:
+            try:
+                batch = wire_v1.decode(payload)
+            except DecodeError as exc:  # not ours to send (e.g. staged by an older agent): skip it
+                self._throttle.log(logging.WARNING, "staged", "skipping an undecodable staged chunk: %s", exc)
+                continue
+            pieces.append((batch.ts_ns, batch.columns))
         with self.queue.atomic():  # the batches and the unstaging: one transaction
             for ts_ns, columns in merge_chunks(pieces):
                 for lo in range(0, ts_ns.shape[0], MAX_BATCH_ROWS):
@@ -369,6 +388,8 @@ class Agent:
     def _put_chunk(self, chunk: Chunk) -> None:
         """Number, encode and queue a batch; one too big for a frame or for the spool's biggest
         entry is split in halves (the seq taken for it stays unused: numbers need not be contiguous)."""
+        if chunk.n_samples == 0:
+            return
         seq = self.queue.next_seq()
         batch = TelemetryBatch(self.config.vehicle_id, seq, chunk.ts_ns, chunk.columns)
         try:

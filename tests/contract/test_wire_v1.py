@@ -181,3 +181,16 @@ def test_whatever_the_encoder_accepts_the_decoder_accepts(data: st.DataObject) -
     except EncodeError:
         return
     wire_v1.decode(frame_bytes)
+
+
+def test_unsendable_flags_what_encode_would_refuse_and_nothing_else() -> None:
+    paths = ["Vehicle.Speed", "Vehicle.CurrentLocation.Latitude", "Vehicle.ADAS.ABS.IsEngaged"]
+    values = np.array([[1e39, 1e39, 1.0], [np.nan, np.inf, 2.0], [3.4e38, -5.0, 0.0]])
+    assert wire_v1.unsendable(paths, values).tolist() == [
+        [True, False, False],
+        [False, True, True],
+        [False, False, False],
+    ]
+    values[wire_v1.unsendable(paths, values)] = np.nan
+    ts = np.arange(3, dtype=np.int64) * 10**9 + 10**15
+    wire_v1.encode(TelemetryBatch("VEH-1", 1, ts, dict(zip(paths, values.T, strict=True))))

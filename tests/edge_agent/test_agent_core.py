@@ -111,3 +111,23 @@ def test_a_failing_loop_step_is_counted_and_the_loop_goes_on(
     runner.join(20)
     assert not runner.is_alive()
     assert agent.stats.loop_errors == 1 and agent.stats.rows_read > 0
+
+
+def test_readings_the_wire_cannot_carry_are_dropped_and_counted_not_fatal(tmp_path: Path) -> None:
+    """A reading of 1e39 for a float32 signal is finite, so the source keeps it (it drops only
+    non-finite ones), but the wire cannot carry it: that reading alone is dropped and counted,
+    instead of the whole batch failing to encode."""
+    agent, source = _agent(tmp_path)
+    readings = {"Vehicle.Speed": float("inf"), "Vehicle.Acceleration.Longitudinal": 1e39}
+    source.set({**readings, "Vehicle.TraveledDistance": 12.5})
+    for _ in range(3):
+        agent.sample_once()
+    source.current.clear()
+    source.set({"Vehicle.Speed": float("-inf")})  # a row with nothing sendable: no batch, no error
+    agent.sample_once()
+    agent._flush(cut=True)
+    [entry] = agent.queue.read(0, None, 10)
+    batch = wire_v1.decode(entry.payload)
+    assert batch.n_rows == 3 and batch.columns["Vehicle.TraveledDistance"].tolist() == [12.5] * 3
+    assert set(batch.columns) == {"Vehicle.TraveledDistance"}
+    assert agent.stats.values_unsendable == 3 and agent.stats.loop_errors == 0
