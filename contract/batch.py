@@ -13,14 +13,17 @@ from types import MappingProxyType
 
 import numpy as np
 
+from contract.accounts import service_account_of
 from contract.errors import DecodeError, DecodeReason
 
 VEHICLE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # anchored: the API reuses it
 
 
 def is_valid_vehicle_id(vehicle_id: str) -> bool:
-    """Vehicle ids are 1-64 chars of [A-Za-z0-9_.-]: safe in MQTT topics, file names and SQL logs."""
-    return VEHICLE_ID_PATTERN.fullmatch(vehicle_id) is not None
+    """Vehicle ids are 1-64 chars of [A-Za-z0-9_.-]: safe in MQTT topics, file names and SQL logs.
+    A vehicle's id is its MQTT login, so ids in a service account's namespace (`fleet-ingest`,
+    `fleet-ingest-*`, `fleet-simulator`, ...; `contract.accounts`) are reserved: not vehicle ids."""
+    return VEHICLE_ID_PATTERN.fullmatch(vehicle_id) is not None and service_account_of(vehicle_id) is None
 
 
 def check_vehicle_id(value: object, what: str = "vehicle_id") -> str:

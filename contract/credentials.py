@@ -1,4 +1,4 @@
-"""Per-vehicle MQTT credentials derived from one fleet secret, and password-file helpers.
+"""Per-vehicle MQTT credentials derived from one fleet secret.
 
 A vehicle's password is HMAC-SHA256(fleet secret, vehicle id): the provisioning service can issue
 it without storing a table of passwords, and a leaked vehicle password exposes that vehicle only.
@@ -34,12 +34,3 @@ def check_vehicle_password(fleet_secret: str, vehicle_id: str, password: str) ->
 def new_secret() -> str:
     """A fresh random secret for embedded runs (never written to the repo or to logs)."""
     return secrets.token_urlsafe(32)
-
-
-def mosquitto_password_line(username: str, password: str, *, iterations: int = 101) -> str:
-    """One Mosquitto 2 password-file line (`$7$` = PBKDF2-SHA512), as `mosquitto_passwd` writes it."""
-    import base64
-
-    salt = secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return f"{username}:$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"

@@ -11,6 +11,9 @@ vehicle id differs from its topic's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from contract import accounts
 from contract.batch import is_valid_vehicle_id
 
 PREFIX = "fleet/v1"
@@ -47,9 +50,31 @@ def parse_topic(topic: str) -> tuple[str, str] | None:
     return parts[2], parts[3]
 
 
-def vehicle_acl_patterns() -> tuple[str, ...]:
-    """Mosquitto `pattern` lines confining each vehicle (username = vehicle id) to its own topics."""
-    return (
-        *(f"pattern write {PREFIX}/%u/{kind}" for kind in UPLINK_KINDS),
-        f"pattern read {PREFIX}/%u/{CONFIG}",
-    )
+@dataclass(frozen=True)
+class Permissions:
+    """Topic filters a login may publish to, and may subscribe to (and so receive messages of).
+    A service account's subscribe filters may also be used as shared subscriptions
+    (`$share/<group>/<filter>`)."""
+
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+
+
+def permissions_of(login: str) -> Permissions:
+    """The topic ACL of one login (`contract.accounts`), which both brokers apply:
+    ingest reads every vehicle's uplink topics and writes campaigns; the simulator gateway writes
+    the uplink topics of any vehicle and reads campaigns; a vehicle writes only its own uplink
+    topics and reads only its own config. Anything else gets nothing."""
+    account = accounts.service_account_of(login)
+    every_uplink = tuple(f"{PREFIX}/+/{kind}" for kind in UPLINK_KINDS)
+    every_config = (f"{PREFIX}/+/{CONFIG}",)
+    if account == accounts.INGEST:
+        return Permissions(publish=every_config, subscribe=every_uplink)
+    if account == accounts.SIMULATOR:
+        return Permissions(publish=every_uplink, subscribe=every_config)
+    if is_valid_vehicle_id(login):
+        own = f"{PREFIX}/{login}"
+        return Permissions(
+            publish=tuple(f"{own}/{kind}" for kind in UPLINK_KINDS), subscribe=(f"{own}/{CONFIG}",)
+        )
+    return Permissions(publish=(), subscribe=())

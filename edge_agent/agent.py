@@ -125,7 +125,7 @@ class Agent:
             LinkConfig(
                 endpoint=config.endpoint,
                 vehicle_id=config.vehicle_id,
-                client_id=client_id or f"agent-{config.vehicle_id}",
+                client_id=client_id or config.vehicle_id,  # its login (contract.accounts)
                 keepalive_s=config.keepalive_s,
                 backoff_initial_s=config.backoff_initial_s,
                 backoff_max_s=config.backoff_max_s,

@@ -26,7 +26,6 @@ from pathlib import Path
 from contract.credentials import vehicle_password
 from edge_agent.sources.simulated import SimulatedSource
 
-REPO_ACL = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "acl"
 BENCH_VEHICLE = "BENCH-1"
 MQTT_PUBLISH_OVERHEAD_BYTES = 2 + 2 + 2  # fixed header (2 for < 16 KiB), topic length, packet id
 

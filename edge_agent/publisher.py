@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from contract import topics, wire_v1
+from contract.accounts import login_endpoint
 from contract.batch import TelemetryBatch
 from contract.endpoint import MqttEndpoint
 
@@ -38,7 +39,9 @@ class PublishStats:
 
 class MqttPublisher:
     """Publishes batches (and other uplink messages) at QoS 1. Thread-safe; paho runs its network
-    loop in its own thread."""
+    loop in its own thread. `client_id` is the login (`contract.accounts`): a vehicle's id, or a
+    login of the service account of `endpoint` (e.g. `fleet-simulator-dtc`); ClientIdError
+    (a ValueError) otherwise."""
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class MqttPublisher:
         max_inflight: int = 200,
         compress: bool = True,
     ) -> None:
+        endpoint = login_endpoint(endpoint, client_id)
         self._endpoint = endpoint
         self._compress = compress
         self._status_vehicle_id = status_vehicle_id

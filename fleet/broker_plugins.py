@@ -1,52 +1,59 @@
 """amqtt plugins that give the embedded broker the same security model as our Mosquitto setup.
 
-Owns: authentication (vehicles by derived password, service accounts by configured password) and
-the topic ACL (a vehicle may publish only its own uplink topics and read only its own config).
-Loaded by amqtt from the broker configuration built in `fleet.embedded`.
+Owns: authentication (vehicles by derived password, service-account logins by the account's
+password), the client-id rule of `contract.accounts` (a connection's client id is its username,
+refused otherwise), and the topic ACL of `contract.topics.permissions_of`. Loaded by amqtt from the
+broker configuration built in `fleet.embedded`; `fleet.embedded_broker` makes amqtt run the
+authentication before it touches an existing session of the same client id.
 """
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
-from typing import Any
 
 from amqtt.contexts import Action, BaseContext
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.plugins.topic_checking import TopicAccessControlListPlugin
 from amqtt.session import Session
 
-from contract import topics
+from contract import accounts, topics
 from contract.credentials import check_vehicle_password
 
 
 @dataclass
 class _FleetConfig:
     fleet_secret: str = ""
-    # username -> {"password": str, "publish": [filters], "subscribe": [filters]}
-    service_accounts: dict[str, Any] = field(default_factory=dict)
+    service_passwords: dict[str, str] = field(default_factory=dict)  # service account -> password
+
+
+def _text(value: str | bytes | None) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value or ""
 
 
 class FleetAuthPlugin(BaseAuthPlugin):
-    """Accept service accounts by password and vehicles by their derived password; refuse the rest."""
+    """Refuse a client id other than the username; accept service-account logins by the account's
+    password and vehicles by their derived password; refuse the rest."""
 
     Config = _FleetConfig
 
     async def authenticate(self, *, session: Session) -> bool | None:
-        username = session.username or ""
-        password = session.password or ""
-        if isinstance(password, bytes):
-            password = password.decode("utf-8", "replace")
-        account = self.config.service_accounts.get(username)
+        username, password = _text(session.username), _text(session.password)
+        if not accounts.may_connect(username, session.client_id):
+            return False
+        account = accounts.service_account_of(username)
         if account is not None:
-            return hmac.compare_digest(str(account["password"]), password)
+            expected = self.config.service_passwords.get(account)
+            return expected is not None and hmac.compare_digest(expected.encode(), password.encode())
         if not self.config.fleet_secret:
             return False
         return check_vehicle_password(self.config.fleet_secret, username, password)
 
 
 class FleetTopicPlugin(BaseTopicPlugin):
-    """Per-user topic ACL: service accounts by their configured filters, vehicles by topic scheme."""
+    """Per-login topic ACL (`contract.topics.permissions_of`)."""
 
     Config = _FleetConfig
 
@@ -55,28 +62,22 @@ class FleetTopicPlugin(BaseTopicPlugin):
     ) -> bool | None:
         if session is None or not topic:
             return False
-        username = session.username or ""
-        account = self.config.service_accounts.get(username)
-        if account is not None:
-            if action is Action.RECEIVE:
-                return True
-            allowed = account.get("publish" if action is Action.PUBLISH else "subscribe", [])
-            return any(_matches(topic, pattern) for pattern in allowed)
-        own = f"{topics.PREFIX}/{username}/"
+        username = _text(session.username)
+        allowed = topics.permissions_of(username)
         if action is Action.PUBLISH:
-            return topic in {own + kind for kind in topics.UPLINK_KINDS}
-        return topic == own + topics.CONFIG
+            return any(_matches(topic, pattern) for pattern in allowed.publish)
+        if topic.startswith("$share/") and accounts.service_account_of(username) is not None:
+            topic = topic.split("/", 2)[2] if topic.count("/") >= 2 else ""
+        return any(_matches(topic, pattern) for pattern in allowed.subscribe)
 
 
 def _matches(topic: str, pattern: str) -> bool:
-    if topic.startswith("$share/"):
-        topic = topic.split("/", 2)[2]
     return TopicAccessControlListPlugin.topic_ac(topic, pattern)
 
 
-def broker_plugin_config(fleet_secret: str, service_accounts: dict[str, Any]) -> dict[str, Any]:
+def broker_plugin_config(fleet_secret: str, service_passwords: dict[str, str]) -> dict[str, object]:
     """The `plugins` section of an amqtt broker config using the two plugins above."""
-    conf = {"fleet_secret": fleet_secret, "service_accounts": service_accounts}
+    conf = {"fleet_secret": fleet_secret, "service_passwords": service_passwords}
     return {
         f"{__name__}.FleetAuthPlugin": conf,
         f"{__name__}.FleetTopicPlugin": conf,

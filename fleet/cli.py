@@ -264,25 +264,42 @@ def creds_vehicle(vehicle_id: Annotated[str, typer.Argument(help="Vehicle id (th
     print(vehicle_password(secret.get_secret_value(), vehicle_id))
 
 
-@creds_app.command("mosquitto-passwd")
+@creds_app.command("mosquitto-dynsec")
 def creds_mosquitto(
-    vehicle_ids: Annotated[list[str], typer.Argument(help="Vehicles to include.")],
+    vehicle_ids: Annotated[list[str] | None, typer.Argument(help="Vehicles to include.")] = None,
     service: Annotated[list[str], typer.Option(help="Service account as user:password (repeatable).")] = [],  # noqa: B006
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Worker logins <account>-0 ... per service account (fleet ingest --workers)."
+        ),
+    ] = 8,
 ) -> None:
-    """Print Mosquitto password-file lines for service accounts and vehicles (derived passwords)."""
-    from contract.credentials import mosquitto_password_line, vehicle_password
+    """Print the Mosquitto dynamic security plugin's JSON file: one login per vehicle (password
+    derived from FLEET_VEHICLE_SECRET) and per service-account login, each bound to its own client
+    id, with its topic ACL. Mosquitto reads it at start: restart the broker after regenerating."""
+    import json
+
+    from contract.credentials import vehicle_password
+    from fleet.mosquitto import broker_logins, dynsec_config
 
     secret = _settings().vehicle_secret
     if vehicle_ids and secret is None:
         raise typer.BadParameter("set FLEET_VEHICLE_SECRET to derive vehicle passwords")
+    names: dict[str, str | None] = {}
     for entry in service:
         user, _, password = entry.partition(":")
         if not user or not password:
             raise typer.BadParameter(f"--service wants user:password, got {entry!r}")
-        print(mosquitto_password_line(user, password))
-    for vid in vehicle_ids:
-        assert secret is not None
-        print(mosquitto_password_line(vid, vehicle_password(secret.get_secret_value(), vid)))
+        names[user] = password
+    try:
+        for vid in vehicle_ids or []:
+            assert secret is not None
+            names[vid] = vehicle_password(secret.get_secret_value(), vid)
+        logins = broker_logins(names, workers=workers)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    print(json.dumps(dynsec_config(logins), indent=1))
 
 
 def _register_areas() -> None:

@@ -53,7 +53,8 @@ def campaign_push(
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from contract import topics
+    from contract import accounts, topics
+    from contract.accounts import ClientIdError, login_endpoint
     from contract.endpoint import MqttEndpoint
     from edge_agent.campaign import CampaignError, parse_campaign
     from fleet.settings import load_settings
@@ -68,8 +69,16 @@ def campaign_push(
     except CampaignError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
-    ep = MqttEndpoint.from_url(settings.mqtt_url)
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    try:  # its own login of the ingest account: a running `fleet ingest` keeps its session
+        ep = login_endpoint(MqttEndpoint.from_url(settings.mqtt_url), accounts.INGEST_CAMPAIGN)
+    except ClientIdError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=accounts.INGEST_CAMPAIGN if ep.username else "",
+        protocol=mqtt.MQTTv311,
+    )
     if ep.username:
         client.username_pw_set(ep.username, ep.password)
     if ep.tls:

@@ -148,6 +148,7 @@ def run_simulation(
 def _run_with_ingest(
     settings: Any, sim: Any, stack: contextlib.ExitStack, console: Console, run_start: float
 ) -> dict[str, Any]:
+    from contract import accounts
     from fleet.embedded import servers
     from fleet.runtime import count_dead_letters, migrate_quietly, poll_counts
     from ingest import IngestConfig, IngestService, TelemetryStore
@@ -162,9 +163,7 @@ def _run_with_ingest(
         service = IngestService(
             srv.ingest_endpoint,
             store,
-            IngestConfig(
-                settings.ingest_flush_interval_s, client_id=f"fleet-simulate-ingest-{time.time_ns()}"
-            ),
+            IngestConfig(settings.ingest_flush_interval_s, client_id=accounts.INGEST_SIMULATE),
         )
         task = asyncio.create_task(service.run())
         try:
@@ -233,18 +232,16 @@ def _private_broker(stack: contextlib.ExitStack) -> tuple[Any, str]:
 
 def _publish(sim: Any, gateway: Any, broker: Any, secret: str | None, console: Console) -> dict[str, Any]:
     """Connect, feed the whole run with a progress bar, wait for every PUBACK."""
-    from contract import topics
+    from contract import accounts, topics
     from edge_agent.publisher import MqttPublisher
     from simulators.feeder import FeedConfig, feed
     from simulators.runner import VehiclePublishers
     from simulators.trace import TraceRecorder
 
-    pubs = VehiclePublishers.connect(
-        sim.vehicle_ids, gateway=gateway, broker=broker, fleet_secret=secret, client_prefix="simulate"
-    )
+    pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=gateway, broker=broker, fleet_secret=secret)
     dtc = None
     if gateway is not None:
-        dtc = MqttPublisher(gateway, f"simulate-dtc-{time.time_ns() % 10**9}")
+        dtc = MqttPublisher(gateway, accounts.SIMULATOR_DTC)
         dtc.connect()
     else:
         console.log("[yellow]no simulator gateway account: DTC messages are not published")

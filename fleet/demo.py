@@ -24,6 +24,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from api import create_app
 from api.auth import create_token
+from contract import accounts
 from contract.signals import SIGNALS
 from fleet.embedded import Servers, free_port, servers
 from fleet.runtime import count_dead_letters, poll_counts
@@ -90,7 +91,7 @@ async def _run(
     ingest = IngestService(
         srv.ingest_endpoint,
         store,
-        IngestConfig(settings.ingest_flush_interval_s, client_id=f"fleet-demo-ingest-{seed}"),
+        IngestConfig(settings.ingest_flush_interval_s, client_id=accounts.INGEST_DEMO),
     )
     ingest_task = asyncio.create_task(ingest.run())
     api_port = free_port()

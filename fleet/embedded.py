@@ -16,14 +16,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contract import accounts
 from contract.credentials import new_secret
 from contract.endpoint import MqttEndpoint
 from fleet.broker_plugins import broker_plugin_config
 from fleet.embedded_broker import CONFIG_ENV
 from fleet.settings import FleetSettings
 
-INGEST_USER = "fleet-ingest"
-SIMULATOR_USER = "fleet-simulator"
+INGEST_USER = accounts.INGEST
+SIMULATOR_USER = accounts.SIMULATOR
 
 
 def free_port() -> int:
@@ -53,20 +54,10 @@ class BrokerAccounts:
     ingest_password: str = field(default_factory=new_secret, repr=False)
     simulator_password: str = field(default_factory=new_secret, repr=False)
 
-    def service_accounts(self) -> dict[str, dict]:
-        fleet_all = "fleet/v1/+/"
-        return {
-            INGEST_USER: {
-                "password": self.ingest_password,
-                "subscribe": [f"{fleet_all}#"],
-                "publish": [f"{fleet_all}config"],
-            },
-            SIMULATOR_USER: {  # a gateway that multiplexes many simulated vehicles on one connection
-                "password": self.simulator_password,
-                "subscribe": [f"{fleet_all}config"],
-                "publish": [f"{fleet_all}telemetry", f"{fleet_all}status", f"{fleet_all}dtc"],
-            },
-        }
+    def service_passwords(self) -> dict[str, str]:
+        """Service account -> password; every login of the account's namespace uses it
+        (`contract.accounts`)."""
+        return {INGEST_USER: self.ingest_password, SIMULATOR_USER: self.simulator_password}
 
 
 class EmbeddedBroker:
@@ -80,7 +71,7 @@ class EmbeddedBroker:
     def config(self) -> dict:
         return {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}", "max_connections": 0}},
-            "plugins": broker_plugin_config(self.accounts.fleet_secret, self.accounts.service_accounts()),
+            "plugins": broker_plugin_config(self.accounts.fleet_secret, self.accounts.service_passwords()),
         }
 
     def start(self) -> None:

@@ -43,6 +43,7 @@ import aiomqtt
 from aiomqtt import ProtocolVersion
 
 from contract import topics
+from contract.accounts import login_endpoint
 from contract.endpoint import MqttEndpoint
 from ingest import metrics
 from ingest.flush import PreparedFlush
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 class IngestConfig:
     """How the service buffers and flushes. `client_id` must stay the same across restarts: the
     broker keeps the persistent session (and the messages queued while ingest was down) under it.
+    It is a login of the ingest account (`fleet-ingest` or `fleet-ingest-<suffix>`,
+    `contract.accounts`), and the service logs in with it.
     `share_group` makes the subscription `$share/<group>/...` (several workers, Mosquitto/EMQX)."""
 
     flush_interval_s: float = 0.5
@@ -103,9 +106,11 @@ class IngestService:
     def __init__(
         self, endpoint: MqttEndpoint, store: TelemetryStore, config: IngestConfig | None = None
     ) -> None:
-        self._endpoint = endpoint
-        self._store = store
         self._config = config or IngestConfig()
+        # The client id is also the login (contract.accounts): fleet-ingest-3 logs in as itself
+        # with the account's password. Raises ClientIdError for an id the account does not own.
+        self._endpoint = login_endpoint(endpoint, self._config.client_id)
+        self._store = store
         self._buffer: list[_Received] = []
         self._buffer_bytes = 0
         self._first_at = 0.0

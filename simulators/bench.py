@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from contract import topics
+from contract import accounts, topics
 from contract.endpoint import MqttEndpoint
 from edge_agent.publisher import MqttPublisher
 from simulators.engine import FleetSimulation
@@ -74,8 +74,8 @@ def run_bench(
     cpus = _pin(config.pin_cpu)
     scenario = bench_scenario(config)
     sim = FleetSimulation(scenario, city_grid(), start_unix_s=scenario.start_unix_s or 0.0)
-    pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=gateway, client_prefix="bench")
-    dtc = MqttPublisher(gateway, f"bench-dtc-{time.time_ns() % 10**9}")
+    pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=gateway)
+    dtc = MqttPublisher(gateway, accounts.SIMULATOR_DTC)
     dtc.connect()
     broker_cpu0 = _cpu_of(broker_pid)
     profiler = cProfile.Profile() if profile else None
@@ -140,7 +140,7 @@ def _realtime_check(gateway: MqttEndpoint, config: BenchConfig) -> dict[str, Any
     """Run the same fleet paced at real time: it keeps up when no step finishes late."""
     scenario = bench_scenario(config).with_overrides(duration_s=config.realtime_check_s)
     sim = FleetSimulation(scenario, city_grid(), start_unix_s=scenario.start_unix_s or 0.0)
-    pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=gateway, client_prefix="bench-rt")
+    pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=gateway)
     try:
         cpu0, wall0 = time.process_time(), time.perf_counter()
         stats = feed(sim, pubs, FeedConfig(config.realtime_check_s, config.batch_interval_s, speedup=1.0))

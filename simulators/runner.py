@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from contract import accounts
 from contract.batch import TelemetryBatch
 from contract.credentials import vehicle_password
 from contract.endpoint import MqttEndpoint
@@ -31,12 +32,13 @@ class VehiclePublishers:
         gateway: MqttEndpoint | None,
         broker: MqttEndpoint | None = None,
         fleet_secret: str | None = None,
-        client_prefix: str = "sim",
     ) -> VehiclePublishers:
-        """Gateway mode when `gateway` is given; otherwise per-vehicle connections that authenticate
-        with passwords derived from `fleet_secret`. Raises PublishError or ValueError."""
+        """Gateway mode when `gateway` is given (one connection whose client id is the gateway's
+        login, `fleet-simulator`); otherwise per-vehicle connections whose client id is the vehicle
+        id and whose passwords derive from `fleet_secret` (`contract.accounts`). Raises PublishError
+        or ValueError."""
         if gateway is not None:
-            pub = MqttPublisher(gateway, f"{client_prefix}-gateway-{time.time_ns() % 10**9}")
+            pub = MqttPublisher(gateway, gateway.username or accounts.SIMULATOR)
             pub.connect()
             return cls(gateway=pub)
         if broker is None or not fleet_secret:
@@ -45,7 +47,7 @@ class VehiclePublishers:
         try:
             for vid in vehicle_ids:
                 ep = broker.with_credentials(vid, vehicle_password(fleet_secret, vid))
-                pubs[vid] = MqttPublisher(ep, f"{client_prefix}-{vid}", status_vehicle_id=vid)
+                pubs[vid] = MqttPublisher(ep, vid, status_vehicle_id=vid)
                 pubs[vid].connect()
         except Exception:
             for p in pubs.values():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 import psycopg
 import pytest
 
+from contract.accounts import service_account_of
 from contract.credentials import vehicle_password
 from contract.endpoint import MqttEndpoint
 from fleet.embedded import INGEST_USER, SIMULATOR_USER, BrokerAccounts, EmbeddedBroker
@@ -20,6 +22,24 @@ from fleet.mosquitto import MosquittoProcess, find_mosquitto
 from ingest import IngestConfig, IngestService, TelemetryStore, migrate
 
 TEST_VEHICLES = ("VEH-A", "VEH-B", "VEH-C", "VEH-D")
+
+# Client ids are logins (contract.accounts), and Mosquitto binds one client id per login, so the
+# brokers under test provision the logins the tests use beside the product's: `<account>-observer`
+# (a test's listener), `<account>-raw` (a bare publisher) and one fresh ingest login per started
+# ingest (`fleet-ingest-t<k>`, `fresh_ingest_id`): its persistent session must not inherit the
+# messages an earlier test's ingest session queued on the shared broker.
+FRESH_INGEST_LOGINS = 120
+TEST_LOGIN_SUFFIXES = ("observer", "raw", *(f"t{k}" for k in range(FRESH_INGEST_LOGINS)))
+INGEST_OBSERVER = f"{INGEST_USER}-observer"
+_fresh_ingest = itertools.count()
+
+
+def fresh_ingest_id() -> str:
+    """An ingest login (and client id) that no earlier test of this session used."""
+    k = next(_fresh_ingest)
+    if k >= FRESH_INGEST_LOGINS:
+        raise RuntimeError("out of provisioned test ingest logins: raise FRESH_INGEST_LOGINS")
+    return f"{INGEST_USER}-t{k}"
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +80,12 @@ class BrokerUnderTest:
         pw = password if password is not None else vehicle_password(self.accounts.fleet_secret, vehicle_id)
         return MqttEndpoint(self.host, self.port, vehicle_id, pw)
 
+    def login(self, login: str) -> MqttEndpoint:
+        """The endpoint of one login of a service account (its password), e.g. INGEST_OBSERVER."""
+        account = service_account_of(login)
+        assert account is not None, login
+        return MqttEndpoint(self.host, self.port, login, self.accounts.service_passwords()[account])
+
 
 @pytest.fixture(scope="session")
 def amqtt_broker() -> Iterator[BrokerUnderTest]:
@@ -74,13 +100,17 @@ def amqtt_broker() -> Iterator[BrokerUnderTest]:
 
 @pytest.fixture(scope="session")
 def mosquitto_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerUnderTest]:
-    """Mosquitto with the shipped ACL and a password file written by our own generator."""
+    """Mosquitto with the dynamic security configuration written by our own generator."""
     if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed (.ci/run installs it)")
     accounts = BrokerAccounts()
-    users = {INGEST_USER: accounts.ingest_password, SIMULATOR_USER: accounts.simulator_password}
+    users: dict[str, str | None] = {
+        INGEST_USER: accounts.ingest_password,
+        SIMULATOR_USER: accounts.simulator_password,
+    }
     users.update({v: vehicle_password(accounts.fleet_secret, v) for v in TEST_VEHICLES})
-    with MosquittoProcess(tmp_path_factory.mktemp("mosquitto"), accounts=users) as broker:
+    directory = tmp_path_factory.mktemp("mosquitto")
+    with MosquittoProcess(directory, accounts=users, extra_logins=TEST_LOGIN_SUFFIXES) as broker:
         yield BrokerUnderTest("mosquitto", "127.0.0.1", broker.port, accounts)
 
 
@@ -142,11 +172,11 @@ class RunningIngest:
 
 @pytest.fixture
 def running_ingest(pg_url: str):  # noqa: ANN201
-    """Factory: `with running_ingest(endpoint) as ingest:` starts ingest against the test database."""
-    counter = iter(range(10**6))
+    """Factory: `with running_ingest(endpoint) as ingest:` starts ingest against the test database,
+    on a fresh ingest login (`client_id` to restart one on the same session)."""
 
-    def start(endpoint: MqttEndpoint, **config: object) -> RunningIngest:
+    def start(endpoint: MqttEndpoint, client_id: str | None = None, **config: object) -> RunningIngest:
         """`config`: IngestConfig fields other than the client id."""
-        return RunningIngest(endpoint, pg_url, f"test-ingest-{time.time_ns()}-{next(counter)}", **config)
+        return RunningIngest(endpoint, pg_url, client_id or fresh_ingest_id(), **config)
 
     return start

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import psycopg
 
+from contract import accounts
 from fleet.mosquitto import free_port
 from ingest.bench.fleetdata import (
     BENCH_SIGNALS,
@@ -88,12 +89,12 @@ def run_ingest_bench(cfg: BenchConfig) -> dict:
             per_flush,
         )
 
-        client_id = f"bench-ingest-{run}"
+        client_id = f"{accounts.INGEST}-bench-{run}"  # in ingest's namespace (contract.accounts)
         group = "bench" if cfg.workers > 1 else None
         ids = [f"{client_id}-{i}" for i in range(cfg.workers)] if group else [client_id]
         for session in ids:
             open_persistent_session(broker.url, session, group)
-        publisher = FramePublisher(broker.url, f"bench-pub-{run}")
+        publisher = FramePublisher(broker.url, f"{accounts.SIMULATOR}-bench-{run}")
         stack.callback(publisher.close)
         publisher.publish_all(frames)
         if not publisher.wait_acked(300):

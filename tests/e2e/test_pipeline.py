@@ -11,6 +11,7 @@ import pytest
 from contract import SIGNALS, TelemetryBatch
 from contract.signals import BY_PATH
 from edge_agent import MqttPublisher, PublishError, SequenceCounter
+from fleet.embedded import SIMULATOR_USER
 from tests.conftest import BrokerUnderTest
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]
@@ -62,9 +63,7 @@ def test_published_samples_are_stored_exactly(broker: BrokerUnderTest, running_i
     seq = SequenceCounter()
     batches = [known_batch(vehicle_id, seq.next(), seed=i) for i in range(3)]
     with running_ingest(broker.ingest) as ingest:
-        pub = MqttPublisher(
-            broker.vehicle(vehicle_id), f"test-{broker.name}-{vehicle_id}", status_vehicle_id=vehicle_id
-        )
+        pub = MqttPublisher(broker.vehicle(vehicle_id), vehicle_id, status_vehicle_id=vehicle_id)
         pub.connect()
         try:
             for batch in batches:
@@ -89,7 +88,7 @@ def test_redelivered_batch_adds_no_rows(broker: BrokerUnderTest, running_ingest,
     vehicle_id = f"DUP-{broker.name}-{time.time_ns()}"  # the gateway account may publish for any vehicle
     batch = known_batch(vehicle_id, SequenceCounter().next(), n_rows=5)
     with running_ingest(broker.ingest) as ingest:
-        pub = MqttPublisher(broker.simulator, f"test-{broker.name}-dup")
+        pub = MqttPublisher(broker.simulator, SIMULATOR_USER)
         pub.connect()
         try:
             for _ in range(3):
@@ -113,7 +112,7 @@ def test_vehicle_cannot_publish_as_another_vehicle(
     spoofed = known_batch("VEH-D", SequenceCounter().next(), n_rows=3)
     own = known_batch("VEH-C", SequenceCounter().next(), n_rows=3)
     with running_ingest(broker.ingest) as ingest:
-        pub = MqttPublisher(broker.vehicle("VEH-C"), f"test-{broker.name}-acl")
+        pub = MqttPublisher(broker.vehicle("VEH-C"), "VEH-C")
         pub.connect()
         try:
             pub.publish_batch(spoofed)
@@ -132,6 +131,6 @@ def test_vehicle_cannot_publish_as_another_vehicle(
 
 
 def test_wrong_password_is_refused(broker: BrokerUnderTest) -> None:
-    pub = MqttPublisher(broker.vehicle("VEH-A", password="not-the-password"), f"test-{broker.name}-badpw")
+    pub = MqttPublisher(broker.vehicle("VEH-A", password="not-the-password"), "VEH-A")
     with pytest.raises(PublishError):
         pub.connect(timeout_s=5)

@@ -17,6 +17,7 @@ from contract.credentials import vehicle_password
 from contract.endpoint import MqttEndpoint
 from fleet.embedded import INGEST_USER, BrokerAccounts, free_port
 from fleet.mosquitto import MosquittoProcess, find_mosquitto, wait_port
+from tests.conftest import TEST_LOGIN_SUFFIXES
 
 AGENT_VEHICLES = ("AGT-OUTAGE", "AGT-KILL", "AGT-CAMPAIGN", "AGT-CORRUPT", "AGT-OBD", "AGT-DISKFULL")
 EMULATED_DTCS = ("0301", "0420")  # P0301 (cylinder 1 misfire), P0420 (catalyst efficiency)
@@ -35,6 +36,10 @@ class PrivateBroker:
     def ingest(self) -> MqttEndpoint:
         return MqttEndpoint("127.0.0.1", self.port, INGEST_USER, self.accounts.ingest_password)
 
+    def login(self, login: str) -> MqttEndpoint:
+        """A login of the ingest account (contract.accounts), e.g. INGEST_OBSERVER."""
+        return MqttEndpoint("127.0.0.1", self.port, login, self.accounts.ingest_password)
+
     def vehicle(self, vehicle_id: str) -> MqttEndpoint:
         pw = vehicle_password(self.accounts.fleet_secret, vehicle_id)
         return MqttEndpoint("127.0.0.1", self.port, vehicle_id, pw)
@@ -46,10 +51,14 @@ def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
     if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed (.ci/run installs it)")
     accounts = BrokerAccounts()
-    users = {INGEST_USER: accounts.ingest_password}
+    users: dict[str, str | None] = {INGEST_USER: accounts.ingest_password}
     users.update({v: vehicle_password(accounts.fleet_secret, v) for v in AGENT_VEHICLES})
     broker = MosquittoProcess(
-        tmp_path / "mosquitto", accounts=users, persistence=True, max_queued_messages=100_000
+        tmp_path / "mosquitto",
+        accounts=users,
+        extra_logins=TEST_LOGIN_SUFFIXES,
+        persistence=True,
+        max_queued_messages=100_000,
     )
     broker.start()
     try:

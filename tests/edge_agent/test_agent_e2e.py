@@ -17,11 +17,13 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from contract import topics
+from contract.accounts import INGEST_CAMPAIGN
 from contract.signals import SIGNALS
 from edge_agent.agent import Agent
 from edge_agent.bench import agent_command, write_agent_config
 from edge_agent.config import AgentConfig
 from edge_agent.sources.simulated import SimulatedSource
+from tests.conftest import INGEST_OBSERVER
 from tests.edge_agent.conftest import PrivateBroker
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres, pytest.mark.mosquitto]
@@ -158,8 +160,10 @@ def test_sigkill_loses_at_most_the_fsync_interval(
 
 
 def _publish_retained(broker: PrivateBroker, topic: str, payload: bytes) -> None:
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    client.username_pw_set(broker.ingest.username, broker.ingest.password)
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=INGEST_CAMPAIGN, protocol=mqtt.MQTTv311
+    )
+    client.username_pw_set(INGEST_CAMPAIGN, broker.ingest.password)
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
@@ -172,8 +176,10 @@ def test_campaign_from_config_topic_is_applied_and_reported(
 ) -> None:
     vid = "AGT-CAMPAIGN"
     checkins: list[dict] = []
-    listener = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    listener.username_pw_set(private_broker.ingest.username, private_broker.ingest.password)
+    listener = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=INGEST_OBSERVER, protocol=mqtt.MQTTv311
+    )
+    listener.username_pw_set(INGEST_OBSERVER, private_broker.ingest.password)
     listener.on_message = lambda c, u, m: checkins.append(
         json.loads(m.payload) if m.payload.startswith(b"{") else {"state": m.payload.decode()}
     )

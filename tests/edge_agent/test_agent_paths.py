@@ -14,6 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from contract import topics
 from edge_agent.agent import Agent
 from edge_agent.sources.simulated import SimulatedSource
+from tests.conftest import INGEST_OBSERVER
 from tests.edge_agent.conftest import EMULATED_DTCS, PrivateBroker
 from tests.edge_agent.test_agent_e2e import AgentThread, agent_config, wait_until
 
@@ -25,8 +26,10 @@ def _listen(
 ) -> tuple[mqtt.Client, list[bytes]]:
     got: list[bytes] = []
     ready = threading.Event()
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-    account = broker.vehicle(as_vehicle) if as_vehicle else broker.ingest
+    account = broker.vehicle(as_vehicle) if as_vehicle else broker.login(INGEST_OBSERVER)
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=account.username, protocol=mqtt.MQTTv311
+    )
     client.username_pw_set(account.username, account.password)
     client.on_message = lambda c, u, m: got.append(bytes(m.payload))
     client.on_subscribe = lambda *a: ready.set()
@@ -98,7 +101,7 @@ def test_agent_link_cannot_publish_as_another_vehicle(private_broker: PrivateBro
 
     listener, got = _listen(private_broker, "fleet/v1/+/telemetry")
     link = AgentLink(
-        LinkConfig(private_broker.vehicle("AGT-OUTAGE"), "AGT-OUTAGE", "acl-test", backoff_initial_s=0.1),
+        LinkConfig(private_broker.vehicle("AGT-OUTAGE"), "AGT-OUTAGE", "AGT-OUTAGE", backoff_initial_s=0.1),
         lambda: b"{}",
     )
     link.start()

@@ -34,6 +34,7 @@ from edge_agent.link import AgentLink, LinkConfig
 from edge_agent.sources.simulated import SimulatedSource
 from fleet.embedded import INGEST_USER, BrokerAccounts
 from fleet.mosquitto import MosquittoProcess, find_mosquitto
+from tests.conftest import INGEST_OBSERVER, TEST_LOGIN_SUFFIXES
 from tests.edge_agent.test_agent_e2e import AgentThread, wait_until
 
 pytest.importorskip("cryptography", reason="cryptography makes the test PKI")
@@ -174,27 +175,31 @@ class TlsBroker:
 
 @pytest.fixture
 def tls_broker(pki: Pki, tmp_path: Path) -> Iterator[TlsBroker]:
-    """Passwords over TLS (server certificate only), the shipped ACL."""
+    """Passwords over TLS (server certificate only), the fleet's logins and ACL."""
     if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed (.ci/run installs it)")
     accounts = BrokerAccounts()
-    users = {INGEST_USER: accounts.ingest_password}
+    users: dict[str, str | None] = {INGEST_USER: accounts.ingest_password}
     users.update({v: vehicle_password(accounts.fleet_secret, v) for v in (PASSWORD_VEHICLE, OTHER_VEHICLE)})
     cert, key = pki.server
-    with MosquittoProcess(tmp_path / "mosquitto", accounts=users, tls_cert=cert, tls_key=key) as broker:
+    with MosquittoProcess(
+        tmp_path / "mosquitto", accounts=users, extra_logins=TEST_LOGIN_SUFFIXES, tls_cert=cert, tls_key=key
+    ) as broker:
         yield TlsBroker(broker, accounts)
 
 
 @pytest.fixture
 def cert_broker(pki: Pki, tmp_path: Path) -> Iterator[TlsBroker]:
-    """Client certificates required; the certificate's CN is the username; the shipped ACL."""
+    """Client certificates required; the certificate's CN is the username and, rewritten by the
+    broker, the client id; the fleet's ACL. The certificate identities are provisioned without a
+    password (their roles carry the ACL)."""
     if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed (.ci/run installs it)")
     accounts = BrokerAccounts()
     cert, key = pki.server
     with MosquittoProcess(
         tmp_path / "mosquitto",
-        accounts={INGEST_USER: accounts.ingest_password},  # enables the password file and the ACL
+        accounts={INGEST_USER: None, CERT_VEHICLE: None, OTHER_VEHICLE: None},
         tls_cert=cert,
         tls_key=key,
         tls_ca=pki.ca.cert_path,
@@ -211,10 +216,15 @@ def _listen(
     password: tuple[str, str] | None = None,
     client_cert: tuple[Path, Path] | None = None,
 ) -> tuple[mqtt.Client, list[tuple[str, bytes]]]:
-    """An observer on the ingest account, over TLS."""
+    """An observer on the ingest account, over TLS: the login of `password` (its client id), or a
+    client certificate (the broker makes the certificate's identity the client id)."""
     got: list[tuple[str, bytes]] = []
     ready = threading.Event()
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=password[0] if password else "observer",
+        protocol=mqtt.MQTTv311,
+    )
     if password:
         client.username_pw_set(*password)
     client.tls_set(
@@ -263,7 +273,7 @@ def test_agent_authenticates_with_a_password_over_tls(
         tls_broker.port,
         topics.topic_for(vid, topics.TELEMETRY),
         pki.ca.cert_path,
-        password=(INGEST_USER, tls_broker.accounts.ingest_password),
+        password=(INGEST_OBSERVER, tls_broker.accounts.ingest_password),
     )
     agent = Agent(config, SimulatedSource(seed=5))
     try:
@@ -285,7 +295,7 @@ def _assert_link_rejects_the_broker(
     vid = PASSWORD_VEHICLE
     endpoint = MqttEndpoint("127.0.0.1", port, vid, password, tls=True)
     link = AgentLink(
-        LinkConfig(endpoint, vid, "tls-untrusted", ca_file=ca_file, backoff_initial_s=0.1, backoff_max_s=0.2),
+        LinkConfig(endpoint, vid, vid, ca_file=ca_file, backoff_initial_s=0.1, backoff_max_s=0.2),
         lambda: b"{}",
     )
 
@@ -344,7 +354,7 @@ def test_client_certificate_is_the_identity_and_the_acl_confines_it(cert_broker:
         LinkConfig(
             endpoint,
             CERT_VEHICLE,
-            "tls-cert",
+            "any-id",  # the broker replaces it with the certificate's identity
             ca_file=pki.ca.cert_path,
             cert_file=cert,
             key_file=key,
@@ -377,7 +387,7 @@ def test_a_vehicle_without_a_certificate_is_refused(cert_broker: TlsBroker, pki:
     """The certificate is what authenticates: a correct-looking password does not replace it."""
     endpoint = MqttEndpoint("127.0.0.1", cert_broker.port, CERT_VEHICLE, "any password", tls=True)
     link = AgentLink(
-        LinkConfig(endpoint, CERT_VEHICLE, "tls-nocert", ca_file=pki.ca.cert_path, backoff_initial_s=0.1),
+        LinkConfig(endpoint, CERT_VEHICLE, CERT_VEHICLE, ca_file=pki.ca.cert_path, backoff_initial_s=0.1),
         lambda: b"{}",
     )
     link.start()

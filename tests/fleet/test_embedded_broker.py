@@ -9,13 +9,16 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.conftest import BrokerUnderTest
+from contract.accounts import INGEST_CAMPAIGN
+from fleet.embedded import SIMULATOR_USER
+from tests.conftest import INGEST_OBSERVER, BrokerUnderTest
 
 pytestmark = pytest.mark.broker
 
 
-def _client(broker: BrokerUnderTest, username: str, password: str, client_id: str) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+def _client(broker: BrokerUnderTest, username: str, password: str) -> mqtt.Client:
+    """A paho client of one login; its client id is the login (contract.accounts)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=username, protocol=mqtt.MQTTv311)
     client.username_pw_set(username, password)
     return client
 
@@ -25,12 +28,7 @@ def test_burst_then_disconnect_loses_nothing(amqtt_broker: BrokerUnderTest) -> N
     n = 300
     received: list[str] = []
     subscribed = threading.Event()
-    sub = _client(
-        amqtt_broker,
-        amqtt_broker.ingest.username,
-        amqtt_broker.ingest.password,
-        f"burst-sub-{time.time_ns()}",
-    )
+    sub = _client(amqtt_broker, INGEST_OBSERVER, amqtt_broker.ingest.password)
     sub.on_message = lambda c, u, msg: received.append(msg.topic)
     sub.on_subscribe = lambda *a: subscribed.set()
     sub.on_connect = lambda c, *a: c.subscribe("fleet/v1/+/telemetry", qos=1)
@@ -38,9 +36,7 @@ def test_burst_then_disconnect_loses_nothing(amqtt_broker: BrokerUnderTest) -> N
     sub.loop_start()
     try:
         assert subscribed.wait(10)
-        pub = _client(
-            amqtt_broker, amqtt_broker.simulator.username, amqtt_broker.simulator.password, "burst-pub"
-        )
+        pub = _client(amqtt_broker, SIMULATOR_USER, amqtt_broker.simulator.password)
         pub.connect(amqtt_broker.host, amqtt_broker.port)
         pub.loop_start()
         infos = [pub.publish(f"fleet/v1/BURST-{i}/telemetry", b"x" * 400, qos=1) for i in range(n)]
@@ -59,7 +55,7 @@ def test_burst_then_disconnect_loses_nothing(amqtt_broker: BrokerUnderTest) -> N
 
 def test_unknown_user_is_refused(amqtt_broker: BrokerUnderTest) -> None:
     refused = threading.Event()
-    client = _client(amqtt_broker, "nobody", "guess", "nobody")
+    client = _client(amqtt_broker, "nobody", "guess")
     client.on_connect = lambda c, u, f, rc, p: refused.set() if rc.is_failure else None
     client.connect(amqtt_broker.host, amqtt_broker.port)
     client.loop_start()
@@ -74,15 +70,15 @@ def test_retained_messages_reach_only_clients_subscribed_to_them(amqtt_broker: B
     any session held, past the ACL (one vehicle got another's retained campaign)."""
     run = time.time_ns()
     v1, v2 = f"RET1-{run}", f"RET2-{run}"
-    other = _client(amqtt_broker, v2, amqtt_broker.vehicle(v2).password, v2)
+    other = _client(amqtt_broker, v2, amqtt_broker.vehicle(v2).password)
     other.on_connect = lambda c, *a: c.subscribe(f"fleet/v1/{v2}/config", qos=1)
     other.connect(amqtt_broker.host, amqtt_broker.port)
     other.loop_start()
-    cloud = _client(amqtt_broker, amqtt_broker.ingest.username, amqtt_broker.ingest.password, f"cloud-{run}")
+    cloud = _client(amqtt_broker, INGEST_CAMPAIGN, amqtt_broker.ingest.password)
     cloud.connect(amqtt_broker.host, amqtt_broker.port)
     cloud.loop_start()
     got: list[tuple[str, bytes]] = []
-    me = _client(amqtt_broker, v1, amqtt_broker.vehicle(v1).password, v1)
+    me = _client(amqtt_broker, v1, amqtt_broker.vehicle(v1).password)
     try:
         time.sleep(0.5)  # v2's config subscription is in place
         for vid in (v1, v2):
@@ -102,3 +98,64 @@ def test_retained_messages_reach_only_clients_subscribed_to_them(amqtt_broker: B
             client.disconnect()
             client.loop_stop()
     assert got == [(f"fleet/v1/{v1}/config", f"campaign of {v1}".encode())]
+
+
+@pytest.mark.parametrize("clean_session", [True, False])
+def test_a_refused_connect_leaves_the_session_of_its_client_id_alone(
+    amqtt_broker: BrokerUnderTest, clean_session: bool
+) -> None:
+    """Regression: amqtt 0.12.1 looked up the session of a CONNECT's client id before it
+    authenticated the client: with clean_session it deleted that session, without it took it over,
+    and only then refused the client. Here the right login with a wrong password tries a persistent
+    subscriber's client id while the subscriber is offline: it is refused, and the messages queued
+    for the subscriber all arrive when it comes back."""
+    login = INGEST_OBSERVER
+    topic = f"fleet/v1/RFS-{int(clean_session)}-{time.time_ns()}/telemetry"
+    received: list[bytes] = []
+
+    def subscriber() -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=login, protocol=mqtt.MQTTv311, clean_session=False
+        )
+        client.username_pw_set(login, amqtt_broker.ingest.password)
+        subscribed = threading.Event()
+        client.on_message = lambda c, u, m: received.append(bytes(m.payload))
+        client.on_subscribe = lambda *a: subscribed.set()
+        client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+        client.connect(amqtt_broker.host, amqtt_broker.port)
+        client.loop_start()
+        assert subscribed.wait(10)
+        return client
+
+    sub = subscriber()
+    sub.disconnect()
+    sub.loop_stop()
+    pub = _client(amqtt_broker, SIMULATOR_USER, amqtt_broker.simulator.password)
+    pub.connect(amqtt_broker.host, amqtt_broker.port)
+    pub.loop_start()
+    try:
+        for info in [pub.publish(topic, b"queued %d" % i, qos=1) for i in range(20)]:
+            info.wait_for_publish(10)
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+    refused: list[str] = []
+    intruder = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=login, protocol=mqtt.MQTTv311, clean_session=clean_session
+    )
+    intruder.username_pw_set(login, "not-the-password")
+    intruder.on_connect = lambda c, u, f, rc, p: refused.append(str(rc))
+    intruder.connect(amqtt_broker.host, amqtt_broker.port)
+    deadline = time.monotonic() + 5
+    while not refused and time.monotonic() < deadline:
+        intruder.loop(0.05)
+    assert refused == ["Not authorized"]
+    sub = subscriber()
+    try:
+        deadline = time.monotonic() + 10
+        while len(received) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+    assert sorted(received) == sorted(b"queued %d" % i for i in range(20))

@@ -10,6 +10,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from contract import topics, wire_v1
+from fleet.embedded import SIMULATOR_USER
 from tests.conftest import BrokerUnderTest
 from tests.e2e.test_pipeline import known_batch
 from tests.malformed_payloads import MALFORMED
@@ -19,10 +20,9 @@ pytestmark = [pytest.mark.broker, pytest.mark.postgres]
 
 def raw_publisher(broker: BrokerUnderTest) -> mqtt.Client:
     """A bare paho client on the simulator gateway account, to put arbitrary bytes on the wire."""
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"raw-{time.time_ns()}", protocol=mqtt.MQTTv311
-    )
-    client.username_pw_set(broker.simulator.username, broker.simulator.password)
+    ep = broker.login(f"{SIMULATOR_USER}-raw")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=ep.username, protocol=mqtt.MQTTv311)
+    client.username_pw_set(ep.username, ep.password)
     client.connect(broker.host, broker.port)
     client.loop_start()
     return client

@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
 from contract import topics
+from contract.accounts import SIMULATOR_DTC
 from edge_agent.publisher import MqttPublisher
 from fleet.cli import app
 from simulators.engine import FleetSimulation
@@ -22,7 +23,7 @@ from simulators.feeder import FeedConfig, feed
 from simulators.roads import city_grid
 from simulators.runner import VehiclePublishers
 from simulators.scenario import FaultSpec, NetworkSpec
-from tests.conftest import BrokerUnderTest
+from tests.conftest import INGEST_OBSERVER, BrokerUnderTest
 from tests.simulators.helpers import busy_scenario
 
 
@@ -34,10 +35,8 @@ class DtcListener:
         self.messages: list[dict] = []
         self._vehicles = set(vehicle_ids)
         self._ready = threading.Event()
-        ep = broker.ingest
-        self._client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"dtc-{time.time_ns()}"
-        )
+        ep = broker.login(INGEST_OBSERVER)
+        self._client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=ep.username)
         self._client.username_pw_set(ep.username, ep.password)
         self._client.on_connect = lambda c, *a: c.subscribe(topics.subscription_for(topics.DTC), qos=1)
         self._client.on_subscribe = lambda *a: self._ready.set()
@@ -78,7 +77,7 @@ def test_scenario_lands_in_postgres_exactly_once(
     listener = DtcListener(broker, sim.vehicle_ids)
     with running_ingest(broker.ingest) as ingest:
         pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=broker.simulator)
-        dtc = MqttPublisher(broker.simulator, f"test-dtc-{time.time_ns()}")
+        dtc = MqttPublisher(broker.simulator, SIMULATOR_DTC)
         dtc.connect()
         try:
             stats = feed(
