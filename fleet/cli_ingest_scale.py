@@ -26,6 +26,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("maintain")(maintain)
     bench_app.command("ingest")(bench_ingest)
     bench_app.command("inflation")(bench_inflation)
+    bench_app.command("autosave")(bench_autosave)
 
 
 def _setup(log_json: bool):  # noqa: ANN202
@@ -262,3 +263,50 @@ def bench_inflation(
         return
     for key, value in report.items():
         print(f"{key}: {value}")
+
+
+def bench_autosave(
+    setting: Annotated[
+        list[str],
+        typer.Option(help="autosave setting: SECONDS (autosave_interval) or changes:COUNT (repeatable)."),
+    ],
+    runs: Annotated[int, typer.Option(min=1, help="Runs per setting (interleaved).")] = 3,
+    messages: Annotated[int, typer.Option(min=10, help="Backlog size: messages published at most.")] = 10_000,
+    payload_bytes: Annotated[int, typer.Option(min=8, help="Bytes per message.")] = 1_000,
+    rate: Annotated[
+        float, typer.Option(min=0, help="Messages/s to publish (0: as fast as acknowledged).")
+    ] = 0.0,
+    kill_from: Annotated[
+        float,
+        typer.Option(min=0, max=1, help="Kill after a random share in [this, 1] of the backlog is acked."),
+    ] = 0.25,
+    seed: Annotated[int, typer.Option(help="Seed of the kill points.")] = 1,
+    mosquitto: Annotated[str | None, typer.Option(help="Path of the mosquitto binary.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Mosquitto killed (SIGKILL) while it queues QoS 1 messages for an offline persistent session:
+    acknowledged messages lost per autosave setting, and what the setting costs (broker write bytes
+    per message, saves, publish rate). Private Mosquitto with persistence; see ingest/bench/autosave.py."""
+    from ingest.bench.autosave import AutosaveBenchConfig, Setting, run_autosave_bench
+
+    _setup(False)
+    try:
+        settings = tuple(Setting.parse(s) for s in setting)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    cfg = AutosaveBenchConfig(
+        settings=settings,
+        runs=runs,
+        messages=messages,
+        payload_bytes=payload_bytes,
+        rate=rate,
+        kill_from=kill_from,
+        seed=seed,
+        mosquitto=mosquitto,
+    )
+    report = run_autosave_bench(cfg)
+    if as_json:
+        print(json.dumps(report))
+        return
+    for run in report["runs"]:
+        print(run)

@@ -183,6 +183,9 @@ class MosquittoProcess:
         binary: str | None = None,
         port: int | None = None,
         persistence: bool = False,
+        autosave_interval: int = 60,
+        autosave_on_changes: bool = False,
+        log_path: Path | None = None,
         max_inflight_messages: int = 10_000,
         max_queued_messages: int = 1_000_000,
         tls_cert: Path | None = None,
@@ -222,9 +225,12 @@ class MosquittoProcess:
             "max_packet_size 1100000",
             f"persistence {'true' if persistence else 'false'}",
             f"persistence_location {work_dir}/",
+            f"autosave_interval {autosave_interval}",
+            f"autosave_on_changes {'true' if autosave_on_changes else 'false'}",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
+            *(["log_type information", "log_timestamp_format %Y-%m-%dT%H:%M:%S"] if log_path else []),
             f"user {getpass.getuser()}",  # as root, mosquitto would switch to a user without access
         ]
         if accounts:
@@ -237,6 +243,7 @@ class MosquittoProcess:
             dynsec.write_text(json.dumps(dynsec_config(logins), indent=1))
             lines += [f"plugin {plugin}", f"plugin_opt_config_file {dynsec}"]
         self.config_path.write_text("\n".join(lines) + "\n")
+        self.log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -249,7 +256,13 @@ class MosquittoProcess:
 
     def start(self, timeout_s: float = 10) -> None:
         """Start the broker and wait until it accepts connections. Raises RuntimeError otherwise."""
-        self._proc = subprocess.Popen([self.binary, "-c", str(self.config_path)], stderr=subprocess.DEVNULL)
+        if self.log_path is None:
+            self._proc = subprocess.Popen(
+                [self.binary, "-c", str(self.config_path)], stderr=subprocess.DEVNULL
+            )
+        else:
+            with self.log_path.open("ab") as log:
+                self._proc = subprocess.Popen([self.binary, "-c", str(self.config_path)], stderr=log)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
@@ -268,6 +281,13 @@ class MosquittoProcess:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait(5)
+        self._proc = None
+
+    def kill(self) -> None:
+        """Kill it (SIGKILL), as a crash or the OOM killer would: nothing is saved on the way out."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(10)
         self._proc = None
 
     def __enter__(self) -> MosquittoProcess:
