@@ -37,6 +37,7 @@ from fleet.mosquitto import MosquittoProcess
 SUBSCRIBER = f"{accounts.INGEST}-autosave"  # logins in the accounts' namespaces (anonymous broker)
 PUBLISHER = f"{accounts.SIMULATOR}-autosave"
 TOPIC = "fleet/v1/AUTOSAVE/telemetry"
+WINDOW = 1000  # unacknowledged messages at most (paho's own queue slows down quadratically with more)
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,9 @@ def one_run(setting: Setting, cfg: AutosaveBenchConfig, rng: random.Random, work
         io0 = _proc_io(broker.pid)
         started = time.monotonic()
         sent = 0
-        while pub.acked_count() < kill_at:
-            if sent < cfg.messages and (not cfg.rate or sent < (time.monotonic() - started) * cfg.rate):
+        while (acked_now := pub.acked_count()) < kill_at:
+            due = sent < (time.monotonic() - started) * cfg.rate if cfg.rate else sent - acked_now < WINDOW
+            if sent < cfg.messages and due:
                 pub.publish(sent)
                 sent += 1
             elif time.monotonic() - started > 600:
