@@ -183,7 +183,7 @@ class MosquittoProcess:
         binary: str | None = None,
         port: int | None = None,
         persistence: bool = False,
-        autosave_interval: int = 60,
+        autosave_interval: int = 10,  # as deploy/mosquitto/mosquitto.conf (docs/scaling.md)
         autosave_on_changes: bool = False,
         log_path: Path | None = None,
         max_inflight_messages: int = 10_000,
