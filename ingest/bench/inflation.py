@@ -115,9 +115,9 @@ def run_inflation_bench(cfg: InflationConfig) -> dict:
             make_batches(f"{run}-O", cfg.ordinary, 600, cfg.ordinary, end_ts_ns=now_us * 1000 - 60 * 10**9)
         )
         frames = _interleave(bombs, wide_frames, ordinary, largest_frames)
-        client_id = f"bench-inflation-{run}"
+        client_id = f"fleet-ingest-bench-inflation-{run}"  # in ingest's namespace (contract.accounts)
         open_persistent_session(broker.url, client_id)
-        publisher = FramePublisher(broker.url, f"bench-pub-{run}")
+        publisher = FramePublisher(broker.url, f"fleet-simulator-bench-{run}")
         stack.callback(publisher.close)
         publisher.publish_all(frames)
         if not publisher.wait_acked(300):
