@@ -33,7 +33,10 @@ def check_vehicle_id(value: object, what: str = "vehicle_id") -> str:
     if isinstance(value, str) and is_valid_vehicle_id(value):
         return value
     shown = repr(value)[:80]
-    raise DecodeError(DecodeReason.BAD_VEHICLE_ID, f"{what} {shown} is not 1-64 characters of [A-Za-z0-9_.-]")
+    raise DecodeError(
+        DecodeReason.BAD_VEHICLE_ID,
+        f"{what} {shown} is not a vehicle id (1-64 characters of [A-Za-z0-9_.-], not a service login)",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,6 +187,7 @@ class MosquittoProcess:
         autosave_on_changes: bool = False,
         log_path: Path | None = None,
         max_inflight_messages: int = 10_000,
+        max_inflight_bytes: int = 64 << 20,  # as deploy/mosquitto/mosquitto.conf: ingest's receive queue
         max_queued_messages: int = 1_000_000,
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
@@ -220,6 +221,7 @@ class MosquittoProcess:
         lines += [
             f"allow_anonymous {'false' if accounts else 'true'}",
             f"max_inflight_messages {max_inflight_messages}",
+            f"max_inflight_bytes {max_inflight_bytes}",
             f"max_queued_messages {max_queued_messages}",
             "max_queued_bytes 0",
             "max_packet_size 1100000",
