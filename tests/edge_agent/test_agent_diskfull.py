@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from contract import topics, wire_v1
 from edge_agent.agent import Agent
 from edge_agent.sources.simulated import SimulatedSource
+from tests.conftest import INGEST_OBSERVER
 from tests.edge_agent.conftest import PrivateBroker, fill_up
 from tests.edge_agent.test_agent_e2e import AgentThread, agent_config, wait_until
 
@@ -38,8 +39,10 @@ class Subscriber:
         self.checkins: list[dict] = []
         self._lock = threading.Lock()
         ready = threading.Event()
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-        self.client.username_pw_set(broker.ingest.username, broker.ingest.password)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=INGEST_OBSERVER, protocol=mqtt.MQTTv311
+        )
+        self.client.username_pw_set(INGEST_OBSERVER, broker.ingest.password)  # a login is its client id
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: ready.set()
         self.client.connect("127.0.0.1", broker.port)
