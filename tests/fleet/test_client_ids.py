@@ -276,7 +276,7 @@ def test_fleet_ingest_workers_log_in_with_their_own_ids(pg_url: str, tmp_path: P
     from fleet.mosquitto import MosquittoProcess, find_mosquitto
     from ingest.bench.fleetdata import open_persistent_session
     from ingest.bench.prom import scrape
-    from tests.ingest.conftest import IngestProcess
+    from tests.ingest.conftest import IngestProcess, metrics_answer
 
     if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed (.ci/run installs it)")
@@ -298,15 +298,7 @@ def test_fleet_ingest_workers_log_in_with_their_own_ids(pg_url: str, tmp_path: P
         port = free_port()
         ingest.start("--workers", "2", "--metrics-port", str(port))
         try:
-
-            def both_up() -> bool:
-                try:
-                    scrape(port), scrape(port + 1)
-                except OSError:
-                    return False
-                return True
-
-            assert _wait(both_up, 30), ingest.log_tail()
+            assert _wait(lambda: metrics_answer(port, port + 1), 30), ingest.log_tail()
             gateway = MqttEndpoint("127.0.0.1", broker.port, SIMULATOR_USER, creds.simulator_password)
             _publish(gateway, SIMULATOR_USER, batches)
             assert _wait(lambda: _rows(pg_url, vid) >= len(batches), 30), ingest.log_tail()

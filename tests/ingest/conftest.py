@@ -129,6 +129,18 @@ class IngestProcess:
         return self.log_text()[-3000:]
 
 
+def metrics_answer(*ports: int) -> bool:
+    """Whether every worker's Prometheus endpoint answers (its ingest process is up)."""
+    from ingest.bench.prom import scrape
+
+    try:
+        for port in ports:
+            scrape(port)
+    except OSError:
+        return False
+    return True
+
+
 def wait_until(predicate, timeout_s: float, poll_s: float = 0.1) -> bool:  # noqa: ANN001
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

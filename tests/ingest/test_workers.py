@@ -17,7 +17,7 @@ from fleet.embedded import free_port
 from fleet.mosquitto import MosquittoProcess, find_mosquitto
 from ingest.bench.fleetdata import FramePublisher, frames_of, make_batches, open_persistent_session
 from ingest.bench.prom import scrape
-from tests.ingest.conftest import IngestProcess, wait_until
+from tests.ingest.conftest import IngestProcess, metrics_answer, wait_until
 from tests.ingest.test_faults import ROWS_PER_BATCH, _expect_exactly
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres, pytest.mark.mosquitto]
@@ -48,15 +48,7 @@ def test_two_workers_split_the_load_and_store_each_batch_once(pg_url: str, tmp_p
         open_persistent_session(broker.url, f"workers-{prefix}-{worker}", "fleet-ingest")
     try:
         ingest.start("--workers", "2", "--metrics-port", str(port))
-
-        def both_up() -> bool:
-            try:
-                scrape(port), scrape(port + 1)
-            except OSError:
-                return False
-            return True
-
-        assert wait_until(both_up, 30), ingest.log_tail()
+        assert wait_until(lambda: metrics_answer(port, port + 1), 30), ingest.log_tail()
         end = time.time_ns() - 60 * 10**9
         frames = frames_of(make_batches(prefix, n, ROWS_PER_BATCH, 25, end_ts_ns=end))
         publisher.publish_all(frames[: n // 2])
