@@ -56,14 +56,17 @@ def encode(batch: TelemetryBatch, *, compress: bool = True) -> bytes:
         raise EncodeError("timestamps must strictly increase (µs resolution, gaps < 71 min)")
     if ts_us[0] < MIN_TS_US or ts_us[-1] > MAX_TS_US:
         raise EncodeError("timestamps must lie in 1970-01-01..2262-04-11 UTC (contract.timestamps)")
-    if not any((~np.isnan(np.asarray(v, dtype=np.float64))).any() for v in batch.columns.values()):
-        raise EncodeError("batch has no present value: there is nothing to send")
     vid = batch.vehicle_id.encode("ascii")
     parts = [bytes([len(vid)]), vid, BODY_FIXED.pack(batch.seq, n_rows, len(batch.columns))]
     parts.append(struct.pack("<q", int(ts_us[0])))
     parts.append(deltas.astype("<u4").tobytes())
+    n_present = 0
     for path, values in batch.columns.items():
-        parts.extend(_encode_column(path, np.asarray(values, dtype=np.float64), n_rows))
+        column, count = _encode_column(path, np.asarray(values, dtype=np.float64), n_rows)
+        parts.extend(column)
+        n_present += count
+    if not n_present:
+        raise EncodeError("batch has no present value: there is nothing to send")
     body = b"".join(parts)
     flags = 0
     if compress:
@@ -81,7 +84,8 @@ def encode(batch: TelemetryBatch, *, compress: bool = True) -> bytes:
     return frame
 
 
-def _encode_column(path: str, values: np.ndarray, n_rows: int) -> list[bytes]:
+def _encode_column(path: str, values: np.ndarray, n_rows: int) -> tuple[list[bytes], int]:
+    """The column's bytes and how many values it carries."""
     signal = BY_PATH.get(path)
     if signal is None:
         raise EncodeError(f"signal {path!r} is not in the catalogue")
@@ -89,39 +93,47 @@ def _encode_column(path: str, values: np.ndarray, n_rows: int) -> list[bytes]:
         raise EncodeError(f"column {path} has shape {values.shape}, expected ({n_rows},)")
     present = ~np.isnan(values)
     kept = values[present]
-    if not np.isfinite(kept).all():
-        raise EncodeError(f"column {path} has an infinite value")
-    if signal.wire_type is WireType.BOOL and not np.isin(kept, (0.0, 1.0)).all():
-        raise EncodeError(f"column {path} is boolean but has values other than 0/1")
-    with np.errstate(over="ignore"):  # the overflow is what the next line refuses
-        sent = kept.astype(signal.wire_type.numpy_dtype)
-    if not np.isfinite(sent.astype(np.float64)).all():
-        raise EncodeError(f"column {path} has a value beyond the range of {signal.wire_type.name}")
+    if _unsendable_values(signal.wire_type, kept).any():
+        raise EncodeError(
+            f"column {path} has a value {signal.wire_type.name} cannot carry "
+            "(infinite, beyond its range, or a boolean other than 0/1)"
+        )
     if present.all():
         head = [COLUMN_HEAD.pack(signal.signal_id, signal.wire_type, PRESENCE_ALL)]
     else:
         bitmap = np.packbits(present, bitorder="little").tobytes()
         head = [COLUMN_HEAD.pack(signal.signal_id, signal.wire_type, PRESENCE_BITMAP), bitmap]
-    return [*head, sent.tobytes()]
+    return [*head, kept.astype(signal.wire_type.numpy_dtype).tobytes()], int(kept.size)
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def _unsendable_values(wire_type: WireType, kept: np.ndarray) -> np.ndarray:
+    """Which of these present values `wire_type` cannot carry: the one rule of the encoder and of
+    `unsendable`."""
+    bad = ~np.isfinite(kept)
+    if wire_type is WireType.FLOAT32:
+        bad |= np.abs(np.where(bad, 0.0, kept)) > _FLOAT32_MAX
+    elif wire_type is WireType.BOOL:
+        bad |= ~np.isin(kept, (0.0, 1.0))
+    return bad
+
+
 def unsendable(paths: Sequence[str], values: np.ndarray) -> np.ndarray:
     """Which present values of a rows x paths matrix this format cannot carry: infinite, beyond the
-    FLOAT32 range for a FLOAT32 signal, or other than 0/1 for a BOOL one. NaN means absent and is
-    never flagged. Lets a sender drop such readings instead of failing to encode the whole batch."""
+    FLOAT32 range for a FLOAT32 signal, or other than 0/1 for a BOOL one; any value of a signal
+    outside the catalogue. NaN means absent and is never flagged. Lets a sender drop such readings
+    instead of failing to encode the whole batch."""
     present = ~np.isnan(values)
-    bad = present & ~np.isfinite(values)
+    bad = np.zeros_like(present)
     for j, path in enumerate(paths):
         signal = BY_PATH.get(path)
+        column = present[:, j]
         if signal is None:
-            bad[:, j] = present[:, j]
-        elif signal.wire_type is WireType.FLOAT32:
-            bad[:, j] |= present[:, j] & (np.abs(np.nan_to_num(values[:, j])) > _FLOAT32_MAX)
-        elif signal.wire_type is WireType.BOOL:
-            bad[:, j] |= present[:, j] & ~np.isin(values[:, j], (0.0, 1.0))
+            bad[:, j] = column
+        else:
+            bad[column, j] = _unsendable_values(signal.wire_type, values[column, j])
     return bad
 
 
@@ -152,28 +164,27 @@ def decode(payload: bytes) -> TelemetryBatch:
     ts_us = np.concatenate(([ts0_us], ts0_us + np.cumsum(deltas, dtype=np.int64))).astype(np.int64)
     check_ts_us(int(ts_us[-1]), "the last row's time")
     columns: dict[str, np.ndarray] = {}
+    every_row_filled = False  # a PRESENCE_ALL column fills every row
+    filled = np.zeros(n_rows, dtype=bool)
     for _ in range(n_cols):
-        path, values = _decode_column(reader, n_rows)
+        path, values, present = _decode_column(reader, n_rows)
         if path in columns:
             raise DecodeError(DecodeReason.DUPLICATE_SIGNAL, f"signal {path} appears twice")
         columns[path] = values
+        if present is None:
+            every_row_filled = True
+        elif not every_row_filled:
+            filled |= present
     if reader.remaining:
         raise DecodeError(DecodeReason.TRAILING_BYTES, f"{reader.remaining} bytes after the last column")
-    return _without_empty_rows(TelemetryBatch(vehicle_id, seq, ts_us * 1000, columns))
-
-
-def _without_empty_rows(batch: TelemetryBatch) -> TelemetryBatch:
-    """Rows where every column is absent carry no data and are dropped; a frame with no value at
-    all is an `empty_batch` (it would store rows of nothing but NULLs)."""
-    filled = np.zeros(batch.n_rows, dtype=bool)
-    for values in batch.columns.values():
-        filled |= ~np.isnan(values)
-    if filled.all():
-        return batch
+    if every_row_filled or filled.all():
+        return TelemetryBatch(vehicle_id, seq, ts_us * 1000, columns)
+    # Rows where every column is absent carry no data and are dropped; a frame with no value at all
+    # is an `empty_batch` (it would store rows of nothing but NULLs).
     if not filled.any():
         raise DecodeError(DecodeReason.EMPTY_BATCH, "no column has a present value")
-    columns = {path: values[filled] for path, values in batch.columns.items()}
-    return TelemetryBatch(batch.vehicle_id, batch.seq, batch.ts_ns[filled], columns)
+    kept = {path: values[filled] for path, values in columns.items()}
+    return TelemetryBatch(vehicle_id, seq, ts_us[filled] * 1000, kept)
 
 
 def inflation_limit(compressed_bytes: int) -> int:
@@ -223,7 +234,8 @@ def _unframe(payload: bytes) -> bytes:
     return out
 
 
-def _decode_column(reader: _Reader, n_rows: int) -> tuple[str, np.ndarray]:
+def _decode_column(reader: _Reader, n_rows: int) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """The signal's path, its values (NaN where absent) and its presence (None: every row)."""
     signal_id, wire_code, presence_mode = COLUMN_HEAD.unpack(reader.take(COLUMN_HEAD.size))
     signal = BY_ID.get(signal_id)
     if signal is None:
@@ -253,10 +265,10 @@ def _decode_column(reader: _Reader, n_rows: int) -> tuple[str, np.ndarray]:
     if signal.wire_type is WireType.BOOL and (kept > 1).any():
         raise DecodeError(DecodeReason.BAD_BOOL, f"{signal.vss_path} carries a boolean other than 0/1")
     if present is None:
-        return signal.vss_path, kept
+        return signal.vss_path, kept, None
     values = np.full(n_rows, np.nan)
     values[present] = kept
-    return signal.vss_path, values
+    return signal.vss_path, values, present
 
 
 class _Reader:
