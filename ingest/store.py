@@ -226,10 +226,11 @@ class TelemetryStore:
         results: list[WriteResult] = []
         flush_dead = [*prepared.dead, *screened.dead]
         everything = np.arange(len(prepared.accepted))
+        passed = _Screened(np.ones(1, dtype=bool), [], [], [])  # screened above: not queried again
         for i in np.flatnonzero(screened.keep).tolist():
             one = prepared.only_batches(everything == i)
             one = replace(one, dead=(), duplicates=0, dtcs=(), statuses=(), superseded_statuses=0)
-            result, detail = _in_savepoint(conn, self._write, conn, one)
+            result, detail = _in_savepoint(conn, self._write_screened, conn, one, passed)
             if result is not None:
                 results.append(result)
             else:
@@ -266,7 +267,11 @@ class TelemetryStore:
         )
 
     def _write(self, conn: psycopg.Connection, prepared: PreparedFlush) -> WriteResult:
-        screened = self._screen(conn, prepared)
+        return self._write_screened(conn, prepared, self._screen(conn, prepared))
+
+    def _write_screened(
+        self, conn: psycopg.Connection, prepared: PreparedFlush, screened: _Screened
+    ) -> WriteResult:
         dead = [*prepared.dead, *screened.dead]
         keep = screened.keep.copy()
         candidates = int(np.count_nonzero(keep))
@@ -306,19 +311,17 @@ class TelemetryStore:
     def _screen(self, conn: psycopg.Connection, prepared: PreparedFlush) -> _Screened:
         """The unknown-vehicle policy, applied alike to every message kind: under `reject`, what an
         unregistered vehicle sent (telemetry, DTC report or status) is dead-lettered."""
-        keep = np.ones(len(prepared.accepted), dtype=bool)
         dtcs, statuses = list(prepared.dtcs), list(prepared.statuses)
         if self._unknown_vehicles != "reject":
-            return _Screened(keep, dtcs, statuses, [])
+            return _Screened(np.ones(len(prepared.accepted), dtype=bool), dtcs, statuses, [])
         senders = [(a.batch.vehicle_id, a.envelope) for a in prepared.accepted]
         senders += [(d.report.vehicle_id, d.envelope) for d in dtcs]
         senders += [(st.vehicle_id, st.envelope) for st in statuses]
         known = _known_vehicles(conn, {v for v, _ in senders}) if senders else set()
         reason = "vehicle is not registered and the policy is reject"
         dead = [dead_letter(envelope, UNKNOWN_VEHICLE, reason) for v, envelope in senders if v not in known]
-        keep[:] = [a.batch.vehicle_id in known for a in prepared.accepted]
         return _Screened(
-            keep,
+            np.array([a.batch.vehicle_id in known for a in prepared.accepted], dtype=bool),
             [d for d in dtcs if d.report.vehicle_id in known],
             [st for st in statuses if st.vehicle_id in known],
             dead,
