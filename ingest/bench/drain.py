@@ -21,9 +21,6 @@ target is ratio = samples_per_s / raw_copy_samples_per_s >= 0.7.
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -42,7 +39,7 @@ from ingest.bench.fleetdata import (
     paced_batches,
     stampable_frames,
 )
-from ingest.bench.harness import start_servers, stop_process, wait_for_metrics
+from ingest.bench.harness import delete_vehicles, start_ingest, start_servers, stop_process, wait_for_metrics
 from ingest.bench.prom import histogram_buckets, quantile, scrape_all
 from ingest.copy_binary import encode_copy_binary, rows_from_batches
 from ingest.service import IngestConfig
@@ -103,9 +100,9 @@ def run_ingest_bench(cfg: BenchConfig) -> dict:
         base = cfg.metrics_port or free_port()
         ports = [base + i for i in range(cfg.workers)]  # `fleet ingest` gives worker i port base + i
         checkpoints &= _checkpoint(db_url)
-        ingest = _start_ingest(
-            db_url, broker.url, client_id, group, cfg, per_flush, ports[0], tmp / "ingest.log"
-        )
+        options = ["--max-buffer-messages", str(per_flush), "--workers", str(cfg.workers)]
+        options += ["--share-group", group] if group else []
+        ingest = start_ingest(db_url, broker.url, client_id, ports[0], tmp / "ingest.log", *options)
         stack.callback(stop_process, ingest)
         first = wait_for_metrics(
             lambda m: m.get("fleet_ingest_messages_total", 0) > 0, ports, 120, poll_s=0.002
@@ -178,39 +175,6 @@ def _raw_copy(db_url: str, batches: list, per_flush: int) -> float:
         return time.perf_counter() - started
 
 
-def _start_ingest(
-    db_url: str,
-    mqtt_url: str,
-    client_id: str,
-    group: str | None,
-    cfg: BenchConfig,
-    per_flush: int,
-    port: int,
-    log: Path,
-) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ, FLEET_DATABASE_URL=db_url, FLEET_MQTT_URL=mqtt_url, FLEET_INGEST_CLIENT_ID=client_id
-    )
-    command = [
-        sys.executable,
-        "-m",
-        "fleet.cli",
-        "ingest",
-        "--metrics-port",
-        str(port),
-        "--log-json",
-        "--max-buffer-messages",
-        str(per_flush),
-        "--workers",
-        str(cfg.workers),
-        "--maintain-every-s",
-        "0",
-    ]
-    if group:
-        command += ["--share-group", group]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
-
-
 def _half_load(
     url: str, run: str, cfg: BenchConfig, ports: list[int], samples_per_s: float, publisher: FramePublisher
 ) -> dict:
@@ -273,8 +237,5 @@ def _count_rows(db_url: str, pattern: str) -> tuple[int, int]:
 
 
 def _delete_run(db_url: str, run: str) -> None:
-    with contextlib.suppress(psycopg.Error), psycopg.connect(db_url) as conn:
-        for prefix in (f"R{run}-%", f"A{run}-%", f"D{run}-%", f"H{run}-%"):
-            conn.execute("DELETE FROM telemetry WHERE vehicle_id LIKE %s", (prefix,))
-            conn.execute("DELETE FROM ingest_batches WHERE vehicle_id LIKE %s", (prefix,))
-            conn.execute("DELETE FROM vehicles WHERE vehicle_id LIKE %s", (prefix,))
+    prefixes = tuple(f"{kind}{run}-%" for kind in "RADH")
+    delete_vehicles(db_url, prefixes, ("telemetry", "ingest_batches", "vehicles"))

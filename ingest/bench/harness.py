@@ -4,7 +4,9 @@ and stopping the `fleet ingest` process they started."""
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -67,3 +69,25 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def start_ingest(
+    db_url: str, mqtt_url: str, client_id: str, port: int, log: Path, *options: str, **env: str
+) -> subprocess.Popen[bytes]:
+    """`fleet ingest` as its own process against these servers, with its metrics on `port`, JSON
+    logs to `log`, no maintenance runs, and the extra command-line `options` and FLEET_* `env`."""
+    environment = dict(
+        os.environ, FLEET_DATABASE_URL=db_url, FLEET_MQTT_URL=mqtt_url, FLEET_INGEST_CLIENT_ID=client_id
+    )
+    environment.update(env)
+    command = [sys.executable, "-m", "fleet.cli", "ingest", "--metrics-port", str(port), "--log-json"]
+    command += ["--maintain-every-s", "0", *options]
+    return subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+
+
+def delete_vehicles(db_url: str, patterns: tuple[str, ...], tables: tuple[str, ...]) -> None:
+    """Remove what a run wrote: the rows of `tables` whose vehicle_id matches a LIKE pattern."""
+    with contextlib.suppress(psycopg.Error), psycopg.connect(db_url) as conn:
+        for pattern in patterns:
+            for table in tables:
+                conn.execute(f"DELETE FROM {table} WHERE vehicle_id LIKE %s", (pattern,))

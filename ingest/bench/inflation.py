@@ -20,9 +20,6 @@ against the bound documented in docs/scaling.md.
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -38,11 +35,12 @@ from contract import TelemetryBatch, topics, wire_v1
 from contract.signals import SIGNALS, WireType
 from fleet.mosquitto import free_port
 from ingest.bench.fleetdata import FramePublisher, frames_of, make_batches, open_persistent_session
-from ingest.bench.harness import start_servers, stop_process, wait_for_metrics
+from ingest.bench.harness import delete_vehicles, start_ingest, start_servers, stop_process, wait_for_metrics
 from ingest.bench.prom import scrape_all
 from ingest.pipeline import flush_memory_bytes
 
 WIDE_SIGNALS = tuple(s for s in SIGNALS if s.wire_type is not WireType.BOOL)
+WIDE_ROWS = 74_000  # with one value per row, as many rows as fit a 1 MiB body
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ def bomb_frame(vehicle: str, seq: int, now_us: int) -> bytes:
 
 def wide_batch(vehicle: str, seq: int, start_us: int) -> TelemetryBatch:
     """As many rows as fit a 1 MiB body, each with one of the non-boolean signals present."""
-    n_rows = 74_000
+    n_rows = WIDE_ROWS
     row = np.arange(n_rows)
     columns = {}
     for k, signal in enumerate(WIDE_SIGNALS):
@@ -124,7 +122,14 @@ def run_inflation_bench(cfg: InflationConfig) -> dict:
             raise RuntimeError("the broker did not acknowledge the pre-published frames")
 
         port = free_port()
-        proc = _start_ingest(db_url, broker.url, client_id, cfg, port, tmp / "ingest.log")
+        proc = start_ingest(
+            db_url,
+            broker.url,
+            client_id,
+            port,
+            tmp / "ingest.log",
+            FLEET_INGEST_MAX_FLUSH_MEMORY_MIB=str(cfg.max_flush_memory_mib),
+        )
         stack.callback(stop_process, proc)
         wait_for_metrics(lambda m: True, [port], 60, 0.05)  # the metrics server answers: imports are done
         baseline = psutil.Process(proc.pid).memory_info().rss
@@ -149,13 +154,14 @@ def run_inflation_bench(cfg: InflationConfig) -> dict:
         biggest_frame = max(
             [flush_memory_bytes(b.n_rows, len(b.columns)) for b in [*wide, *largest]], default=0
         )
+        wide_estimate = flush_memory_bytes(WIDE_ROWS, len(WIDE_SIGNALS))
         return {
             "config": asdict(cfg) | {"database_url": "(given)" if cfg.database_url else "(embedded)"},
             "frames": len(frames),
             "wire_bytes": sum(len(p) for _, p in frames),
             "bomb_wire_bytes": len(bombs[0][1]) if bombs else 0,
             "wide_frame_wire_bytes": len(wide_frames[0][1]) if wide_frames else 0,
-            "wide_frame_memory_estimate_mb": round(flush_memory_bytes(74_000, len(WIDE_SIGNALS)) / 2**20, 1),
+            "wide_frame_memory_estimate_mb": round(wide_estimate / 2**20, 1),
             "largest_frame_wire_bytes": len(largest_frames[0][1]) if largest_frames else 0,
             "largest_frame_memory_estimate_mb": round(biggest_frame / 2**20, 1),
             "drain_s": round(drain_s, 2),
@@ -224,21 +230,6 @@ def _vm_hwm(pid: int) -> int:
     return 0
 
 
-def _start_ingest(
-    db_url: str, mqtt_url: str, client_id: str, cfg: InflationConfig, port: int, log: Path
-) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        FLEET_DATABASE_URL=db_url,
-        FLEET_MQTT_URL=mqtt_url,
-        FLEET_INGEST_CLIENT_ID=client_id,
-        FLEET_INGEST_MAX_FLUSH_MEMORY_MIB=str(cfg.max_flush_memory_mib),
-    )
-    command = [sys.executable, "-m", "fleet.cli", "ingest", "--metrics-port", str(port)]
-    command += ["--log-json", "--maintain-every-s", "0"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
-
-
 def _outcome(db_url: str, run: str) -> tuple[int, dict[str, int]]:
     pattern = (f"{run}-%",)
     with psycopg.connect(db_url) as conn:
@@ -250,6 +241,5 @@ def _outcome(db_url: str, run: str) -> tuple[int, dict[str, int]]:
 
 
 def _delete_run(db_url: str, run: str) -> None:
-    with contextlib.suppress(psycopg.Error), psycopg.connect(db_url) as conn:
-        for table in ("telemetry", "ingest_batches", "vehicle_latest", "dead_letters", "vehicles"):
-            conn.execute(f"DELETE FROM {table} WHERE vehicle_id LIKE %s", (f"{run}-%",))
+    tables = ("telemetry", "ingest_batches", "vehicle_latest", "dead_letters", "vehicles")
+    delete_vehicles(db_url, (f"{run}-%",), tables)
