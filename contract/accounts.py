@@ -42,7 +42,7 @@ AUXILIARY_LOGINS = {INGEST: (INGEST_CAMPAIGN, INGEST_DEMO, INGEST_SIMULATE), SIM
 # with N up to this needs no new provisioning).
 DEFAULT_WORKER_LOGINS = 8
 
-_LOGIN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+LOGIN_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # anchored: the API reuses it for vehicle ids
 
 
 class ClientIdError(ValueError):
@@ -60,7 +60,7 @@ def service_account_of(name: str) -> str | None:
 
 def is_login(name: str) -> bool:
     """Whether `name` is usable as a login (and client id): 1-64 chars of [A-Za-z0-9_.-]."""
-    return _LOGIN.fullmatch(name) is not None
+    return LOGIN_PATTERN.fullmatch(name) is not None
 
 
 def may_connect(username: str | None, client_id: str | None) -> bool:

@@ -6,17 +6,16 @@ Owns: the data model shared by the agent, the simulator and ingest. It does no e
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
 
-from contract.accounts import service_account_of
+from contract.accounts import LOGIN_PATTERN, service_account_of
 from contract.errors import DecodeError, DecodeReason
 
-VEHICLE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # anchored: the API reuses it
+VEHICLE_ID_PATTERN = LOGIN_PATTERN  # a vehicle id is its MQTT login; the API reuses the pattern
 
 
 def is_valid_vehicle_id(vehicle_id: str) -> bool:

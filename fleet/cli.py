@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from contract import accounts
 from fleet.runtime import migrate_quietly, run_until_signal
 from fleet.settings import FleetSettings, load_settings
 
@@ -273,7 +274,7 @@ def creds_mosquitto(
         typer.Option(
             min=0, help="Worker logins <account>-0 ... per service account (fleet ingest --workers)."
         ),
-    ] = 8,
+    ] = accounts.DEFAULT_WORKER_LOGINS,
 ) -> None:
     """Print the Mosquitto dynamic security plugin's JSON file: one login per vehicle (password
     derived from FLEET_VEHICLE_SECRET) and per service-account login, each bound to its own client

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from contract import accounts
 from fleet.runtime import migrate_quietly, run_until_signal
 
 log = logging.getLogger("fleet.ingest")
@@ -85,11 +86,11 @@ def ingest(
         if workers > 1:
             from ingest.workers import supervise
 
-            group = share_group or "fleet-ingest"
+            group = share_group or accounts.INGEST
             commands = []
             for i in range(workers):
                 argv = [sys.executable, "-m", "fleet.cli", "ingest", "--worker-index", str(i)]
-                argv += ["--share-group", group, "--client-id", f"{client}-{i}"]
+                argv += ["--share-group", group, "--client-id", accounts.worker_login(client, i)]
                 argv += ["--metrics-port", str(metrics_port + i if metrics_port else 0)]
                 argv += ["--max-buffer-messages", str(max_buffer_messages)]
                 argv += ["--max-future-s", str(max_future_s), "--max-past-s", str(max_past_s)]

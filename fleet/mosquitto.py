@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from contract import accounts, topics
-from contract.batch import is_valid_vehicle_id
 from contract.credentials import new_secret
 from contract.endpoint import MqttEndpoint
 from fleet.embedded import INGEST_USER, SIMULATOR_USER, free_port
@@ -93,9 +92,7 @@ def broker_logins(
         if name in accounts.SERVICE_ACCOUNTS:
             for login in accounts.provisioned_logins(name, workers, tuple(extra_suffixes)):
                 logins[login] = password
-        elif (
-            accounts.service_account_of(name) is not None and accounts.is_login(name)
-        ) or is_valid_vehicle_id(name):
+        elif accounts.is_login(name):  # a service login or a vehicle id: both are logins
             logins[name] = password
         else:
             raise ValueError(f"{name!r} is neither a service account, one of its logins, nor a vehicle id")
@@ -136,16 +133,16 @@ def dynsec_config(logins: Mapping[str, str | None]) -> dict[str, Any]:
     clients: list[dict[str, Any]] = []
     roles: dict[str, dict[str, Any]] = {}
     for login, password in sorted(logins.items()):
-        if not accounts.is_login(login) or (
-            accounts.service_account_of(login) is None and not is_valid_vehicle_id(login)
-        ):
+        if not accounts.is_login(login):  # service logins and vehicle ids are exactly the logins
             raise ValueError(f"invalid login {login!r}")
         client: dict[str, Any] = {"username": login, "clientid": login}
         if password is not None:
             client.update(_password_fields(password))
-        client["roles"] = [{"rolename": _role_name(login)}]
+        role = _role_name(login)
+        client["roles"] = [{"rolename": role}]
         clients.append(client)
-        roles.setdefault(_role_name(login), _role(login))
+        if role not in roles:
+            roles[role] = _role(login)
     return {
         "defaultACLAccess": {
             "publishClientSend": False,

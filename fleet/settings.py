@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract import accounts
+
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "fleetpulse"
@@ -43,7 +45,7 @@ class FleetSettings(BaseSettings):
     api_port: int = 8080
     ingest_flush_interval_s: float = 0.5
     ingest_max_batch_rows: int = 50_000
-    ingest_client_id: str = "fleet-ingest"
+    ingest_client_id: str = accounts.INGEST
     # A flush stops at this much decoded, prepared data (frames inflate: wire bytes do not bound memory).
     ingest_max_flush_memory_mib: int = Field(default=64, ge=1, le=4096)
     ingest_unknown_vehicles: str = Field(default="register", pattern="^(register|reject)$")

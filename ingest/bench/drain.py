@@ -88,7 +88,7 @@ def run_ingest_bench(cfg: BenchConfig) -> dict:
 
         client_id = f"{accounts.INGEST}-bench-{run}"  # in ingest's namespace (contract.accounts)
         group = "bench" if cfg.workers > 1 else None
-        ids = [f"{client_id}-{i}" for i in range(cfg.workers)] if group else [client_id]
+        ids = [accounts.worker_login(client_id, i) for i in range(cfg.workers)] if group else [client_id]
         for session in ids:
             open_persistent_session(broker.url, session, group)
         publisher = FramePublisher(broker.url, f"{accounts.SIMULATOR}-bench-{run}")
