@@ -11,6 +11,7 @@ vehicle id differs from its topic's.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from contract import accounts
@@ -53,28 +54,28 @@ def parse_topic(topic: str) -> tuple[str, str] | None:
 @dataclass(frozen=True)
 class Permissions:
     """Topic filters a login may publish to, and may subscribe to (and so receive messages of).
-    A service account's subscribe filters may also be used as shared subscriptions
-    (`$share/<group>/<filter>`)."""
+    `shareable`: the subscribe filters may also be used as shared subscriptions
+    (`$share/<group>/<filter>`), as service accounts' are."""
 
     publish: tuple[str, ...]
     subscribe: tuple[str, ...]
+    shareable: bool = False
 
 
+@functools.lru_cache(maxsize=65_536)  # the embedded broker asks on every publish and subscribe
 def permissions_of(login: str) -> Permissions:
     """The topic ACL of one login (`contract.accounts`), which both brokers apply:
     ingest reads every vehicle's uplink topics and writes campaigns; the simulator gateway writes
     the uplink topics of any vehicle and reads campaigns; a vehicle writes only its own uplink
     topics and reads only its own config. Anything else gets nothing."""
     account = accounts.service_account_of(login)
-    every_uplink = tuple(f"{PREFIX}/+/{kind}" for kind in UPLINK_KINDS)
-    every_config = (f"{PREFIX}/+/{CONFIG}",)
+    every_uplink = tuple(subscription_for(kind) for kind in UPLINK_KINDS)
+    every_config = (subscription_for(CONFIG),)
     if account == accounts.INGEST:
-        return Permissions(publish=every_config, subscribe=every_uplink)
+        return Permissions(publish=every_config, subscribe=every_uplink, shareable=True)
     if account == accounts.SIMULATOR:
-        return Permissions(publish=every_uplink, subscribe=every_config)
+        return Permissions(publish=every_uplink, subscribe=every_config, shareable=True)
     if is_valid_vehicle_id(login):
-        own = f"{PREFIX}/{login}"
-        return Permissions(
-            publish=tuple(f"{own}/{kind}" for kind in UPLINK_KINDS), subscribe=(f"{own}/{CONFIG}",)
-        )
+        own_uplink = tuple(topic_for(login, kind) for kind in UPLINK_KINDS)
+        return Permissions(publish=own_uplink, subscribe=(topic_for(login, CONFIG),))
     return Permissions(publish=(), subscribe=())

@@ -66,7 +66,7 @@ class FleetTopicPlugin(BaseTopicPlugin):
         allowed = topics.permissions_of(username)
         if action is Action.PUBLISH:
             return any(_matches(topic, pattern) for pattern in allowed.publish)
-        if topic.startswith("$share/") and accounts.service_account_of(username) is not None:
+        if topic.startswith("$share/") and allowed.shareable:
             topic = topic.split("/", 2)[2] if topic.count("/") >= 2 else ""
         return any(_matches(topic, pattern) for pattern in allowed.subscribe)
 

@@ -108,7 +108,7 @@ def _role(login: str) -> dict[str, Any]:
     allowed = topics.permissions_of(login)
     acls = [{"acltype": "publishClientSend", "topic": t, "allow": True} for t in allowed.publish]
     subscribe = list(allowed.subscribe)
-    if accounts.service_account_of(login) is not None:  # ingest workers: $share/<group>/<filter>
+    if allowed.shareable:  # ingest workers: $share/<group>/<filter>
         subscribe += [f"$share/+/{t}" for t in allowed.subscribe]
     acls += [{"acltype": "subscribePattern", "topic": t, "allow": True} for t in subscribe]
     acls += [{"acltype": "publishClientReceive", "topic": t, "allow": True} for t in allowed.subscribe]
