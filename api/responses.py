@@ -27,9 +27,6 @@ AUTHENTICATED: Responses = {
     },
 }
 
-# A route whose role guard admits fewer than all roles (require_role(...) narrower than AnyRole).
-FORBIDDEN: Responses = {403: {"model": ErrorOut, "description": "This role may not use this route"}}
-
 # A per-vehicle route: unknown vehicles and other centres' vehicles look the same.
 VEHICLE_NOT_FOUND: Responses = {
     404: {"model": ErrorOut, "description": "No such vehicle, or not visible to this caller"}

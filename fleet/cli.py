@@ -7,10 +7,14 @@ Owns: reading settings once and handing plain values to library code. Commands t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import logging
 import sys
-from typing import Annotated
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +23,9 @@ from rich.table import Table
 from contract import accounts
 from fleet.runtime import migrate_quietly, run_until_signal
 from fleet.settings import FleetSettings, load_settings
+
+if TYPE_CHECKING:
+    import psycopg
 
 app = typer.Typer(
     help="fleetpulse: connected-vehicle telematics backend.", no_args_is_help=True, add_completion=False
@@ -33,6 +40,20 @@ app.add_typer(creds_app, name="creds")
 app.add_typer(bench_app, name="bench")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+@contextlib.contextmanager
+def _token_database() -> Iterator[psycopg.Connection]:
+    """A connection to the migrated database of the configured servers (no broker), for the token
+    commands."""
+    import psycopg
+
+    from fleet.embedded import servers
+
+    with servers(_settings(), start_broker=False) as srv:
+        migrate_quietly(srv.database_url)
+        with psycopg.connect(srv.database_url) as conn:
+            yield conn
 
 
 def _settings() -> FleetSettings:
@@ -162,27 +183,21 @@ def token_create(
 ) -> None:
     """Create an API token and print it once (it is stored only as a hash). Exits 1 if an active
     token already has the name (unless --replace), 2 for an invalid name, role or centre."""
-    import psycopg
-
     from api.auth import TokenNameTaken, issue_token
-    from fleet.embedded import servers
 
-    settings = _settings()
-    with servers(settings, start_broker=False) as srv:
-        migrate_quietly(srv.database_url)
-        with psycopg.connect(srv.database_url) as conn:
-            try:
-                issued = issue_token(conn, name, role, centre, replace=replace)
-            except TokenNameTaken:
-                typer.echo(
-                    f"an active token is already called {name!r}: choose another name, revoke it first "
-                    f"(fleet token revoke {name}), or rotate it with --replace",
-                    err=True,
-                )
-                raise typer.Exit(1) from None
-            except ValueError as exc:
-                typer.echo(f"invalid token: {exc}", err=True)
-                raise typer.Exit(2) from None
+    with _token_database() as conn:
+        try:
+            issued = issue_token(conn, name, role, centre, replace=replace)
+        except TokenNameTaken as exc:
+            typer.echo(
+                f"{exc}: choose another name, revoke it first (fleet token revoke {name}), "
+                "or rotate it with --replace",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+        except ValueError as exc:
+            typer.echo(f"invalid token: {exc}", err=True)
+            raise typer.Exit(2) from None
     if as_json:
         data = {"name": name, "role": role, "service_centre_id": centre, "token": issued.token}
         print(json.dumps({**data, "replaced": issued.replaced}))
@@ -198,18 +213,12 @@ def token_revoke(
 ) -> None:
     """Revoke the active API token of this name. Exits 1 if there is none (unknown name, or its
     token is already revoked)."""
-    import psycopg
-
     from api import repository
     from api.auth import revoke_token
-    from fleet.embedded import servers
 
-    settings = _settings()
-    with servers(settings, start_broker=False) as srv:
-        migrate_quietly(srv.database_url)
-        with psycopg.connect(srv.database_url) as conn:
-            revoked = revoke_token(conn, name)
-            revoked_at = None if revoked else repository.last_revoked_at(conn, name)
+    with _token_database() as conn:
+        revoked = revoke_token(conn, name)
+        revoked_at = None if revoked else repository.last_revoked_at(conn, name)
     if not revoked:
         why = f"it was revoked at {revoked_at.isoformat()}" if revoked_at else "no token has that name"
         typer.echo(f"no active token called {name!r}: {why}", err=True)
@@ -223,32 +232,20 @@ def token_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List API tokens (names, roles, centres, dates; never the tokens or their hashes)."""
-    import psycopg
-
     from api import repository
-    from fleet.embedded import servers
 
-    settings = _settings()
-    with servers(settings, start_broker=False) as srv:
-        migrate_quietly(srv.database_url)
-        with psycopg.connect(srv.database_url) as conn:
-            tokens = repository.list_tokens(conn, include_revoked=include_revoked)
+    with _token_database() as conn:
+        tokens = repository.list_tokens(conn, include_revoked=include_revoked)
     rows = [
-        {
-            "name": t.name,
-            "role": t.role,
-            "service_centre_id": t.service_centre_id,
-            "created_at": t.created_at.isoformat(),
-            "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
-        }
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in dataclasses.asdict(t).items()}
         for t in tokens
     ]
     if as_json:
         print(json.dumps(rows))
         return
     table = Table(title="API tokens")
-    for column in ("name", "role", "service_centre_id", "created_at", "revoked_at"):
-        table.add_column(column)
+    for field in dataclasses.fields(repository.TokenInfo):
+        table.add_column(field.name)
     for row in rows:
         table.add_row(*(str(v) if v is not None else "" for v in row.values()))
     Console().print(table)
@@ -279,8 +276,6 @@ def creds_mosquitto(
     """Print the Mosquitto dynamic security plugin's JSON file: one login per vehicle (password
     derived from FLEET_VEHICLE_SECRET) and per service-account login, each bound to its own client
     id, with its topic ACL. Mosquitto reads it at start: restart the broker after regenerating."""
-    import json
-
     from contract.credentials import vehicle_password
     from fleet.mosquitto import broker_logins, dynsec_config
 
