@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from contract import accounts
+from fleet.cli_options import JsonOpt
 from fleet.runtime import migrate_quietly, run_until_signal
 from fleet.settings import FleetSettings, load_settings
 
@@ -39,7 +40,6 @@ app.add_typer(token_app, name="token")
 app.add_typer(creds_app, name="creds")
 app.add_typer(bench_app, name="bench")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from contract import accounts
+from fleet.cli_options import JsonOpt, MosquittoOpt, print_report
 from fleet.runtime import migrate_quietly, run_until_signal
 
 log = logging.getLogger("fleet.ingest")
@@ -211,8 +212,8 @@ def bench_ingest(
         int | None, typer.Option(min=1, help="Messages per flush and per raw COPY (default: 4 MiB worth).")
     ] = None,
     half_load_s: Annotated[float, typer.Option(min=0.5, help="Length of the half-load phase.")] = 5.0,
-    mosquitto: Annotated[str | None, typer.Option(help="Path of the mosquitto binary.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    mosquitto: MosquittoOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Ingest vs raw binary COPY on a private Mosquitto and PostgreSQL (FLEET_DATABASE_URL or embedded)."""
     from ingest.bench import BenchConfig, run_ingest_bench
@@ -228,12 +229,7 @@ def bench_ingest(
         half_load_s=half_load_s,
         mosquitto=mosquitto,
     )
-    report = run_ingest_bench(cfg)
-    if as_json:
-        print(json.dumps(report))
-        return
-    for key, value in report.items():
-        print(f"{key}: {value}")
+    print_report(run_ingest_bench(cfg), as_json)
 
 
 def bench_inflation(
@@ -242,8 +238,8 @@ def bench_inflation(
     largest: Annotated[int, typer.Option(min=0, help="Valid frames of MAX_ROWS rows, all signals.")] = 6,
     ordinary: Annotated[int, typer.Option(min=0, help="Ordinary 600-row frames.")] = 200,
     max_flush_memory_mib: Annotated[int, typer.Option(min=1, help="Ingest's flush-memory cap.")] = 64,
-    mosquitto: Annotated[str | None, typer.Option(help="Path of the mosquitto binary.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    mosquitto: MosquittoOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Peak memory of `fleet ingest` draining maximally inflating frames (private Mosquitto)."""
     from ingest.bench.inflation import InflationConfig, run_inflation_bench
@@ -258,12 +254,7 @@ def bench_inflation(
         max_flush_memory_mib=max_flush_memory_mib,
         mosquitto=mosquitto,
     )
-    report = run_inflation_bench(cfg)
-    if as_json:
-        print(json.dumps(report))
-        return
-    for key, value in report.items():
-        print(f"{key}: {value}")
+    print_report(run_inflation_bench(cfg), as_json)
 
 
 def bench_autosave(
@@ -282,8 +273,8 @@ def bench_autosave(
         typer.Option(min=0, max=1, help="Kill after a random share in [this, 1] of the backlog is acked."),
     ] = 0.25,
     seed: Annotated[int, typer.Option(help="Seed of the kill points.")] = 1,
-    mosquitto: Annotated[str | None, typer.Option(help="Path of the mosquitto binary.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    mosquitto: MosquittoOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Mosquitto killed (SIGKILL) while it queues QoS 1 messages for an offline persistent session:
     acknowledged messages lost per autosave setting, and what the setting costs (broker write bytes

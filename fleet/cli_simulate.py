@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+from fleet.cli_options import JsonOpt, print_report
 
 LEDGER_SQL = (
     "SELECT coalesce(sum(n_samples), 0), count(*) FROM ingest_batches "
@@ -360,8 +360,4 @@ def bench_simulator(
             broker_pid = None
         result = run_bench(gateway, config, broker_pid=broker_pid, profile=profile)
     result["broker"] = broker
-    if as_json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key}: {value}")
+    print_report(result, as_json)
