@@ -229,7 +229,7 @@ class IngestService:
         beyond the flush's decoded-size cap go back to the front of the buffer, in order."""
         cap = self._config.max_buffer_messages
         received, self._buffer = self._buffer[:cap], self._buffer[cap:]
-        self._buffer_bytes = sum(len(r.envelope.payload) for r in self._buffer)
+        self._buffer_bytes -= sum(len(r.envelope.payload) for r in received)  # not the whole rest
         prepared, consumed = await asyncio.to_thread(self._prepare, [r.envelope for r in received])
         if consumed < len(received):
             received, deferred = received[:consumed], received[consumed:]

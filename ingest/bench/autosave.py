@@ -21,6 +21,7 @@ per second; this one depends on the machine's load, the others do not).
 from __future__ import annotations
 
 import random
+import statistics
 import tempfile
 import threading
 import time
@@ -31,12 +32,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from contract import accounts
+from contract import accounts, topics
 from fleet.mosquitto import MosquittoProcess
 
 SUBSCRIBER = f"{accounts.INGEST}-autosave"  # logins in the accounts' namespaces (anonymous broker)
 PUBLISHER = f"{accounts.SIMULATOR}-autosave"
-TOPIC = "fleet/v1/AUTOSAVE/telemetry"
+TOPIC = topics.topic_for("AUTOSAVE", topics.TELEMETRY)
 WINDOW = 1000  # unacknowledged messages at most (paho's own queue slows down quadratically with more)
 
 
@@ -142,13 +143,14 @@ def _proc_io(pid: int) -> dict[str, int]:
 
 def one_run(setting: Setting, cfg: AutosaveBenchConfig, rng: random.Random, work_dir: Path) -> dict[str, Any]:
     """Publish, kill, restart, drain; see the module docstring. Raises RuntimeError."""
+    log_path, db_path = work_dir / "mosquitto.log", work_dir / "mosquitto.db"
     broker = MosquittoProcess(
         work_dir,
         binary=cfg.mosquitto,
         persistence=True,
         autosave_interval=setting.interval,
         autosave_on_changes=setting.on_changes,
-        log_path=work_dir / "mosquitto.log",
+        log_path=log_path,
         max_queued_messages=cfg.messages + 1000,
     )
     broker.start()
@@ -174,9 +176,9 @@ def one_run(setting: Setting, cfg: AutosaveBenchConfig, rng: random.Random, work
         io1 = _proc_io(broker.pid)
         broker.kill()
         elapsed = time.monotonic() - started
-        log_at_kill = (work_dir / "mosquitto.log").read_text(errors="replace")
+        log_at_kill = log_path.read_text(errors="replace")
         acked = set(pub.acked)  # the broker is dead: this is final
-        db_bytes = (work_dir / "mosquitto.db").stat().st_size if (work_dir / "mosquitto.db").exists() else 0
+        db_bytes = db_path.stat().st_size if db_path.exists() else 0
         pub.close()
         broker.start()
         received: set[int] = set()
@@ -227,8 +229,8 @@ def run_autosave_bench(cfg: AutosaveBenchConfig) -> dict[str, Any]:
         summary[str(setting)] = {
             "lost_fraction": [r["lost_fraction"] for r in mine],
             "lost_acked": [r["lost_acked"] for r in mine],
-            "wchar_per_msg_median": sorted(r["wchar_per_msg"] for r in mine)[len(mine) // 2],
-            "acked_per_s_median": sorted(r["acked_per_s"] for r in mine)[len(mine) // 2],
+            "wchar_per_msg_median": statistics.median_high(r["wchar_per_msg"] for r in mine),
+            "acked_per_s_median": statistics.median_high(r["acked_per_s"] for r in mine),
         }
     return {
         "config": {
