@@ -255,13 +255,9 @@ class MosquittoProcess:
 
     def start(self, timeout_s: float = 10) -> None:
         """Start the broker and wait until it accepts connections. Raises RuntimeError otherwise."""
-        if self.log_path is None:
-            self._proc = subprocess.Popen(
-                [self.binary, "-c", str(self.config_path)], stderr=subprocess.DEVNULL
-            )
-        else:
-            with self.log_path.open("ab") as log:
-                self._proc = subprocess.Popen([self.binary, "-c", str(self.config_path)], stderr=log)
+        log = self.log_path.open("ab") if self.log_path else contextlib.nullcontext(subprocess.DEVNULL)
+        with log as stderr:
+            self._proc = subprocess.Popen([self.binary, "-c", str(self.config_path)], stderr=stderr)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
