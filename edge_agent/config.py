@@ -18,11 +18,10 @@ from typing import Any
 from contract.batch import is_valid_vehicle_id
 from contract.endpoint import MqttEndpoint
 from contract.signals import SIGNALS
-from edge_agent.spool_budget import check_max_bytes, sampling_batch_estimate
+from edge_agent.spool_budget import DEFAULT_MEMORY_MAX_BYTES, check_max_bytes, sampling_batch_estimate
 
 log = logging.getLogger(__name__)
 DEFAULT_QUEUE_MAX_BYTES = 64 * 1024 * 1024
-DEFAULT_MEMORY_MAX_BYTES = 2 * 1024 * 1024
 
 
 class ConfigError(ValueError):

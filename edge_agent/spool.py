@@ -219,9 +219,7 @@ class DiskQueue:
         log.debug("queue full: dropped %s", drop)
 
     def count_drop(self, drop: Drop) -> None:
-        self._counters["dropped_chunks" if drop.chunk else "dropped_batches"] += 1
-        self._counters["dropped_samples"] += drop.samples
-        self._counters["dropped_bytes"] += drop.size
+        drop.add_to(self._counters)
 
     def add_counts(self, counts: dict[str, int]) -> None:
         """Add drops counted elsewhere (in memory) to the file's counters, at the next commit."""

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 PAGE_BYTES = 4096  # SQLite's default page size, which the queue keeps
 SHM_BYTES = 32 * 1024
+DEFAULT_MEMORY_MAX_BYTES = 2 * 1024 * 1024  # what the agent may hold in memory while the disk is full
 FIXED_PAGES = 8  # an empty queue file: header and schema, three tables, an index, sqlite_sequence
 PAGES_PER_INSERT = 3  # beyond the payload: the row's leaf page, its index leaf, one b-tree split
 ROW_OVERHEAD_BYTES = 64  # record header, rowid, kind, priority, seq, samples
@@ -54,7 +55,6 @@ class SpoolBudget:
     max_bytes: int
     wal_bytes: int
     db_bytes: int
-    shm_bytes: int = SHM_BYTES
     page_bytes: int = PAGE_BYTES
 
     @classmethod

@@ -104,16 +104,15 @@ class MemoryQueue:
         self.payload_bytes -= len(entry.payload)
         return True
 
-    def _forget_chunk(self, chunk_id: int) -> bool:
+    def _forget_chunk(self, chunk_id: int) -> None:
         held = self.chunks.pop(chunk_id, None)
-        if held is None:
-            return False
-        self.bytes_held -= len(held[1]) + ENTRY_OVERHEAD_BYTES
-        return True
+        if held is not None:
+            self.bytes_held -= len(held[1]) + ENTRY_OVERHEAD_BYTES
 
-    def unstage(self, chunk_ids: Collection[int]) -> list[int]:
-        """Forget these chunks; returns the ids that were not held here (they are on disk)."""
-        return [cid for cid in chunk_ids if not self._forget_chunk(cid)]
+    def unstage(self, chunk_ids: Collection[int]) -> None:
+        """Forget these chunks (ids not held here are on disk: nothing to do)."""
+        for chunk_id in chunk_ids:
+            self._forget_chunk(chunk_id)
 
     def read(self, after_id: int, upto_id: int, limit: int) -> list[Entry]:
         """Entries with after_id < id ≤ upto_id, oldest first."""

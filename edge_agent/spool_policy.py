@@ -38,6 +38,11 @@ class Drop:
             "dropped_bytes": self.size,
         }
 
+    def add_to(self, counters: dict[str, int]) -> None:
+        """Count this drop in `counters` (keys: DROP_KEYS)."""
+        for key, value in self.counts().items():
+            counters[key] += value
+
 
 def used_pages(conn: sqlite3.Connection) -> int:
     (count,) = conn.execute("PRAGMA page_count").fetchone()
@@ -57,6 +62,8 @@ def make_room(
     told of each. False when even that cannot make the room (the rows deleted stay deleted)."""
     if need_pages > cap_pages - FIXED_PAGES:
         return False
+    if used_pages(conn) + need_pages <= cap_pages:
+        return True  # the usual case: it fits, nothing to drop
     kept = ",".join(str(int(i)) for i in protected)  # integers only: safe to inline
     not_kept = f" AND id NOT IN ({kept})" if kept else ""
     queries = [

@@ -25,8 +25,7 @@ class SpoolReport:
         self._throttle = LogThrottle(log)
 
     def dropped(self, drop: Drop) -> None:
-        for key, value in drop.counts().items():
-            self._unlogged[key] += value
+        drop.add_to(self._unlogged)
 
     def update(self, state: str, cause: str, memory_max_bytes: int, retry_s: float) -> None:
         """After each commit: log a new state, and the drops if a minute has passed."""

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from edge_agent.spool import COUNTERS, DiskQueue, Entry
-from edge_agent.spool_budget import SpoolBudget
+from edge_agent.spool_budget import DEFAULT_MEMORY_MAX_BYTES, SpoolBudget
 from edge_agent.spool_errors import ErrorKind, classify
 from edge_agent.spool_files import file_bytes
 from edge_agent.spool_memory import MemoryQueue
@@ -61,7 +61,6 @@ from edge_agent.spool_report import SpoolReport
 log = logging.getLogger(__name__)
 
 RETRY_INTERVAL_S = 5.0
-DEFAULT_MEMORY_MAX_BYTES = 2 * 1024 * 1024
 MAX_TXNS_PER_COMMIT = 8  # spill and delete at most this many transactions per flush
 T = TypeVar("T")
 
@@ -392,8 +391,7 @@ class Spool:
     # -- memory ---------------------------------------------------------------------------------
     def _to_memory(self, group: Group) -> None:
         for drop in apply_to_memory(self.memory, group, self.protected):
-            for key, value in drop.counts().items():
-                self._unsaved[key] += value
+            drop.add_to(self._unsaved)
             self._dropped(drop)
 
     # -- reading --------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import itertools
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from contract.endpoint import MqttEndpoint
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
 from edge_agent.sources import MemorySource
+from tests.edge_agent.test_spool import corrupt_error
 
 
 def _agent(tmp_path: Path) -> tuple[Agent, MemorySource]:
@@ -63,9 +63,7 @@ def test_queue_failing_during_use_is_replaced(tmp_path: Path, monkeypatch: pytes
 
     def broken_once(*args: object, **kwargs: object) -> None:
         monkeypatch.undo()
-        exc = sqlite3.DatabaseError("database disk image is malformed")
-        exc.sqlite_errorcode = sqlite3.SQLITE_CORRUPT  # type: ignore[attr-defined]
-        raise exc
+        raise corrupt_error()
 
     monkeypatch.setattr(agent.queue.disk, "read", broken_once)
     assert agent.queue.read(0, None, 10) == []  # the spool handles it: no exception reaches the agent

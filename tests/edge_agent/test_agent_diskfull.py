@@ -39,10 +39,11 @@ class Subscriber:
         self.checkins: list[dict] = []
         self._lock = threading.Lock()
         ready = threading.Event()
+        login = broker.login(INGEST_OBSERVER)  # a login is its client id
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=INGEST_OBSERVER, protocol=mqtt.MQTTv311
+            CallbackAPIVersion.VERSION2, client_id=login.username, protocol=mqtt.MQTTv311
         )
-        self.client.username_pw_set(INGEST_OBSERVER, broker.ingest.password)  # a login is its client id
+        self.client.username_pw_set(login.username, login.password)
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: ready.set()
         self.client.connect("127.0.0.1", broker.port)

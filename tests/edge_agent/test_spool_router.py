@@ -19,6 +19,7 @@ from edge_agent.spool import DiskQueue, Drop, Entry
 from edge_agent.spool_budget import MIN_MAX_BYTES
 from edge_agent.spool_memory import ENTRY_OVERHEAD_BYTES, MemoryQueue
 from edge_agent.spool_router import Spool
+from tests.edge_agent.test_spool import sqlite_error
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -185,9 +186,7 @@ def failing_commits(world: World) -> Iterator[None]:
 
     def commit(self: DiskQueue) -> None:
         if world.full == "writes":
-            exc = sqlite3.OperationalError("database or disk is full")
-            exc.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
-            raise exc
+            raise sqlite_error(sqlite3.SQLITE_FULL, "SQLITE_FULL", "database or disk is full")
         real_commit(self)
 
     with mock.patch.object(DiskQueue, "commit", commit):
