@@ -205,6 +205,16 @@ class Agent:
         if warning:
             log.warning("%s", warning)
 
+    def _spool_status(self) -> dict[str, object]:
+        """The spool's state, reported alike in the check-in and the stats file."""
+        return {
+            "queue_rows": self.queue.rows,
+            "spool_state": self.queue.state,
+            "memory_rows": self.queue.memory.rows,
+            "memory_bytes": self.queue.memory.bytes_held,
+            "disk_full_events": self.queue.disk_full_events,
+        }
+
     def _checkin_payload(self) -> bytes:
         counters = self.queue.counters
         return json.dumps(
@@ -215,14 +225,10 @@ class Agent:
                 "campaign_version": self.campaign.version,
                 "agent_version": AGENT_VERSION,
                 "source": self.source.kind,
-                "queue_rows": self.queue.rows,
+                **self._spool_status(),
                 "queue_bytes": self.queue.bytes_used,
                 "queue_file_bytes": self.queue.file_bytes(),
-                "spool_state": self.queue.state,
-                "memory_rows": self.queue.memory.rows,
                 "memory_chunks": len(self.queue.memory.chunks),
-                "memory_bytes": self.queue.memory.bytes_held,
-                "disk_full_events": self.queue.disk_full_events,
                 "dropped_batches": counters["dropped_batches"],
                 "dropped_chunks": counters["dropped_chunks"],
                 "dropped_samples": counters["dropped_samples"],
@@ -485,11 +491,7 @@ class Agent:
             self._turn += 1
 
     def write_stats(self) -> None:
-        doc = {**asdict(self.stats), **self.queue.counters, "queue_rows": self.queue.rows}
-        doc["spool_state"] = self.queue.state
-        doc["memory_rows"] = self.queue.memory.rows
-        doc["memory_bytes"] = self.queue.memory.bytes_held
-        doc["disk_full_events"] = self.queue.disk_full_events
+        doc = {**asdict(self.stats), **self.queue.counters, **self._spool_status()}
         doc["queue_corrupt_files"] = [str(p) for p in self.queue.corrupt_files]
         doc["campaign"] = self.campaign.version_tag
         doc["signals"] = len(self.collector.paths)

@@ -101,19 +101,20 @@ def sampling_batch_estimate(
 ) -> int:
     """One periodic batch of `signals` signals, each sent every `period_ms` (at most at base rate)."""
     per_signal_hz = min(base_rate_hz, 1000.0 / max(period_ms, 1))
-    rows = min(base_rate_hz, per_signal_hz * signals) * batch_interval_s
-    samples = signals * per_signal_hz * batch_interval_s
-    return entry_bytes_estimate(signals=signals, rows=rows, samples=samples)
+    return _periodic_batch_bytes(signals, base_rate_hz, signals * per_signal_hz, batch_interval_s)
+
+
+def _periodic_batch_bytes(signals: int, base_rate_hz: float, samples_per_s: float, batch_s: float) -> int:
+    """A periodic batch: a row per sampling instant (at most base rate), `samples_per_s` values."""
+    rows = min(base_rate_hz, samples_per_s) * batch_s
+    return entry_bytes_estimate(signals=signals, rows=rows, samples=samples_per_s * batch_s)
 
 
 def largest_batch_bytes(campaign: Campaign) -> int:
     """The biggest entry a campaign makes: its periodic batch or its widest trigger window."""
     rate_hz = campaign.base_rate_hz
     per_s = sum(min(rate_hz, 1000.0 / max(rule.period_ms, 1)) for rule in campaign.signals)
-    batch_s = campaign.batch_interval_s
-    signals = len(campaign.signals)
-    rows_per_s = min(rate_hz, per_s)
-    largest = entry_bytes_estimate(signals=signals, rows=rows_per_s * batch_s, samples=per_s * batch_s)
+    largest = _periodic_batch_bytes(len(campaign.signals), rate_hz, per_s, campaign.batch_interval_s)
     for trigger in campaign.triggers:
         width = len(trigger.signals or campaign.sampled_paths)
         rows = (trigger.pre_s + trigger.post_s) * rate_hz
