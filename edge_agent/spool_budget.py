@@ -77,6 +77,11 @@ class SpoolBudget:
         """The biggest entry the queue takes (bigger batches are split by the agent)."""
         return min(self.wal_bytes // 16, (self.db_bytes - FIXED_PAGES * self.page_bytes) // 8)
 
+    @property
+    def frame_bytes(self) -> int:
+        """One WAL frame: a page plus its 24-byte frame header."""
+        return self.page_bytes + 24
+
     def pages_for(self, payload_bytes: int) -> int:
         """An upper bound of the pages one new row with this payload can add to the database."""
         usable = self.page_bytes - 4  # an overflow page holds page size - 4 bytes
@@ -88,7 +93,7 @@ class SpoolBudget:
         the rows it may drop to make room and delete, plus the header, meta and sequence pages."""
         usable = self.page_bytes - 4
         pages = math.ceil((payload_bytes + rows * ROW_OVERHEAD_BYTES) / usable) + rows + PAGES_PER_INSERT
-        return 32 + (2 * pages + 4) * (self.page_bytes + 24)
+        return 32 + (2 * pages + 4) * self.frame_bytes
 
 
 def entry_bytes_estimate(*, signals: int, rows: float, samples: float) -> int:

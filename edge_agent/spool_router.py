@@ -246,7 +246,7 @@ class Spool:
         self._base_counters = disk.counters
 
     def _deletes_per_txn(self) -> int:
-        return max(8, self.budget.wal_bytes // (8 * (self.budget.page_bytes + 24)))
+        return max(8, self.budget.wal_bytes // (8 * self.budget.frame_bytes))
 
     def _due(self) -> bool:
         if self.disk is None or not self._disk_ok:
@@ -281,7 +281,7 @@ class Spool:
         assert disk is not None
         k = self._deletes_per_txn()
         removes, unstages = sorted(self._pending_removes)[:k], sorted(self._pending_unstage)[:k]
-        frame = self.budget.page_bytes + 24
+        frame = self.budget.frame_bytes
         for attempt in (0, 1):
             try:
                 disk.make_wal_room(est_bytes + 2 * frame * (len(removes) + len(unstages)))
