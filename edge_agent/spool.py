@@ -185,10 +185,7 @@ class DiskQueue:
         size = len(payload)
         if seq:
             self.note_seq(seq)
-        self._begin()
-        fits = size <= self.budget.max_entry_bytes
-        if not (fits and self._make_room(self.budget.pages_for(size), priority, protected)):
-            self._drop(Drop(entry_id or 0, priority, samples, size, False, "disk"))
+        if not self._admit(Drop(entry_id or 0, priority, samples, size, False, "disk"), protected):
             return False
         cur = self._conn.execute(
             "INSERT INTO queue (id, kind, priority, seq, samples, payload) VALUES (?, ?, ?, ?, ?, ?)",
@@ -203,6 +200,16 @@ class DiskQueue:
 
     def _used_pages(self) -> int:
         return used_pages(self._conn)
+
+    def _admit(self, candidate: Drop, protected: frozenset[int]) -> bool:
+        """Make room for a new row described by `candidate` (what would be dropped if it cannot
+        fit); False, with the drop counted, when the full policy gives it up."""
+        self._begin()
+        fits = candidate.size <= self.budget.max_entry_bytes
+        if fits and self._make_room(self.budget.pages_for(candidate.size), candidate.priority, protected):
+            return True
+        self._drop(candidate)
+        return False
 
     def _make_room(self, need_pages: int, priority: int, protected: frozenset[int]) -> bool:
         return make_room(self._conn, self.budget.db_pages, need_pages, priority, protected, self._victim)
@@ -236,11 +243,7 @@ class DiskQueue:
     ) -> bool:
         """Keep a chunk durable (at the next commit) until it is merged into a batch. False when the
         full policy dropped it (only trigger windows, DTCs and entries in flight are left)."""
-        self._begin()
-        size = len(payload)
-        fits = size <= self.budget.max_entry_bytes
-        if not (fits and self._make_room(self.budget.pages_for(size), 0, protected)):
-            self._drop(Drop(chunk_id or 0, 0, samples, size, True, "disk"))
+        if not self._admit(Drop(chunk_id or 0, 0, samples, len(payload), True, "disk"), protected):
             return False
         cur = self._conn.execute(
             "INSERT INTO staged (id, samples, payload) VALUES (?, ?, ?)", (chunk_id, samples, payload)
