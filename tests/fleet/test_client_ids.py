@@ -33,6 +33,7 @@ from contract.endpoint import MqttEndpoint
 from edge_agent import MqttPublisher
 from fleet.embedded import INGEST_USER, SIMULATOR_USER, BrokerAccounts, free_port
 from tests.conftest import BrokerUnderTest, fresh_ingest_id
+from tests.ingest.conftest import wait_until
 
 pytestmark = [pytest.mark.broker]
 
@@ -90,15 +91,6 @@ class Holder:
         self.client.loop_stop()
 
 
-def _wait(predicate, timeout_s: float = 10.0) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
-
-
 def _one_row_batches(vehicle_id: str, n: int) -> list[TelemetryBatch]:
     """`n` one-row batches of one vehicle, a second apart, ending a minute ago."""
     start_ns = time.time_ns() - (60 + n) * 10**9
@@ -140,7 +132,7 @@ def test_a_vehicle_cannot_take_another_vehicles_session(broker: BrokerUnderTest,
         assert connack(broker.vehicle(ATTACKER), VICTIM, clean_session=clean_session) == "Not authorized"
         campaign = f"campaign {time.time_ns()}".encode()
         _send_config(broker, VICTIM, campaign)
-        assert _wait(lambda: (topics.topic_for(VICTIM, topics.CONFIG), campaign) in victim.received)
+        assert wait_until(lambda: (topics.topic_for(VICTIM, topics.CONFIG), campaign) in victim.received, 10)
         assert victim.disconnects == 0
     finally:
         victim.close()
@@ -185,7 +177,7 @@ def test_a_vehicle_cannot_take_ingests_session_while_it_runs(
         assert connack(broker.vehicle(ATTACKER), client_id, clean_session=clean_session) == "Not authorized"
         batches = _one_row_batches(vid, 10)
         _publish(broker.simulator, SIMULATOR_USER, batches)
-        assert _wait(lambda: _rows(pg_url, vid) == len(batches), 20), _rows(pg_url, vid)
+        assert wait_until(lambda: _rows(pg_url, vid) == len(batches), 20), _rows(pg_url, vid)
         assert ingest.service.subscribed.is_set()
         assert ingest.service._connection == 1  # noqa: SLF001  # never reconnected: never kicked out
 
@@ -206,7 +198,7 @@ def test_a_vehicle_cannot_take_ingests_session_while_it_is_down(
         assert connack(broker.vehicle(ATTACKER), client_id, clean_session=clean_session) == "Not authorized"
     assert _rows(pg_url, vid) == 0
     with running_ingest(broker.ingest, client_id) as ingest:
-        assert _wait(lambda: _rows(pg_url, vid) >= len(batches), 30), _rows(pg_url, vid)
+        assert wait_until(lambda: _rows(pg_url, vid) >= len(batches), 30), _rows(pg_url, vid)
         assert ingest.service.totals.dead_letters == 0
     assert _rows(pg_url, vid) == len(batches)
 
@@ -223,7 +215,7 @@ def test_the_simulator_account_cannot_use_ingests_client_ids(broker: BrokerUnder
         as_ingest = MqttEndpoint(broker.host, broker.port, login, broker.simulator.password)
         assert connack(as_ingest, login, clean_session=True) == "Not authorized"
         _publish(broker.simulator, SIMULATOR_USER, _one_row_batches(vid, 1))
-        assert _wait(lambda: len(holder.received) == 1)
+        assert wait_until(lambda: len(holder.received) == 1, 10)
         assert holder.disconnects == 0
     finally:
         holder.close()
@@ -244,7 +236,7 @@ def test_a_vehicle_cannot_take_the_simulator_gateways_session(broker: BrokerUnde
         campaign = f"campaign {time.time_ns()}".encode()
         _send_config(broker, ATTACKER, campaign)
         for holder in holders:
-            assert _wait(lambda h=holder: (config, campaign) in h.received)
+            assert wait_until(lambda h=holder: (config, campaign) in h.received, 10)
             assert holder.disconnects == 0
     finally:
         for holder in holders:
@@ -298,10 +290,10 @@ def test_fleet_ingest_workers_log_in_with_their_own_ids(pg_url: str, tmp_path: P
         port = free_port()
         ingest.start("--workers", "2", "--metrics-port", str(port))
         try:
-            assert _wait(lambda: metrics_answer(port, port + 1), 30), ingest.log_tail()
+            assert wait_until(lambda: metrics_answer(port, port + 1), 30), ingest.log_tail()
             gateway = MqttEndpoint("127.0.0.1", broker.port, SIMULATOR_USER, creds.simulator_password)
             _publish(gateway, SIMULATOR_USER, batches)
-            assert _wait(lambda: _rows(pg_url, vid) >= len(batches), 30), ingest.log_tail()
+            assert wait_until(lambda: _rows(pg_url, vid) >= len(batches), 30), ingest.log_tail()
             received = [scrape(p).get("fleet_ingest_messages_total", 0) for p in (port, port + 1)]
             assert min(received) > 0, received
             assert "not authori" not in ingest.log_text().lower(), ingest.log_tail()
