@@ -153,9 +153,11 @@ def test_a_refused_connect_leaves_the_session_of_its_client_id_alone(
     sub = subscriber()
     try:
         deadline = time.monotonic() + 10
-        while len(received) < 20 and time.monotonic() < deadline:
+        while len(set(received)) < 20 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         sub.disconnect()
         sub.loop_stop()
-    assert sorted(received) == sorted(b"queued %d" % i for i in range(20))
+    # Every queued message arrives. QoS 1 is at least once: amqtt occasionally delivers one of them
+    # twice on the resumed session (ingest drops such repeats by (vehicle, seq)), so compare sets.
+    assert set(received) == {b"queued %d" % i for i in range(20)}
