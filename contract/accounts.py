@@ -15,7 +15,7 @@ held it (MQTT 3.1.1, 3.1.4-2). So every client id belongs to exactly one account
 - **Vehicle ids never fall into a service namespace**: `contract.batch.is_valid_vehicle_id` refuses
   them, so no vehicle credential, topic or batch can be made for one.
 
-Brokers: the embedded amqtt broker accepts any login of a namespace (`fleet/broker_plugins.py`).
+Brokers: the embedded amqtt broker accepts any login of a namespace (`localservers/broker_plugins.py`).
 Mosquitto's dynamic security plugin binds one client id per username, so each login is provisioned
 (`provisioned_logins`, written by `fleet creds mosquitto-dynsec`). Pure: no I/O.
 """

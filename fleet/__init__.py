@@ -1,6 +1,6 @@
-"""The `fleet` command line, the settings object, and the embedded servers (PostgreSQL, amqtt).
+"""The `fleet` command line and the settings object: the imperative shell on top of the layering
+(`[tool.importlinter]` in pyproject.toml).
 
-This is the imperative shell that wires the other packages together. The library code of the
-other packages does not import it; only their benchmark shells use its embedded servers and its
-local Mosquitto (`fleet.mosquitto`).
+It wires the other packages together, reads the settings once, and starts the embedded servers
+(`localservers`) when none are configured. No other package imports it.
 """

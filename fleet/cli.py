@@ -277,7 +277,7 @@ def creds_mosquitto(
     derived from FLEET_VEHICLE_SECRET) and per service-account login, each bound to its own client
     id, with its topic ACL. Mosquitto reads it at start: restart the broker after regenerating."""
     from contract.credentials import vehicle_password
-    from fleet.mosquitto import broker_logins, dynsec_config
+    from localservers.mosquitto import broker_logins, dynsec_config
 
     secret = _settings().vehicle_secret
     if vehicle_ids and secret is None:
@@ -299,9 +299,9 @@ def creds_mosquitto(
 
 
 def _register_areas() -> None:
-    from fleet import cli_agent, cli_ingest_scale, cli_simulate
+    from fleet import cli_agent, cli_ingest, cli_simulate
 
-    for area in (cli_simulate, cli_ingest_scale, cli_agent):
+    for area in (cli_simulate, cli_ingest, cli_agent):
         area.register(app, bench_app)
 
 

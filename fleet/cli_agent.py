@@ -107,7 +107,7 @@ def bench_agent(
 ) -> None:
     """The agent process (`fleet agent`, simulated source, every catalogue signal at full rate)
     publishing to a local broker: CPU share of one core, peak RSS, wire bytes per sample."""
-    from edge_agent.bench import run_agent_bench
+    from benchmarks.agent import run_agent_bench
 
     result = run_agent_bench(duration_s=duration, rate_hz=rate_hz, entry=entry)
     if as_json:

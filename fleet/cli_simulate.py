@@ -214,8 +214,8 @@ def _run_publish_only(
 
 def _private_broker(stack: contextlib.ExitStack) -> tuple[Any, str]:
     """A private Mosquitto when installed, else the embedded amqtt broker."""
-    from fleet.embedded import SIMULATOR_USER, BrokerAccounts, EmbeddedBroker
-    from fleet.mosquitto import find_mosquitto, private_mosquitto
+    from localservers.embedded import SIMULATOR_USER, BrokerAccounts, EmbeddedBroker
+    from localservers.mosquitto import find_mosquitto, private_mosquitto
 
     binary = find_mosquitto()
     if binary:
@@ -340,8 +340,8 @@ def bench_simulator(
     as_json: JsonOpt = False,
 ) -> None:
     """Vehicles simulated at 1 Hz in real time on one core, generation + encoding + publishing."""
-    from fleet.mosquitto import find_mosquitto, private_mosquitto
-    from simulators.bench import BenchConfig, run_bench
+    from benchmarks.simulator import BenchConfig, run_bench
+    from localservers.mosquitto import find_mosquitto, private_mosquitto
 
     config = BenchConfig(
         vehicles=vehicles,

@@ -26,10 +26,11 @@ from api import create_app
 from api.auth import create_token
 from contract import accounts
 from contract.signals import SIGNALS
-from fleet.embedded import Servers, free_port, servers
+from fleet.embedded import Servers, servers
 from fleet.runtime import count_dead_letters, poll_counts
 from fleet.settings import FleetSettings
 from ingest import IngestConfig, IngestService, TelemetryStore, migrate
+from localservers.embedded import free_port
 from simulators import FleetSimulation, VehiclePublishers, city_grid
 from simulators.feeder import FeedConfig, feed
 from simulators.scenario import FaultSpec, HazardSpec, NetworkSpec, Scenario

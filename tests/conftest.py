@@ -17,9 +17,9 @@ import pytest
 from contract.accounts import service_account_of
 from contract.credentials import vehicle_password
 from contract.endpoint import MqttEndpoint
-from fleet.embedded import INGEST_USER, SIMULATOR_USER, BrokerAccounts, EmbeddedBroker
-from fleet.mosquitto import MosquittoProcess, find_mosquitto
 from ingest import IngestConfig, IngestService, TelemetryStore, migrate
+from localservers.embedded import INGEST_USER, SIMULATOR_USER, BrokerAccounts, EmbeddedBroker
+from localservers.mosquitto import MosquittoProcess, find_mosquitto
 
 TEST_VEHICLES = ("VEH-A", "VEH-B", "VEH-C", "VEH-D")
 

@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, settings
 from api import create_app, repository
 from api.auth import Role, hash_token
 from contract.batch import VEHICLE_ID_PATTERN
-from fleet.embedded import free_port
+from localservers.embedded import free_port
 from tests.api.seed import VEHICLES
 
 pytestmark = pytest.mark.postgres

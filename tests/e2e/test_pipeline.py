@@ -11,7 +11,7 @@ import pytest
 from contract import SIGNALS, TelemetryBatch
 from contract.signals import BY_PATH
 from edge_agent import MqttPublisher, PublishError, SequenceCounter
-from fleet.embedded import SIMULATOR_USER
+from localservers.embedded import SIMULATOR_USER
 from tests.conftest import BrokerUnderTest
 
 pytestmark = [pytest.mark.broker, pytest.mark.postgres]

@@ -15,8 +15,8 @@ import pytest
 
 from contract.credentials import vehicle_password
 from contract.endpoint import MqttEndpoint
-from fleet.embedded import INGEST_USER, BrokerAccounts, free_port
-from fleet.mosquitto import MosquittoProcess, find_mosquitto, wait_port
+from localservers.embedded import INGEST_USER, BrokerAccounts, free_port
+from localservers.mosquitto import MosquittoProcess, find_mosquitto, wait_port
 from tests.conftest import TEST_LOGIN_SUFFIXES
 
 AGENT_VEHICLES = ("AGT-OUTAGE", "AGT-KILL", "AGT-CAMPAIGN", "AGT-CORRUPT", "AGT-OBD", "AGT-DISKFULL")

@@ -16,11 +16,11 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from benchmarks.agent import agent_command, write_agent_config
 from contract import topics
 from contract.accounts import INGEST_CAMPAIGN
 from contract.signals import SIGNALS
 from edge_agent.agent import Agent
-from edge_agent.bench import agent_command, write_agent_config
 from edge_agent.config import AgentConfig
 from edge_agent.sources.simulated import SimulatedSource
 from tests.conftest import INGEST_OBSERVER

@@ -32,8 +32,8 @@ from edge_agent.agent import Agent
 from edge_agent.config import load_config
 from edge_agent.link import AgentLink, LinkConfig
 from edge_agent.sources.simulated import SimulatedSource
-from fleet.embedded import INGEST_USER, BrokerAccounts
-from fleet.mosquitto import MosquittoProcess, find_mosquitto
+from localservers.embedded import INGEST_USER, BrokerAccounts
+from localservers.mosquitto import MosquittoProcess, find_mosquitto
 from tests.conftest import INGEST_OBSERVER, TEST_LOGIN_SUFFIXES
 from tests.edge_agent.test_agent_e2e import AgentThread, wait_until
 

@@ -31,7 +31,7 @@ from contract import TelemetryBatch, accounts, topics
 from contract.credentials import vehicle_password
 from contract.endpoint import MqttEndpoint
 from edge_agent import MqttPublisher
-from fleet.embedded import INGEST_USER, SIMULATOR_USER, BrokerAccounts, free_port
+from localservers.embedded import INGEST_USER, SIMULATOR_USER, BrokerAccounts, free_port
 from tests.conftest import BrokerUnderTest, fresh_ingest_id
 from tests.ingest.conftest import wait_until
 
@@ -265,9 +265,9 @@ def test_service_logins_share_the_accounts_password(broker: BrokerUnderTest) -> 
 def test_fleet_ingest_workers_log_in_with_their_own_ids(pg_url: str, tmp_path: Path) -> None:
     """`fleet ingest --workers 2` against an authenticating Mosquitto: worker i logs in as
     `fleet-ingest-<i>` with the account's password, both share the load, every batch is stored once."""
-    from fleet.mosquitto import MosquittoProcess, find_mosquitto
-    from ingest.bench.fleetdata import open_persistent_session
-    from ingest.bench.prom import scrape
+    from benchmarks.ingest.fleetdata import open_persistent_session
+    from benchmarks.ingest.prom import scrape
+    from localservers.mosquitto import MosquittoProcess, find_mosquitto
     from tests.ingest.conftest import IngestProcess, metrics_answer
 
     if find_mosquitto() is None:
@@ -365,7 +365,7 @@ def test_the_shipped_mosquitto_conf_refuses_takeovers(tmp_path: Path) -> None:
     """deploy/mosquitto/mosquitto.conf as compose runs it (paths and port moved to this machine),
     with a file from `fleet creds mosquitto-dynsec`: the logins connect with their own ids only,
     a vehicle cannot take another's or ingest's id, and the holder stays connected."""
-    from fleet.mosquitto import find_dynsec_plugin, find_mosquitto, wait_port
+    from localservers.mosquitto import find_dynsec_plugin, find_mosquitto, wait_port
 
     binary, plugin = find_mosquitto(), find_dynsec_plugin()
     if binary is None or plugin is None:

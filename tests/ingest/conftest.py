@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fleet.mosquitto import MosquittoProcess, find_mosquitto
 from ingest import migrate
+from localservers.mosquitto import MosquittoProcess, find_mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -131,7 +131,7 @@ class IngestProcess:
 
 def metrics_answer(*ports: int) -> bool:
     """Whether every worker's Prometheus endpoint answers (its ingest process is up)."""
-    from ingest.bench.prom import scrape
+    from benchmarks.ingest.prom import scrape
 
     try:
         for port in ports:

@@ -71,7 +71,7 @@ def _partitions(url: str) -> list[str]:
 
 
 def _worker_start(url: str) -> int:
-    """What `fleet ingest` runs before serving (fleet/cli_ingest_scale.py)."""
+    """What `fleet ingest` runs before serving (fleet/cli_ingest.py)."""
     migrate_quietly(url)
     store = TelemetryStore(url)
     try:

@@ -10,7 +10,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from contract import topics, wire_v1
-from fleet.embedded import SIMULATOR_USER
+from localservers.embedded import SIMULATOR_USER
 from tests.conftest import BrokerUnderTest
 from tests.e2e.test_pipeline import known_batch
 from tests.malformed_payloads import MALFORMED

@@ -11,15 +11,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from contract.endpoint import MqttEndpoint
-from fleet.mosquitto import MosquittoProcess
-from ingest.bench.fleetdata import (
+from benchmarks.ingest.fleetdata import (
     BENCH_SIGNALS,
     FramePublisher,
     frames_of,
     make_batches,
     open_persistent_session,
 )
+from contract.endpoint import MqttEndpoint
+from localservers.mosquitto import MosquittoProcess
 from tests.conftest import RunningIngest
 from tests.ingest.conftest import IngestProcess, RestartablePostgres, wait_until
 

@@ -24,7 +24,6 @@ import pytest
 
 from contract import TelemetryBatch, topics, wire_v1
 from contract.dtc import dtc_message
-from fleet.embedded import free_port
 from ingest import TelemetryStore
 from ingest.pipeline import Envelope, triage
 from ingest.schema.migrate import (
@@ -34,6 +33,7 @@ from ingest.schema.migrate import (
     migrate,
     storage_mode,
 )
+from localservers.embedded import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timescale]
 

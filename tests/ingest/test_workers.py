@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from fleet.embedded import free_port
-from fleet.mosquitto import MosquittoProcess, find_mosquitto
-from ingest.bench.fleetdata import FramePublisher, frames_of, make_batches, open_persistent_session
-from ingest.bench.prom import scrape
+from benchmarks.ingest.fleetdata import FramePublisher, frames_of, make_batches, open_persistent_session
+from benchmarks.ingest.prom import scrape
+from localservers.embedded import free_port
+from localservers.mosquitto import MosquittoProcess, find_mosquitto
 from tests.ingest.conftest import IngestProcess, metrics_answer, wait_until
 from tests.ingest.test_faults import ROWS_PER_BATCH, _expect_exactly
 

@@ -3,7 +3,7 @@
 Owns: authentication (vehicles by derived password, service-account logins by the account's
 password), the client-id rule of `contract.accounts` (a connection's client id is its username,
 refused otherwise), and the topic ACL of `contract.topics.permissions_of`. Loaded by amqtt from the
-broker configuration built in `fleet.embedded`; `fleet.embedded_broker` makes amqtt run the
+broker configuration built in `localservers.embedded`; `localservers.embedded_broker` makes amqtt run the
 authentication before it touches an existing session of the same client id.
 """
 

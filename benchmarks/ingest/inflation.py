@@ -31,13 +31,19 @@ import numpy as np
 import psutil
 import psycopg
 
+from benchmarks.ingest.fleetdata import FramePublisher, frames_of, make_batches, open_persistent_session
+from benchmarks.ingest.harness import (
+    delete_vehicles,
+    start_ingest,
+    start_servers,
+    stop_process,
+    wait_for_metrics,
+)
+from benchmarks.ingest.prom import scrape_all
 from contract import TelemetryBatch, topics, wire_v1
 from contract.signals import SIGNALS, WireType
-from fleet.mosquitto import free_port
-from ingest.bench.fleetdata import FramePublisher, frames_of, make_batches, open_persistent_session
-from ingest.bench.harness import delete_vehicles, start_ingest, start_servers, stop_process, wait_for_metrics
-from ingest.bench.prom import scrape_all
 from ingest.pipeline import flush_memory_bytes
+from localservers.embedded import free_port
 
 WIDE_SIGNALS = tuple(s for s in SIGNALS if s.wire_type is not WireType.BOOL)
 WIDE_ROWS = 74_000  # with one value per row, as many rows as fit a 1 MiB body

@@ -33,7 +33,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from contract import accounts, topics
-from fleet.mosquitto import MosquittoProcess
+from localservers.mosquitto import MosquittoProcess
 
 SUBSCRIBER = f"{accounts.INGEST}-autosave"  # logins in the accounts' namespaces (anonymous broker)
 PUBLISHER = f"{accounts.SIMULATOR}-autosave"

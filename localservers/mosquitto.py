@@ -39,7 +39,7 @@ from typing import Any
 from contract import accounts, topics
 from contract.credentials import new_secret
 from contract.endpoint import MqttEndpoint
-from fleet.embedded import INGEST_USER, SIMULATOR_USER, free_port
+from localservers.embedded import INGEST_USER, SIMULATOR_USER, free_port
 
 DEFAULT_BINARY = "/usr/sbin/mosquitto"
 # Debian/Ubuntu package, then the eclipse-mosquitto image's path (/usr/lib), then a source install.

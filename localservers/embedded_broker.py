@@ -1,6 +1,6 @@
 """Process entry point of the embedded amqtt broker (MQTT 3.1.1 only).
 
-Started by `fleet.embedded.EmbeddedBroker` as `python -m fleet.embedded_broker`. The broker
+Started by `localservers.embedded.EmbeddedBroker` as `python -m localservers.embedded_broker`. The broker
 configuration, which holds secrets, arrives in an environment variable rather than argv so that it
 never shows in a process list. Prints `ready` once listening; stops on SIGTERM/SIGINT.
 """

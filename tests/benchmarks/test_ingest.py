@@ -1,16 +1,12 @@
-"""`fleet bench ingest` end to end at toy size (so that it cannot rot), and the JSON log lines."""
+"""`fleet bench ingest` and `fleet bench inflation` end to end at toy size, so that they cannot rot."""
 
 from __future__ import annotations
-
-import json
-import logging
 
 import psycopg
 import pytest
 
-from fleet.mosquitto import find_mosquitto
-from ingest.bench import BenchConfig, run_ingest_bench
-from ingest.logs import JsonLinesFormatter
+from benchmarks.ingest import BenchConfig, run_ingest_bench
+from localservers.mosquitto import find_mosquitto
 
 
 @pytest.mark.broker
@@ -48,7 +44,7 @@ def test_bench_reports_rates_latency_and_exact_storage(pg_url: str) -> None:
 def test_inflation_bench_stores_every_valid_row_and_stays_under_its_bound(pg_url: str) -> None:
     if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed (.ci/run installs it)")
-    from ingest.bench.inflation import InflationConfig, run_inflation_bench
+    from benchmarks.ingest.inflation import InflationConfig, run_inflation_bench
 
     report = run_inflation_bench(
         InflationConfig(database_url=pg_url, bombs=30, wide=2, largest=1, ordinary=5, max_flush_memory_mib=16)
@@ -60,11 +56,3 @@ def test_inflation_bench_stores_every_valid_row_and_stays_under_its_bound(pg_url
     with psycopg.connect(pg_url) as conn:  # the bench removes what it wrote
         (left,) = conn.execute("SELECT count(*) FROM vehicles WHERE vehicle_id ~ '^I[0-9]{7}-'").fetchone()
     assert left == 0
-
-
-def test_json_lines_carry_the_message_and_the_extra_fields() -> None:
-    record = logging.LogRecord("ingest.service", logging.INFO, __file__, 1, "flush %s", ("stored",), None)
-    record.rows = 1200
-    line = json.loads(JsonLinesFormatter().format(record))
-    assert line["msg"] == "flush stored" and line["rows"] == 1200
-    assert line["level"] == "info" and line["logger"] == "ingest.service" and line["ts"].endswith("+00:00")

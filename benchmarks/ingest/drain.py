@@ -28,9 +28,7 @@ from pathlib import Path
 
 import psycopg
 
-from contract import accounts
-from fleet.mosquitto import free_port
-from ingest.bench.fleetdata import (
+from benchmarks.ingest.fleetdata import (
     BENCH_SIGNALS,
     FramePublisher,
     frames_of,
@@ -39,11 +37,19 @@ from ingest.bench.fleetdata import (
     paced_batches,
     stampable_frames,
 )
-from ingest.bench.harness import delete_vehicles, start_ingest, start_servers, stop_process, wait_for_metrics
-from ingest.bench.prom import histogram_buckets, quantile, scrape_all
+from benchmarks.ingest.harness import (
+    delete_vehicles,
+    start_ingest,
+    start_servers,
+    stop_process,
+    wait_for_metrics,
+)
+from benchmarks.ingest.prom import histogram_buckets, quantile, scrape_all
+from contract import accounts
 from ingest.copy_binary import encode_copy_binary, rows_from_batches
 from ingest.service import IngestConfig
 from ingest.store import COPY_SQL
+from localservers.embedded import free_port
 
 
 @dataclass(frozen=True)

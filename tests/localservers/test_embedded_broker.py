@@ -10,7 +10,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from contract.accounts import INGEST_CAMPAIGN
-from fleet.embedded import SIMULATOR_USER
+from localservers.embedded import SIMULATOR_USER
 from tests.conftest import INGEST_OBSERVER, BrokerUnderTest
 
 pytestmark = pytest.mark.broker

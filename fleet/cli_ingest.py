@@ -216,7 +216,7 @@ def bench_ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest vs raw binary COPY on a private Mosquitto and PostgreSQL (FLEET_DATABASE_URL or embedded)."""
-    from ingest.bench import BenchConfig, run_ingest_bench
+    from benchmarks.ingest import BenchConfig, run_ingest_bench
 
     settings = _setup(False)
     cfg = BenchConfig(
@@ -242,7 +242,7 @@ def bench_inflation(
     as_json: JsonOpt = False,
 ) -> None:
     """Peak memory of `fleet ingest` draining maximally inflating frames (private Mosquitto)."""
-    from ingest.bench.inflation import InflationConfig, run_inflation_bench
+    from benchmarks.ingest.inflation import InflationConfig, run_inflation_bench
 
     settings = _setup(False)
     cfg = InflationConfig(
@@ -278,8 +278,9 @@ def bench_autosave(
 ) -> None:
     """Mosquitto killed (SIGKILL) while it queues QoS 1 messages for an offline persistent session:
     acknowledged messages lost per autosave setting, and what the setting costs (broker write bytes
-    per message, saves, publish rate). Private Mosquitto with persistence; see ingest/bench/autosave.py."""
-    from ingest.bench.autosave import AutosaveBenchConfig, Setting, run_autosave_bench
+    per message, saves, publish rate). Private Mosquitto with persistence; see
+    benchmarks/ingest/autosave.py."""
+    from benchmarks.ingest.autosave import AutosaveBenchConfig, Setting, run_autosave_bench
 
     _setup(False)
     try:

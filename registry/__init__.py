@@ -1,0 +1,1 @@
+"""Fleets, vehicle models, vehicles, service centres, owners and their software inventory."""
