@@ -1,13 +1,15 @@
 """The vectorised fleet simulation: one numpy array per state variable, advanced a step at a time.
 
 Owns: wiring the kernels together in a fixed order (hazards -> motion -> powertrain -> faults ->
-sampling) and the bits of state between them (GPS error, stuck sensor values, last DTC report).
+sampling -> stored DTCs) and the bits of state between them (GPS error, stuck sensor values, the
+stored DTCs), plus the history of every vehicle's DTC set for the ground truth.
 It holds no Python object per vehicle, does no I/O and reads no clock: simulated time is
 `start_unix_s + step * sample_interval_s`, so one seed and start give one history.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +18,10 @@ import numpy as np
 from simulators import faults as fault_mod
 from simulators import hazards as hazard_mod
 from simulators.connectivity import ConnectivityPlan, draw_connectivity
+from simulators.dtcs import DtcState, changed_sets, initial_dtcs, step_dtcs
 from simulators.models import MODELS, draw_models
 from simulators.motion import NIGHT_FROM_H, NIGHT_TO_H, PARKED, initial_motion, local_hour, step_motion
-from simulators.powertrain import PAD_NEW_MM, initial_powertrain, step_powertrain
+from simulators.powertrain import PAD_NEW_MM, PowertrainState, initial_powertrain, step_powertrain
 from simulators.roads import RoadNetwork
 from simulators.sampling import TrueState, apply_sensor_faults, sample_signals, step_gps_error
 from simulators.scenario import Scenario
@@ -29,8 +32,8 @@ class StepOutput:
     t_s: float  # seconds since the start of the run
     ts_ns: int  # true sampling instant (vehicles add their clock skew when sending)
     signals: dict[str, np.ndarray]
-    dtc_vehicles: np.ndarray  # indices of vehicles reporting a code in this step
-    dtc_codes: np.ndarray  # object array of codes, parallel to dtc_vehicles
+    dtc_vehicles: np.ndarray  # indices of vehicles whose set of stored codes changed in this step
+    dtc_sets: list[tuple[str, ...]]  # each one's whole new set, parallel to dtc_vehicles (() = cleared)
 
 
 class FleetSimulation:
@@ -66,7 +69,9 @@ class FleetSimulation:
         self.powertrain = pt
         self._gps_err = plan_rng.normal(0.0, 2.9, (2, n))
         self._stuck_value = np.full(n, np.nan)
-        self._last_dtc_s = np.full(n, -np.inf)
+        self.dtcs: DtcState = initial_dtcs(n)
+        self.dtc_history: list[tuple[float, int, tuple[str, ...]]] = []  # (t_s, vehicle, new set)
+        self._running = self.motion.mode != PARKED
         self._parked_every = max(1, int(round(scenario.parked_sample_interval_s / self.dt_s)))
         self._phase = plan_rng.integers(0, self._parked_every, n)
         self.step_index = 0
@@ -106,11 +111,13 @@ class FleetSimulation:
         )
         self.motion = mot = ms.state
         running = mot.mode != PARKED
+        cycle_ended = self._running & ~running
+        self._running = running
         is_ev = self.params.is_ev
         hour = local_hour(t_unix, sc.utc_offset_h)
         night = hour >= NIGHT_FROM_H or hour < NIGHT_TO_H
         pts = step_powertrain(
-            self.powertrain,
+            self._replace_repaired_pads(t_s),
             self.params,
             fault_mod.fault_levels(self.faults, t_s),
             rng,
@@ -166,7 +173,7 @@ class FleetSimulation:
             f.sensor_path,
             f.active("sensor_dropout", t_s),
         )
-        dtc_v, dtc_c = fault_mod.raise_dtcs(
+        detected = fault_mod.detect_dtcs(
             f,
             rng,
             t_s,
@@ -176,11 +183,24 @@ class FleetSimulation:
             coolant_c=pt.coolant_c,
             battery_12v_v=pts.battery_12v_v,
             front_pad_mm=pt.pad_mm[:2].min(axis=0),
-            last_dtc_s=self._last_dtc_s,
         )
-        self._last_dtc_s[dtc_v] = t_s
+        before, self.dtcs = (
+            self.dtcs,
+            step_dtcs(f, self.dtcs, t_s, detected=detected, running=running, cycle_ended=cycle_ended),
+        )
+        dtc_v, dtc_sets = changed_sets(f, before, self.dtcs)
+        self.dtc_history.extend((t_s, int(v), codes) for v, codes in zip(dtc_v, dtc_sets, strict=True))
         ts_ns = int(round(self.start_unix_s * 1e9)) + self.step_index * int(round(dt * 1e9))
-        return StepOutput(t_s, ts_ns, signals, dtc_v, dtc_c)
+        return StepOutput(t_s, ts_ns, signals, dtc_v, dtc_sets)
+
+    def _replace_repaired_pads(self, t_s: float) -> PowertrainState:
+        """The powertrain state with new front pads where the workshop repaired worn ones."""
+        new = self.faults.repaired_between("brake_pad_wear", t_s - self.dt_s, t_s)
+        if not new.any():
+            return self.powertrain
+        pads = self.powertrain.pad_mm.copy()
+        pads[:2, new] = PAD_NEW_MM
+        return dataclasses.replace(self.powertrain, pad_mm=pads)
 
     def firmware_versions(self, t_s: float) -> np.ndarray:
         return fault_mod.firmware_at(self.faults, t_s)

@@ -1,19 +1,30 @@
-"""Fault injection: which vehicle gets which fault when, how far it has progressed, and the DTCs.
+"""Fault injection: which vehicle gets which fault when, how far it has progressed, and its DTC.
 
 Owns: drawing the fault plan from the scenario (each vehicle gets at most one fault, so every
 signature has a single cause), the per-instant fault levels the powertrain kernel consumes, and
-the diagnostic trouble codes the faults raise. Kind-specific parameters (scenario `params`):
+when each fault's monitor detects it (what then happens to the stored code is `simulators.dtcs`).
 
-- battery_12v_failing: `ramp_s` (3600) until the battery is fully failing (starts at 40%).
-- charging_fault: none; raises P0562 (system voltage low) while running below 12.5 V.
-- thermostat_stuck: stuck closed; raises P0217 (engine over temperature) above 110 °C.
-- tyre_slow_leak: `rate_kpa_per_h` (20), `wheel` (0-3 = FL, FR, RL, RR; random if absent).
+A fault lasts from its onset until `repaired_at_s` (scenario, optional; never by default): the
+workshop repairs it, so its effect stops and its stored code is cleared at once (worn brake pads
+are replaced). Until then, codes clear as each kind says below; "drive cycles" are trips (engine
+on, or EV ready, to parked), and a clean cycle is one in which the monitor did not detect the fault.
+Kind-specific parameters (scenario `params`):
+
+- battery_12v_failing: `ramp_s` (3600) until the battery is fully failing (starts at 40%). No code.
+- charging_fault: raises P0562 (system voltage low) while running below 12.5 V; stored until repaired.
+- thermostat_stuck: stuck closed; raises P0217 (engine over temperature) above 110 °C; stored
+  until repaired.
+- tyre_slow_leak: `rate_kpa_per_h` (20), `wheel` (0-3 = FL, FR, RL, RR; random if absent). No code.
 - brake_pad_wear: `start_mm` (3.0) front pads at the start, `wear_factor` (400) from the onset;
-  raises C1A00 (simulator's manufacturer code: pad wear indicator) below 2.0 mm.
-- sensor_stuck / sensor_dropout: `signal` (VSS path; default front-left tyre pressure).
-- misfire: `cylinder` (0 = random misfire P0300, else P030n; random if absent), `rate_per_h` (30).
+  raises C1A00 (simulator's manufacturer code: pad wear indicator) below 2.0 mm; stored until the
+  repair replaces the pads.
+- sensor_stuck / sensor_dropout: `signal` (VSS path; default front-left tyre pressure). No code.
+- misfire: `cylinder` (0 = random misfire P0300, else P030n; random if absent), `rate_per_h` (30)
+  misfires while the engine runs; the code clears after `clear_cycles` (3) clean drive cycles.
 - firmware_bug: `version` ("4.2.0"), `dtc` ("P0606"), `rate_per_h` (12), `fixed_at_s` (OTA patch
-  time, none = never), `fixed_version` ("4.2.1"). The chosen vehicles run the buggy version.
+  time, none = never), `fixed_version` ("4.2.1"), `clear_cycles` (3). The chosen vehicles run the
+  buggy version; the patch stops the fault, and the code clears after `clear_cycles` clean drive
+  cycles on the patched version.
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ ICE_SIGNALS = {
 DEFAULT_SENSOR = "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure"
 FIRMWARE_VERSIONS = ("4.1.2", "4.2.0", "4.2.1")
 BASE_FIRMWARE = "4.1.2"
-DTC_REPEAT_S = 60.0  # a vehicle reports a code again at most this often
+DEFAULT_CLEAR_CYCLES = 3  # OBD-II: a confirmed fault is healed after three passing drive cycles
 PAD_WARN_MM = 2.0
 OVERHEAT_C = 110.0
 LOW_SYSTEM_V = 12.5
@@ -49,47 +60,55 @@ class FaultPlan:
 
     kind: np.ndarray
     onset_s: np.ndarray
+    repaired_at_s: np.ndarray  # +inf = never repaired
     ramp_s: np.ndarray
     wheel: np.ndarray
     leak_kpa_per_h: np.ndarray
     pad_wear_factor: np.ndarray
     pad_start_mm: np.ndarray  # NaN = the vehicle's own random thickness
-    misfire_code: np.ndarray  # object array of codes ('' = none)
     rate_per_s: np.ndarray
     sensor_path: np.ndarray  # object array of VSS paths ('' = none)
-    firmware_code: np.ndarray  # object array
     fixed_at_s: np.ndarray
     firmware_version: np.ndarray  # object array: version at the start of the run
     fixed_version: np.ndarray  # object array
+    dtc_code: np.ndarray  # object array: the code the vehicle's fault raises ('' = none)
+    heals_from_s: np.ndarray  # clean drive cycles count towards clearing from then (+inf = never)
+    clear_cycles: np.ndarray  # int: clean drive cycles that clear the stored code
     records: list[dict[str, Any]] = field(default_factory=list)
 
     def active(self, kind: str, t_s: float) -> np.ndarray:
-        return (self.kind == KIND_INDEX[kind]) & (t_s >= self.onset_s)
+        return (self.kind == KIND_INDEX[kind]) & (t_s >= self.onset_s) & (t_s < self.repaired_at_s)
+
+    def repaired_between(self, kind: str, t0_s: float, t1_s: float) -> np.ndarray:
+        """Vehicles whose fault of `kind` was repaired in (t0_s, t1_s]."""
+        return (self.kind == KIND_INDEX[kind]) & (t0_s < self.repaired_at_s) & (self.repaired_at_s <= t1_s)
 
 
 def draw_faults(
     rng: np.random.Generator, specs: tuple[FaultSpec, ...], is_ev: np.ndarray, duration_s: float
 ) -> FaultPlan:
-    """Choose vehicles and onsets. Raises ValueError when there are too few eligible vehicles or
-    a sensor fault names a signal outside the catalogue."""
+    """Choose vehicles and onsets. Raises ValueError when there are too few eligible vehicles, a
+    sensor fault names a signal outside the catalogue, or a repair comes before an onset."""
     n = is_ev.shape[0]
     kind = np.full(n, -1)
     onset = np.full(n, np.inf)
     plan = FaultPlan(
         kind=kind,
         onset_s=onset,
+        repaired_at_s=np.full(n, np.inf),
         ramp_s=np.full(n, 3600.0),
         wheel=np.zeros(n, dtype=np.int64),
         leak_kpa_per_h=np.zeros(n),
         pad_wear_factor=np.ones(n),
         pad_start_mm=np.full(n, np.nan),
-        misfire_code=np.full(n, "", dtype=object),
         rate_per_s=np.zeros(n),
         sensor_path=np.full(n, "", dtype=object),
-        firmware_code=np.full(n, "", dtype=object),
         fixed_at_s=np.full(n, np.inf),
         firmware_version=np.full(n, BASE_FIRMWARE, dtype=object),
         fixed_version=np.full(n, "", dtype=object),
+        dtc_code=np.full(n, "", dtype=object),
+        heals_from_s=np.full(n, np.inf),
+        clear_cycles=np.full(n, DEFAULT_CLEAR_CYCLES, dtype=np.int64),
     )
     for spec in specs:
         p = dict(spec.params)
@@ -106,13 +125,18 @@ def draw_faults(
             onsets = rng.uniform(lo, hi, chosen.size)
         else:
             onsets = np.full(chosen.size, spec.onset_s if spec.onset_s is not None else duration_s * 0.25)
+        repaired = spec.repaired_at_s
+        if repaired is not None and chosen.size and repaired <= onsets.max():
+            raise ValueError(f"{spec.kind}: repaired_at_s {repaired} is not after every onset")
         for v, t0 in zip(chosen, onsets, strict=True):
             kind[v], onset[v] = KIND_INDEX[spec.kind], float(t0)
+            plan.repaired_at_s[v] = float(repaired) if repaired is not None else np.inf
             plan.records.append(
                 {
                     "vehicle_index": int(v),
                     "kind": spec.kind,
                     "onset_s": float(t0),
+                    "repaired_at_s": float(repaired) if repaired is not None else None,
                     "params": _apply_params(plan, spec.kind, int(v), p, sensor, rng),
                 }
             )
@@ -134,6 +158,7 @@ def _apply_params(
         plan.pad_wear_factor[v] = float(p.get("wear_factor", 400.0))
         start_mm = float(p.get("start_mm", 3.0))
         plan.pad_start_mm[v] = start_mm
+        plan.dtc_code[v] = "C1A00"
         return {
             "start_mm": start_mm,
             "wear_factor": plan.pad_wear_factor[v],
@@ -145,26 +170,38 @@ def _apply_params(
         return {"signal": sensor}
     if kind == "misfire":
         cylinder = int(p.get("cylinder", rng.integers(0, 5)))
-        plan.misfire_code[v] = f"P030{cylinder}"
+        plan.dtc_code[v] = f"P030{cylinder}"
         plan.rate_per_s[v] = float(p.get("rate_per_h", 30.0)) / 3600.0
-        return {"cylinder": cylinder, "dtc": plan.misfire_code[v], "rate_per_h": plan.rate_per_s[v] * 3600}
+        plan.heals_from_s[v] = -np.inf
+        plan.clear_cycles[v] = int(p.get("clear_cycles", DEFAULT_CLEAR_CYCLES))
+        return {
+            "cylinder": cylinder,
+            "dtc": plan.dtc_code[v],
+            "rate_per_h": plan.rate_per_s[v] * 3600,
+            "clear_cycles": int(plan.clear_cycles[v]),
+        }
     if kind == "firmware_bug":
         plan.firmware_version[v] = str(p.get("version", "4.2.0"))
-        plan.firmware_code[v] = str(p.get("dtc", "P0606"))
+        plan.dtc_code[v] = str(p.get("dtc", "P0606"))
         plan.rate_per_s[v] = float(p.get("rate_per_h", 12.0)) / 3600.0
         fixed = p.get("fixed_at_s")
         plan.fixed_at_s[v] = float(fixed) if fixed is not None else np.inf
         plan.fixed_version[v] = str(p.get("fixed_version", "4.2.1"))
+        plan.heals_from_s[v] = plan.fixed_at_s[v]
+        plan.clear_cycles[v] = int(p.get("clear_cycles", DEFAULT_CLEAR_CYCLES))
         return {
             "version": plan.firmware_version[v],
-            "dtc": plan.firmware_code[v],
+            "dtc": plan.dtc_code[v],
             "rate_per_h": plan.rate_per_s[v] * 3600,
             "fixed_at_s": fixed,
             "fixed_version": plan.fixed_version[v],
+            "clear_cycles": int(plan.clear_cycles[v]),
         }
     if kind == "charging_fault":
+        plan.dtc_code[v] = "P0562"
         return {"dtc": "P0562"}
     if kind == "thermostat_stuck":
+        plan.dtc_code[v] = "P0217"
         return {"dtc": "P0217", "stuck": "closed"}
     return {}
 
@@ -193,7 +230,7 @@ def firmware_at(plan: FaultPlan, t_s: float) -> np.ndarray:
     return np.where(t_s >= plan.fixed_at_s, plan.fixed_version, plan.firmware_version)
 
 
-def raise_dtcs(
+def detect_dtcs(
     plan: FaultPlan,
     rng: np.random.Generator,
     t_s: float,
@@ -204,23 +241,17 @@ def raise_dtcs(
     coolant_c: np.ndarray,
     battery_12v_v: np.ndarray,
     front_pad_mm: np.ndarray,
-    last_dtc_s: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Codes raised in this step, as (vehicle indices, codes). A vehicle repeats a code at most every
-    DTC_REPEAT_S seconds; the caller records when it reported (`last_dtc_s`)."""
+) -> np.ndarray:
+    """Which vehicles' fault monitors detect their fault (`plan.dtc_code`) in this step, as a mask.
+    Misfires and the firmware bug are random events at their rate; the others are thresholds."""
     u = rng.random(plan.kind.shape[0])
-    codes = np.full(plan.kind.shape[0], "", dtype=object)
+    detected = np.zeros(plan.kind.shape[0], dtype=bool)
     if not (plan.kind >= 0).any():
-        return np.zeros(0, dtype=np.int64), codes[:0]
-    misfire = plan.active("misfire", t_s) & ice_on & (u < plan.rate_per_s * dt_s)
-    codes[misfire] = plan.misfire_code[misfire]
-    buggy = (
-        plan.active("firmware_bug", t_s) & running & (t_s < plan.fixed_at_s) & (u < plan.rate_per_s * dt_s)
-    )
-    codes[buggy] = plan.firmware_code[buggy]
-    codes[plan.active("thermostat_stuck", t_s) & ice_on & (coolant_c > OVERHEAT_C)] = "P0217"
-    codes[plan.active("charging_fault", t_s) & ice_on & (battery_12v_v < LOW_SYSTEM_V)] = "P0562"
-    codes[plan.active("brake_pad_wear", t_s) & running & (front_pad_mm < PAD_WARN_MM)] = "C1A00"
-    due = (codes != "") & (t_s - last_dtc_s >= DTC_REPEAT_S)
-    idx = np.flatnonzero(due)
-    return idx, codes[idx]
+        return detected
+    detected |= plan.active("misfire", t_s) & ice_on & (u < plan.rate_per_s * dt_s)
+    buggy = plan.active("firmware_bug", t_s) & running & (t_s < plan.fixed_at_s)
+    detected |= buggy & (u < plan.rate_per_s * dt_s)
+    detected |= plan.active("thermostat_stuck", t_s) & ice_on & (coolant_c > OVERHEAT_C)
+    detected |= plan.active("charging_fault", t_s) & ice_on & (battery_12v_v < LOW_SYSTEM_V)
+    detected |= plan.active("brake_pad_wear", t_s) & running & (front_pad_mm < PAD_WARN_MM)
+    return detected

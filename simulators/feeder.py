@@ -4,7 +4,8 @@ Owns: pacing (real time, `speedup` times faster, or as fast as possible), cuttin
 batch every `batch_interval_s` (staggered across the fleet, as real uploads are), and acting
 out the connectivity plan: an offline vehicle's batches and DTCs wait in its backlog and go out
 when it is back online, some batches are delivered twice (same seq, same content), and every
-vehicle stamps samples with its own skewed clock. Publishing
+vehicle stamps samples with its own skewed clock. A vehicle sends a DTC message (its whole current
+set of stored codes, empty when cleared) whenever that set changes. Publishing
 itself is `simulators.runner.VehiclePublishers` (edge_agent.MqttPublisher underneath).
 """
 
@@ -191,9 +192,9 @@ def _queue_dtcs(
 ) -> None:
     firmware = sim.firmware_versions(out.t_s)
     skew = sim.connectivity.clock_skew_ns
-    for v, code in zip(out.dtc_vehicles.tolist(), out.dtc_codes.tolist(), strict=True):
+    for v, codes in zip(out.dtc_vehicles.tolist(), out.dtc_sets, strict=True):
         vid = sim.vehicle_ids[v]
-        payload = dtc_message(vid, (out.ts_ns + int(skew[v])) // 1000, [str(code)], str(firmware[v]))
+        payload = dtc_message(vid, (out.ts_ns + int(skew[v])) // 1000, codes, str(firmware[v]))
         if offline[v]:
             backlog.dtcs.setdefault(v, []).append((vid, payload))
         else:

@@ -2,7 +2,10 @@
 
 Owns: the file's shape. Analytics are scored against it, so it names vehicles by id and times
 both as seconds into the run and as Unix nanoseconds (true time; a vehicle's clock skew is listed
-separately, and its samples carry the skewed time).
+separately, and its samples carry the skewed time). `dtc_sets` is each vehicle's timeline of its
+whole set of stored codes (one entry per change, as its DTC messages report it; vehicles that
+never stored a code are absent), so the newest entry is what the vehicle reports now
+(`current_dtc_sets`). It covers the steps simulated so far: write the file after the run.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ def ground_truth(sim: FleetSimulation) -> dict[str, Any]:
             "kind": r["kind"],
             "onset_s": r["onset_s"],
             "onset_ts_ns": _ns(sim, r["onset_s"]),
+            "repaired_at_s": r["repaired_at_s"],
+            "repaired_at_ts_ns": _ns(sim, r["repaired_at_s"]),
             "params": r["params"],
         }
         for r in sim.faults.records
@@ -53,6 +58,9 @@ def ground_truth(sim: FleetSimulation) -> dict[str, Any]:
         }
         for v in np.flatnonzero(np.isfinite(conn.outage_from_s))
     ]
+    dtc_sets: dict[str, list[dict[str, Any]]] = {}
+    for t_s, v, codes in sim.dtc_history:
+        dtc_sets.setdefault(ids[v], []).append({"t_s": t_s, "ts_ns": _ns(sim, t_s), "codes": list(codes)})
     skews = {ids[v]: round(int(conn.clock_skew_ns[v]) / 1e9, 3) for v in range(sim.n_vehicles)}
     sc = sim.scenario
     return {
@@ -66,9 +74,15 @@ def ground_truth(sim: FleetSimulation) -> dict[str, Any]:
         "faults": faults,
         "hazards": hazards,
         "outages": outages,
+        "dtc_sets": dtc_sets,
         "clock_skew_s": skews,
         "duplicate_batch_probability": conn.duplicate_probability,
     }
+
+
+def current_dtc_sets(truth: dict[str, Any]) -> dict[str, list[str]]:
+    """Each reporting vehicle's newest set of stored codes (empty = cleared), from a ground truth."""
+    return {vid: timeline[-1]["codes"] for vid, timeline in truth["dtc_sets"].items()}
 
 
 def write_ground_truth(sim: FleetSimulation, path: Path) -> Path:

@@ -30,12 +30,15 @@ HAZARD_KINDS = ("pothole", "slippery", "junction")
 @dataclass(frozen=True)
 class FaultSpec:
     """`vehicles` vehicles get fault `kind`, starting at `onset_s` seconds into the run (or
-    uniformly within `onset_range_s`). `params` are kind-specific (see docs in `simulators.faults`)."""
+    uniformly within `onset_range_s`), until the workshop repairs it at `repaired_at_s` (None: never;
+    the repair clears the fault's stored code). `params` are kind-specific, including when codes
+    clear on their own (see docs in `simulators.faults`)."""
 
     kind: str
     vehicles: int = 1
     onset_s: float | None = None
     onset_range_s: tuple[float, float] | None = None
+    repaired_at_s: float | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -64,7 +64,7 @@ class Run:
     t_s: np.ndarray  # (steps,)
     signals: dict[str, np.ndarray]  # (steps, vehicles)
     true_xy: np.ndarray  # (steps, 2, vehicles)
-    dtcs: list[tuple[float, int, str]]
+    dtcs: list[tuple[float, int, tuple[str, ...]]]  # (t_s, vehicle, its new whole set of stored codes)
     pad_mm: np.ndarray  # (steps, vehicles): thinnest front pad
     running: np.ndarray  # (steps, vehicles): engine on / EV ready (the truth, not a signal)
 
@@ -80,7 +80,7 @@ def run(scenario: Scenario, steps: int | None = None) -> Run:
         for k, v in out.signals.items():
             cols.setdefault(k, []).append(v)
         xy.append(np.stack(sim.positions_xy()))
-        dtcs.extend((out.t_s, int(v), str(c)) for v, c in zip(out.dtc_vehicles, out.dtc_codes, strict=True))
+        dtcs.extend((out.t_s, int(v), codes) for v, codes in zip(out.dtc_vehicles, out.dtc_sets, strict=True))
         pads.append(sim.powertrain.pad_mm[:2].min(axis=0))
         running.append(sim.motion.mode != PARKED)
     return Run(

@@ -91,21 +91,32 @@ def test_duplicates_repeat_seq_and_content_and_skew_shifts_timestamps() -> None:
 
 def test_dtc_messages_are_json_on_the_vehicle_clock(tmp_path) -> None:  # noqa: ANN001
     net = NetworkSpec(outage_vehicle_share=0.0, duplicate_batch_probability=0.0, clock_skew_sd_s=1.0)
-    faults = (FaultSpec("misfire", 3, onset_s=20.0, params={"rate_per_h": 3600.0}),)
+    faults = (
+        FaultSpec("misfire", 3, onset_s=20.0, params={"rate_per_h": 3600.0}),
+        FaultSpec("misfire", 1, onset_s=20.0, repaired_at_s=120.0, params={"rate_per_h": 3600.0}),
+    )
     sim, _, dtcs, stats = _feed(net, faults=faults)
     assert dtcs and stats.dtc_messages == len(dtcs)
+    # One message per change of a vehicle's set, sent in the step it changed, with the whole set.
+    sent = [(step, vid, json.loads(payload)["codes"]) for step, vid, payload in dtcs]
+    changes = [(round(t / sim.dt_s), sim.vehicle_ids[v], list(codes)) for t, v, codes in sim.dtc_history]
+    assert sent == changes
     truth = ground_truth(sim)
     expected = {f["vehicle_id"]: f["params"]["dtc"] for f in truth["faults"]}
+    assert {vid: codes for _, vid, codes in sent} == {
+        f["vehicle_id"]: [] if f["repaired_at_s"] else [expected[f["vehicle_id"]]] for f in truth["faults"]
+    }
     for step, vid, payload in dtcs:
         msg = json.loads(payload)
         assert msg["schema"] == "fleetpulse.dtc.v1" and msg["vehicle_id"] == vid
-        assert msg["codes"] == [expected[vid]]
+        assert msg["codes"] in ([expected[vid]], [])
         skew_ns = sim.connectivity.clock_skew_ns[sim.vehicle_ids.index(vid)]
         assert msg["ts_us"] == (int(START_UNIX_S * 1e9) + step * 10**9 + int(skew_ns)) // 1000
     path = write_ground_truth(sim, tmp_path / "gt.json")
     loaded = json.loads(path.read_text())
     assert loaded["schema"] == "fleetpulse.ground_truth.v1" and len(loaded["vehicles"]) == 40
     assert np.isclose(loaded["clock_skew_s"][vid], skew_ns / 1e9, atol=1e-3)
+    assert loaded["dtc_sets"] == truth["dtc_sets"]
 
 
 def test_same_seed_publishes_identical_batches() -> None:

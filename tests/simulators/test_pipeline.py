@@ -20,6 +20,7 @@ from edge_agent.publisher import MqttPublisher
 from fleet.cli import app
 from simulators.engine import FleetSimulation
 from simulators.feeder import FeedConfig, feed
+from simulators.ground_truth import current_dtc_sets, ground_truth
 from simulators.roads import city_grid
 from simulators.runner import VehiclePublishers
 from simulators.scenario import FaultSpec, NetworkSpec
@@ -118,7 +119,63 @@ def test_scenario_lands_in_postgres_exactly_once(
         time.sleep(0.05)
     listener.close()
     assert stats.dtc_messages > 0 and len(listener.messages) == stats.dtc_messages
-    assert {m["codes"][0][:4] for m in listener.messages} == {"P030"}
+    assert {code[:4] for m in listener.messages for code in m["codes"]} == {"P030"}
+
+
+@pytest.mark.broker
+@pytest.mark.postgres
+def test_stored_current_dtcs_match_the_ground_truth_clearing_included(
+    broker: BrokerUnderTest, running_ingest, pg_url: str
+) -> None:
+    """Faults appear, some are repaired mid-run (their codes clear), vehicles go offline and their
+    DTC messages arrive late: `vehicle_dtc_current` still shows every vehicle's newest true set."""
+    sc = busy_scenario(
+        seed=9200 + len(broker.name),
+        vehicles=25,
+        duration_s=60.0,
+        faults=(
+            FaultSpec("misfire", 2, onset_s=5.0, params={"rate_per_h": 3600.0}),
+            FaultSpec("misfire", 2, onset_s=5.0, repaired_at_s=30.0, params={"rate_per_h": 3600.0}),
+            FaultSpec("brake_pad_wear", 1, onset_s=0.0, repaired_at_s=40.0, params={"start_mm": 1.9}),
+        ),
+        network=NetworkSpec(outage_vehicle_share=0.3, outage_duration_s=(10.0, 30.0), clock_skew_sd_s=1.0),
+    )
+    sim = FleetSimulation(sc, city_grid(blocks=6), float(int(time.time())))
+    with running_ingest(broker.ingest) as ingest:
+        pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=broker.simulator)
+        dtc = MqttPublisher(broker.simulator, SIMULATOR_DTC)
+        dtc.connect()
+        try:
+            stats = feed(
+                sim,
+                pubs,
+                FeedConfig(sc.duration_s, 5.0, speedup=math.inf),
+                publish_dtc=lambda vid, msg: dtc.publish_message(vid, topics.DTC, msg),
+            )
+            assert pubs.wait_acked(30) and dtc.wait_acked(10)
+        finally:
+            pubs.close()
+            dtc.close()
+
+        def reports() -> int:
+            with psycopg.connect(pg_url) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM dtc_reports WHERE vehicle_id = ANY(%s)", (sim.vehicle_ids,)
+                ).fetchone()
+            return int(row[0]) if row else 0
+
+        assert ingest.wait_for(lambda totals: reports() >= stats.dtc_messages, timeout_s=20), (
+            reports(),
+            stats.dtc_messages,
+            ingest.service.totals,
+        )
+    expected = current_dtc_sets(ground_truth(sim))
+    assert [] in expected.values() and any(expected.values())  # cleared and still-stored sets
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT vehicle_id, codes FROM vehicle_dtc_current WHERE vehicle_id = ANY(%s)", (sim.vehicle_ids,)
+        ).fetchall()
+    assert dict(rows) == expected
 
 
 @pytest.mark.broker
