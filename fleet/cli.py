@@ -89,8 +89,7 @@ def demo(
         for key, value in data.items():
             table.add_row(key, str(value))
         Console().print(table)
-    ok = summary.samples_stored == summary.samples_published > 0 and summary.dead_letters == 0
-    raise typer.Exit(0 if ok else 1)
+    raise typer.Exit(0 if summary.ok else 1)
 
 
 @app.command()

@@ -1,9 +1,10 @@
 """`fleet simulate` and `fleet bench simulator`: the fleet simulator's commands.
 
-Owns: orchestration only. With no FLEET_* server URLs, `simulate` starts the embedded PostgreSQL
+Owns: the commands' options, the scenario and the report. The run itself is `fleet.pipeline_run`,
+shared with `fleet demo`: with no FLEET_* server URLs, `simulate` starts the embedded PostgreSQL
 (persistent, in FLEET_DATA_DIR, so the data can be explored afterwards with `fleet api`) and the
 embedded broker, runs ingest in this process, drives the simulated fleet through the real agent
-publishing path, waits until every published batch is stored, and writes the report. With
+publishing path, and waits until every published batch and DTC message is stored. With
 `--no-ingest` it only publishes (to FLEET_MQTT_URL's broker, else a private Mosquitto, else
 amqtt). The simulation, ground truth and pictures live in `simulators`.
 """
@@ -14,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import math
-import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,16 +22,9 @@ from xml.etree import ElementTree
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from fleet.cli_options import JsonOpt, print_report
-
-LEDGER_SQL = (
-    "SELECT coalesce(sum(n_samples), 0), count(*) FROM ingest_batches "
-    "WHERE vehicle_id = ANY(%s) AND received_at >= to_timestamp(%s)"
-)
-DTC_SQL = "SELECT count(*) FROM dtc_reports WHERE vehicle_id = ANY(%s) AND received_at >= to_timestamp(%s)"
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -129,87 +122,57 @@ def run_simulation(
 ) -> dict[str, Any]:
     """Publish the fleet (through ingest into PostgreSQL unless `ingest` is False), then write the
     ground truth and the report. Raises RuntimeError when a server fails to start."""
-    from simulators.ground_truth import write_ground_truth
+    from contract import accounts
+    from fleet.pipeline_run import run_through_ingest, started_servers
+    from simulators.trace import TraceRecorder
 
-    truth_path = write_ground_truth(sim, report_dir / "ground_truth.json")
     console.log(
-        f"{sim.n_vehicles} vehicles, {len(sim.faults.records)} faults, {len(sim.hazards.records)} hazards;"
-        f" ground truth in {truth_path}"
+        f"{sim.n_vehicles} vehicles, {len(sim.faults.records)} faults, {len(sim.hazards.records)} hazards"
     )
-    run_start = time.time()
+    recorder = TraceRecorder.for_simulation(sim)
+    speedup = sim.scenario.speedup
     with contextlib.ExitStack() as stack:
         if ingest:
-            result = _run_with_ingest(settings, sim, stack, console, run_start)
+            srv, _ = stack.enter_context(started_servers(settings, console))
+            done, stored = asyncio.run(
+                run_through_ingest(
+                    srv,
+                    settings,
+                    sim,
+                    ingest_client_id=accounts.INGEST_SIMULATE,
+                    speedup=speedup,
+                    console=console,
+                    on_step=recorder.record,
+                )
+            )
+            result = {**done.summary(), **stored.summary()}
         else:
-            result = _run_publish_only(settings, sim, stack, console)
-    return _finish(sim, result, report_dir, truth_path, console)
-
-
-def _run_with_ingest(
-    settings: Any, sim: Any, stack: contextlib.ExitStack, console: Console, run_start: float
-) -> dict[str, Any]:
-    from contract import accounts
-    from fleet.embedded import servers
-    from fleet.runtime import count_dead_letters, migrate_quietly, poll_counts
-    from ingest import IngestConfig, IngestService, TelemetryStore
-
-    srv = stack.enter_context(servers(settings))
-    migrate_quietly(srv.database_url)
-    console.log("servers up: " + ("embedded" if not settings.database_url else "external") + " PostgreSQL")
-
-    async def main() -> dict[str, Any]:
-        store = TelemetryStore(srv.database_url, unknown_vehicles=settings.ingest_unknown_vehicles)
-        await asyncio.to_thread(store.ensure_partitions)
-        service = IngestService(
-            srv.ingest_endpoint,
-            store,
-            IngestConfig(settings.ingest_flush_interval_s, client_id=accounts.INGEST_SIMULATE),
-        )
-        task = asyncio.create_task(service.run())
-        try:
-            await asyncio.wait_for(service.subscribed.wait(), 30)
-            result = await asyncio.to_thread(
-                _publish, sim, srv.simulator_endpoint, srv.ingest_endpoint, srv.fleet_secret, console
-            )
-            expected = result["samples_published"] - result["duplicate_samples"]
-            stored, batches = await poll_counts(
-                srv.database_url, LEDGER_SQL, (sim.vehicle_ids, run_start - 1), expected, timeout_s=120
-            )
-            (dtc_stored,) = await poll_counts(
-                srv.database_url, DTC_SQL, (sim.vehicle_ids, run_start - 1), result["dtc_messages"], 30
-            )
-            result.update(
-                samples_stored=stored,
-                batches_stored=batches,
-                dtc_reports_stored=dtc_stored,
-                dead_letters=await asyncio.to_thread(count_dead_letters, srv.database_url, run_start - 1),
-            )
-            return result
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            store.close()
-
-    return asyncio.run(main())
+            result = _run_publish_only(settings, sim, stack, console, recorder)
+    return _finish(sim, result, recorder, report_dir, console)
 
 
 def _run_publish_only(
-    settings: Any, sim: Any, stack: contextlib.ExitStack, console: Console
+    settings: Any, sim: Any, stack: contextlib.ExitStack, console: Console, recorder: Any
 ) -> dict[str, Any]:
     from contract.endpoint import MqttEndpoint
+    from fleet.pipeline_run import PublishTargets, drive
 
     if settings.mqtt_url:
         gateway = MqttEndpoint.from_url(settings.simulator_mqtt_url) if settings.simulator_mqtt_url else None
         secret = settings.vehicle_secret.get_secret_value() if settings.vehicle_secret else None
-        result = _publish(sim, gateway, MqttEndpoint.from_url(settings.mqtt_url), secret, console)
-        result["broker"] = "external (FLEET_MQTT_URL)"
+        targets = PublishTargets(gateway, MqttEndpoint.from_url(settings.mqtt_url), secret)
+        broker = "external (FLEET_MQTT_URL)"
     else:
         gateway, broker = _private_broker(stack)
-        result = _publish(sim, gateway, None, None, console)
-        result["broker"] = broker
-    result.update(samples_stored=None, dtc_reports_stored=None, dead_letters=0)
-    return result
+        targets = PublishTargets(gateway)
+    done = drive(sim, targets, speedup=sim.scenario.speedup, console=console, on_step=recorder.record)
+    return {
+        **done.summary(),
+        "broker": broker,
+        "samples_stored": None,
+        "dtc_reports_stored": None,
+        "dead_letters": 0,
+    }
 
 
 def _private_broker(stack: contextlib.ExitStack) -> tuple[Any, str]:
@@ -230,84 +193,15 @@ def _private_broker(stack: contextlib.ExitStack) -> tuple[Any, str]:
     ), "amqtt (embedded; mosquitto not installed)"
 
 
-def _publish(sim: Any, gateway: Any, broker: Any, secret: str | None, console: Console) -> dict[str, Any]:
-    """Connect, feed the whole run with a progress bar, wait for every PUBACK."""
-    from contract import accounts, topics
-    from edge_agent.publisher import MqttPublisher
-    from simulators.feeder import FeedConfig, feed
-    from simulators.runner import VehiclePublishers
-    from simulators.trace import TraceRecorder
-
-    pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=gateway, broker=broker, fleet_secret=secret)
-    dtc = None
-    if gateway is not None:
-        dtc = MqttPublisher(gateway, accounts.SIMULATOR_DTC)
-        dtc.connect()
-    else:
-        console.log("[yellow]no simulator gateway account: DTC messages are not published")
-    recorder = TraceRecorder.for_simulation(sim)
-    stop = threading.Event()
-    sc = sim.scenario
-    wall0, cpu0 = time.monotonic(), time.process_time()
-    try:
-        with Progress(
-            TextColumn("simulating {task.fields[n]} vehicles"),
-            BarColumn(),
-            TextColumn("{task.completed:.0f}/{task.total:.0f} s simulated"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("sim", total=sc.duration_s, n=sim.n_vehicles)
-
-            def on_step(s: Any, out: Any) -> None:
-                recorder.record(s, out)
-                progress.update(task, completed=out.t_s)
-
-            stats = feed(
-                sim,
-                pubs,
-                FeedConfig(sc.duration_s, sc.batch_interval_s, speedup=sc.speedup),
-                publish_dtc=(lambda vid, msg: dtc.publish_message(vid, topics.DTC, msg)) if dtc else None,
-                on_step=on_step,
-                should_stop=stop.is_set,
-            )
-        acked = pubs.wait_acked(120) and (dtc.wait_acked(30) if dtc else True)
-        if not acked:
-            console.log("[yellow]some messages were not acknowledged by the broker within the timeout")
-    except KeyboardInterrupt:
-        stop.set()
-        raise
-    finally:
-        pubs.close()
-        if dtc:
-            dtc.close()
-    wall_s = time.monotonic() - wall0
-    return {
-        "samples_published": pubs.samples_acked(),
-        "duplicate_samples": stats.duplicate_samples,
-        "samples_published_unique": pubs.samples_acked() - stats.duplicate_samples,
-        "batches_published": pubs.batches_sent(),
-        "duplicate_batches": stats.duplicates,
-        "backlogged_batches": stats.backlogged_batches,
-        "dtc_messages": stats.dtc_messages,
-        "wire_bytes": pubs.bytes_sent(),
-        "simulated_s": stats.steps * sim.dt_s,
-        "wall_time_s": round(wall_s, 2),
-        "cpu_time_s": round(time.process_time() - cpu0, 2),
-        "realtime_factor": round(stats.steps * sim.dt_s / max(wall_s, 1e-9), 2),
-        "max_behind_schedule_s": round(stats.max_lag_s, 2),
-        "_recorder": recorder,
-    }
-
-
 def _finish(
-    sim: Any, result: dict[str, Any], report_dir: Path, truth_path: Path, console: Console
+    sim: Any, result: dict[str, Any], recorder: Any, report_dir: Path, console: Console
 ) -> dict[str, Any]:
-    from simulators.ground_truth import ground_truth
+    """Write the ground truth (after the run: it holds each vehicle's DTC sets over time) and the
+    report; return the summary."""
+    from simulators.ground_truth import ground_truth, write_ground_truth
     from simulators.report import write_report
 
-    recorder = result.pop("_recorder")
+    truth_path = write_ground_truth(sim, report_dir / "ground_truth.json")
     sc = sim.scenario
     summary = {
         "scenario": sc.name,

@@ -66,6 +66,8 @@ def test_demo_on_embedded_servers_stores_every_published_sample(tmp_path) -> Non
     assert summary["samples_stored"] == summary["samples_published"]
     assert summary["dead_letters"] == 0
     assert summary["api_vehicles_visible"] == 15
+    # The worn brake pads raise their code at once and are replaced half-way: two messages at least.
+    assert summary["dtc_reports_stored"] == summary["dtc_messages"] >= 2
 
 
 @pytest.mark.broker
@@ -81,6 +83,7 @@ def test_demo_uses_servers_given_by_environment(tmp_path, pg_url: str, mosquitto
         FLEET_SIMULATOR_MQTT_URL=f"mqtt://{b.simulator.username}:{b.simulator.password}@{b.host}:{b.port}",
     )
     assert summary["samples_stored"] == summary["samples_published"] > 0
+    assert summary["dtc_reports_stored"] == summary["dtc_messages"] >= 2
     assert summary["dead_letters"] == 0
     with psycopg.connect(pg_url) as conn:
         (stored,) = conn.execute(

@@ -195,3 +195,39 @@ def test_fleet_simulate_publish_only_writes_ground_truth_and_report(tmp_path, mo
         assert (report / name).stat().st_size > 0
     truth = json.loads((report / "ground_truth.json").read_text())
     assert truth["faults"] and truth["hazards"]
+    assert truth["dtc_sets"]  # written after the run: the worn pads' code was stored at once
+
+
+@pytest.mark.broker
+@pytest.mark.postgres
+def test_fleet_simulate_stores_every_sample_and_the_current_dtcs(
+    tmp_path,  # noqa: ANN001
+    monkeypatch,  # noqa: ANN001
+    amqtt_broker: BrokerUnderTest,
+    pg_url: str,
+) -> None:
+    """`fleet simulate` through ingest into the given servers; the smoke scenario's worn pads are
+    replaced at 60 s, so one vehicle's current set is empty again."""
+    b = amqtt_broker
+    monkeypatch.setenv("FLEET_DATABASE_URL", pg_url)
+    monkeypatch.setenv("FLEET_MQTT_URL", f"mqtt://{b.ingest.username}:{b.ingest.password}@{b.host}:{b.port}")
+    monkeypatch.setenv(
+        "FLEET_SIMULATOR_MQTT_URL", f"mqtt://{b.simulator.username}:{b.simulator.password}@{b.host}:{b.port}"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        app, ["simulate", "--scenario", "smoke", "--vehicles", "20", "--duration", "80", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["samples_stored"] == summary["samples_published_unique"] > 0
+    assert summary["dtc_reports_stored"] == summary["dtc_messages"] > 0 and summary["dead_letters"] == 0
+    truth = json.loads((tmp_path / "fleet-report" / "ground_truth.json").read_text())
+    expected = current_dtc_sets(truth)
+    assert [] in expected.values()
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT vehicle_id, codes FROM vehicle_dtc_current WHERE vehicle_id = ANY(%s)",
+            ([v["vehicle_id"] for v in truth["vehicles"]],),
+        ).fetchall()
+    assert dict(rows) == expected

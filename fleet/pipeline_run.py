@@ -1,0 +1,270 @@
+"""One run of the simulated fleet through the pipeline, shared by `fleet demo` and `fleet simulate`.
+
+Owns: the steps both commands take, in order: start (or use) the servers and migrate the schema
+(`started_servers`); run ingest in this process; drive the simulation through the agent's
+publishing code, DTC messages included, with a progress bar (`drive`); wait until every
+acknowledged sample and DTC message is stored; count what was published, stored and
+dead-lettered (`run_through_ingest`). A step every run needs goes here once. What each command
+does around it (the demo's API check, the simulator's report) stays with the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from contract import accounts, topics
+from contract.endpoint import MqttEndpoint
+from edge_agent.publisher import MqttPublisher
+from fleet.embedded import Servers, servers
+from fleet.runtime import count_dead_letters, poll_counts
+from fleet.settings import FleetSettings
+from ingest import IngestConfig, IngestService, MigrationReport, TelemetryStore, migrate
+from simulators.engine import FleetSimulation, StepOutput
+from simulators.feeder import FeedConfig, FeedStats, feed
+from simulators.runner import VehiclePublishers
+
+LEDGER_SQL = (
+    "SELECT coalesce(sum(n_samples), 0), count(*) FROM ingest_batches "
+    "WHERE vehicle_id = ANY(%s) AND received_at >= to_timestamp(%s)"
+)
+DTC_SQL = "SELECT count(*) FROM dtc_reports WHERE vehicle_id = ANY(%s) AND received_at >= to_timestamp(%s)"
+ACK_TIMEOUT_S = 120.0
+DTC_ACK_TIMEOUT_S = 30.0
+STORE_TIMEOUT_S = 120.0
+DTC_STORE_TIMEOUT_S = 30.0
+SUBSCRIBE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class PublishTargets:
+    """Where the simulated vehicles publish: through the simulator's gateway account (one connection
+    for the fleet, and one for DTC messages), or each vehicle on its own connection to `broker`
+    with a password derived from `fleet_secret` (DTC messages then need a gateway and are skipped)."""
+
+    gateway: MqttEndpoint | None
+    broker: MqttEndpoint | None = None
+    fleet_secret: str | None = None
+
+    @classmethod
+    def of(cls, srv: Servers) -> PublishTargets:
+        return cls(srv.simulator_endpoint, srv.ingest_endpoint, srv.fleet_secret)
+
+
+@dataclass(frozen=True)
+class Drive:
+    """What a drive published, as the broker acknowledged it."""
+
+    stats: FeedStats
+    samples_acked: int
+    batches_sent: int
+    wire_bytes: int
+    all_acked: bool
+    wall_s: float
+    cpu_s: float
+    simulated_s: float
+
+    @property
+    def unique_samples(self) -> int:
+        """Acknowledged samples without the redelivered duplicates: what ingest stores."""
+        return self.samples_acked - self.stats.duplicate_samples
+
+    def summary(self) -> dict[str, Any]:
+        """The publishing half of a run's summary (field names shared by the commands' --json)."""
+        s = self.stats
+        return {
+            "samples_published": self.samples_acked,
+            "duplicate_samples": s.duplicate_samples,
+            "samples_published_unique": self.unique_samples,
+            "batches_published": self.batches_sent,
+            "duplicate_batches": s.duplicates,
+            "backlogged_batches": s.backlogged_batches,
+            "dtc_messages": s.dtc_messages,
+            "wire_bytes": self.wire_bytes,
+            "simulated_s": self.simulated_s,
+            "wall_time_s": round(self.wall_s, 2),
+            "cpu_time_s": round(self.cpu_s, 2),
+            "realtime_factor": round(self.simulated_s / max(self.wall_s, 1e-9), 2),
+            "max_behind_schedule_s": round(s.max_lag_s, 2),
+        }
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What ingest committed for the run's vehicles since the run began."""
+
+    samples: int
+    batches: int
+    dtc_reports: int
+    dead_letters: int
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "samples_stored": self.samples,
+            "batches_stored": self.batches,
+            "dtc_reports_stored": self.dtc_reports,
+            "dead_letters": self.dead_letters,
+        }
+
+
+@contextlib.contextmanager
+def started_servers(
+    settings: FleetSettings, console: Console, *, fresh_data_dir: Path | None = None
+) -> Iterator[tuple[Servers, MigrationReport]]:
+    """The configured servers, or embedded ones started here, with the schema migrated. Raises
+    RuntimeError when an embedded server fails to start, psycopg.Error when a migration fails."""
+    embedded = "embedded" if not settings.database_url else "external"
+    console.log(f"starting servers ({embedded} PostgreSQL)")
+    with servers(settings, fresh_data_dir=fresh_data_dir) as srv:
+        with psycopg.connect(srv.database_url) as conn:
+            report = migrate(conn)
+        console.log(f"schema at version {report.current_version} ({report.mode.value} storage)")
+        yield srv, report
+
+
+async def run_through_ingest(
+    srv: Servers,
+    settings: FleetSettings,
+    sim: FleetSimulation,
+    *,
+    ingest_client_id: str,
+    speedup: float,
+    console: Console,
+    on_step: Callable[[FleetSimulation, StepOutput], None] | None = None,
+) -> tuple[Drive, Stored]:
+    """Run ingest in this process, drive `sim` through it, and wait until it stored everything the
+    broker acknowledged (or the timeouts pass: the counts then show the shortfall)."""
+    since_unix_s = time.time() - 1.0  # a second's margin between this clock and the database's
+    stop = threading.Event()
+    async with _ingest_running(srv, settings, ingest_client_id):
+        try:
+            done = await asyncio.to_thread(
+                drive,
+                sim,
+                PublishTargets.of(srv),
+                speedup=speedup,
+                console=console,
+                on_step=on_step,
+                stop=stop,
+            )
+        except BaseException:  # cancelled (Ctrl-C): the drive's thread stops at its next step
+            stop.set()
+            raise
+        stored = await _wait_stored(srv.database_url, sim, done, since_unix_s)
+    return done, stored
+
+
+def drive(
+    sim: FleetSimulation,
+    targets: PublishTargets,
+    *,
+    speedup: float,
+    console: Console,
+    on_step: Callable[[FleetSimulation, StepOutput], None] | None = None,
+    stop: threading.Event | None = None,
+) -> Drive:
+    """Connect the fleet's publishers, feed the whole scenario with a progress bar, and wait for
+    every PUBACK. Setting `stop` ends the drive early. Raises PublishError (edge_agent) when the
+    broker refuses a publish or a login."""
+    pubs = VehiclePublishers.connect(
+        sim.vehicle_ids, gateway=targets.gateway, broker=targets.broker, fleet_secret=targets.fleet_secret
+    )
+    dtc = None
+    if targets.gateway is not None:
+        dtc = MqttPublisher(targets.gateway, accounts.SIMULATOR_DTC)
+        dtc.connect()
+    else:
+        console.log("[yellow]no simulator gateway account: DTC messages are not published")
+    stop = stop or threading.Event()
+    sc = sim.scenario
+    wall0, cpu0 = time.monotonic(), time.process_time()
+    try:
+        with _progress(console) as progress:
+            task = progress.add_task("sim", total=sc.duration_s, n=sim.n_vehicles)
+
+            def step_done(s: FleetSimulation, out: StepOutput) -> None:
+                if on_step is not None:
+                    on_step(s, out)
+                progress.update(task, completed=out.t_s)
+
+            stats = feed(
+                sim,
+                pubs,
+                FeedConfig(sc.duration_s, sc.batch_interval_s, speedup=speedup),
+                publish_dtc=(lambda vid, msg: dtc.publish_message(vid, topics.DTC, msg)) if dtc else None,
+                on_step=step_done,
+                should_stop=stop.is_set,
+            )
+        acked = pubs.wait_acked(ACK_TIMEOUT_S) and (dtc.wait_acked(DTC_ACK_TIMEOUT_S) if dtc else True)
+        if not acked:
+            console.log("[yellow]some messages were not acknowledged by the broker within the timeout")
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    finally:
+        pubs.close()
+        if dtc:
+            dtc.close()
+    return Drive(
+        stats=stats,
+        samples_acked=pubs.samples_acked(),
+        batches_sent=pubs.batches_sent(),
+        wire_bytes=pubs.bytes_sent(),
+        all_acked=acked,
+        wall_s=time.monotonic() - wall0,
+        cpu_s=time.process_time() - cpu0,
+        simulated_s=stats.steps * sim.dt_s,
+    )
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("simulating {task.fields[n]} vehicles"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s simulated"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _ingest_running(srv: Servers, settings: FleetSettings, client_id: str) -> AsyncIterator[None]:
+    """An ingest service on this event loop, subscribed before the body runs, stopped after it."""
+    store = TelemetryStore(srv.database_url, unknown_vehicles=settings.ingest_unknown_vehicles)
+    await asyncio.to_thread(store.ensure_partitions)
+    service = IngestService(
+        srv.ingest_endpoint, store, IngestConfig(settings.ingest_flush_interval_s, client_id=client_id)
+    )
+    task = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        store.close()
+
+
+async def _wait_stored(database_url: str, sim: FleetSimulation, done: Drive, since_unix_s: float) -> Stored:
+    """Poll the batch ledger and the DTC reports until they hold what the broker acknowledged."""
+    params = (sim.vehicle_ids, since_unix_s)
+    samples, batches = await poll_counts(
+        database_url, LEDGER_SQL, params, done.unique_samples, STORE_TIMEOUT_S
+    )
+    (dtc_reports,) = await poll_counts(
+        database_url, DTC_SQL, params, done.stats.dtc_messages, DTC_STORE_TIMEOUT_S
+    )
+    dead = await asyncio.to_thread(count_dead_letters, database_url, since_unix_s)
+    return Stored(samples, batches, dtc_reports, dead)
