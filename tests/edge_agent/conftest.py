@@ -16,7 +16,7 @@ import pytest
 from contract.credentials import vehicle_password
 from contract.endpoint import MqttEndpoint
 from localservers.embedded import INGEST_USER, BrokerAccounts, free_port
-from localservers.mosquitto import MosquittoProcess, find_mosquitto, wait_port
+from localservers.mosquitto import MosquittoProcess, wait_port
 from tests.conftest import TEST_LOGIN_SUFFIXES
 
 AGENT_VEHICLES = ("AGT-OUTAGE", "AGT-KILL", "AGT-CAMPAIGN", "AGT-CORRUPT", "AGT-OBD", "AGT-DISKFULL")
@@ -48,8 +48,6 @@ class PrivateBroker:
 @pytest.fixture
 def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
     """A Mosquitto of this test alone (shipped ACL, persistence on), which the test may stop/start."""
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it)")
     accounts = BrokerAccounts()
     users: dict[str, str | None] = {INGEST_USER: accounts.ingest_password}
     users.update({v: vehicle_password(accounts.fleet_secret, v) for v in AGENT_VEHICLES})

@@ -33,7 +33,7 @@ from edge_agent.config import load_config
 from edge_agent.link import AgentLink, LinkConfig
 from edge_agent.sources.simulated import SimulatedSource
 from localservers.embedded import INGEST_USER, BrokerAccounts
-from localservers.mosquitto import MosquittoProcess, find_mosquitto
+from localservers.mosquitto import MosquittoProcess
 from tests.conftest import INGEST_OBSERVER, TEST_LOGIN_SUFFIXES
 from tests.edge_agent.test_agent_e2e import AgentThread, wait_until
 
@@ -176,8 +176,6 @@ class TlsBroker:
 @pytest.fixture
 def tls_broker(pki: Pki, tmp_path: Path) -> Iterator[TlsBroker]:
     """Passwords over TLS (server certificate only), the fleet's logins and ACL."""
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it)")
     accounts = BrokerAccounts()
     users: dict[str, str | None] = {INGEST_USER: accounts.ingest_password}
     users.update({v: vehicle_password(accounts.fleet_secret, v) for v in (PASSWORD_VEHICLE, OTHER_VEHICLE)})
@@ -193,8 +191,6 @@ def cert_broker(pki: Pki, tmp_path: Path) -> Iterator[TlsBroker]:
     """Client certificates required; the certificate's CN is the username and, rewritten by the
     broker, the client id; the fleet's ACL. The certificate identities are provisioned without a
     password (their roles carry the ACL)."""
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it)")
     accounts = BrokerAccounts()
     cert, key = pki.server
     with MosquittoProcess(
@@ -333,8 +329,6 @@ def test_link_refuses_a_broker_it_does_not_trust(
 
 def test_link_checks_the_broker_host_name(pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A certificate from the trusted CA, but for another host: the link verifies the name too."""
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it)")
     cert, key = pki.ca.issue("broker.elsewhere.example", server=True)
     with MosquittoProcess(tmp_path / "mosquitto", tls_cert=cert, tls_key=key) as broker:
         _assert_link_rejects_the_broker(broker.port, "pw", pki.ca.cert_path, caplog, "IP address mismatch")

@@ -267,11 +267,9 @@ def test_fleet_ingest_workers_log_in_with_their_own_ids(pg_url: str, tmp_path: P
     `fleet-ingest-<i>` with the account's password, both share the load, every batch is stored once."""
     from benchmarks.ingest.fleetdata import open_persistent_session
     from benchmarks.ingest.prom import scrape
-    from localservers.mosquitto import MosquittoProcess, find_mosquitto
+    from localservers.mosquitto import MosquittoProcess
     from tests.ingest.conftest import IngestProcess, metrics_answer
 
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it)")
     creds = BrokerAccounts()
     users: dict[str, str | None] = {
         INGEST_USER: creds.ingest_password,

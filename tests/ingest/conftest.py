@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from ingest import migrate
-from localservers.mosquitto import MosquittoProcess, find_mosquitto
+from localservers.mosquitto import MosquittoProcess
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,8 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def persistent_mosquitto(tmp_path: Path) -> Iterator[MosquittoProcess]:
     """Mosquitto with persistence on (state survives a restart) and room for offline sessions."""
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it)")
     broker = MosquittoProcess(tmp_path / "mosquitto", persistence=True)
     broker.start()
     try:

@@ -16,7 +16,7 @@ import pytest
 from benchmarks.ingest.fleetdata import FramePublisher, frames_of, make_batches, open_persistent_session
 from benchmarks.ingest.prom import scrape
 from localservers.embedded import free_port
-from localservers.mosquitto import MosquittoProcess, find_mosquitto
+from localservers.mosquitto import MosquittoProcess
 from tests.ingest.conftest import IngestProcess, metrics_answer, wait_until
 from tests.ingest.test_faults import ROWS_PER_BATCH, _expect_exactly
 
@@ -36,8 +36,6 @@ def _worker_pids(log_text: str) -> dict[int, int]:
 
 
 def test_two_workers_split_the_load_and_store_each_batch_once(pg_url: str, tmp_path: Path) -> None:
-    if find_mosquitto() is None:
-        pytest.skip("mosquitto is not installed (.ci/run installs it)")
     prefix, n = f"WRK{time.time_ns() % 10**6}", 200
     broker = MosquittoProcess(tmp_path / "mosquitto")
     broker.start()
