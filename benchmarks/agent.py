@@ -172,13 +172,13 @@ def run_agent_bench(
 def compare_wire_formats(
     *, seconds: int = 60, rate_hz: float = 10.0, batch_s: float = 1.0
 ) -> dict[str, float]:
-    """Bytes per sample of wire v1 and of the v2 draft on the same simulated data, in-process."""
+    """Bytes per sample of the wire format on the simulated data, in-process, per batch length (the
+    longer the batch, the better zlib compresses it)."""
     import numpy as np
 
     from contract import wire_v1
     from contract.batch import TelemetryBatch
     from contract.signals import BY_PATH
-    from edge_agent import wire_v2_draft
     from edge_agent.sources.simulated import SimulatedSource
 
     step_ns = round(1e9 / rate_hz)
@@ -187,7 +187,7 @@ def compare_wire_formats(
     paths = [p for p in BY_PATH if p in source.available_paths]
     rows = [source.read(paths, 0.0) for _ in range(round(seconds * rate_hz))]
     per_batch = max(1, round(batch_s * rate_hz))
-    v1 = v2 = samples = 0
+    v1 = samples = 0
     for i in range(0, len(rows), per_batch):
         chunk = rows[i : i + per_batch]
         batch = TelemetryBatch(
@@ -197,9 +197,8 @@ def compare_wire_formats(
             {p: np.array([r.values[p] for r in chunk]) for p in paths},
         )
         v1 += len(wire_v1.encode(batch))
-        v2 += len(wire_v2_draft.encode(batch))
         samples += batch.n_samples
-    return {"wire_v1": round(v1 / samples, 3), "wire_v2_draft": round(v2 / samples, 3)}
+    return {"wire_v1": round(v1 / samples, 3)}
 
 
 def _vm_hwm_bytes(pid: int) -> int | None:

@@ -25,12 +25,6 @@ class SampleRing:
         self._sent = np.zeros((capacity_rows, len(paths)), dtype=bool)
         self._next = 0  # total rows ever appended
 
-    @property
-    def oldest_ns(self) -> int | None:
-        if self._next == 0:
-            return None
-        return int(self._ts[self._next % self._capacity if self._next >= self._capacity else 0])
-
     def append(self, ts_ns: np.ndarray, values: np.ndarray, sent: np.ndarray) -> None:
         """Append rows (ts increasing); `values`/`sent` have shape (rows, len(paths))."""
         n = ts_ns.shape[0]

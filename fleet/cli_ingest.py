@@ -72,7 +72,6 @@ def ingest(
         float, typer.Option(help="Run fleet_maintain() this often (0 = never; worker 0 only).")
     ] = 300.0,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines on stderr.")] = False,
-    worker_index: Annotated[int, typer.Option(hidden=True)] = -1,
 ) -> None:
     """Run the ingest service until interrupted (SIGINT/SIGTERM)."""
     from fleet.embedded import servers
@@ -90,7 +89,7 @@ def ingest(
             group = share_group or accounts.INGEST
             commands = []
             for i in range(workers):
-                argv = [sys.executable, "-m", "fleet.cli", "ingest", "--worker-index", str(i)]
+                argv = [sys.executable, "-m", "fleet.cli", "ingest"]
                 argv += ["--share-group", group, "--client-id", accounts.worker_login(client, i)]
                 argv += ["--metrics-port", str(metrics_port + i if metrics_port else 0)]
                 argv += ["--max-buffer-messages", str(max_buffer_messages)]

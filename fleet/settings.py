@@ -44,7 +44,6 @@ class FleetSettings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     ingest_flush_interval_s: float = 0.5
-    ingest_max_batch_rows: int = 50_000
     ingest_client_id: str = accounts.INGEST
     # A flush stops at this much decoded, prepared data (frames inflate: wire bytes do not bound memory).
     ingest_max_flush_memory_mib: int = Field(default=64, ge=1, le=4096)

@@ -37,7 +37,7 @@ import contextlib
 import logging
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiomqtt
 from aiomqtt import ProtocolVersion
@@ -91,7 +91,6 @@ class IngestTotals:
     flushes: int = 0
     storage_failures: int = 0
     acked: int = 0
-    last_write: WriteResult | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +304,6 @@ class IngestService:
         t.duplicates += result.duplicates
         t.dead_letters += result.dead_letters
         t.dtc_reports += result.dtc_reports
-        t.last_write = result
         metrics.record_write(result)
         if result.batches or result.dead_letters or result.duplicates or result.dtc_reports:
             log.debug(

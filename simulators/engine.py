@@ -75,7 +75,6 @@ class FleetSimulation:
         self._parked_every = max(1, int(round(scenario.parked_sample_interval_s / self.dt_s)))
         self._phase = plan_rng.integers(0, self._parked_every, n)
         self.step_index = 0
-        self.last_truth: TrueState | None = None
 
     @property
     def n_vehicles(self) -> int:
@@ -160,7 +159,6 @@ class FleetSimulation:
             tcs_on=tcs_on.astype(np.float64),
             pad_wear_pct=np.clip(100.0 * (1.0 - pt.pad_mm / PAD_NEW_MM), 0.0, 100.0),
         )
-        self.last_truth = truth
         self._gps_err = step_gps_error(self._gps_err, rng)
         sampled = running | ((self.step_index + self._phase) % self._parked_every == 0)
         signals = sample_signals(truth, is_ev, sampled, self._gps_err, rng)

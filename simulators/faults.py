@@ -46,7 +46,6 @@ ICE_SIGNALS = {
     "Vehicle.Powertrain.FuelSystem.RelativeLevel",
 }
 DEFAULT_SENSOR = "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure"
-FIRMWARE_VERSIONS = ("4.1.2", "4.2.0", "4.2.1")
 BASE_FIRMWARE = "4.1.2"
 DEFAULT_CLEAR_CYCLES = 3  # OBD-II: a confirmed fault is healed after three passing drive cycles
 PAD_WARN_MM = 2.0

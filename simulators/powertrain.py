@@ -1,9 +1,9 @@
 """Engine, batteries, fuel, coolant, tyres and brakes: the signals that follow from motion.
 
 Owns: the powertrain kernel, a pure function of the previous state, this step's motion and the
-fault levels. The numbers follow REFERENCE.md: 12 V at rest about 12.6 V when healthy and below
-12.0 V when failing, 13.7-14.7 V while charging, cranking dips to about 10 V (deeper when the
-battery fails); tyre pressure follows temperature at constant volume (Gay-Lussac).
+fault levels. The numbers are the usual lead-acid figures: 12 V at rest about 12.6 V when healthy
+and below 12.0 V when failing, 13.7-14.7 V while charging, cranking dips to about 10 V (deeper when
+the battery fails); tyre pressure follows temperature at constant volume (Gay-Lussac).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contract.signals import BY_PATH, SIGNALS
+from contract.signals import SIGNALS
 from simulators.roads import M_PER_DEG_LAT
 
 GPS_SIGMA_M = 2.9  # per axis: about 4 m horizontal RMS error
@@ -101,8 +101,7 @@ def sample_signals(
     for i, path in enumerate(TYRES):
         out[path] = truth.tyre_kpa[i] * miss
     for i, path in enumerate(PAD_WEAR):
-        if path in BY_PATH:  # not in the catalogue yet: emitted as soon as it is
-            out[path] = np.round(truth.pad_wear_pct[i]) * miss
+        out[path] = np.round(truth.pad_wear_pct[i]) * miss
     return out
 
 

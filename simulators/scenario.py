@@ -1,7 +1,8 @@
 """Scenario configuration: what to simulate, as frozen dataclasses, and the TOML loader.
 
 Owns: the names and defaults of every knob (units in the names) and reading a scenario file.
-Leaves to others: drawing the random fleet, faults and hazards from it (`simulators.plan`).
+Leaves to others: drawing the random fleet, faults, hazards and outages from it (`simulators.models`,
+`simulators.faults`, `simulators.hazards`, `simulators.connectivity`).
 """
 
 from __future__ import annotations
@@ -67,13 +68,13 @@ class NetworkSpec:
 
 @dataclass(frozen=True)
 class CitySpec:
-    """The generated city, or an OSM XML file (`osm_file`) whose area replaces it."""
+    """The generated city: a grid of `blocks` x `blocks` blocks around the origin. An OpenStreetMap
+    file (`fleet simulate --osm FILE`) replaces it."""
 
     origin_lat_deg: float = 48.137
     origin_lon_deg: float = 11.575
     blocks: int = 16
     block_m: float = 200.0
-    osm_file: str | None = None
 
 
 @dataclass(frozen=True)

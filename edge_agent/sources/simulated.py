@@ -17,6 +17,12 @@ import numpy as np
 from contract.signals import BY_PATH
 from edge_agent.sources.base import RawReading, Source
 
+_CORNERS = {
+    "fl": "Row1.Wheel.Left",
+    "fr": "Row1.Wheel.Right",
+    "rl": "Row2.Wheel.Left",
+    "rr": "Row2.Wheel.Right",
+}
 # path -> (resolution, noise standard deviation); units as in the catalogue
 RESOLUTION_AND_NOISE: dict[str, tuple[float, float]] = {
     "Vehicle.Speed": (0.01, 0.15),
@@ -38,16 +44,6 @@ RESOLUTION_AND_NOISE: dict[str, tuple[float, float]] = {
     "Vehicle.ADAS.ABS.IsEngaged": (1.0, 0.0),
     "Vehicle.ADAS.TCS.IsEngaged": (1.0, 0.0),
     "Vehicle.Powertrain.FuelSystem.RelativeLevel": (100 / 255, 0.3),
-}
-_CORNERS = {
-    "fl": "Row1.Wheel.Left",
-    "fr": "Row1.Wheel.Right",
-    "rl": "Row2.Wheel.Left",
-    "rr": "Row2.Wheel.Right",
-}
-# Signals proposed for the catalogue (VSS 5.1 paths) so that the benchmark can run 50 signals. They
-# are modelled here already; `Source.read` drops them until the catalogue has them.
-PROPOSED: dict[str, tuple[float, float]] = {
     "Vehicle.CurrentLocation.Altitude": (0.1, 0.5),
     "Vehicle.CurrentLocation.HorizontalAccuracy": (0.1, 0.3),
     "Vehicle.AngularVelocity.Yaw": (0.01, 0.2),
@@ -71,7 +67,6 @@ PROPOSED: dict[str, tuple[float, float]] = {
     "Vehicle.Powertrain.Transmission.CurrentGear": (1.0, 0.0),
     "Vehicle.Chassis.ParkingBrake.IsEngaged": (1.0, 0.0),
 }
-RESOLUTION_AND_NOISE.update(PROPOSED)
 
 
 def drive_values(t_s: float, noise: np.ndarray, hard_brake_at_s: float | None = None) -> dict[str, float]:
@@ -103,7 +98,6 @@ def drive_values(t_s: float, noise: np.ndarray, hard_brake_at_s: float | None = 
         "Vehicle.ADAS.ABS.IsEngaged": 1.0 if braking else 0.0,
         "Vehicle.ADAS.TCS.IsEngaged": 0.0,
         "Vehicle.Powertrain.FuelSystem.RelativeLevel": 70 - t_s / 900,
-        # proposed catalogue additions
         "Vehicle.CurrentLocation.Altitude": 520 + 5 * math.sin(t_s / 200),
         "Vehicle.CurrentLocation.HorizontalAccuracy": 3.0,
         "Vehicle.AngularVelocity.Yaw": 10 * math.sin(t_s / 5.1),
@@ -156,7 +150,6 @@ class SimulatedSource(Source):
         self._start_ns: int | None = None
         self._hard_brake_at_s = hard_brake_at_s
         self._dtcs_at_s = sorted((dtcs_at_s or {}).items())
-        self._dtcs: frozenset[str] | None = None
 
     @property
     def available_paths(self) -> frozenset[str]:

@@ -45,7 +45,7 @@ def test_failing_12v_battery_rests_low_and_dips_deep(faulty: Run) -> None:
     for v, onset, _ in _faults(faulty, "battery_12v_failing"):
         after = faulty.t_s >= onset
         rest = volts[after & off[:, v], v]
-        assert rest.size and np.median(rest) < 12.0  # failing by REFERENCE.md
+        assert rest.size and np.median(rest) < 12.0  # a failing battery rests below 12.0 V
         before = volts[~after & off[:, v], v]
         assert before.size == 0 or np.median(before) > 12.3
     healthy = [j for j in range(volts.shape[1]) if j not in bad and not np.isnan(volts[:, j]).all()]
