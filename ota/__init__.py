@@ -1,4 +1,4 @@
 """Over-the-air software updates: signed artifacts (python-tuf) rolled out in waves.
 
-Not built yet: the OTA issue fills this package.
+Not built yet.
 """

@@ -14,7 +14,7 @@ Owns: the benchmark's orchestration, in one run against a private Mosquitto and 
    be polled slowly and the scraping does not steal CPU from the drain it measures;
 3. half load: batches are published at half the drain rate, each stamped with its publish time,
    and the commit-minus-sample-time histogram gives p50/p99 sample-to-row latency.
-It checks that every published row is stored exactly once. Reported, not asserted: the issue's
+It checks that every published row is stored exactly once. Reported, not asserted: the
 target is ratio = samples_per_s / raw_copy_samples_per_s >= 0.7.
 """
 

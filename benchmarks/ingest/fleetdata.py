@@ -1,6 +1,6 @@
 """Synthetic telemetry for benchmarks and fault tests, and a plain QoS 1 publisher for it.
 
-Owns: batches shaped like the issue's reference row (ts, vehicle, 12 x float4), within catalogue
+Owns: batches shaped like the reference row (ts, vehicle, 12 x float4), within catalogue
 ranges, with per-vehicle increasing seq; and publishing pre-encoded frames as fast as the broker
 acknowledges them, or paced at a given rate.
 """

@@ -204,7 +204,7 @@ def test_sqlite_full_is_not_corruption(tmp_path: Path) -> None:
 
 
 def test_full_filesystem_is_not_corruption(tmp_path: Path, small_fs: Callable[[int], Path]) -> None:
-    """The issue's case on a real 1 MiB filesystem (ENOSPC under SQLite) with the default bound,
+    """A full disk, on a real 1 MiB filesystem (ENOSPC under SQLite) with the default bound,
     bigger than the filesystem: the spool keeps its file, goes on in memory, and after the filler
     is deleted every entry is on disk, in order, with its seq; nothing is moved aside."""
     fs = small_fs(MIB)

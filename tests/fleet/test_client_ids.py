@@ -186,7 +186,7 @@ def test_a_vehicle_cannot_take_ingests_session_while_it_runs(
 def test_a_vehicle_cannot_take_ingests_session_while_it_is_down(
     broker: BrokerUnderTest, running_ingest, pg_url: str
 ) -> None:
-    """The issue's case: ingest is down, the broker queues 60 acknowledged batches in its persistent
+    """A session takeover while ingest is down: the broker queues 60 acknowledged batches in its persistent
     session, a vehicle tries ingest's client id (with and without clean session). Both refused;
     when ingest is back, all 60 rows are stored (the takeover had left 0 of 60)."""
     client_id, vid = fresh_ingest_id(), f"TKO-DOWN-{broker.name}-{time.time_ns()}"

@@ -1,4 +1,4 @@
-"""No loss, no duplicates across the three faults of the issue, against real servers: ingest killed
+"""No loss, no duplicates across three faults, against real servers: ingest killed
 with SIGKILL under load, the broker restarted, PostgreSQL restarted. Each time ingest recovers by
 itself, and the stored rows are exactly the published ones: every row once, none missing."""
 
