@@ -2,8 +2,9 @@
 
 Owns: the measurement. Everything a real run does per simulated second is inside it: the
 vectorised simulation, cutting batches (FleetBatcher), wire-v1 encoding with zlib, and QoS 1
-publishing through edge_agent.MqttPublisher to a real broker, until the broker acknowledged every
-batch. Setup (building the fleet, connecting) is outside. The process is pinned to one CPU.
+publishing through MqttPublisher (edge_agent.fleet_publishing) to a real broker, until the broker
+acknowledged every batch. Setup (building the fleet, connecting) is outside. The process is pinned
+to one CPU.
 
 Two figures, both vehicle-seconds simulated per second:
 - `vehicles_realtime_per_cpu_core`: N x simulated seconds / CPU seconds of this process (all its
@@ -27,7 +28,7 @@ from typing import Any
 
 from contract import accounts, topics
 from contract.endpoint import MqttEndpoint
-from edge_agent.publisher import MqttPublisher
+from edge_agent.fleet_publishing import MqttPublisher
 from simulators.engine import FleetSimulation
 from simulators.feeder import FeedConfig, feed
 from simulators.roads import city_grid

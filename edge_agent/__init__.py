@@ -1,18 +1,19 @@
-"""The in-car edge agent: sources -> campaign collector -> durable disk queue -> MQTT.
+"""The in-car edge agent, and the many-vehicle publishing path the simulator uses.
 
-Two paths share this package:
-- the in-car service (`edge_agent.agent.Agent`, run by `fleet agent --config` or
-  `python -m edge_agent --config`): sources (`edge_agent.sources`: OBD-II, CAN, simulated),
-  campaigns (`campaign`, `expression`, `sampling`, `trigger`, `ring`, `collector`: pure),
-  store-and-forward (`spool_router`: SQLite WAL bounded on disk, memory while the disk is full)
-  and the MQTT link (`link`: backoff, last will, config);
-- the fleet simulator's path (`FleetBatcher`, `MqttPublisher`, `SequenceCounter`), which publishes
-  many simulated vehicles at once.
-Submodules are imported lazily by their users so that a car loads only what it runs.
+The in-car agent (run by `fleet agent --config` or `python -m edge_agent --config`):
+- `agent`: the orchestrator, one loop: source -> collector -> spool -> sender;
+- `service`, `__main__`: process start-up and signals; `config`: the agent's TOML file;
+- `sources/`: OBD-II, CAN (`can/`: the demo DBC) and simulated signal sources;
+- `campaign`, `expression`, `sampling`, `trigger`, `ring`, `collector`: campaigns (pure);
+- `spool_router` and the `spool*` modules: store-and-forward, SQLite WAL bounded on disk, memory
+  while the disk is full;
+- `sender`: drains the spool over the link, live and backlog interleaved, at least once;
+- `link`: the MQTT connection (backoff, last will, check-in, campaigns on the config topic);
+- `ratelimit`: rate-limited log lines.
+
+The many-vehicle path (`edge_agent.fleet_publishing`: `FleetBatcher`, `MqttPublisher`,
+`SequenceCounter`) publishes a simulated fleet at once through the same wire format and topics;
+the car never imports it.
+
+Nothing is imported here, so that a car loads only the modules it runs.
 """
-
-from edge_agent.batcher import FleetBatcher
-from edge_agent.publisher import MqttPublisher, PublishError, PublishStats
-from edge_agent.sequence import SequenceCounter
-
-__all__ = ["FleetBatcher", "MqttPublisher", "PublishError", "PublishStats", "SequenceCounter"]

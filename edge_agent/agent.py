@@ -1,15 +1,10 @@
-"""The agent's imperative shell: source -> collector -> disk queue -> MQTT link, in one loop.
+"""The agent's imperative shell, its orchestrator: source -> collector -> spool -> sender, in one loop.
 
 Owns: timing (read the source at the campaign's base rate, flush and fsync every flush interval),
-applying campaigns received on the config topic, and the sender that drains the disk queue. The
-decisions themselves live in pure modules (`collector`, `sampling`, `trigger`, `expression`).
-
-Sender fairness: at each (re)connection the queue is split at its newest committed entry. Entries
-after it are "live", the ones before are the "backlog". The sender alternates between the oldest
-unsent live entry and the oldest unsent backlog entry, so the backlog goes out in order while
-fresh data keeps flowing. An entry leaves the queue only when the broker acknowledged it (PUBACK).
-Entries in flight are protected from the full policy; when the spool's ids may have changed
-(`Spool.generation`: a corrupt file replaced, a file reopened) the sender starts over.
+applying campaigns received on the config topic, the check-in and the stats file. The work itself
+lives in other modules: the decisions in pure ones (`collector`, `sampling`, `trigger`,
+`expression`), store-and-forward in `spool_router`, draining the spool fairly over the link in
+`sender`, and the connection in `link`.
 
 Never a crash loop: the spool (`edge_agent.spool_router`) rides out a full or failing disk in
 memory, a campaign that cannot be saved still runs, and a step of the loop that fails anyway is
@@ -41,8 +36,8 @@ from edge_agent.collector import PRIORITY_DTC, PRIORITY_LOW, Chunk, Collector, m
 from edge_agent.config import AgentConfig
 from edge_agent.link import AgentLink, LinkConfig
 from edge_agent.ratelimit import LogThrottle
+from edge_agent.sender import Sender
 from edge_agent.sources.base import Source, SourceError
-from edge_agent.spool import Entry
 from edge_agent.spool_budget import check_max_bytes, largest_batch_bytes
 from edge_agent.spool_router import Spool
 
@@ -70,10 +65,6 @@ class AgentStats:
     samples_collected: int = 0  # in every chunk the collector produced: kept, sent or dropped later
     batches_queued: int = 0
     samples_queued: int = 0
-    batches_acked: int = 0
-    batches_acked_from_memory: int = 0  # published while held in memory (the disk took no writes)
-    samples_acked: int = 0
-    telemetry_bytes_acked: int = 0
     dtc_messages_queued: int = 0
     triggers_fired: int = 0
     campaigns_applied: int = 0
@@ -81,15 +72,6 @@ class AgentStats:
     last_campaign_error: str = ""
     loop_errors: int = 0
     values_unsendable: int = 0  # readings dropped because wire v1 cannot carry them (inf, beyond float32)
-
-
-@dataclass
-class _Inflight:
-    entry_id: int
-    kind: str
-    samples: int
-    size: int
-    from_memory: bool
 
 
 @dataclass
@@ -142,17 +124,8 @@ class Agent:
         self._row_dtcs: list[frozenset[str] | None] = []
         self._last_ts_ns = 0
         self._dtcs_sent: frozenset[str] | None = None
-        # sender state, reset on every new connection epoch and spool generation
-        self._generation = self.queue.generation
         self._spool_state = self.queue.state
-        self._epoch = -1
-        self._inflight: dict[int, _Inflight] = {}
-        self._acked_ids: list[int] = []
-        self._live_floor = 0
-        self._live_cursor = 0
-        self._backlog_cursor = 0
-        self._backlog_done = True
-        self._turn = 0
+        self.sender = Sender(self.queue, self.link, config.vehicle_id, config.max_inflight)
 
     # -- campaigns ------------------------------------------------------------------------------
     def _initial_campaign(self) -> Campaign:
@@ -273,7 +246,7 @@ class Agent:
             self._flush(cut=True)
             deadline = time.monotonic() + 2.0  # a short grace period to send what is left
             self.pump()
-            while self._inflight and self.link.connected.is_set() and time.monotonic() < deadline:
+            while self.sender.in_flight and self.link.connected.is_set() and time.monotonic() < deadline:
                 time.sleep(0.02)
                 self.pump()
             self._commit()
@@ -424,96 +397,32 @@ class Agent:
         self.stats.dtc_messages_queued += 1
 
     def _commit(self) -> None:
-        """Forget acknowledged entries and commit (the spool never raises for a disk failure)."""
-        self.queue.remove(self._acked_ids)
-        self._acked_ids = []
+        """Commit this flush's writes and the deletion of acknowledged entries (the spool never
+        raises for a disk failure)."""
         self.queue.commit()
         self._sync_with_spool()
 
     def _sync_with_spool(self) -> None:
-        """React to the spool: new ids (start the sender over) or a new state (check in now)."""
-        if self.queue.generation != self._generation:
-            self._generation = self.queue.generation
-            self._epoch = -1  # re-read the queue from the start at the next pump
-            self._inflight.clear()
-            self._acked_ids = []
-            self.queue.protected.clear()
+        """React to the spool: new ids (the sender starts over) or a new state (check in now)."""
+        self.sender.follow_spool()
         if self.queue.state != self._spool_state:
             self._spool_state = self.queue.state
             self.link.send_checkin()
 
-    # -- the sender -----------------------------------------------------------------------------
     def pump(self) -> None:
-        """Account acknowledgements and publish queued entries up to the in-flight limit."""
+        """Let the sender account acknowledgements and publish up to its in-flight limit."""
         self._sync_with_spool()
-        for epoch, mid in self.link.take_acks():
-            done = self._inflight.pop(mid, None) if epoch == self._epoch else None
-            if done is not None:
-                self._acked_ids.append(done.entry_id)
-                if done.kind == topics.TELEMETRY:
-                    self.stats.batches_acked += 1
-                    self.stats.batches_acked_from_memory += done.from_memory
-                    self.stats.samples_acked += done.samples
-                    self.stats.telemetry_bytes_acked += done.size
-        if not self.link.connected.is_set():
-            return
-        if self.link.epoch != self._epoch:
-            self._epoch = self.link.epoch
-            self._inflight.clear()
-            self.queue.protected.clear()
-            self._live_floor = self._live_cursor = self.queue.committed_max_id
-            self._backlog_cursor = 0
-            self._backlog_done = False
-        room = self.config.max_inflight - len(self._inflight)
-        if room <= 0:
-            return
-        live = (
-            self.queue.read(self._live_cursor, None, room)
-            if self.queue.committed_max_id > self._live_cursor
-            else []
-        )
-        backlog = [] if self._backlog_done else self.queue.read(self._backlog_cursor, self._live_floor, room)
-        if len(backlog) < room:
-            self._backlog_done = True
-        for entry, is_live in _interleave(live, backlog, self._turn)[:room]:
-            sent = self.link.publish(topics.topic_for(self.config.vehicle_id, entry.kind), entry.payload)
-            if sent is None:
-                self._backlog_done = False
-                return
-            self._inflight[sent[1]] = _Inflight(
-                entry.id, entry.kind, entry.samples, len(entry.payload), entry.in_memory
-            )
-            self.queue.protected.add(entry.id)
-            if is_live:
-                self._live_cursor = entry.id
-            else:
-                self._backlog_cursor = entry.id
-            self._turn += 1
+        self.sender.pump()
 
     def write_stats(self) -> None:
-        doc = {**asdict(self.stats), **self.queue.counters, **self._spool_status()}
+        doc = {**asdict(self.stats), **asdict(self.sender.stats), **self.queue.counters}
+        doc.update(self._spool_status())
         doc["queue_corrupt_files"] = [str(p) for p in self.queue.corrupt_files]
         doc["campaign"] = self.campaign.version_tag
         doc["signals"] = len(self.collector.paths)
         doc["disconnects"] = self.link.disconnects
         with contextlib.suppress(OSError):
             _write_atomically(self.config.stats_path, json.dumps(doc).encode(), fsync=False)
-
-
-def _interleave(live: list[Entry], backlog: list[Entry], turn: int) -> list[tuple[Entry, bool]]:
-    """Alternate live and backlog entries (each list keeps its order), starting by `turn` parity."""
-    out: list[tuple[Entry, bool]] = []
-    li, bi = 0, 0
-    prefer_live = turn % 2 == 0
-    while li < len(live) or bi < len(backlog):
-        if (prefer_live and li < len(live)) or bi >= len(backlog):
-            out.append((live[li], True))
-            li += 1
-        else:
-            out.append((backlog[bi], False))
-            bi += 1
-        prefer_live = not prefer_live
-    return out
 
 
 def _write_atomically(path: Path, data: bytes, *, fsync: bool = True) -> None:

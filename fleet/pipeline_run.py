@@ -25,7 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from contract import accounts, topics
 from contract.endpoint import MqttEndpoint
-from edge_agent.publisher import MqttPublisher
+from edge_agent.fleet_publishing import MqttPublisher
 from fleet.embedded import Servers, servers
 from fleet.runtime import count_dead_letters, poll_counts
 from fleet.settings import FleetSettings

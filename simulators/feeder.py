@@ -6,7 +6,8 @@ out the connectivity plan: an offline vehicle's batches and DTCs wait in its bac
 when it is back online, some batches are delivered twice (same seq, same content), and every
 vehicle stamps samples with its own skewed clock. A vehicle sends a DTC message (its whole current
 set of stored codes, empty when cleared) whenever that set changes. Publishing
-itself is `simulators.runner.VehiclePublishers` (edge_agent.MqttPublisher underneath).
+itself is `simulators.runner.VehiclePublishers` (edge_agent.fleet_publishing.MqttPublisher
+underneath).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from contract.batch import TelemetryBatch
 from contract.dtc import dtc_message
-from edge_agent import FleetBatcher, SequenceCounter
+from edge_agent.fleet_publishing import FleetBatcher, SequenceCounter
 from simulators.engine import FleetSimulation, StepOutput
 from simulators.runner import VehiclePublishers
 
@@ -61,7 +62,7 @@ def feed(
     should_stop: Callable[[], bool] | None = None,
 ) -> FeedStats:
     """Run the simulation for `config.duration_s` simulated seconds and publish everything.
-    Raises PublishError (edge_agent) when the broker refuses a publish."""
+    Raises PublishError (edge_agent.fleet_publishing) when the broker refuses a publish."""
     conn = sim.connectivity
     steps_per_batch = max(1, int(round(config.batch_interval_s / sim.dt_s)))
     groups = _staggered_batchers(sim, steps_per_batch)

@@ -1,6 +1,7 @@
 """Routing simulated vehicles' batches to MQTT publishers: one gateway or one connection each.
 
-Owns: connecting `edge_agent.MqttPublisher`s for a fleet and counting what they published.
+Owns: connecting `MqttPublisher`s (`edge_agent.fleet_publishing`) for a fleet and counting what they
+published.
 Pacing and batching are `simulators.feeder`.
 """
 
@@ -12,7 +13,7 @@ from contract import accounts
 from contract.batch import TelemetryBatch
 from contract.credentials import vehicle_password
 from contract.endpoint import MqttEndpoint
-from edge_agent import MqttPublisher
+from edge_agent.fleet_publishing import MqttPublisher
 
 
 class VehiclePublishers:

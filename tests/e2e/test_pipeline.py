@@ -10,7 +10,7 @@ import pytest
 
 from contract import SIGNALS, TelemetryBatch
 from contract.signals import BY_PATH
-from edge_agent import MqttPublisher, PublishError, SequenceCounter
+from edge_agent.fleet_publishing import MqttPublisher, PublishError, SequenceCounter
 from localservers.embedded import SIMULATOR_USER
 from tests.conftest import BrokerUnderTest
 

@@ -99,7 +99,7 @@ def test_agent_rides_out_a_full_disk_and_sends_everything_it_kept(
     runner = AgentThread(agent)
     try:
         with runner:
-            assert wait_until(lambda: agent.stats.batches_acked >= 2, 15)
+            assert wait_until(lambda: agent.sender.stats.batches_acked >= 2, 15)
             assert agent.queue.state == "ok"
             # The broker stops answering (no acknowledgements) and the disk fills up.
             os.kill(broker_pid, signal.SIGSTOP)
@@ -111,9 +111,10 @@ def test_agent_rides_out_a_full_disk_and_sends_everything_it_kept(
             assert runner.thread.is_alive() and not list(fs.rglob("*.corrupt-*"))
             # The broker answers again: batches held in memory go out directly, drops are reported.
             os.kill(broker_pid, signal.SIGCONT)
-            assert wait_until(lambda: agent.stats.batches_acked_from_memory > 0, 30)
-            from_memory = agent.stats.batches_acked_from_memory  # and it goes on while the disk is full
-            assert wait_until(lambda: agent.stats.batches_acked_from_memory >= from_memory + 2, 15)
+            sent = agent.sender.stats
+            assert wait_until(lambda: sent.batches_acked_from_memory > 0, 30)
+            from_memory = sent.batches_acked_from_memory  # and it goes on while the disk is full
+            assert wait_until(lambda: sent.batches_acked_from_memory >= from_memory + 2, 15)
             assert wait_until(
                 lambda: sub.any_checkin(
                     lambda c: (
@@ -136,13 +137,13 @@ def test_agent_rides_out_a_full_disk_and_sends_everything_it_kept(
         os.kill(broker_pid, signal.SIGCONT)
         if filler is not None:
             filler.unlink()
-    stats, counters = agent.stats, agent.queue.counters
-    assert wait_until(lambda: len(sub.batches) >= stats.batches_acked, 10)
+    stats, sent, counters = agent.stats, agent.sender.stats, agent.queue.counters
+    assert wait_until(lambda: len(sub.batches) >= sent.batches_acked, 10)
     sub.close()
     queued, staged = _held_on_disk(state)
     print(
-        f"collected {stats.samples_collected} samples: acked {stats.samples_acked} "
-        f"({stats.batches_acked} batches, {stats.batches_acked_from_memory} from memory), dropped "
+        f"collected {stats.samples_collected} samples: acked {sent.samples_acked} "
+        f"({sent.batches_acked} batches, {sent.batches_acked_from_memory} from memory), dropped "
         f"{counters['dropped_samples']} ({counters['dropped_batches']} batches, "
         f"{counters['dropped_chunks']} chunks), left {queued} queued + {staged} staged; "
         f"disk-full events {agent.queue.disk_full_events}"
@@ -151,8 +152,8 @@ def test_agent_rides_out_a_full_disk_and_sends_everything_it_kept(
     assert not list(fs.rglob("*.corrupt-*"))
     assert counters["dropped_batches"] + counters["dropped_chunks"] > 0
     # kept + dropped == produced, in samples (periodic chunks are merged into batches):
-    assert stats.samples_collected == stats.samples_acked + counters["dropped_samples"] + queued + staged
+    assert stats.samples_collected == sent.samples_acked + counters["dropped_samples"] + queued + staged
     # every acknowledged batch reached the subscriber, and exactly once by (vehicle, seq):
     seqs = [seq for seq, _ in sub.batches]
-    assert len(seqs) == len(set(seqs)) == stats.batches_acked
-    assert sum(samples for _, samples in sub.batches) == stats.samples_acked
+    assert len(seqs) == len(set(seqs)) == sent.batches_acked
+    assert sum(samples for _, samples in sub.batches) == sent.samples_acked

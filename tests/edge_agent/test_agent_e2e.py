@@ -105,17 +105,17 @@ def test_broker_outage_loses_and_duplicates_nothing(
     forget(pg_url, vid)
     agent = Agent(agent_config(private_broker, vid, tmp_path / "state"), SimulatedSource(seed=3))
     with running_ingest(private_broker.ingest) as ingest, AgentThread(agent):
-        assert wait_until(lambda: agent.stats.samples_acked > 0, 10)
+        assert wait_until(lambda: agent.sender.stats.samples_acked > 0, 10)
         time.sleep(1.0)
         private_broker.mosquitto.stop()
         time.sleep(3.0)  # the agent keeps reading and queueing on disk
         assert agent.queue.rows > 0
         private_broker.mosquitto.start()
         queued_during_outage = agent.stats.batches_queued
-        assert wait_until(lambda: agent.stats.batches_acked >= queued_during_outage + 2, 30)
+        assert wait_until(lambda: agent.sender.stats.batches_acked >= queued_during_outage + 2, 30)
         assert agent.link.disconnects >= 1
     queued = agent.stats.samples_queued
-    assert agent.stats.samples_acked == queued
+    assert agent.sender.stats.samples_acked == queued
     assert ingest.wait_for(lambda t: t.samples >= queued, 30)
     rows, distinct, samples, _ = stored(pg_url, vid)
     assert samples == queued  # nothing lost
@@ -215,7 +215,7 @@ def test_campaign_from_config_topic_is_applied_and_reported(
             _publish_retained(private_broker, topics.topic_for(vid, topics.CONFIG), json.dumps(bad).encode())
             assert wait_until(lambda: agent.stats.campaigns_rejected == 1, 5)
             assert agent.campaign.version == 7  # neither the older nor the invalid one replaced it
-            assert wait_until(lambda: agent.stats.batches_acked >= 2, 10)
+            assert wait_until(lambda: agent.sender.stats.batches_acked >= 2, 10)
     finally:
         listener.disconnect()
         listener.loop_stop()

@@ -61,7 +61,8 @@ def test_obd_agent_publishes_pids_dtcs_and_a_dtc_triggered_window(
     agent = Agent(agent_config(private_broker, vid, state), obd_source, manage_source=False)
     try:
         with AgentThread(agent):
-            assert wait_until(lambda: agent.stats.triggers_fired == 1 and agent.stats.batches_acked >= 2, 15)
+            sent = agent.sender.stats
+            assert wait_until(lambda: agent.stats.triggers_fired == 1 and sent.batches_acked >= 2, 15)
             assert wait_until(lambda: bool(dtc_messages), 5)
     finally:
         listener.loop_stop()
@@ -69,7 +70,7 @@ def test_obd_agent_publishes_pids_dtcs_and_a_dtc_triggered_window(
     message = json.loads(dtc_messages[0])
     assert message["schema"] == "fleetpulse.dtc.v1" and message["vehicle_id"] == vid
     assert message["codes"] == sorted(f"P{c}" for c in EMULATED_DTCS)
-    assert agent.stats.samples_acked >= len(campaign["signals"])
+    assert agent.sender.stats.samples_acked >= len(campaign["signals"])
     assert agent.stats.source_errors == 0
 
 
@@ -84,7 +85,7 @@ def test_agent_starts_on_a_corrupt_queue_and_reports_it(
     agent = Agent(agent_config(private_broker, vid, state), SimulatedSource(seed=2))
     try:
         with AgentThread(agent):
-            assert wait_until(lambda: agent.stats.batches_acked >= 1, 10)
+            assert wait_until(lambda: agent.sender.stats.batches_acked >= 1, 10)
     finally:
         listener.loop_stop()
         listener.disconnect()

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from edge_agent import spool_files
-from edge_agent.agent import _interleave
 from edge_agent.config import ConfigError, load_config
-from edge_agent.spool import DiskQueue, Drop, Entry
+from edge_agent.spool import DiskQueue, Drop
 from edge_agent.spool_budget import MIN_MAX_BYTES, SpoolBudget
 from edge_agent.spool_errors import classify
 from edge_agent.spool_router import Spool
@@ -342,15 +341,6 @@ def test_too_small_max_bytes_is_rejected_at_start(tmp_path: Path, caplog: pytest
         timeout=60,
     )
     assert proc.returncode == 2 and "max_bytes = 100000 is below the minimum" in proc.stderr
-
-
-def _e(i: int) -> Entry:
-    return Entry(i, "telemetry", 0, i, 1, b"")
-
-
-def test_sender_alternates_live_and_backlog_keeping_each_in_order() -> None:
-    order = _interleave([_e(10), _e(11), _e(12)], [_e(1), _e(2)], 0)
-    assert [(e.id, live) for e, live in order] == [(10, True), (1, False), (11, True), (2, False), (12, True)]
 
 
 def test_staged_chunks_and_their_batch_swap_atomically(tmp_path: Path) -> None:

@@ -274,7 +274,7 @@ def test_agent_authenticates_with_a_password_over_tls(
     agent = Agent(config, SimulatedSource(seed=5))
     try:
         with AgentThread(agent):
-            assert wait_until(lambda: agent.stats.batches_acked >= 1, 10)
+            assert wait_until(lambda: agent.sender.stats.batches_acked >= 1, 10)
             assert wait_until(lambda: bool(got), 5)
     finally:
         _close(observer)

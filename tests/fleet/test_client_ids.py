@@ -30,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from contract import TelemetryBatch, accounts, topics
 from contract.credentials import vehicle_password
 from contract.endpoint import MqttEndpoint
-from edge_agent import MqttPublisher
+from edge_agent.fleet_publishing import MqttPublisher
 from localservers.embedded import INGEST_USER, SIMULATOR_USER, BrokerAccounts, free_port
 from tests.conftest import BrokerUnderTest, fresh_ingest_id
 from tests.ingest.conftest import wait_until

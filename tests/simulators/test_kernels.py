@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_agent import FleetBatcher, SequenceCounter
+from edge_agent.fleet_publishing import FleetBatcher, SequenceCounter
 from simulators.faults import draw_faults, fault_levels
 from simulators.models import draw_models
 from simulators.motion import PARKED, RoadContext, initial_motion, step_motion

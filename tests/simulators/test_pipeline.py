@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from contract import topics
 from contract.accounts import SIMULATOR_DTC
-from edge_agent.publisher import MqttPublisher
+from edge_agent.fleet_publishing import MqttPublisher
 from fleet.cli import app
 from simulators.engine import FleetSimulation
 from simulators.feeder import FeedConfig, feed

@@ -1,7 +1,7 @@
 """Cutting sampled signals into telemetry batches, one per vehicle per interval.
 
-Owns: the columnar buffer between a source and the publisher. One batcher serves a single in-car
-agent (one vehicle) or the simulator (many vehicles sampled together at the same instants).
+Owns: the columnar buffer between the simulator's signals and the publisher: many vehicles sampled
+together at the same instants (or one; the in-car agent batches from its own spool instead).
 `cut` works on one (vehicles, signals, steps) array, so finding which vehicle sampled which
 signal when is a handful of numpy calls for the whole fleet; only building the batch objects
 themselves is per vehicle.
@@ -15,7 +15,7 @@ import numpy as np
 
 from contract.batch import TelemetryBatch
 from contract.signals import BY_PATH
-from edge_agent.sequence import SequenceCounter
+from edge_agent.fleet_publishing.sequence import SequenceCounter
 
 
 class FleetBatcher:
