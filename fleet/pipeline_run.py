@@ -174,8 +174,8 @@ def drive(
     stop: threading.Event | None = None,
 ) -> Drive:
     """Connect the fleet's publishers, feed the whole scenario with a progress bar, and wait for
-    every PUBACK. Setting `stop` ends the drive early. Raises PublishError (edge_agent) when the
-    broker refuses a publish or a login."""
+    every PUBACK. Setting `stop` ends the drive early. Raises PublishError
+    (edge_agent.fleet_publishing) when the broker refuses a publish or a login."""
     pubs = VehiclePublishers.connect(
         sim.vehicle_ids, gateway=targets.gateway, broker=targets.broker, fleet_secret=targets.fleet_secret
     )
