@@ -24,7 +24,9 @@ class VehicleRecord:
     vehicle_id: str
     registered_at: datetime
     last_seen_at: datetime | None
-    model: str | None
+    vin: str | None
+    model_id: str | None
+    fleet_id: str | None
     service_centre_id: str | None
 
 
@@ -50,7 +52,8 @@ class DtcRecord:
 
     ts: datetime
     codes: list[str]
-    firmware_version: str
+    agent_version: str
+    software: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +97,9 @@ def list_vehicles(
     """One page of vehicles ordered by id, with the total visible count."""
     where, params = _scope(only_centre_id)
     query = sql.SQL(
-        "SELECT v.vehicle_id, v.registered_at, v.last_seen_at, v.model, v.service_centre_id "
-        "FROM vehicles v WHERE {} ORDER BY v.vehicle_id LIMIT %(limit)s OFFSET %(offset)s"
+        "SELECT v.vehicle_id, v.registered_at, v.last_seen_at, v.vin, v.model_id, v.fleet_id,"
+        " v.service_centre_id FROM vehicles v WHERE {}"
+        " ORDER BY v.vehicle_id LIMIT %(limit)s OFFSET %(offset)s"
     ).format(where)
     with conn.cursor(row_factory=class_row(VehicleRecord)) as cur:
         items = tuple(cur.execute(query, {**params, "limit": limit, "offset": offset}).fetchall())
@@ -144,9 +148,33 @@ def find_dtc_reports(
         return None
     with conn.cursor(row_factory=class_row(DtcRecord)) as cur:
         return cur.execute(
-            "SELECT ts, codes, firmware_version FROM dtc_reports WHERE vehicle_id = %(vehicle_id)s "
+            "SELECT ts, codes, agent_version, software FROM dtc_reports WHERE vehicle_id = %(vehicle_id)s "
             "AND (%(since)s::timestamptz IS NULL OR ts >= %(since)s) ORDER BY ts DESC LIMIT %(limit)s",
             {"vehicle_id": vehicle_id, "since": since, "limit": limit},
+        ).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class SoftwareRecord:
+    """One ECU's software as the vehicle last reported it."""
+
+    ecu: str
+    software_version: str
+    hardware_id: str
+    reported_at: datetime
+
+
+def find_software(
+    conn: psycopg.Connection, vehicle_id: str, *, only_centre_id: str | None
+) -> list[SoftwareRecord] | None:
+    """A visible vehicle's software inventory by ECU; None if it does not exist or is not visible."""
+    if _visible_vehicle_row(conn, vehicle_id, only_centre_id, "v.vehicle_id", "", _VehicleId) is None:
+        return None
+    with conn.cursor(row_factory=class_row(SoftwareRecord)) as cur:
+        return cur.execute(
+            "SELECT ecu, software_version, hardware_id, reported_at FROM vehicle_software "
+            "WHERE vehicle_id = %s ORDER BY ecu",
+            (vehicle_id,),
         ).fetchall()
 
 

@@ -27,8 +27,10 @@ class VehicleOut(BaseModel):
     vehicle_id: str
     registered_at: datetime
     last_seen_at: datetime | None
-    model: str | None
-    service_centre_id: str | None
+    vin: str | None = Field(description="ISO 3779 vehicle identification number, from the registry")
+    model_id: str | None = Field(description="The vehicle model in the registry")
+    fleet_id: str | None = Field(description="The operator's fleet in the registry")
+    service_centre_id: str | None = Field(description="The home service centre")
 
 
 class VehicleList(BaseModel):
@@ -76,7 +78,8 @@ class DtcReportOut(BaseModel):
 
     ts: datetime = Field(description="When the vehicle reported this set (its own clock)")
     codes: list[str] = Field(description="SAE J2012 codes stored at that moment; empty = cleared")
-    firmware_version: str
+    agent_version: str = Field(description="The reporting edge agent's own version; empty if not sent")
+    software: dict[str, str] = Field(description="ECU -> software version when the codes were read")
 
 
 class DtcHistory(BaseModel):
@@ -97,3 +100,17 @@ class StatusOut(BaseModel):
     details: dict[str, Any] = Field(
         description="The edge agent's last check-in: campaign and agent version, queue depth, dropped data"
     )
+
+
+class EcuSoftwareOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    ecu: str
+    software_version: str
+    hardware_id: str = Field(description="The ECU hardware the software was built for")
+    reported_at: datetime = Field(description="When ingest received the check-in that reported it")
+
+
+class SoftwareInventory(BaseModel):
+    vehicle_id: str
+    ecus: list[EcuSoftwareOut] = Field(description="As the vehicle last reported them, by ECU name")

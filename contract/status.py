@@ -4,10 +4,12 @@ Three shapes arrive, all retained so the newest is always on the broker:
 - `online` / `offline`: plain text, e.g. a gateway's presence or the last will the broker publishes
   when a unit drops off without a goodbye;
 - the edge agent's JSON check-in: `{"state": "online", "vehicle_id": ..., "campaign_id": ...,
-  "campaign_version": ..., "agent_version": ..., "queue_rows": ..., "dropped_batches": ...}`,
-  sent on connect, on a campaign change and periodically.
+  "campaign_version": ..., "agent_version": ..., "software": [...], "queue_rows": ...,
+  "dropped_batches": ...}`, sent on connect, on a campaign change and periodically.
 Anything else is a `bad_status_message` for the dead-letter store. The check-in is kept whole (it is
-small and its fields grow with the agent); only `state` and `vehicle_id` are checked.
+small and its fields grow with the agent). Checked are `state`, `vehicle_id`, `agent_version` (the
+edge agent's own version) and `software` (the ECU software inventory, contract.software), because
+those two are stored in columns of their own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from contract.batch import check_vehicle_id
 from contract.errors import DecodeError, DecodeReason
 from contract.json_message import json_object
+from contract.software import EcuSoftware, parse_inventory
 
 MAX_STATUS_MESSAGE_BYTES = 16 << 10
 STATES = ("online", "offline")
@@ -30,6 +33,8 @@ class StatusReport:
     state: str
     vehicle_id: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    agent_version: str = ""
+    software: tuple[EcuSoftware, ...] | None = None  # None: this message did not report it
 
 
 def parse_status_message(payload: bytes) -> StatusReport:
@@ -45,7 +50,12 @@ def parse_status_message(payload: bytes) -> StatusReport:
         raise _bad(f"state must be one of {STATES}")
     if vehicle_id is not None:
         vehicle_id = check_vehicle_id(vehicle_id)
-    return StatusReport(str(state), vehicle_id, doc)
+    agent_version = doc.get("agent_version", "")
+    if not isinstance(agent_version, str) or len(agent_version) > 64 or not agent_version.isprintable():
+        raise _bad("agent_version must be printable text of at most 64 characters")
+    software = doc.get("software")
+    inventory = None if software is None else parse_inventory(software, DecodeReason.BAD_STATUS_MESSAGE)
+    return StatusReport(str(state), vehicle_id, doc, agent_version, inventory)
 
 
 def _bad(detail: str) -> DecodeError:

@@ -31,6 +31,7 @@ from contract.batch import TelemetryBatch
 from contract.dtc import dtc_message
 from contract.errors import DecodeError, EncodeError
 from contract.signals import BY_PATH, WireType
+from contract.software import versions_of
 from edge_agent.campaign import Campaign, CampaignError, default_campaign, parse_campaign, supersedes
 from edge_agent.collector import PRIORITY_DTC, PRIORITY_LOW, Chunk, Collector, merge_chunks
 from edge_agent.config import AgentConfig
@@ -197,6 +198,7 @@ class Agent:
                 "campaign_id": self.campaign.campaign_id,
                 "campaign_version": self.campaign.version,
                 "agent_version": AGENT_VERSION,
+                "software": [e.as_json() for e in self.config.software],
                 "source": self.source.kind,
                 **self._spool_status(),
                 "queue_bytes": self.queue.bytes_used,
@@ -390,7 +392,13 @@ class Agent:
 
     def _dtc_message(self, ts_us: int, codes: frozenset[str]) -> bytes:
         """The full set of stored codes whenever it changes (an empty list when they were cleared)."""
-        return dtc_message(self.config.vehicle_id, ts_us, sorted(codes), AGENT_VERSION)
+        return dtc_message(
+            self.config.vehicle_id,
+            ts_us,
+            sorted(codes),
+            agent_version=AGENT_VERSION,
+            software=versions_of(self.config.software),
+        )
 
     def _put_dtc(self, payload: bytes) -> None:
         self.queue.put(topics.DTC, payload, priority=PRIORITY_DTC, samples=0)

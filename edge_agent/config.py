@@ -17,7 +17,9 @@ from typing import Any
 
 from contract.batch import is_valid_vehicle_id
 from contract.endpoint import MqttEndpoint
+from contract.errors import DecodeError, DecodeReason
 from contract.signals import SIGNALS
+from contract.software import EcuSoftware, parse_inventory
 from edge_agent.spool_budget import DEFAULT_MEMORY_MAX_BYTES, check_max_bytes, sampling_batch_estimate
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class AgentConfig:
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    software: tuple[EcuSoftware, ...] = ()  # the vehicle's ECU software, reported in each check-in
 
     @property
     def queue_path(self) -> Path:
@@ -95,6 +98,10 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> AgentConfi
         endpoint.with_credentials(broker.get("username", vehicle_id), password) if password else endpoint
     )
     source_kind = source.pop("kind", "simulated")
+    try:
+        software = parse_inventory(vehicle.get("software", []), DecodeReason.BAD_STATUS_MESSAGE)
+    except DecodeError as exc:
+        raise ConfigError(f"[[vehicle.software]]: {exc.detail}") from None
 
     def rel(value: str | None) -> Path | None:
         return None if value is None else (base / value).resolve()
@@ -123,6 +130,7 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> AgentConfi
             ca_file=rel(broker.get("ca_file")),
             cert_file=rel(broker.get("cert_file")),
             key_file=rel(broker.get("key_file")),
+            software=software,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None

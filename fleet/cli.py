@@ -22,7 +22,7 @@ from rich.table import Table
 
 from contract import accounts
 from fleet.cli_options import JsonOpt
-from fleet.runtime import migrate_quietly, run_until_signal
+from fleet.runtime import migrate_quietly, migrated_database, run_until_signal
 from fleet.settings import FleetSettings, load_settings
 
 if TYPE_CHECKING:
@@ -44,16 +44,9 @@ app.add_typer(bench_app, name="bench")
 
 @contextlib.contextmanager
 def _token_database() -> Iterator[psycopg.Connection]:
-    """A connection to the migrated database of the configured servers (no broker), for the token
-    commands."""
-    import psycopg
-
-    from fleet.embedded import servers
-
-    with servers(_settings(), start_broker=False) as srv:
-        migrate_quietly(srv.database_url)
-        with psycopg.connect(srv.database_url) as conn:
-            yield conn
+    """A connection to the migrated database of the configured servers, for the token commands."""
+    with migrated_database(_settings()) as conn:
+        yield conn
 
 
 def _settings() -> FleetSettings:
@@ -298,10 +291,11 @@ def creds_mosquitto(
 
 
 def _register_areas() -> None:
-    from fleet import cli_agent, cli_ingest, cli_simulate
+    from fleet import cli_agent, cli_ingest, cli_registry, cli_simulate
 
     for area in (cli_simulate, cli_ingest, cli_agent):
         area.register(app, bench_app)
+    cli_registry.register(app, _settings)
 
 
 _register_areas()

@@ -6,8 +6,13 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from fleet.settings import FleetSettings
 
 
 def migrate_quietly(database_url: str) -> None:
@@ -18,6 +23,20 @@ def migrate_quietly(database_url: str) -> None:
 
     with psycopg.connect(database_url) as conn:
         migrate(conn)
+
+
+@contextlib.contextmanager
+def migrated_database(settings: FleetSettings) -> Iterator[psycopg.Connection]:
+    """A connection to the migrated database of the configured servers (the embedded PostgreSQL
+    when none is configured; no broker), for commands that only read or write tables."""
+    import psycopg
+
+    from fleet.embedded import servers
+
+    with servers(settings, start_broker=False) as srv:
+        migrate_quietly(srv.database_url)
+        with psycopg.connect(srv.database_url) as conn:
+            yield conn
 
 
 def run_until_signal(coro: Coroutine[Any, Any, Any]) -> None:

@@ -171,7 +171,9 @@ def dtc_document(dtcs: Sequence[AcceptedDtc]) -> str:
                 "v": d.report.vehicle_id,
                 "t": _iso(d.report.ts_us),
                 "c": d.report.codes,
-                "fw": d.report.firmware_version,
+                "av": d.report.agent_version,
+                "sw": dict(d.report.software),
+                "fw1": d.report.v1_firmware_version,
             }
             for d in dtcs
         ]
@@ -185,7 +187,12 @@ def newest_statuses(statuses: list[AcceptedStatus]) -> tuple[AcceptedStatus, ...
     for status in statuses:
         before = newest.get(status.vehicle_id)
         if before is not None and not status.report.details and before.report.details:
-            report = replace(status.report, details=before.report.details)
+            report = replace(
+                status.report,
+                details=before.report.details,
+                agent_version=before.report.agent_version,
+                software=before.report.software,
+            )
             status = replace(status, report=report)
         newest[status.vehicle_id] = status
     return tuple(newest[v] for v in sorted(newest))  # id order: concurrent upserts cannot deadlock
@@ -199,12 +206,27 @@ def status_document(statuses: Sequence[AcceptedStatus], *, retained: bool) -> st
                 "v": s.vehicle_id,
                 "state": s.report.state,
                 "d": s.report.details,
+                "av": s.report.agent_version,
                 "t": _iso(s.envelope.received_at_ns // 1000),
             }
             for s in statuses
             if s.envelope.retained == retained
         ]
     )
+
+
+def software_document(statuses: Sequence[AcceptedStatus], *, retained: bool) -> str:
+    """The software inventories that the flush's statuses report, one entry per (vehicle, ECU), as
+    one JSON document. An empty inventory is one entry with no ECU, so that it still clears."""
+    entries: list[dict[str, str | None]] = []
+    for s in statuses:
+        if s.envelope.retained != retained or s.report.software is None:
+            continue
+        at = _iso(s.envelope.received_at_ns // 1000)
+        ecus: list[tuple[str | None, ...]] = [(e.ecu, e.version, e.hardware_id) for e in s.report.software]
+        ecus = ecus or [(None, None, None)]
+        entries += [{"v": s.vehicle_id, "t": at, "ecu": ecu, "ver": ver, "hw": hw} for ecu, ver, hw in ecus]
+    return json.dumps(entries)
 
 
 def latest_signals(prepared: PreparedFlush) -> list[tuple[str, dt.datetime, dict]]:

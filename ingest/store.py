@@ -28,6 +28,7 @@ from ingest.flush import (
     StorageParams,
     dtc_document,
     prepare_flush,
+    software_document,
     status_document,
     storage_params,
 )
@@ -67,26 +68,61 @@ _LATEST_SQL = (
     " FROM jsonb_each(cur.signals) o(k, v) FULL JOIN jsonb_each(excluded.signals) n(k, v) USING (k))"
 )
 _DTC_SQL = (
-    "INSERT INTO dtc_reports (vehicle_id, ts, codes, firmware_version)"
-    " SELECT v, t, ARRAY(SELECT jsonb_array_elements_text(c)), fw"
-    " FROM jsonb_to_recordset(%s::jsonb) AS r(v text, t timestamptz, c jsonb, fw text) ON CONFLICT DO NOTHING"
+    "INSERT INTO dtc_reports (vehicle_id, ts, codes, agent_version, software, v1_firmware_version)"
+    " SELECT v, t, ARRAY(SELECT jsonb_array_elements_text(c)), av, sw, fw1 FROM jsonb_to_recordset(%s::jsonb)"
+    " AS r(v text, t timestamptz, c jsonb, av text, sw jsonb, fw1 text) ON CONFLICT DO NOTHING"
 )
 # Status has no vehicle clock: ingest's receive time orders it, and an older one never wins. A bare
 # `online`/`offline` updates the state and keeps the last check-in's details. A retained replay
 # (the broker's stored copy, sent again when ingest subscribes) only fills a missing row: it is the
 # status already stored, and must not move `reported_at` to the time ingest restarted.
 _STATUS_ROWS = (
-    "INSERT INTO vehicle_status AS cur (vehicle_id, state, details, reported_at)"
-    " SELECT v, state, d, t"
-    " FROM jsonb_to_recordset(%s::jsonb) AS r(v text, state text, d jsonb, t timestamptz)"
+    "INSERT INTO vehicle_status AS cur (vehicle_id, state, details, agent_version, reported_at)"
+    " SELECT v, state, d, av, t"
+    " FROM jsonb_to_recordset(%s::jsonb) AS r(v text, state text, d jsonb, av text, t timestamptz)"
 )
 _STATUS_SQL = (
     _STATUS_ROWS + " ON CONFLICT (vehicle_id) DO UPDATE SET state = excluded.state,"
     " reported_at = excluded.reported_at,"
-    " details = CASE WHEN excluded.details = '{}'::jsonb THEN cur.details ELSE excluded.details END"
+    " details = CASE WHEN excluded.details = '{}'::jsonb THEN cur.details ELSE excluded.details END,"
+    " agent_version = CASE WHEN excluded.details = '{}'::jsonb THEN cur.agent_version"
+    " ELSE excluded.agent_version END"
     " WHERE excluded.reported_at >= cur.reported_at"
 )
 _STATUS_REPLAY_SQL = _STATUS_ROWS + " ON CONFLICT (vehicle_id) DO NOTHING"
+# A check-in's software inventory replaces the vehicle's (an older one never wins): each changed
+# (vehicle, ECU) entry goes to the history first, then ECUs no longer reported are removed and the
+# rest upserted. A retained replay only fills in a vehicle that has no inventory yet.
+_SOFTWARE_NEW = (
+    "WITH new AS (SELECT * FROM jsonb_to_recordset(%(doc)s::jsonb)"
+    " AS r(v text, t timestamptz, ecu text, ver text, hw text))"
+)
+_SOFTWARE_HISTORY_SQL = (
+    _SOFTWARE_NEW + " INSERT INTO software_history"
+    " (vehicle_id, ecu, software_version, hardware_id, reported_at)"
+    " SELECT n.v, n.ecu, n.ver, n.hw, n.t FROM new n"
+    " LEFT JOIN vehicle_software cur ON cur.vehicle_id = n.v AND cur.ecu = n.ecu"
+    " WHERE n.ecu IS NOT NULL AND CASE WHEN %(replay)s"
+    " THEN NOT EXISTS (SELECT 1 FROM vehicle_software s WHERE s.vehicle_id = n.v)"
+    " ELSE cur.vehicle_id IS NULL OR (n.t >= cur.reported_at"
+    " AND (cur.software_version, cur.hardware_id) IS DISTINCT FROM (n.ver, n.hw)) END"
+    " ON CONFLICT DO NOTHING"
+)
+_SOFTWARE_REMOVED_SQL = (
+    _SOFTWARE_NEW + " DELETE FROM vehicle_software cur USING (SELECT DISTINCT v, t FROM new) r"
+    " WHERE NOT %(replay)s AND cur.vehicle_id = r.v AND cur.reported_at <= r.t"
+    " AND NOT EXISTS (SELECT 1 FROM new n WHERE n.v = cur.vehicle_id AND n.ecu = cur.ecu)"
+)
+_SOFTWARE_SQL = (
+    _SOFTWARE_NEW + " INSERT INTO vehicle_software AS cur"
+    " (vehicle_id, ecu, software_version, hardware_id, reported_at)"
+    " SELECT v, ecu, ver, hw, t FROM new WHERE ecu IS NOT NULL"
+    " AND NOT (%(replay)s AND EXISTS (SELECT 1 FROM vehicle_software s WHERE s.vehicle_id = new.v))"
+    " ORDER BY v, ecu ON CONFLICT (vehicle_id, ecu)"
+    " DO UPDATE SET software_version = excluded.software_version,"
+    " hardware_id = excluded.hardware_id, reported_at = excluded.reported_at"
+    " WHERE excluded.reported_at >= cur.reported_at AND NOT %(replay)s"
+)
 # A retained replay (the broker resends its stored copy at every subscribe) is news only once: it
 # is not stored again when the same bytes on the same topic are already in the store.
 _DEAD_SQL = (
@@ -410,6 +446,11 @@ def _store_statuses(conn: psycopg.Connection, statuses: list[AcceptedStatus]) ->
         conn.execute(_STATUS_REPLAY_SQL, (status_document(statuses, retained=True),))
     if any(not s.envelope.retained for s in statuses):
         conn.execute(_STATUS_SQL, (status_document(statuses, retained=False),))
+    for replay in (True, False):
+        if any(s.envelope.retained == replay and s.report.software is not None for s in statuses):
+            params = {"doc": software_document(statuses, retained=replay), "replay": replay}
+            for statement in (_SOFTWARE_HISTORY_SQL, _SOFTWARE_REMOVED_SQL, _SOFTWARE_SQL):
+                conn.execute(statement, params)
 
 
 def _seen_at(

@@ -195,7 +195,9 @@ def _queue_dtcs(
     skew = sim.connectivity.clock_skew_ns
     for v, codes in zip(out.dtc_vehicles.tolist(), out.dtc_sets, strict=True):
         vid = sim.vehicle_ids[v]
-        payload = dtc_message(vid, (out.ts_ns + int(skew[v])) // 1000, codes, str(firmware[v]))
+        payload = dtc_message(
+            vid, (out.ts_ns + int(skew[v])) // 1000, codes, software={"ECM": str(firmware[v])}
+        )
         if offline[v]:
             backlog.dtcs.setdefault(v, []).append((vid, payload))
         else:

@@ -66,7 +66,7 @@ def valid_set(run: str) -> ValidSet:
     ]
     dtcs = {f"{run}-D1": ("P0301",), f"{run}-D2": ()}
     messages += [
-        Message(topics.topic_for(v, topics.DTC), dtc_message(v, start, codes, "4.2.0"))
+        Message(topics.topic_for(v, topics.DTC), dtc_message(v, start, codes, agent_version="4.2.0"))
         for v, codes in dtcs.items()
     ]
     checkin = {"state": "online", "vehicle_id": f"{run}-S1", "agent_version": "0.1.0", "queue_rows": 3}
@@ -81,7 +81,7 @@ def _status(vehicle: str, raw_json: bytes) -> Message:
 
 
 def _dtc(vehicle: str, **fields: object) -> Message:
-    doc = json.loads(dtc_message(vehicle, now_us(), ["P0420"], "1.0"))
+    doc = json.loads(dtc_message(vehicle, now_us(), ["P0420"], agent_version="1.0"))
     doc.update(fields)
     return Message(topics.topic_for(vehicle, topics.DTC), json.dumps(doc).encode())
 
@@ -101,7 +101,7 @@ def _inflating_frame(vehicle: str) -> Message:
 
 
 def _huge_int_dtc(vehicle: str) -> Message:
-    base = dtc_message(vehicle, now_us(), ["P0420"], "1.0")
+    base = dtc_message(vehicle, now_us(), ["P0420"], agent_version="1.0")
     return Message(topics.topic_for(vehicle, topics.DTC), base[:-1] + b',"n":' + b"9" * 5000 + b"}")
 
 

@@ -1,5 +1,5 @@
-"""Vehicles as seen by a caller: the fleet list, each vehicle's latest state, its DTC reports and
-its connection status.
+"""Vehicles as seen by a caller: the fleet list, each vehicle's latest state, its DTC reports, its
+connection status and its software inventory.
 
 Owns: HTTP parameters, status codes and the rule that a vehicle outside the caller's scope is
 indistinguishable from one that does not exist. Leaves SQL and scoping to `api.repository`, who the
@@ -17,7 +17,16 @@ from api.auth import AnyRole
 from api.db import Conn
 from api.params import Limit, Offset, Since
 from api.responses import VEHICLE_NOT_FOUND
-from api.schemas import DtcHistory, DtcReportOut, LatestOut, StatusOut, VehicleList, VehicleOut
+from api.schemas import (
+    DtcHistory,
+    DtcReportOut,
+    EcuSoftwareOut,
+    LatestOut,
+    SoftwareInventory,
+    StatusOut,
+    VehicleList,
+    VehicleOut,
+)
 from contract.batch import VEHICLE_ID_PATTERN
 
 router = APIRouter(prefix="/vehicles", tags=["vehicles"])
@@ -81,3 +90,13 @@ def get_status(vehicle_id: VehicleId, principal: AnyRole, conn: Conn) -> StatusO
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"vehicle {vehicle_id!r} not found")
     return StatusOut.model_validate(record)
+
+
+@router.get("/{vehicle_id}/software", responses=VEHICLE_NOT_FOUND)
+def get_software(vehicle_id: VehicleId, principal: AnyRole, conn: Conn) -> SoftwareInventory:
+    """The software version each ECU runs, as the vehicle's agent last reported it (not the
+    agent's own version, which is in the status): what a service centre checks before a visit."""
+    records = repository.find_software(conn, vehicle_id, only_centre_id=principal.visible_centre_id)
+    if records is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"vehicle {vehicle_id!r} not found")
+    return SoftwareInventory(vehicle_id=vehicle_id, ecus=[EcuSoftwareOut.model_validate(r) for r in records])

@@ -37,9 +37,18 @@ def seed(url: str) -> None:
     """Replace the database's vehicles, tokens, reports and statuses with the data above."""
     with psycopg.connect(url) as conn:
         conn.execute("TRUNCATE vehicles, api_tokens, dtc_reports, vehicle_status CASCADE")
+        conn.execute("TRUNCATE vehicle_models, service_centres CASCADE")
+        conn.execute(
+            "INSERT INTO vehicle_models (model_id, make, model, powertrain, cylinders) "
+            "VALUES ('Model N', 'Acme', 'N', 'ice', 4), ('Model S', 'Acme', 'S', 'bev', 0)"
+        )
+        conn.execute(
+            "INSERT INTO service_centres (service_centre_id, name)"
+            " VALUES ('sc-north', 'North'), ('sc-south', 'South')"
+        )
         for vehicle_id, model, centre in VEHICLES:
             conn.execute(
-                "INSERT INTO vehicles (vehicle_id, last_seen_at, model, service_centre_id) "
+                "INSERT INTO vehicles (vehicle_id, last_seen_at, model_id, service_centre_id) "
                 "VALUES (%s, %s, %s, %s)",
                 (vehicle_id, TS if vehicle_id in LATEST else None, model, centre),
             )
@@ -54,8 +63,8 @@ def seed(url: str) -> None:
         )
         for vehicle_id, ts, codes in DTC_REPORTS:
             conn.execute(
-                "INSERT INTO dtc_reports (vehicle_id, ts, codes, firmware_version) "
-                "VALUES (%s, %s, %s, '4.2.0')",
+                "INSERT INTO dtc_reports (vehicle_id, ts, codes, agent_version, software) "
+                "VALUES (%s, %s, %s, '0.1.0', '{\"ECM\": \"4.2.0\"}')",
                 (vehicle_id, ts, codes),
             )
 

@@ -117,7 +117,7 @@ def test_admin_sees_every_vehicle(client: TestClient, tokens: dict[str, str]) ->
     assert [v["vehicle_id"] for v in body["items"]] == sorted(v[0] for v in VEHICLES)
     assert (body["total"], body["limit"], body["offset"]) == (len(VEHICLES), 100, 0)
     n1 = next(v for v in body["items"] if v["vehicle_id"] == "VIN-N1")
-    assert n1["model"] == "Model N" and n1["service_centre_id"] == "sc-north" and n1["last_seen_at"]
+    assert n1["model_id"] == "Model N" and n1["service_centre_id"] == "sc-north" and n1["last_seen_at"]
 
 
 @pytest.mark.postgres
@@ -308,6 +308,7 @@ def test_every_route_but_health_declares_a_role() -> None:
         "/vehicles",
         "/vehicles/{vehicle_id}/latest",
         "/vehicles/{vehicle_id}/dtc",
+        "/vehicles/{vehicle_id}/software",
         "/vehicles/{vehicle_id}/status",
     }
     for route in found:
@@ -338,6 +339,7 @@ def test_openapi_and_docs_are_served(client: TestClient) -> None:
         "/vehicles/{vehicle_id}/latest",
         "/vehicles/{vehicle_id}/dtc",
         "/vehicles/{vehicle_id}/status",
+        "/vehicles/{vehicle_id}/software",
     }
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert client.get("/docs").status_code == 200
@@ -376,7 +378,12 @@ def test_openapi_documents_every_error_a_route_can_return() -> None:
 @pytest.mark.postgres
 def test_dtc_reports_newest_first_with_the_current_set(client: TestClient, tokens: dict[str, str]) -> None:
     body = client.get("/vehicles/VIN-N1/dtc", headers=bearer(tokens["north"])).json()
-    assert body["current"] == {"ts": "2025-03-01T10:00:00Z", "codes": ["P0128"], "firmware_version": "4.2.0"}
+    assert body["current"] == {
+        "ts": "2025-03-01T10:00:00Z",
+        "codes": ["P0128"],
+        "agent_version": "0.1.0",
+        "software": {"ECM": "4.2.0"},
+    }
     assert [r["codes"] for r in body["reports"]] == [["P0128"], ["P0301", "P0302"]]
     recent = client.get(
         "/vehicles/VIN-N1/dtc", params={"since": "2025-03-01T09:30:00Z"}, headers=bearer(tokens["north"])

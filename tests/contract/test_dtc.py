@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contract.dtc import DTC_SCHEMA, DtcReport, dtc_message, parse_dtc_message
+from contract.dtc import DTC_SCHEMA, DTC_SCHEMA_V1, DtcReport, dtc_message, parse_dtc_message
 from contract.errors import DecodeError, DecodeReason
 from contract.timestamps import MAX_TS_US
 
@@ -22,11 +22,17 @@ VEHICLES = st.from_regex(r"\A[A-Za-z0-9_.-]{1,64}\Z", fullmatch=True)
     vehicle=VEHICLES,
     ts_us=st.integers(0, MAX_TS_US),
     codes=st.lists(CODES, max_size=20),
-    firmware=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=64),
+    agent=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=64),
+    software=st.dictionaries(
+        st.from_regex(r"\A[A-Za-z0-9_.-]{1,32}\Z", fullmatch=True),
+        st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=64),
+        max_size=32,
+    ),
 )
-def test_round_trip(vehicle: str, ts_us: int, codes: list[str], firmware: str) -> None:
-    report = parse_dtc_message(dtc_message(vehicle, ts_us, codes, firmware))
-    assert report == DtcReport(vehicle, ts_us, tuple(sorted(set(codes))), firmware)
+def test_round_trip(vehicle: str, ts_us: int, codes: list[str], agent: str, software: dict[str, str]) -> None:
+    report = parse_dtc_message(dtc_message(vehicle, ts_us, codes, agent_version=agent, software=software))
+    expected = DtcReport(vehicle, ts_us, tuple(sorted(set(codes))), agent, tuple(sorted(software.items())))
+    assert report == expected
 
 
 def _doc(**change: object) -> bytes:
@@ -35,7 +41,8 @@ def _doc(**change: object) -> bytes:
         "vehicle_id": "V-1",
         "ts_us": 1_764_250_000_000_000,
         "codes": ["P0301"],
-        "firmware_version": "4.2.0",
+        "agent_version": "0.1.0",
+        "software": {"ECM": "4.2.0"},
     }
     doc.update(change)
     return json.dumps({k: v for k, v in doc.items() if v is not ...}).encode()
@@ -69,8 +76,15 @@ def _doc(**change: object) -> bytes:
         (_doc(codes=["P0301", "X9999"]), DecodeReason.BAD_DTC_MESSAGE),
         (_doc(codes=["p0301"]), DecodeReason.BAD_DTC_MESSAGE),
         (_doc(codes=["P0301"] * 200), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(firmware_version="4.2\u0000"), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(firmware_version="x" * 65), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(agent_version="4.2\u0000"), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(agent_version="x" * 65), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(agent_version=4), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(software=["ECM", "4.2.0"]), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(software={"ECM": ""}), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(software={"E/CM": "1"}), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(software={"ECM": 4.2}), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(software={f"E{i}": "1" for i in range(33)}), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc(schema=DTC_SCHEMA_V1, firmware_version="x" * 65), DecodeReason.BAD_DTC_MESSAGE),
     ],
 )
 def test_malformed_messages_are_rejected_with_a_reason(payload: bytes, reason: DecodeReason) -> None:
@@ -85,9 +99,18 @@ def test_the_domain_ends_are_valid_times() -> None:
     assert parse_dtc_message(_doc(ts_us=MAX_TS_US)).ts_us == MAX_TS_US
 
 
-def test_unknown_fields_are_ignored_and_firmware_is_optional() -> None:
-    report = parse_dtc_message(_doc(firmware_version=..., extra={"future": 1}))
-    assert report.firmware_version == "" and report.codes == ("P0301",)
+def test_unknown_fields_are_ignored_and_versions_are_optional() -> None:
+    report = parse_dtc_message(_doc(agent_version=..., software=..., extra={"future": 1}))
+    assert (report.agent_version, report.software, report.codes) == ("", (), ("P0301",))
+
+
+def test_a_v1_message_keeps_its_ambiguous_firmware_field_apart() -> None:
+    """v1's `firmware_version` meant the agent's version from an agent and the ECU software from
+    the simulator: it is kept as sent, and given neither meaning."""
+    v1 = _doc(schema=DTC_SCHEMA_V1, agent_version=..., software=..., firmware_version="4.2.0")
+    report = parse_dtc_message(v1)
+    assert (report.v1_firmware_version, report.agent_version, report.software) == ("4.2.0", "", ())
+    assert parse_dtc_message(_doc(firmware_version="9.9")).v1_firmware_version == ""  # v2 ignores it
 
 
 @given(st.binary(max_size=300))

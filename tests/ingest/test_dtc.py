@@ -1,4 +1,4 @@
-"""DTC reports (`fleetpulse.dtc.v1`) through ingest: stored once per (vehicle, time, codes), the
+"""DTC reports (`fleetpulse.dtc.v2`, and v1) through ingest: stored once per (vehicle, time, codes), the
 newest report is the vehicle's current set, and bad reports are dead-lettered, on both brokers."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ pytestmark = pytest.mark.postgres
 
 def _envelope(vehicle: str, ts_us: int, codes: list[str], topic_vehicle: str | None = None) -> Envelope:
     topic = topics.topic_for(topic_vehicle or vehicle, topics.DTC)
-    return Envelope(topic, dtc_message(vehicle, ts_us, codes, "4.2.0"), time.time_ns())
+    payload = dtc_message(vehicle, ts_us, codes, agent_version="0.1.0", software={"ECM": "4.2.0"})
+    return Envelope(topic, payload, time.time_ns())
 
 
 def _vid(tag: str) -> str:
@@ -42,13 +43,13 @@ def test_reports_are_stored_once_and_the_newest_is_current(pg_url: str) -> None:
     assert (again.dtc_reports, again.dtc_duplicates) == (0, 1)
     with psycopg.connect(pg_url) as conn:
         rows = conn.execute(
-            "SELECT codes, firmware_version FROM dtc_reports WHERE vehicle_id = %s ORDER BY ts", (vid,)
+            "SELECT codes, agent_version, software FROM dtc_reports WHERE vehicle_id = %s ORDER BY ts", (vid,)
         ).fetchall()
         current = conn.execute(
             "SELECT codes FROM vehicle_dtc_current WHERE vehicle_id = %s", (vid,)
         ).fetchone()
         seen = conn.execute("SELECT last_seen_at FROM vehicles WHERE vehicle_id = %s", (vid,)).fetchone()
-    assert rows == [(["P0301", "P0302"], "4.2.0"), ([], "4.2.0")]
+    assert rows == [(["P0301", "P0302"], "0.1.0", {"ECM": "4.2.0"}), ([], "0.1.0", {"ECM": "4.2.0"})]
     assert current == ([],)  # the later report cleared the codes
     assert seen is not None and seen[0] is not None  # a DTC-only vehicle is registered
 
@@ -90,7 +91,7 @@ def test_reports_flow_through_the_broker_into_the_database(
 ) -> None:
     vid = _vid(f"DTCE2E-{broker.name}")
     now_us = time.time_ns() // 1000
-    good = [dtc_message(vid, now_us - k * 1000, [f"P030{k}"], "4.2.0") for k in range(1, 5)]
+    good = [dtc_message(vid, now_us - k * 1000, [f"P030{k}"], agent_version="4.2.0") for k in range(1, 5)]
     with running_ingest(broker.ingest) as ingest:
         client = raw_publisher(broker)
         try:

@@ -289,9 +289,8 @@ def test_ingest_write_path_with_late_data_into_a_compressed_chunk(
     first = _batch(vid, 1, noon_ns, {SPEED: [10.0, 20.0, 30.0], COOLANT: [90.0, 91.0, 92.0]})
     second = _batch(vid, 2, noon_ns + 3600 * 10**9, {SPEED: [40.0, 50.0]})
     late = _batch(vid, 3, noon_ns - 3600 * 10**9, {SPEED: [5.0], COOLANT: [70.0]})  # same day, earlier
-    dtc = Envelope(
-        topics.topic_for(vid, topics.DTC), dtc_message(vid, noon_ns // 1000, ["P0128"], "1.0"), time.time_ns()
-    )
+    dtc_payload = dtc_message(vid, noon_ns // 1000, ["P0128"], agent_version="1.0")
+    dtc = Envelope(topics.topic_for(vid, topics.DTC), dtc_payload, time.time_ns())
     bad = Envelope(topics.topic_for(vid, topics.TELEMETRY), b"FP\x09junk", time.time_ns())
 
     stored = store.write(triage([_envelope(first), _envelope(second), dtc]))
