@@ -90,9 +90,17 @@ _STATUS_SQL = (
     " WHERE excluded.reported_at >= cur.reported_at"
 )
 _STATUS_REPLAY_SQL = _STATUS_ROWS + " ON CONFLICT (vehicle_id) DO NOTHING"
-# A check-in's software inventory replaces the vehicle's (an older one never wins): each changed
-# (vehicle, ECU) entry goes to the history first, then ECUs no longer reported are removed and the
-# rest upserted. A retained replay only fills in a vehicle that has no inventory yet.
+# A check-in's software inventory replaces the vehicle's, unless an inventory reported later is
+# already stored (a retained replay only fills in a vehicle that has none). The claim on
+# `vehicle_status.software_reported_at` decides which vehicles' inventories apply; for those, each
+# changed (vehicle, ECU) entry goes to the history, ECUs no longer reported are removed and the
+# rest upserted.
+_SOFTWARE_CLAIM_SQL = (
+    "UPDATE vehicle_status s SET software_reported_at = r.t"
+    " FROM jsonb_to_recordset(%(doc)s::jsonb) AS r(v text, t timestamptz) WHERE s.vehicle_id = r.v"
+    " AND (s.software_reported_at IS NULL OR (NOT %(replay)s AND r.t >= s.software_reported_at))"
+    " RETURNING s.vehicle_id"
+)
 _SOFTWARE_NEW = (
     "WITH new AS (SELECT * FROM jsonb_to_recordset(%(doc)s::jsonb)"
     " AS r(v text, t timestamptz, ecu text, ver text, hw text))"
@@ -102,26 +110,19 @@ _SOFTWARE_HISTORY_SQL = (
     " (vehicle_id, ecu, software_version, hardware_id, reported_at)"
     " SELECT n.v, n.ecu, n.ver, n.hw, n.t FROM new n"
     " LEFT JOIN vehicle_software cur ON cur.vehicle_id = n.v AND cur.ecu = n.ecu"
-    " WHERE n.ecu IS NOT NULL AND CASE WHEN %(replay)s"
-    " THEN NOT EXISTS (SELECT 1 FROM vehicle_software s WHERE s.vehicle_id = n.v)"
-    " ELSE cur.vehicle_id IS NULL OR (n.t >= cur.reported_at"
-    " AND (cur.software_version, cur.hardware_id) IS DISTINCT FROM (n.ver, n.hw)) END"
-    " ON CONFLICT DO NOTHING"
+    " WHERE n.ecu IS NOT NULL"
+    " AND (cur.software_version, cur.hardware_id) IS DISTINCT FROM (n.ver, n.hw) ON CONFLICT DO NOTHING"
 )
 _SOFTWARE_REMOVED_SQL = (
-    _SOFTWARE_NEW + " DELETE FROM vehicle_software cur USING (SELECT DISTINCT v, t FROM new) r"
-    " WHERE NOT %(replay)s AND cur.vehicle_id = r.v AND cur.reported_at <= r.t"
+    _SOFTWARE_NEW + " DELETE FROM vehicle_software cur WHERE cur.vehicle_id IN (SELECT v FROM new)"
     " AND NOT EXISTS (SELECT 1 FROM new n WHERE n.v = cur.vehicle_id AND n.ecu = cur.ecu)"
 )
 _SOFTWARE_SQL = (
     _SOFTWARE_NEW + " INSERT INTO vehicle_software AS cur"
     " (vehicle_id, ecu, software_version, hardware_id, reported_at)"
-    " SELECT v, ecu, ver, hw, t FROM new WHERE ecu IS NOT NULL"
-    " AND NOT (%(replay)s AND EXISTS (SELECT 1 FROM vehicle_software s WHERE s.vehicle_id = new.v))"
-    " ORDER BY v, ecu ON CONFLICT (vehicle_id, ecu)"
+    " SELECT v, ecu, ver, hw, t FROM new WHERE ecu IS NOT NULL ORDER BY v, ecu ON CONFLICT (vehicle_id, ecu)"
     " DO UPDATE SET software_version = excluded.software_version,"
     " hardware_id = excluded.hardware_id, reported_at = excluded.reported_at"
-    " WHERE excluded.reported_at >= cur.reported_at AND NOT %(replay)s"
 )
 # A retained replay (the broker resends its stored copy at every subscribe) is news only once: it
 # is not stored again when the same bytes on the same topic are already in the store.
@@ -447,8 +448,13 @@ def _store_statuses(conn: psycopg.Connection, statuses: list[AcceptedStatus]) ->
     if any(not s.envelope.retained for s in statuses):
         conn.execute(_STATUS_SQL, (status_document(statuses, retained=False),))
     for replay in (True, False):
-        if any(s.envelope.retained == replay and s.report.software is not None for s in statuses):
-            params = {"doc": software_document(statuses, retained=replay), "replay": replay}
+        reporting = [s for s in statuses if s.envelope.retained == replay and s.report.software is not None]
+        if not reporting:
+            continue
+        claim = {"doc": software_document(reporting, retained=replay), "replay": replay}
+        fresh = {row[0] for row in conn.execute(_SOFTWARE_CLAIM_SQL, claim).fetchall()}
+        params = {"doc": software_document([s for s in reporting if s.vehicle_id in fresh], retained=replay)}
+        if fresh:
             for statement in (_SOFTWARE_HISTORY_SQL, _SOFTWARE_REMOVED_SQL, _SOFTWARE_SQL):
                 conn.execute(statement, params)
 

@@ -99,7 +99,9 @@ CREATE TABLE IF NOT EXISTS software_history (
 -- One meaning per field. `agent_version` is the edge agent's own package version; the vehicle's
 -- ECU software travels as an inventory (`software`). DTC messages of schema v1 had one ambiguous
 -- `firmware_version`; what they sent is kept as sent, under a name that says so.
-ALTER TABLE vehicle_status ADD COLUMN IF NOT EXISTS agent_version text NOT NULL DEFAULT '';
+ALTER TABLE vehicle_status
+    ADD COLUMN IF NOT EXISTS agent_version text NOT NULL DEFAULT '',
+    ADD COLUMN IF NOT EXISTS software_reported_at timestamptz;  -- the newest inventory applied
 UPDATE vehicle_status SET agent_version = coalesce(details->>'agent_version', '') WHERE agent_version = '';
 
 DROP VIEW IF EXISTS vehicle_dtc_current;
