@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from contract.errors import DecodeError, DecodeReason
 
 _MAX_INT_DIGITS = 19  # int64 has at most 19 decimal digits
+# A `\u0000` escape, not the text `\u0000` (whose backslash json.dumps escapes in turn).
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class _Refused(ValueError):
@@ -70,5 +73,5 @@ def _check_storable_text(doc: dict[str, Any], reason: DecodeReason) -> None:
         text.encode("utf-8")  # PostgreSQL's jsonb refuses lone surrogates...
     except (UnicodeError, ValueError, RecursionError):
         raise DecodeError(reason, "text that is not valid Unicode") from None
-    if "\\u0000" in text:  # ...and NUL characters (json.dumps always escapes them)
+    if _ESCAPED_NUL.search(text):  # ...and NUL characters (json.dumps always escapes them)
         raise DecodeError(reason, "NUL characters (jsonb cannot store them)")

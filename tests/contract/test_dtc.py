@@ -94,6 +94,13 @@ def test_malformed_messages_are_rejected_with_a_reason(payload: bytes, reason: D
     assert caught.value.detail
 
 
+def test_the_text_backslash_u0000_is_not_a_nul_character() -> None:
+    """Found by hypothesis: the six characters `\\u0000` are storable text; only a real NUL is not."""
+    assert parse_dtc_message(_doc(agent_version="x\\u0000")).agent_version == "x\\u0000"
+    with pytest.raises(DecodeError, match="NUL"):
+        parse_dtc_message(_doc(agent_version="x\\\u0000"))
+
+
 def test_the_domain_ends_are_valid_times() -> None:
     assert parse_dtc_message(_doc(ts_us=0)).ts_us == 0
     assert parse_dtc_message(_doc(ts_us=MAX_TS_US)).ts_us == MAX_TS_US
