@@ -68,7 +68,8 @@ def test_obd_agent_publishes_pids_dtcs_and_a_dtc_triggered_window(
         listener.loop_stop()
         listener.disconnect()
     message = json.loads(dtc_messages[0])
-    assert message["schema"] == "fleetpulse.dtc.v1" and message["vehicle_id"] == vid
+    assert message["schema"] == "fleetpulse.dtc.v2" and message["vehicle_id"] == vid
+    assert message["agent_version"]  # the agent's own version, in a field of its own
     assert message["codes"] == sorted(f"P{c}" for c in EMULATED_DTCS)
     assert agent.sender.stats.samples_acked >= len(campaign["signals"])
     assert agent.stats.source_errors == 0

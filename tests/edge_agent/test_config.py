@@ -19,6 +19,19 @@ def test_example_config_loads_with_password_from_env() -> None:
     assert cfg.endpoint.username == "VEH-0001" and cfg.endpoint.password == "s3cret-pw"
     assert "s3cret-pw" not in repr(cfg)
     assert cfg.flush_interval_s <= 1.0
+    assert [(e.ecu, e.version, e.hardware_id) for e in cfg.software] == [
+        ("BCM", "1.7.0", "bcm-a3"),
+        ("ECM", "4.2.1", "ecm-b12"),
+    ]
+
+
+def test_a_bad_software_inventory_stops_the_agent_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        '[vehicle]\nid = "V1"\n[[vehicle.software]]\necu = "E/CM"\nversion = "1"\n[broker]\nurl = "mqtt://h:1"\n'
+    )
+    with pytest.raises(ConfigError, match=r"\[\[vehicle.software\]\]: ECU name"):
+        load_config(path, {})
 
 
 def _write(tmp_path: Path, broker: str, sampling: str = "") -> Path:
