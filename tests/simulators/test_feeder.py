@@ -108,7 +108,8 @@ def test_dtc_messages_are_json_on_the_vehicle_clock(tmp_path) -> None:  # noqa: 
     }
     for step, vid, payload in dtcs:
         msg = json.loads(payload)
-        assert msg["schema"] == "fleetpulse.dtc.v1" and msg["vehicle_id"] == vid
+        assert msg["schema"] == "fleetpulse.dtc.v2" and msg["vehicle_id"] == vid
+        assert set(msg["software"]) == {"ECM"}  # the ECU software, never in the agent's version field
         assert msg["codes"] in ([expected[vid]], [])
         skew_ns = sim.connectivity.clock_skew_ns[sim.vehicle_ids.index(vid)]
         assert msg["ts_us"] == (int(START_UNIX_S * 1e9) + step * 10**9 + int(skew_ns)) // 1000
