@@ -5,7 +5,7 @@ Everything here is pure (no I/O) so that all three sides can depend on it freely
 
 from contract import topics, wire_v1
 from contract.batch import TelemetryBatch, is_valid_vehicle_id
-from contract.errors import DecodeError, DecodeReason, EncodeError
+from contract.errors import DeadLetterReason, DecodeError, EncodeError
 from contract.signals import BY_ID, BY_PATH, SIGNALS, VSS_RELEASE, Signal, WireType
 
 __all__ = [
@@ -14,7 +14,7 @@ __all__ = [
     "SIGNALS",
     "VSS_RELEASE",
     "DecodeError",
-    "DecodeReason",
+    "DeadLetterReason",
     "EncodeError",
     "Signal",
     "TelemetryBatch",

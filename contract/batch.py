@@ -13,7 +13,7 @@ from types import MappingProxyType
 import numpy as np
 
 from contract.accounts import LOGIN_PATTERN, service_account_of
-from contract.errors import DecodeError, DecodeReason
+from contract.errors import DeadLetterReason, DecodeError
 
 VEHICLE_ID_PATTERN = LOGIN_PATTERN  # a vehicle id is its MQTT login; the API reuses the pattern
 
@@ -33,7 +33,7 @@ def check_vehicle_id(value: object, what: str = "vehicle_id") -> str:
         return value
     shown = repr(value)[:80]
     raise DecodeError(
-        DecodeReason.BAD_VEHICLE_ID,
+        DeadLetterReason.BAD_VEHICLE_ID,
         f"{what} {shown} is not a vehicle id (1-64 characters of [A-Za-z0-9_.-], not a service login)",
     )
 

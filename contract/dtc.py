@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from contract.batch import check_vehicle_id
-from contract.errors import DecodeError, DecodeReason
+from contract.errors import DeadLetterReason, DecodeError
 from contract.json_message import json_object
 from contract.software import parse_versions
 from contract.timestamps import check_ts_us
@@ -53,7 +53,7 @@ class DtcReport:
 
 def parse_dtc_message(payload: bytes) -> DtcReport:
     """Decode and check one DTC message. Raises DecodeError (bad_dtc_message or oversized)."""
-    doc = json_object(payload, MAX_DTC_MESSAGE_BYTES, DecodeReason.BAD_DTC_MESSAGE)
+    doc = json_object(payload, MAX_DTC_MESSAGE_BYTES, DeadLetterReason.BAD_DTC_MESSAGE)
     schema = doc.get("schema")
     if schema not in (DTC_SCHEMA, DTC_SCHEMA_V1):
         raise _bad(f"schema is {str(schema)[:40]!r}, expected {DTC_SCHEMA!r}")
@@ -74,7 +74,7 @@ def parse_dtc_message(payload: bytes) -> DtcReport:
     return replace(
         report,
         agent_version=_version(doc.get("agent_version"), "agent_version"),
-        software=() if software is None else parse_versions(software, DecodeReason.BAD_DTC_MESSAGE),
+        software=() if software is None else parse_versions(software, DeadLetterReason.BAD_DTC_MESSAGE),
     )
 
 
@@ -87,7 +87,7 @@ def _version(value: object, name: str) -> str:
 
 
 def _bad(detail: str) -> DecodeError:
-    return DecodeError(DecodeReason.BAD_DTC_MESSAGE, detail)
+    return DecodeError(DeadLetterReason.BAD_DTC_MESSAGE, detail)
 
 
 def dtc_message(

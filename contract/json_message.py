@@ -16,7 +16,7 @@ import math
 import re
 from typing import Any
 
-from contract.errors import DecodeError, DecodeReason
+from contract.errors import DeadLetterReason, DecodeError
 
 _MAX_INT_DIGITS = 19  # int64 has at most 19 decimal digits
 # A `\u0000` escape, not the text `\u0000` (whose backslash json.dumps escapes in turn).
@@ -48,13 +48,13 @@ def _no_constant(name: str) -> Any:
 
 
 def json_object(
-    payload: bytes, max_bytes: int, reason: DecodeReason, not_json: str = "not JSON"
+    payload: bytes, max_bytes: int, reason: DeadLetterReason, not_json: str = "not JSON"
 ) -> dict[str, Any]:
     """The payload as a JSON object. Raises DecodeError: `oversized` beyond `max_bytes` (checked
     before parsing), otherwise `reason` for bytes that are not strict JSON, not an object, or hold a
     number or text that the module docstring excludes."""
     if len(payload) > max_bytes:
-        raise DecodeError(DecodeReason.OVERSIZED, f"{len(payload)} bytes exceed {max_bytes}")
+        raise DecodeError(DeadLetterReason.OVERSIZED, f"{len(payload)} bytes exceed {max_bytes}")
     try:
         doc = json.loads(payload, parse_int=_int64, parse_float=_finite, parse_constant=_no_constant)
     except _Refused as exc:
@@ -67,7 +67,7 @@ def json_object(
     return doc
 
 
-def _check_storable_text(doc: dict[str, Any], reason: DecodeReason) -> None:
+def _check_storable_text(doc: dict[str, Any], reason: DeadLetterReason) -> None:
     try:
         text = json.dumps(doc, ensure_ascii=False)
         text.encode("utf-8")  # PostgreSQL's jsonb refuses lone surrogates...

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from contract.errors import DecodeError, DecodeReason
+from contract.errors import DeadLetterReason, DecodeError
 
 MAX_ECUS = 32
 MAX_VERSION_LEN = 64
@@ -38,7 +38,7 @@ class EcuSoftware:
         return {"ecu": self.ecu, "version": self.version, "hardware_id": self.hardware_id}
 
 
-def _text(value: Any, what: str, reason: DecodeReason, *, allow_empty: bool) -> str:
+def _text(value: Any, what: str, reason: DeadLetterReason, *, allow_empty: bool) -> str:
     if (
         not isinstance(value, str)
         or len(value) > MAX_VERSION_LEN
@@ -49,13 +49,13 @@ def _text(value: Any, what: str, reason: DecodeReason, *, allow_empty: bool) -> 
     return value
 
 
-def _ecu(value: Any, reason: DecodeReason) -> str:
+def _ecu(value: Any, reason: DeadLetterReason) -> str:
     if not isinstance(value, str) or ECU_NAME.fullmatch(value) is None:
         raise DecodeError(reason, f"ECU name {str(value)[:40]!r} must match {ECU_NAME.pattern}")
     return value
 
 
-def parse_inventory(value: Any, reason: DecodeReason) -> tuple[EcuSoftware, ...]:
+def parse_inventory(value: Any, reason: DeadLetterReason) -> tuple[EcuSoftware, ...]:
     """The check-in shape: a list of {"ecu", "version", "hardware_id"?}, each ECU once, sorted by
     ECU. Raises DecodeError(reason)."""
     if not isinstance(value, list) or len(value) > MAX_ECUS:
@@ -77,7 +77,7 @@ def parse_inventory(value: Any, reason: DecodeReason) -> tuple[EcuSoftware, ...]
     return tuple(sorted(entries))
 
 
-def parse_versions(value: Any, reason: DecodeReason) -> tuple[tuple[str, str], ...]:
+def parse_versions(value: Any, reason: DeadLetterReason) -> tuple[tuple[str, str], ...]:
     """The DTC shape: {"ECU": "version", ...}, as sorted (ecu, version) pairs. Raises
     DecodeError(reason)."""
     if not isinstance(value, dict) or len(value) > MAX_ECUS:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contract.batch import check_vehicle_id
-from contract.errors import DecodeError, DecodeReason
+from contract.errors import DeadLetterReason, DecodeError
 from contract.json_message import json_object
 from contract.software import EcuSoftware, parse_inventory
 
@@ -43,7 +43,10 @@ def parse_status_message(payload: bytes) -> StatusReport:
     if bare in (b"online", b"offline") and len(payload) <= MAX_STATUS_MESSAGE_BYTES:
         return StatusReport(bare.decode())
     doc = json_object(
-        payload, MAX_STATUS_MESSAGE_BYTES, DecodeReason.BAD_STATUS_MESSAGE, "neither online/offline nor JSON"
+        payload,
+        MAX_STATUS_MESSAGE_BYTES,
+        DeadLetterReason.BAD_STATUS_MESSAGE,
+        "neither online/offline nor JSON",
     )
     state, vehicle_id = doc.get("state"), doc.get("vehicle_id")
     if state not in STATES:
@@ -54,9 +57,9 @@ def parse_status_message(payload: bytes) -> StatusReport:
     if not isinstance(agent_version, str) or len(agent_version) > 64 or not agent_version.isprintable():
         raise _bad("agent_version must be printable text of at most 64 characters")
     software = doc.get("software")
-    inventory = None if software is None else parse_inventory(software, DecodeReason.BAD_STATUS_MESSAGE)
+    inventory = None if software is None else parse_inventory(software, DeadLetterReason.BAD_STATUS_MESSAGE)
     return StatusReport(str(state), vehicle_id, doc, agent_version, inventory)
 
 
 def _bad(detail: str) -> DecodeError:
-    return DecodeError(DecodeReason.BAD_STATUS_MESSAGE, detail)
+    return DecodeError(DeadLetterReason.BAD_STATUS_MESSAGE, detail)

@@ -10,7 +10,7 @@ time inside it that is merely far from ingest's clock is a policy matter for ing
 
 from __future__ import annotations
 
-from contract.errors import DecodeError, DecodeReason
+from contract.errors import DeadLetterReason, DecodeError
 
 MIN_TS_US = 0
 MAX_TS_US = (2**63 - 1) // 1000  # 9_223_372_036_854_775 µs = 2262-04-11T23:47:16.854775Z
@@ -24,6 +24,6 @@ def check_ts_us(ts_us: int, what: str) -> None:
     """Raises DecodeError(timestamp_out_of_range) when `ts_us` lies outside the domain."""
     if not in_domain(ts_us):
         raise DecodeError(
-            DecodeReason.TIMESTAMP_OUT_OF_RANGE,
+            DeadLetterReason.TIMESTAMP_OUT_OF_RANGE,
             f"{what} {ts_us} µs is outside {MIN_TS_US}..{MAX_TS_US} (1970-01-01..2262-04-11 UTC)",
         )

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from contract.batch import TelemetryBatch, is_valid_vehicle_id
-from contract.errors import DecodeError, DecodeReason, EncodeError
+from contract.errors import DeadLetterReason, DecodeError, EncodeError
 from contract.signals import BY_ID, BY_PATH, WireType
 from contract.timestamps import MAX_TS_US, MIN_TS_US, check_ts_us
 
@@ -138,7 +138,7 @@ def unsendable(paths: Sequence[str], values: np.ndarray) -> np.ndarray:
 
 
 def decode(payload: bytes) -> TelemetryBatch:
-    """Decode one payload. Raises DecodeError (with a DecodeReason) for anything malformed."""
+    """Decode one payload. Raises DecodeError (with a DeadLetterReason) for anything malformed."""
     body = _unframe(payload)
     reader = _Reader(body)
     id_len = reader.take(1)[0]
@@ -148,19 +148,19 @@ def decode(payload: bytes) -> TelemetryBatch:
     except UnicodeDecodeError:
         vehicle_id = ""
     if not is_valid_vehicle_id(vehicle_id):
-        raise DecodeError(DecodeReason.BAD_VEHICLE_ID, f"vehicle id {raw_id[:64]!r} is not valid")
+        raise DecodeError(DeadLetterReason.BAD_VEHICLE_ID, f"vehicle id {raw_id[:64]!r} is not valid")
     seq, n_rows, n_cols = BODY_FIXED.unpack(reader.take(BODY_FIXED.size))
     if seq > MAX_SEQ:
-        raise DecodeError(DecodeReason.BAD_SEQUENCE, f"seq {seq} exceeds {MAX_SEQ}")
+        raise DecodeError(DeadLetterReason.BAD_SEQUENCE, f"seq {seq} exceeds {MAX_SEQ}")
     if n_rows == 0:
-        raise DecodeError(DecodeReason.EMPTY_BATCH, "batch has no rows")
+        raise DecodeError(DeadLetterReason.EMPTY_BATCH, "batch has no rows")
     if n_rows > MAX_ROWS:
-        raise DecodeError(DecodeReason.OVERSIZED, f"{n_rows} rows exceed the limit of {MAX_ROWS}")
+        raise DecodeError(DeadLetterReason.OVERSIZED, f"{n_rows} rows exceed the limit of {MAX_ROWS}")
     ts0_us = struct.unpack("<q", reader.take(8))[0]
     check_ts_us(ts0_us, "ts0")  # before any arithmetic on it: nothing below can overflow
     deltas = reader.array("<u4", n_rows - 1)
     if deltas.size and deltas.min() == 0:
-        raise DecodeError(DecodeReason.TIMESTAMPS_NOT_INCREASING, "two rows share a timestamp")
+        raise DecodeError(DeadLetterReason.TIMESTAMPS_NOT_INCREASING, "two rows share a timestamp")
     ts_us = np.concatenate(([ts0_us], ts0_us + np.cumsum(deltas, dtype=np.int64))).astype(np.int64)
     check_ts_us(int(ts_us[-1]), "the last row's time")
     columns: dict[str, np.ndarray] = {}
@@ -169,20 +169,20 @@ def decode(payload: bytes) -> TelemetryBatch:
     for _ in range(n_cols):
         path, values, present = _decode_column(reader, n_rows)
         if path in columns:
-            raise DecodeError(DecodeReason.DUPLICATE_SIGNAL, f"signal {path} appears twice")
+            raise DecodeError(DeadLetterReason.DUPLICATE_SIGNAL, f"signal {path} appears twice")
         columns[path] = values
         if present is None:
             every_row_filled = True
         elif not every_row_filled:
             filled |= present
     if reader.remaining:
-        raise DecodeError(DecodeReason.TRAILING_BYTES, f"{reader.remaining} bytes after the last column")
+        raise DecodeError(DeadLetterReason.TRAILING_BYTES, f"{reader.remaining} bytes after the last column")
     if every_row_filled or filled.all():
         return TelemetryBatch(vehicle_id, seq, ts_us * 1000, columns)
     # Rows where every column is absent carry no data and are dropped; a frame with no value at all
     # is an `empty_batch` (it would store rows of nothing but NULLs).
     if not filled.any():
-        raise DecodeError(DecodeReason.EMPTY_BATCH, "no column has a present value")
+        raise DecodeError(DeadLetterReason.EMPTY_BATCH, "no column has a present value")
     kept = {path: values[filled] for path, values in columns.items()}
     return TelemetryBatch(vehicle_id, seq, ts_us[filled] * 1000, kept)
 
@@ -194,23 +194,25 @@ def inflation_limit(compressed_bytes: int) -> int:
 
 def _unframe(payload: bytes) -> bytes:
     if len(payload) > MAX_FRAME_BYTES:
-        raise DecodeError(DecodeReason.OVERSIZED, f"{len(payload)} bytes exceed {MAX_FRAME_BYTES}")
+        raise DecodeError(DeadLetterReason.OVERSIZED, f"{len(payload)} bytes exceed {MAX_FRAME_BYTES}")
     if len(payload) < HEADER.size:
-        raise DecodeError(DecodeReason.TRUNCATED, f"{len(payload)} bytes is shorter than the header")
+        raise DecodeError(DeadLetterReason.TRUNCATED, f"{len(payload)} bytes is shorter than the header")
     magic, version, flags, body_len = HEADER.unpack_from(payload)
     if magic != MAGIC:
-        raise DecodeError(DecodeReason.BAD_MAGIC, f"magic {magic!r} is not {MAGIC!r}")
+        raise DecodeError(DeadLetterReason.BAD_MAGIC, f"magic {magic!r} is not {MAGIC!r}")
     if version != VERSION:
         raise DecodeError(
-            DecodeReason.UNSUPPORTED_VERSION, f"version {version}; this decoder reads {VERSION}"
+            DeadLetterReason.UNSUPPORTED_VERSION, f"version {version}; this decoder reads {VERSION}"
         )
     if flags & ~KNOWN_FLAGS:
-        raise DecodeError(DecodeReason.BAD_FLAGS, f"unknown flag bits {flags:#04x}")
+        raise DecodeError(DeadLetterReason.BAD_FLAGS, f"unknown flag bits {flags:#04x}")
     body = payload[HEADER.size :]
     if len(body) < body_len:
-        raise DecodeError(DecodeReason.TRUNCATED, f"body has {len(body)} of {body_len} bytes")
+        raise DecodeError(DeadLetterReason.TRUNCATED, f"body has {len(body)} of {body_len} bytes")
     if len(body) > body_len:
-        raise DecodeError(DecodeReason.LENGTH_MISMATCH, f"body has {len(body)} bytes, header says {body_len}")
+        raise DecodeError(
+            DeadLetterReason.LENGTH_MISMATCH, f"body has {len(body)} bytes, header says {body_len}"
+        )
     if not flags & FLAG_ZLIB:
         return bytes(body)
     inflater = zlib.decompressobj()
@@ -218,18 +220,18 @@ def _unframe(payload: bytes) -> bytes:
     try:
         out = inflater.decompress(body, limit)
     except zlib.error as exc:
-        raise DecodeError(DecodeReason.DECOMPRESSION_FAILED, str(exc)) from None
+        raise DecodeError(DeadLetterReason.DECOMPRESSION_FAILED, str(exc)) from None
     if inflater.unconsumed_tail or (len(out) == limit and not inflater.eof):
         raise DecodeError(
-            DecodeReason.OVERSIZED,
+            DeadLetterReason.OVERSIZED,
             f"a {len(body)}-byte zlib body inflates beyond {limit} bytes (max(1 MiB, "
             f"{MAX_INFLATION_RATIO}x), at most {MAX_BODY_BYTES})",
         )
     if not inflater.eof:
-        raise DecodeError(DecodeReason.TRUNCATED, "compressed body ends early")
+        raise DecodeError(DeadLetterReason.TRUNCATED, "compressed body ends early")
     if inflater.unused_data:
         raise DecodeError(
-            DecodeReason.TRAILING_BYTES, f"{len(inflater.unused_data)} bytes after the compressed body"
+            DeadLetterReason.TRAILING_BYTES, f"{len(inflater.unused_data)} bytes after the compressed body"
         )
     return out
 
@@ -239,10 +241,10 @@ def _decode_column(reader: _Reader, n_rows: int) -> tuple[str, np.ndarray, np.nd
     signal_id, wire_code, presence_mode = COLUMN_HEAD.unpack(reader.take(COLUMN_HEAD.size))
     signal = BY_ID.get(signal_id)
     if signal is None:
-        raise DecodeError(DecodeReason.UNKNOWN_SIGNAL, f"signal id {signal_id} is not in the catalogue")
+        raise DecodeError(DeadLetterReason.UNKNOWN_SIGNAL, f"signal id {signal_id} is not in the catalogue")
     if wire_code != signal.wire_type:
         raise DecodeError(
-            DecodeReason.TYPE_MISMATCH,
+            DeadLetterReason.TYPE_MISMATCH,
             f"{signal.vss_path} sent as type {wire_code}, catalogue says {int(signal.wire_type)}",
         )
     if presence_mode == PRESENCE_ALL:
@@ -253,17 +255,19 @@ def _decode_column(reader: _Reader, n_rows: int) -> tuple[str, np.ndarray, np.nd
         bits = np.unpackbits(bitmap, bitorder="little").astype(bool)
         if bits[n_rows:].any():
             raise DecodeError(
-                DecodeReason.LENGTH_MISMATCH, f"{signal.vss_path}: presence bits set past the last row"
+                DeadLetterReason.LENGTH_MISMATCH, f"{signal.vss_path}: presence bits set past the last row"
             )
         present = bits[:n_rows]
         count = int(present.sum())
     else:
-        raise DecodeError(DecodeReason.LENGTH_MISMATCH, f"{signal.vss_path}: presence mode {presence_mode}")
+        raise DecodeError(
+            DeadLetterReason.LENGTH_MISMATCH, f"{signal.vss_path}: presence mode {presence_mode}"
+        )
     kept = reader.array(signal.wire_type.numpy_dtype.str, count).astype(np.float64)
     if not np.isfinite(kept).all():
-        raise DecodeError(DecodeReason.NON_FINITE_VALUE, f"{signal.vss_path} carries NaN or infinity")
+        raise DecodeError(DeadLetterReason.NON_FINITE_VALUE, f"{signal.vss_path} carries NaN or infinity")
     if signal.wire_type is WireType.BOOL and (kept > 1).any():
-        raise DecodeError(DecodeReason.BAD_BOOL, f"{signal.vss_path} carries a boolean other than 0/1")
+        raise DecodeError(DeadLetterReason.BAD_BOOL, f"{signal.vss_path} carries a boolean other than 0/1")
     if present is None:
         return signal.vss_path, kept, None
     values = np.full(n_rows, np.nan)
@@ -287,7 +291,7 @@ class _Reader:
     def take(self, n: int) -> bytes:
         if n > self.remaining:
             raise DecodeError(
-                DecodeReason.TRUNCATED, f"needed {n} bytes at offset {self._pos}, {self.remaining} left"
+                DeadLetterReason.TRUNCATED, f"needed {n} bytes at offset {self._pos}, {self.remaining} left"
             )
         out = self._buf[self._pos : self._pos + n].tobytes()
         self._pos += n

@@ -17,7 +17,7 @@ from typing import Any
 
 from contract.batch import is_valid_vehicle_id
 from contract.endpoint import MqttEndpoint
-from contract.errors import DecodeError, DecodeReason
+from contract.errors import DeadLetterReason, DecodeError
 from contract.signals import SIGNALS
 from contract.software import EcuSoftware, parse_inventory
 from edge_agent.spool_budget import DEFAULT_MEMORY_MAX_BYTES, check_max_bytes, sampling_batch_estimate
@@ -99,7 +99,7 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> AgentConfi
     )
     source_kind = source.pop("kind", "simulated")
     try:
-        software = parse_inventory(vehicle.get("software", []), DecodeReason.BAD_STATUS_MESSAGE)
+        software = parse_inventory(vehicle.get("software", []), DeadLetterReason.BAD_STATUS_MESSAGE)
     except DecodeError as exc:
         raise ConfigError(f"[[vehicle.software]]: {exc.detail}") from None
 

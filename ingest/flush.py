@@ -18,10 +18,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from contract.errors import DeadLetterReason
 from contract.signals import SIGNALS
 from ingest.copy_binary import RowBlock, encode_copy_binary, rows_from_batches
 from ingest.pipeline import Accepted, AcceptedDtc, AcceptedStatus, DeadLetter, Triage, dead_letter
-from ingest.validation import OUT_OF_RANGE, ValidationPolicy, null_out_of_range, time_window_violations
+from ingest.validation import ValidationPolicy, null_out_of_range, time_window_violations
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,10 @@ def prepare_flush(triaged: Triage, policy: ValidationPolicy | None = None) -> Pr
     lengths = np.array([a.batch.n_rows for a in accepted], np.int64)
     row_batch = np.repeat(np.arange(len(accepted)), lengths)
     hits = null_out_of_range(block.values, row_batch)
-    quarantine = {i: dead_letter(accepted[i].envelope, OUT_OF_RANGE, detail) for i, detail in hits.items()}
+    quarantine = {
+        i: dead_letter(accepted[i].envelope, DeadLetterReason.OUT_OF_RANGE, detail)
+        for i, detail in hits.items()
+    }
     statuses = newest_statuses(triaged.statuses)
     prepared = PreparedFlush(
         accepted=tuple(accepted),

@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+from contract.errors import DeadLetterReason
 from ingest.flush import PreparedFlush
-from ingest.pipeline import INTERNAL_ERROR, Envelope, Triage, dead_letter, triage
+from ingest.pipeline import Envelope, Triage, dead_letter, triage
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ def _prepare_one_by_one(envelopes: Sequence[Envelope], prepare: Prepare) -> Prep
         try:
             prepare(one)
         except Exception as exc:  # noqa: BLE001  # dead-lettered with its payload, never lost
-            out.add(dead_letter(envelope, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+            out.add(
+                dead_letter(envelope, DeadLetterReason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:500])
+            )
             continue
         for outcome in one.outcomes():
             out.add(outcome)
@@ -60,5 +63,5 @@ def _prepare_one_by_one(envelopes: Sequence[Envelope], prepare: Prepare) -> Prep
 def _all_dead(envelopes: Sequence[Envelope], detail: str) -> Triage:
     out = Triage()
     for envelope in envelopes:
-        out.add(dead_letter(envelope, INTERNAL_ERROR, detail))
+        out.add(dead_letter(envelope, DeadLetterReason.INTERNAL_ERROR, detail))
     return out

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 import psycopg
 
+from contract.errors import DeadLetterReason
 from ingest.flush import (
     PreparedFlush,
     StorageParams,
@@ -38,8 +39,6 @@ from ingest.validation import ValidationPolicy
 
 T = TypeVar("T")
 M = TypeVar("M", AcceptedDtc, AcceptedStatus)
-UNKNOWN_VEHICLE = "unknown_vehicle"
-STORAGE_REJECTED = "storage_rejected"
 
 _CLAIM_SQL = (
     "INSERT INTO ingest_batches (vehicle_id, seq, first_ts, last_ts, n_rows, n_samples) "
@@ -157,7 +156,7 @@ class WriteResult:
     samples: int
     duplicates: int
     dead_letters: int
-    dead_reasons: tuple[str, ...] = ()
+    dead_reasons: tuple[DeadLetterReason, ...] = ()
     committed_at_ns: int = 0
     newest_ts_us: tuple[int, ...] = ()  # newest sample time of each stored batch (for the lag metric)
     dtc_reports: int = 0  # DTC reports stored
@@ -272,7 +271,7 @@ class TelemetryStore:
                 results.append(result)
             else:
                 envelope = prepared.accepted[i].envelope
-                flush_dead.append(dead_letter(envelope, STORAGE_REJECTED, detail or ""))
+                flush_dead.append(dead_letter(envelope, DeadLetterReason.STORAGE_REJECTED, detail or ""))
         with conn.transaction():
 
             def store_dtcs(dtcs: list[AcceptedDtc]) -> int:
@@ -356,7 +355,11 @@ class TelemetryStore:
         senders += [(st.vehicle_id, st.envelope) for st in statuses]
         known = _known_vehicles(conn, {v for v, _ in senders}) if senders else set()
         reason = "vehicle is not registered and the policy is reject"
-        dead = [dead_letter(envelope, UNKNOWN_VEHICLE, reason) for v, envelope in senders if v not in known]
+        dead = [
+            dead_letter(envelope, DeadLetterReason.UNKNOWN_VEHICLE, reason)
+            for v, envelope in senders
+            if v not in known
+        ]
         return _Screened(
             np.array([a.batch.vehicle_id in known for a in prepared.accepted], dtype=bool),
             [d for d in dtcs if d.report.vehicle_id in known],
@@ -394,7 +397,15 @@ class TelemetryStore:
             cur.executemany(
                 _DEAD_SQL,
                 [
-                    (_ts(d.received_at_ns), d.topic, d.vehicle_id, d.reason, d.detail, d.payload, d.retained)
+                    (
+                        _ts(d.received_at_ns),
+                        d.topic,
+                        d.vehicle_id,
+                        d.reason.value,  # psycopg would store an Enum member's name
+                        d.detail,
+                        d.payload,
+                        d.retained,
+                    )
                     for d in dead
                 ],
             )
@@ -429,7 +440,7 @@ def _store_isolated(
     for item in items:
         one, detail = _in_savepoint(conn, store, [item])
         if one is None:
-            dead.append(dead_letter(item.envelope, STORAGE_REJECTED, detail or ""))
+            dead.append(dead_letter(item.envelope, DeadLetterReason.STORAGE_REJECTED, detail or ""))
         else:
             total += one
     return total, dead

@@ -18,11 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract.errors import DeadLetterReason
 from contract.signals import SIGNALS
-
-TIMESTAMP_IN_FUTURE = "timestamp_in_future"
-TIMESTAMP_TOO_OLD = "timestamp_too_old"
-OUT_OF_RANGE = "out_of_range"
 
 
 @dataclass(frozen=True)
@@ -35,18 +32,24 @@ class ValidationPolicy:
 
 def time_window_violations(
     first_ts_ns: np.ndarray, last_ts_ns: np.ndarray, received_ns: np.ndarray, policy: ValidationPolicy
-) -> list[tuple[int, str, str]]:
+) -> list[tuple[int, DeadLetterReason, str]]:
     """(batch index, reason, detail) for every batch outside the allowed window."""
     future = last_ts_ns - received_ns > int(policy.max_future_s * 1e9)
     old = received_ns - first_ts_ns > int(policy.max_past_s * 1e9)
-    out = []
+    out: list[tuple[int, DeadLetterReason, str]] = []
     for i in np.flatnonzero(future).tolist():
         ahead_s = (int(last_ts_ns[i]) - int(received_ns[i])) / 1e9
-        out.append((i, TIMESTAMP_IN_FUTURE, f"last sample {ahead_s:.0f} s ahead of ingest's clock"))
+        out.append(
+            (i, DeadLetterReason.TIMESTAMP_IN_FUTURE, f"last sample {ahead_s:.0f} s ahead of ingest's clock")
+        )
     for i in np.flatnonzero(old & ~future).tolist():
         age_s = (int(received_ns[i]) - int(first_ts_ns[i])) / 1e9
         out.append(
-            (i, TIMESTAMP_TOO_OLD, f"first sample {age_s:.0f} s old (limit {policy.max_past_s:.0f} s)")
+            (
+                i,
+                DeadLetterReason.TIMESTAMP_TOO_OLD,
+                f"first sample {age_s:.0f} s old (limit {policy.max_past_s:.0f} s)",
+            )
         )
     return out
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contract.dtc import DTC_SCHEMA, DTC_SCHEMA_V1, DtcReport, dtc_message, parse_dtc_message
-from contract.errors import DecodeError, DecodeReason
+from contract.errors import DeadLetterReason, DecodeError
 from contract.timestamps import MAX_TS_US
 
 CODES = st.from_regex(r"\A[PCBU][0-3][0-9A-F]{3}\Z", fullmatch=True)
@@ -51,43 +51,43 @@ def _doc(**change: object) -> bytes:
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        (b"", DecodeReason.BAD_DTC_MESSAGE),
-        (b"\xff\xfe", DecodeReason.BAD_DTC_MESSAGE),
-        (b"[1, 2]", DecodeReason.BAD_DTC_MESSAGE),
-        (b"[" * 100_000, DecodeReason.OVERSIZED),
-        (b"[" * 10_000, DecodeReason.BAD_DTC_MESSAGE),  # deep nesting: RecursionError is caught
-        (_doc(schema="fleetpulse.dtc.v0"), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(vehicle_id="bad/id"), DecodeReason.BAD_VEHICLE_ID),
-        (_doc(vehicle_id=...), DecodeReason.BAD_VEHICLE_ID),
-        (_doc(vehicle_id=""), DecodeReason.BAD_VEHICLE_ID),
-        (_doc(ts_us=-5), DecodeReason.TIMESTAMP_OUT_OF_RANGE),
-        (_doc(ts_us=10**16), DecodeReason.TIMESTAMP_OUT_OF_RANGE),  # year 2286: *1000 overflows int64
-        (_doc(ts_us=MAX_TS_US + 1), DecodeReason.TIMESTAMP_OUT_OF_RANGE),
-        (_doc(ts_us=2**63), DecodeReason.BAD_DTC_MESSAGE),  # not an int64 at all
+        (b"", DeadLetterReason.BAD_DTC_MESSAGE),
+        (b"\xff\xfe", DeadLetterReason.BAD_DTC_MESSAGE),
+        (b"[1, 2]", DeadLetterReason.BAD_DTC_MESSAGE),
+        (b"[" * 100_000, DeadLetterReason.OVERSIZED),
+        (b"[" * 10_000, DeadLetterReason.BAD_DTC_MESSAGE),  # deep nesting: RecursionError is caught
+        (_doc(schema="fleetpulse.dtc.v0"), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(vehicle_id="bad/id"), DeadLetterReason.BAD_VEHICLE_ID),
+        (_doc(vehicle_id=...), DeadLetterReason.BAD_VEHICLE_ID),
+        (_doc(vehicle_id=""), DeadLetterReason.BAD_VEHICLE_ID),
+        (_doc(ts_us=-5), DeadLetterReason.TIMESTAMP_OUT_OF_RANGE),
+        (_doc(ts_us=10**16), DeadLetterReason.TIMESTAMP_OUT_OF_RANGE),  # year 2286: *1000 overflows int64
+        (_doc(ts_us=MAX_TS_US + 1), DeadLetterReason.TIMESTAMP_OUT_OF_RANGE),
+        (_doc(ts_us=2**63), DeadLetterReason.BAD_DTC_MESSAGE),  # not an int64 at all
         # a 5,000-digit integer: beyond Python's 4,300-digit conversion limit
-        (_doc().replace(b"}", b', "x": ' + b"7" * 5000 + b"}"), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc().replace(b"1764250000000000", b"1" * 5000), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(extra=float("nan")), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(extra=float("inf")), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc().replace(b"}", b', "x": 1e999}'), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(ts_us=1.5), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(ts_us=True), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(codes="P0301"), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(codes=["P0301", "X9999"]), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(codes=["p0301"]), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(codes=["P0301"] * 200), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(agent_version="4.2\u0000"), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(agent_version="x" * 65), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(agent_version=4), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(software=["ECM", "4.2.0"]), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(software={"ECM": ""}), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(software={"E/CM": "1"}), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(software={"ECM": 4.2}), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(software={f"E{i}": "1" for i in range(33)}), DecodeReason.BAD_DTC_MESSAGE),
-        (_doc(schema=DTC_SCHEMA_V1, firmware_version="x" * 65), DecodeReason.BAD_DTC_MESSAGE),
+        (_doc().replace(b"}", b', "x": ' + b"7" * 5000 + b"}"), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc().replace(b"1764250000000000", b"1" * 5000), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(extra=float("nan")), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(extra=float("inf")), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc().replace(b"}", b', "x": 1e999}'), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(ts_us=1.5), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(ts_us=True), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(codes="P0301"), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(codes=["P0301", "X9999"]), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(codes=["p0301"]), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(codes=["P0301"] * 200), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(agent_version="4.2\u0000"), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(agent_version="x" * 65), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(agent_version=4), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(software=["ECM", "4.2.0"]), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(software={"ECM": ""}), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(software={"E/CM": "1"}), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(software={"ECM": 4.2}), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(software={f"E{i}": "1" for i in range(33)}), DeadLetterReason.BAD_DTC_MESSAGE),
+        (_doc(schema=DTC_SCHEMA_V1, firmware_version="x" * 65), DeadLetterReason.BAD_DTC_MESSAGE),
     ],
 )
-def test_malformed_messages_are_rejected_with_a_reason(payload: bytes, reason: DecodeReason) -> None:
+def test_malformed_messages_are_rejected_with_a_reason(payload: bytes, reason: DeadLetterReason) -> None:
     with pytest.raises(DecodeError) as caught:
         parse_dtc_message(payload)
     assert caught.value.reason is reason

@@ -9,13 +9,13 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contract.errors import DecodeError, DecodeReason
+from contract.errors import DeadLetterReason, DecodeError
 from contract.software import EcuSoftware, parse_inventory, parse_versions, versions_of
 from contract.status import parse_status_message
 
 TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=64)
 ECUS = st.from_regex(r"\A[A-Za-z0-9_.-]{1,32}\Z", fullmatch=True)
-REASON = DecodeReason.BAD_STATUS_MESSAGE
+REASON = DeadLetterReason.BAD_STATUS_MESSAGE
 
 
 @given(st.dictionaries(ECUS, st.tuples(TEXT, TEXT | st.just("")), max_size=32))

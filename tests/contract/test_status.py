@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contract.errors import DecodeError, DecodeReason
+from contract.errors import DeadLetterReason, DecodeError
 from contract.status import StatusReport, parse_status_message
 
 
@@ -23,25 +23,25 @@ def test_bare_states_and_the_check_in() -> None:
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        (b"", DecodeReason.BAD_STATUS_MESSAGE),
-        (b"maybe", DecodeReason.BAD_STATUS_MESSAGE),
-        (b"[]", DecodeReason.BAD_STATUS_MESSAGE),
-        (b'{"state": "asleep"}', DecodeReason.BAD_STATUS_MESSAGE),
-        (b'{"state": "online", "vehicle_id": 7}', DecodeReason.BAD_VEHICLE_ID),
-        (b'{"state": "online", "vehicle_id": ""}', DecodeReason.BAD_VEHICLE_ID),
-        (b'{"state": "online", "vehicle_id": "a/b"}', DecodeReason.BAD_VEHICLE_ID),
-        (b'{"state": "online", "n": NaN}', DecodeReason.BAD_STATUS_MESSAGE),
-        (b'{"state": "online", "n": Infinity}', DecodeReason.BAD_STATUS_MESSAGE),
-        (b'{"state": "online", "n": -Infinity}', DecodeReason.BAD_STATUS_MESSAGE),
-        (b'{"state": "online", "n": 1e999}', DecodeReason.BAD_STATUS_MESSAGE),
-        (b'{"state": "online", "n": ' + b"9" * 5000 + b"}", DecodeReason.BAD_STATUS_MESSAGE),
-        (b'{"state": "online", "n": 9223372036854775808}', DecodeReason.BAD_STATUS_MESSAGE),
-        (b'{"state": "online", "note": "\\u0000"}', DecodeReason.BAD_STATUS_MESSAGE),
-        (b'{"state": "online", "note": "\\ud800"}', DecodeReason.BAD_STATUS_MESSAGE),
-        (b'{"state": "online", "pad": "' + b"x" * 20_000 + b'"}', DecodeReason.OVERSIZED),
+        (b"", DeadLetterReason.BAD_STATUS_MESSAGE),
+        (b"maybe", DeadLetterReason.BAD_STATUS_MESSAGE),
+        (b"[]", DeadLetterReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "asleep"}', DeadLetterReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "vehicle_id": 7}', DeadLetterReason.BAD_VEHICLE_ID),
+        (b'{"state": "online", "vehicle_id": ""}', DeadLetterReason.BAD_VEHICLE_ID),
+        (b'{"state": "online", "vehicle_id": "a/b"}', DeadLetterReason.BAD_VEHICLE_ID),
+        (b'{"state": "online", "n": NaN}', DeadLetterReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "n": Infinity}', DeadLetterReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "n": -Infinity}', DeadLetterReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "n": 1e999}', DeadLetterReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "n": ' + b"9" * 5000 + b"}", DeadLetterReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "n": 9223372036854775808}', DeadLetterReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "note": "\\u0000"}', DeadLetterReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "note": "\\ud800"}', DeadLetterReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "pad": "' + b"x" * 20_000 + b'"}', DeadLetterReason.OVERSIZED),
     ],
 )
-def test_refused_shapes(payload: bytes, reason: DecodeReason) -> None:
+def test_refused_shapes(payload: bytes, reason: DeadLetterReason) -> None:
     with pytest.raises(DecodeError) as caught:
         parse_status_message(payload)
     assert caught.value.reason is reason

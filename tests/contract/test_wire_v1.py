@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contract import SIGNALS, DecodeError, DecodeReason, EncodeError, TelemetryBatch, WireType, wire_v1
+from contract import SIGNALS, DeadLetterReason, DecodeError, EncodeError, TelemetryBatch, WireType, wire_v1
 from contract.signals import BY_PATH
 from contract.timestamps import MAX_TS_US
 from tests.malformed_payloads import GOOD_SPEED, MALFORMED, body, frame
@@ -82,7 +82,7 @@ def test_random_bytes_never_crash_the_decoder(payload: bytes) -> None:
     try:
         wire_v1.decode(payload)
     except DecodeError as exc:
-        assert isinstance(exc.reason, DecodeReason)
+        assert isinstance(exc.reason, DeadLetterReason)
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
