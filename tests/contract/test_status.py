@@ -37,6 +37,7 @@ def test_bare_states_and_the_check_in() -> None:
         (b'{"state": "online", "n": ' + b"9" * 5000 + b"}", DeadLetterReason.BAD_STATUS_MESSAGE),
         (b'{"state": "online", "n": 9223372036854775808}', DeadLetterReason.BAD_STATUS_MESSAGE),
         (b'{"state": "online", "note": "\\u0000"}', DeadLetterReason.BAD_STATUS_MESSAGE),
+        (b'{"state": "online", "note": "a\\\\\\u0000"}', DeadLetterReason.BAD_STATUS_MESSAGE),  # \\ then NUL
         (b'{"state": "online", "note": "\\ud800"}', DeadLetterReason.BAD_STATUS_MESSAGE),
         (b'{"state": "online", "pad": "' + b"x" * 20_000 + b'"}', DeadLetterReason.OVERSIZED),
     ],
@@ -45,6 +46,12 @@ def test_refused_shapes(payload: bytes, reason: DeadLetterReason) -> None:
     with pytest.raises(DecodeError) as caught:
         parse_status_message(payload)
     assert caught.value.reason is reason
+
+
+def test_text_that_only_looks_like_an_escaped_nul_is_kept() -> None:
+    for note in ("\\u0000", "\\\\\\u0000", "u0000"):  # a backslash and "u0000" is no NUL
+        doc = {"state": "online", "note": note}
+        assert parse_status_message(json.dumps(doc).encode()).details == doc
 
 
 def test_numbers_within_int64_and_finite_doubles_are_kept() -> None:
