@@ -62,17 +62,18 @@ class FleetTopicPlugin(BaseTopicPlugin):
     ) -> bool | None:
         if session is None or not topic:
             return False
-        username = _text(session.username)
-        allowed = topics.permissions_of(username)
-        if action is Action.PUBLISH:
-            return any(_matches(topic, pattern) for pattern in allowed.publish)
-        if topic.startswith("$share/") and allowed.shareable:
-            topic = topic.split("/", 2)[2] if topic.count("/") >= 2 else ""
-        return any(_matches(topic, pattern) for pattern in allowed.subscribe)
+        return topic_allowed(_text(session.username), topic, publish=action is Action.PUBLISH)
 
 
-def _matches(topic: str, pattern: str) -> bool:
-    return TopicAccessControlListPlugin.topic_ac(topic, pattern)
+def topic_allowed(username: str, topic: str, *, publish: bool) -> bool:
+    """Whether `username` may publish to `topic` or (`publish=False`) subscribe to the filter
+    `topic`, matched with amqtt's own matcher against `contract.topics.permissions_of`. A `#`
+    before the last level (not a valid filter) is refused: amqtt's matcher would let `+` take it."""
+    if "#" in topic.split("/")[:-1]:
+        return False
+    allowed = topics.permissions_of(username)
+    patterns = allowed.publish if publish else allowed.subscribe_patterns
+    return any(TopicAccessControlListPlugin.topic_ac(topic, pattern) for pattern in patterns)
 
 
 def broker_plugin_config(fleet_secret: str, service_passwords: dict[str, str]) -> dict[str, object]:

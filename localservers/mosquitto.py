@@ -107,10 +107,7 @@ def _role_name(login: str) -> str:
 def _role(login: str) -> dict[str, Any]:
     allowed = topics.permissions_of(login)
     acls = [{"acltype": "publishClientSend", "topic": t, "allow": True} for t in allowed.publish]
-    subscribe = list(allowed.subscribe)
-    if allowed.shareable:  # ingest workers: $share/<group>/<filter>
-        subscribe += [f"$share/+/{t}" for t in allowed.subscribe]
-    acls += [{"acltype": "subscribePattern", "topic": t, "allow": True} for t in subscribe]
+    acls += [{"acltype": "subscribePattern", "topic": t, "allow": True} for t in allowed.subscribe_patterns]
     acls += [{"acltype": "publishClientReceive", "topic": t, "allow": True} for t in allowed.subscribe]
     return {"rolename": _role_name(login), "acls": acls}
 
