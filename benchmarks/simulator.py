@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from contract import accounts, topics
+from contract import accounts
 from contract.endpoint import MqttEndpoint
 from edge_agent.fleet_publishing import MqttPublisher
 from simulators.engine import FleetSimulation
@@ -88,7 +88,7 @@ def run_bench(
             sim,
             pubs,
             FeedConfig(config.sim_seconds, config.batch_interval_s, speedup=math.inf),
-            publish_dtc=lambda vid, msg: dtc.publish_message(vid, topics.DTC, msg),
+            publish_message=dtc.publish_message,
         )
         acked = pubs.wait_acked(120) and dtc.wait_acked(30)
         if profiler:

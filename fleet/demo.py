@@ -30,6 +30,7 @@ from fleet.pipeline_run import run_through_ingest, started_servers
 from fleet.settings import FleetSettings
 from localservers.embedded import free_port
 from simulators import FleetSimulation, city_grid
+from simulators.fleet_registry import SimulatedRegistry, build_registry
 from simulators.scenario import FaultSpec, HazardSpec, NetworkSpec, Scenario
 
 
@@ -48,14 +49,21 @@ class DemoSummary:
     wall_time_s: float
     dtc_messages: int  # DTC messages the broker acknowledged (a vehicle's whole set, on each change)
     dtc_reports_stored: int
+    vehicles_registered: int  # in the registry, with model, fleet, service centre and owner
+    vehicles_with_software: int  # whose check-in's software inventory was stored
+    service_centres: int
+    api_centres_see_own_vehicles: bool  # each centre's token lists exactly the vehicles assigned to it
 
     @property
     def ok(self) -> bool:
-        """Everything published was stored, nothing was dead-lettered."""
+        """Everything published was stored, nothing was dead-lettered, every vehicle is registered
+        and reported its software, and each service centre sees exactly its own vehicles."""
         return (
             self.samples_stored == self.samples_published > 0
             and self.dtc_reports_stored == self.dtc_messages
             and self.dead_letters == 0
+            and self.vehicles_registered == self.vehicles_with_software == self.vehicles
+            and self.api_centres_see_own_vehicles
         )
 
 
@@ -107,6 +115,8 @@ async def _run(
             srv, settings, fleet, ingest_client_id=accounts.INGEST_DEMO, speedup=1.0, console=console
         )
         visible, latest = await _check_api(api_port, token, fleet.vehicle_ids[0])
+        registry = build_registry(fleet)
+        scoped = await _check_centre_scoping(api_port, srv.database_url, registry)
     finally:
         api.should_exit = True
         await api_task
@@ -124,6 +134,10 @@ async def _run(
         wall_time_s=round(time.monotonic() - started, 2),
         dtc_messages=done.stats.dtc_messages,
         dtc_reports_stored=stored.dtc_reports,
+        vehicles_registered=stored.vehicles_registered,
+        vehicles_with_software=stored.vehicles_with_software,
+        service_centres=len(registry.service_centres),
+        api_centres_see_own_vehicles=scoped,
     )
 
 
@@ -175,3 +189,37 @@ async def _check_api(port: int, token: str, vehicle_id: str) -> tuple[int, int]:
 
 def summary_dict(summary: DemoSummary) -> dict:
     return dataclasses.asdict(summary)
+
+
+async def _check_centre_scoping(port: int, database_url: str, registry: SimulatedRegistry) -> bool:
+    """Give each service centre a token and list its vehicles through the API: True when every
+    centre sees exactly the vehicles of this run that the registry assigns to it (on a database
+    that earlier runs used too, it also sees theirs)."""
+    tokens = await asyncio.to_thread(_centre_tokens, database_url, registry)
+    run = {v.vehicle_id for v in registry.vehicles}
+    ok = True
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        for centre in registry.service_centres:
+            headers = {"Authorization": f"Bearer {tokens[centre.service_centre_id]}"}
+            seen: set[str] = set()
+            while True:
+                params = {"limit": 500, "offset": len(seen)}
+                answer = await client.get("/vehicles", params=params, headers=headers)
+                page = answer.raise_for_status().json()
+                seen |= {v["vehicle_id"] for v in page["items"]}
+                if not page["items"] or len(seen) >= page["total"]:
+                    break
+            centre_id = centre.service_centre_id
+            mine = {v.vehicle_id for v in registry.vehicles if v.service_centre_id == centre_id}
+            ok = ok and seen & run == mine
+    return ok
+
+
+def _centre_tokens(database_url: str, registry: SimulatedRegistry) -> dict[str, str]:
+    with psycopg.connect(database_url) as conn:
+        return {
+            c.service_centre_id: create_token(
+                conn, f"demo-{c.service_centre_id}-{time.time_ns()}", "service_centre", c.service_centre_id
+            )
+            for c in registry.service_centres
+        }

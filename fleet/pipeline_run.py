@@ -23,15 +23,17 @@ import psycopg
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from contract import accounts, topics
+from contract import accounts
 from contract.endpoint import MqttEndpoint
 from edge_agent.fleet_publishing import MqttPublisher
 from fleet.embedded import Servers, servers
 from fleet.runtime import count_dead_letters, poll_counts
 from fleet.settings import FleetSettings
 from ingest import IngestConfig, IngestService, MigrationReport, TelemetryStore, migrate
+from registry import import_records
 from simulators.engine import FleetSimulation, StepOutput
 from simulators.feeder import FeedConfig, FeedStats, feed
+from simulators.fleet_registry import build_registry
 from simulators.runner import VehiclePublishers
 
 LEDGER_SQL = (
@@ -39,6 +41,10 @@ LEDGER_SQL = (
     "WHERE vehicle_id = ANY(%s) AND received_at >= to_timestamp(%s)"
 )
 DTC_SQL = "SELECT count(*) FROM dtc_reports WHERE vehicle_id = ANY(%s) AND received_at >= to_timestamp(%s)"
+SOFTWARE_SQL = (
+    "SELECT count(DISTINCT vehicle_id) FROM vehicle_software "
+    "WHERE vehicle_id = ANY(%s) AND reported_at >= to_timestamp(%s)"
+)
 ACK_TIMEOUT_S = 120.0
 DTC_ACK_TIMEOUT_S = 30.0
 STORE_TIMEOUT_S = 120.0
@@ -90,6 +96,7 @@ class Drive:
             "duplicate_batches": s.duplicates,
             "backlogged_batches": s.backlogged_batches,
             "dtc_messages": s.dtc_messages,
+            "checkins": s.checkins,
             "wire_bytes": self.wire_bytes,
             "simulated_s": self.simulated_s,
             "wall_time_s": round(self.wall_s, 2),
@@ -107,6 +114,8 @@ class Stored:
     batches: int
     dtc_reports: int
     dead_letters: int
+    vehicles_registered: int  # the fleet's registry rows (simulators.fleet_registry), written first
+    vehicles_with_software: int  # vehicles whose reported software inventory ingest stored
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -114,6 +123,8 @@ class Stored:
             "batches_stored": self.batches,
             "dtc_reports_stored": self.dtc_reports,
             "dead_letters": self.dead_letters,
+            "vehicles_registered": self.vehicles_registered,
+            "vehicles_with_software": self.vehicles_with_software,
         }
 
 
@@ -142,9 +153,11 @@ async def run_through_ingest(
     console: Console,
     on_step: Callable[[FleetSimulation, StepOutput], None] | None = None,
 ) -> tuple[Drive, Stored]:
-    """Run ingest in this process, drive `sim` through it, and wait until it stored everything the
-    broker acknowledged (or the timeouts pass: the counts then show the shortfall)."""
+    """Register the fleet (models, fleets, service centres, owners, vehicles), run ingest in this
+    process, drive `sim` through it, and wait until it stored everything the broker acknowledged
+    (or the timeouts pass: the counts then show the shortfall)."""
     since_unix_s = time.time() - 1.0  # a second's margin between this clock and the database's
+    registered = await asyncio.to_thread(register_fleet, srv.database_url, sim, console)
     stop = threading.Event()
     async with _ingest_running(srv, settings, ingest_client_id):
         try:
@@ -160,8 +173,22 @@ async def run_through_ingest(
         except BaseException:  # cancelled (Ctrl-C): the drive's thread stops at its next step
             stop.set()
             raise
-        stored = await _wait_stored(srv.database_url, sim, done, since_unix_s)
+        stored = await _wait_stored(srv.database_url, sim, done, since_unix_s, registered)
     return done, stored
+
+
+def register_fleet(database_url: str, sim: FleetSimulation, console: Console) -> int:
+    """Write the simulated fleet into the registry (idempotent); how many vehicles it holds. A row
+    the registry refuses (e.g. a VIN an unrelated vehicle already has) is logged, not fatal."""
+    fleet = build_registry(sim)
+    with psycopg.connect(database_url) as conn:
+        report = import_records(conn, fleet.records)
+    for problem in report.problems[:5]:
+        console.log(f"[yellow]registry refused {problem.describe()}")
+    counts = report.counts["vehicles"]
+    vehicles = counts.inserted + counts.updated + counts.unchanged
+    console.log(f"registered {vehicles} vehicles, {len(fleet.service_centres)} service centres")
+    return vehicles
 
 
 def drive(
@@ -201,7 +228,7 @@ def drive(
                 sim,
                 pubs,
                 FeedConfig(sc.duration_s, sc.batch_interval_s, speedup=speedup),
-                publish_dtc=(lambda vid, msg: dtc.publish_message(vid, topics.DTC, msg)) if dtc else None,
+                publish_message=dtc.publish_message if dtc else None,
                 on_step=step_done,
                 should_stop=stop.is_set,
             )
@@ -257,8 +284,11 @@ async def _ingest_running(srv: Servers, settings: FleetSettings, client_id: str)
         store.close()
 
 
-async def _wait_stored(database_url: str, sim: FleetSimulation, done: Drive, since_unix_s: float) -> Stored:
-    """Poll the batch ledger and the DTC reports until they hold what the broker acknowledged."""
+async def _wait_stored(
+    database_url: str, sim: FleetSimulation, done: Drive, since_unix_s: float, registered: int
+) -> Stored:
+    """Poll the batch ledger, the DTC reports and the software inventories until they hold what
+    the broker acknowledged."""
     params = (sim.vehicle_ids, since_unix_s)
     samples, batches = await poll_counts(
         database_url, LEDGER_SQL, params, done.unique_samples, STORE_TIMEOUT_S
@@ -266,5 +296,7 @@ async def _wait_stored(database_url: str, sim: FleetSimulation, done: Drive, sin
     (dtc_reports,) = await poll_counts(
         database_url, DTC_SQL, params, done.stats.dtc_messages, DTC_STORE_TIMEOUT_S
     )
+    reporting = sim.n_vehicles if done.stats.checkins else 0
+    (with_software,) = await poll_counts(database_url, SOFTWARE_SQL, params, reporting, DTC_STORE_TIMEOUT_S)
     dead = await asyncio.to_thread(count_dead_letters, database_url, since_unix_s)
-    return Stored(samples, batches, dtc_reports, dead)
+    return Stored(samples, batches, dtc_reports, dead, registered, with_software)

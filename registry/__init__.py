@@ -10,7 +10,7 @@ Owns: the record rules (`records`), the file shapes (`files`) and the SQL (`stor
 
 from registry.files import RawRow, RegistryFileError, read_registry_file, write_csv, write_toml
 from registry.records import BY_KIND, KINDS, Fleet, Owner, Record, ServiceCentre, Vehicle, VehicleModel
-from registry.store import ImportReport, RowProblem, export_rows, import_rows
+from registry.store import ImportReport, RowProblem, export_rows, import_records, import_rows
 
 __all__ = [
     "BY_KIND",
@@ -26,6 +26,7 @@ __all__ = [
     "Vehicle",
     "VehicleModel",
     "export_rows",
+    "import_records",
     "import_rows",
     "read_registry_file",
     "write_csv",

@@ -145,6 +145,17 @@ def import_rows(
     report = ImportReport(problems=[RowProblem("file", p.line, None, p.message) for p in file_problems])
     good, problems = validate_rows(rows)
     report.problems.extend(problems)
+    return _import_valid(conn, good, report)
+
+
+def import_records(conn: psycopg.Connection, records: Sequence[Record]) -> ImportReport:
+    """Upsert records built in code (the simulator's fleet), by the same rules as a file's rows."""
+    return _import_valid(conn, [(0, r) for r in records], ImportReport())
+
+
+def _import_valid(
+    conn: psycopg.Connection, good: list[tuple[int, Record]], report: ImportReport
+) -> ImportReport:
     with conn.transaction():
         known: dict[str, set[str]] = {}
         for kind in KINDS:

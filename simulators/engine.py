@@ -19,7 +19,7 @@ from simulators import faults as fault_mod
 from simulators import hazards as hazard_mod
 from simulators.connectivity import ConnectivityPlan, draw_connectivity
 from simulators.dtcs import DtcState, changed_sets, initial_dtcs, step_dtcs
-from simulators.models import MODELS, draw_models
+from simulators.models import MODELS, draw_models, powertrain_ecu
 from simulators.motion import NIGHT_FROM_H, NIGHT_TO_H, PARKED, initial_motion, local_hour, step_motion
 from simulators.powertrain import PAD_NEW_MM, PowertrainState, initial_powertrain, step_powertrain
 from simulators.roads import RoadNetwork
@@ -204,13 +204,14 @@ class FleetSimulation:
         return fault_mod.firmware_at(self.faults, t_s)
 
     def fleet_description(self) -> list[dict[str, Any]]:
-        """One entry per vehicle: id, model, powertrain and starting firmware (for the ground truth)."""
+        """One entry per vehicle: id, model, powertrain and the software its powertrain controller
+        (ECM, or VCU in an EV) runs at the start (for the ground truth)."""
         return [
             {
                 "vehicle_id": vid,
                 "model": MODELS[int(m)].name,
                 "powertrain": "electric" if ev else "combustion",
-                "firmware": str(fw),
+                "ecu_software": {powertrain_ecu(bool(ev)): str(fw)},
             }
             for vid, m, ev, fw in zip(
                 self.vehicle_ids,

@@ -5,7 +5,8 @@ batch every `batch_interval_s` (staggered across the fleet, as real uploads are)
 out the connectivity plan: an offline vehicle's batches and DTCs wait in its backlog and go out
 when it is back online, some batches are delivered twice (same seq, same content), and every
 vehicle stamps samples with its own skewed clock. A vehicle sends a DTC message (its whole current
-set of stored codes, empty when cleared) whenever that set changes. Publishing
+set of stored codes, empty when cleared) whenever that set changes, and a check-in with its ECU
+software when the run starts and when its software changes (`simulators.fleet_registry`). Publishing
 itself is `simulators.runner.VehiclePublishers` (edge_agent.fleet_publishing.MqttPublisher
 underneath).
 """
@@ -19,10 +20,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from contract import topics
 from contract.batch import TelemetryBatch
 from contract.dtc import dtc_message
 from edge_agent.fleet_publishing import FleetBatcher, SequenceCounter
 from simulators.engine import FleetSimulation, StepOutput
+from simulators.fleet_registry import checkin_messages
+from simulators.models import powertrain_ecu
 from simulators.runner import VehiclePublishers
 
 
@@ -43,13 +47,14 @@ class FeedStats:
     duplicate_samples: int = 0
     backlogged_batches: int = 0
     dtc_messages: int = 0
+    checkins: int = 0  # status check-ins (online, with the vehicle's software)
     max_lag_s: float = 0.0  # the furthest behind the pacing schedule a step finished (0 = kept up)
 
 
 @dataclass
 class _Backlog:
     batches: dict[int, list[TelemetryBatch]] = field(default_factory=dict)
-    dtcs: dict[int, list[tuple[str, bytes]]] = field(default_factory=dict)
+    messages: dict[int, list[tuple[str, str, bytes]]] = field(default_factory=dict)  # (id, kind, payload)
 
 
 def feed(
@@ -57,12 +62,14 @@ def feed(
     publishers: VehiclePublishers,
     config: FeedConfig,
     *,
-    publish_dtc: Callable[[str, bytes], None] | None = None,
+    publish_message: Callable[[str, str, bytes], None] | None = None,
     on_step: Callable[[FleetSimulation, StepOutput], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> FeedStats:
-    """Run the simulation for `config.duration_s` simulated seconds and publish everything.
-    Raises PublishError (edge_agent.fleet_publishing) when the broker refuses a publish."""
+    """Run the simulation for `config.duration_s` simulated seconds and publish everything:
+    batches through `publishers`, DTC messages and check-ins through `publish_message(vehicle_id,
+    topic kind, payload)` (none are sent without it). Raises PublishError
+    (edge_agent.fleet_publishing) when the broker refuses a publish."""
     conn = sim.connectivity
     steps_per_batch = max(1, int(round(config.batch_interval_s / sim.dt_s)))
     groups = _staggered_batchers(sim, steps_per_batch)
@@ -81,12 +88,12 @@ def feed(
             stats.first_ts_ns = out.ts_ns
         for rows, batcher in groups:
             batcher.add(out.ts_ns, {path: col[rows] for path, col in out.signals.items()})
-        if out.dtc_vehicles.size and publish_dtc is not None:
-            _queue_dtcs(sim, out, backlog, conn.offline(out.t_s), publish_dtc, stats)
+        if publish_message is not None:
+            _queue_messages(sim, out, i == 0, backlog, conn.offline(out.t_s), publish_message, stats)
         due = (i + 1) % steps_per_batch  # one group cuts per step: uploads are spread evenly
         if due < len(groups):
             offline = conn.offline(out.t_s)
-            _drain_returned(publishers, offline, backlog, publish_dtc, stats)  # oldest first
+            _drain_returned(publishers, offline, backlog, publish_message, stats)  # oldest first
             _publish_cut(
                 groups[due][1].cut(),
                 publishers,
@@ -109,7 +116,7 @@ def feed(
     if out is not None:
         stats.last_ts_ns = out.ts_ns
     nobody_offline = np.zeros(sim.n_vehicles, dtype=bool)  # the run ends: everyone is back
-    _drain_returned(publishers, nobody_offline, backlog, publish_dtc, stats)
+    _drain_returned(publishers, nobody_offline, backlog, publish_message, stats)
     for _, batcher in groups:
         _publish_cut(
             batcher.cut(),
@@ -168,38 +175,57 @@ def _drain_returned(
     publishers: VehiclePublishers,
     offline: np.ndarray,
     backlog: _Backlog,
-    publish_dtc: Callable[[str, bytes], None] | None,
+    publish_message: Callable[[str, str, bytes], None] | None,
     stats: FeedStats,
 ) -> None:
     """Send the backlog of every vehicle that is online again, oldest first."""
     for v in [v for v in backlog.batches if not offline[v]]:
         for batch in backlog.batches.pop(v):
             publishers.publish(batch)
-    if publish_dtc is None:
+    if publish_message is None:
         return
-    for v in [v for v in backlog.dtcs if not offline[v]]:
-        for vid, payload in backlog.dtcs.pop(v):
-            publish_dtc(vid, payload)
-            stats.dtc_messages += 1
+    for v in [v for v in backlog.messages if not offline[v]]:
+        for vid, kind, payload in backlog.messages.pop(v):
+            _send(publish_message, vid, kind, payload, stats)
 
 
-def _queue_dtcs(
+def _queue_messages(
     sim: FleetSimulation,
     out: StepOutput,
+    first_step: bool,
     backlog: _Backlog,
     offline: np.ndarray,
-    publish_dtc: Callable[[str, bytes], None],
+    publish_message: Callable[[str, str, bytes], None],
     stats: FeedStats,
 ) -> None:
-    firmware = sim.firmware_versions(out.t_s)
-    skew = sim.connectivity.clock_skew_ns
-    for v, codes in zip(out.dtc_vehicles.tolist(), out.dtc_sets, strict=True):
+    """This step's check-ins (every vehicle at the start; then each one whose software changed)
+    and DTC messages (each vehicle whose set changed), sent now or kept until it is back online."""
+    if first_step:
+        software_changed = np.arange(sim.n_vehicles)
+    else:
+        fixed = sim.faults.fixed_at_s
+        software_changed = np.flatnonzero((fixed > out.t_s - sim.dt_s) & (fixed <= out.t_s))
+    messages = [(v, topics.STATUS, m) for v, m in checkin_messages(sim, software_changed, out.t_s)]
+    if out.dtc_vehicles.size:
+        firmware = sim.firmware_versions(out.t_s)
+        skew = sim.connectivity.clock_skew_ns
+        for v, codes in zip(out.dtc_vehicles.tolist(), out.dtc_sets, strict=True):
+            software = {powertrain_ecu(bool(sim.params.is_ev[v])): str(firmware[v])}
+            ts_us = (out.ts_ns + int(skew[v])) // 1000
+            messages.append((v, topics.DTC, dtc_message(sim.vehicle_ids[v], ts_us, codes, software=software)))
+    for v, kind, payload in messages:
         vid = sim.vehicle_ids[v]
-        payload = dtc_message(
-            vid, (out.ts_ns + int(skew[v])) // 1000, codes, software={"ECM": str(firmware[v])}
-        )
         if offline[v]:
-            backlog.dtcs.setdefault(v, []).append((vid, payload))
+            backlog.messages.setdefault(v, []).append((vid, kind, payload))
         else:
-            publish_dtc(vid, payload)
-            stats.dtc_messages += 1
+            _send(publish_message, vid, kind, payload, stats)
+
+
+def _send(
+    publish_message: Callable[[str, str, bytes], None], vid: str, kind: str, payload: bytes, stats: FeedStats
+) -> None:
+    publish_message(vid, kind, payload)
+    if kind == topics.DTC:
+        stats.dtc_messages += 1
+    else:
+        stats.checkins += 1

@@ -5,7 +5,9 @@ both as seconds into the run and as Unix nanoseconds (true time; a vehicle's clo
 separately, and its samples carry the skewed time). `dtc_sets` is each vehicle's timeline of its
 whole set of stored codes (one entry per change, as its DTC messages report it; vehicles that
 never stored a code are absent), so the newest entry is what the vehicle reports now
-(`current_dtc_sets`). It covers the steps simulated so far: write the file after the run.
+(`current_dtc_sets`). `registry` lists the fleets, models and service centres the run registered,
+and each vehicle entry names its VIN, model, fleet, home service centre and owner
+(`simulators.fleet_registry`). It covers the steps simulated so far: write the file after the run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from simulators.engine import FleetSimulation
+from simulators.fleet_registry import build_registry
 
 SCHEMA = "fleetpulse.ground_truth.v1"
 
@@ -63,6 +66,11 @@ def ground_truth(sim: FleetSimulation) -> dict[str, Any]:
         dtc_sets.setdefault(ids[v], []).append({"t_s": t_s, "ts_ns": _ns(sim, t_s), "codes": list(codes)})
     skews = {ids[v]: round(int(conn.clock_skew_ns[v]) / 1e9, 3) for v in range(sim.n_vehicles)}
     sc = sim.scenario
+    registry = build_registry(sim)
+    vehicles = [
+        {**described, **record.row()}
+        for described, record in zip(sim.fleet_description(), registry.vehicles, strict=True)
+    ]
     return {
         "schema": SCHEMA,
         "scenario": sc.name,
@@ -70,7 +78,12 @@ def ground_truth(sim: FleetSimulation) -> dict[str, Any]:
         "start_ts_ns": _ns(sim, 0.0),
         "duration_s": sc.duration_s,
         "sample_interval_s": sc.sample_interval_s,
-        "vehicles": sim.fleet_description(),
+        "vehicles": vehicles,
+        "registry": {
+            "fleets": [r.row() for r in registry.fleets],
+            "models": [r.row() for r in registry.models],
+            "service_centres": [r.row() for r in registry.service_centres],
+        },
         "faults": faults,
         "hazards": hazards,
         "outages": outages,

@@ -37,6 +37,12 @@ MODELS: tuple[VehicleModel, ...] = (
     VehicleModel("Sedan EV", True, 0, 0, 0, 0, 0, 78, 0.175, 3.2, 260, 0.4),
 )
 
+def powertrain_ecu(is_ev: bool) -> str:
+    """The ECU whose software the simulated firmware faults concern: the engine control module, or
+    the vehicle control unit of an EV."""
+    return "VCU" if is_ev else "ECM"
+
+
 # Speeds (m/s) above which each gear is used, and rpm per m/s in that gear (petrol reference).
 GEAR_FROM_MS = np.array([0.0, 4.5, 8.5, 13.0, 18.0, 24.0])
 RPM_PER_MS = np.array([520.0, 290.0, 195.0, 140.0, 105.0, 92.0])

@@ -66,6 +66,9 @@ def test_demo_on_embedded_servers_stores_every_published_sample(tmp_path) -> Non
     assert summary["samples_stored"] == summary["samples_published"]
     assert summary["dead_letters"] == 0
     assert summary["api_vehicles_visible"] == 15
+    # The fleet is in the registry, reported its software, and each centre sees exactly its own.
+    assert summary["vehicles_registered"] == summary["vehicles_with_software"] == 15
+    assert summary["service_centres"] >= 3 and summary["api_centres_see_own_vehicles"] is True
     # The worn brake pads raise their code at once and are replaced half-way: two messages at least.
     assert summary["dtc_reports_stored"] == summary["dtc_messages"] >= 2
 
@@ -84,7 +87,7 @@ def test_demo_uses_servers_given_by_environment(tmp_path, pg_url: str, mosquitto
     )
     assert summary["samples_stored"] == summary["samples_published"] > 0
     assert summary["dtc_reports_stored"] == summary["dtc_messages"] >= 2
-    assert summary["dead_letters"] == 0
+    assert summary["dead_letters"] == 0 and summary["api_centres_see_own_vehicles"] is True
     with psycopg.connect(pg_url) as conn:
         (stored,) = conn.execute(
             "SELECT count(*) FROM ingest_batches WHERE vehicle_id LIKE 'SIM-%%'"

@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 
-from contract import wire_v1
+from contract import topics, wire_v1
 from contract.batch import TelemetryBatch
+from contract.status import parse_status_message
 from simulators.engine import FleetSimulation
 from simulators.feeder import FeedConfig, feed
 from simulators.ground_truth import ground_truth, write_ground_truth
@@ -29,18 +30,19 @@ class RecordingPublishers:
         self.published.append((self.sim.step_index, batch))
 
 
-def _feed(network: NetworkSpec, **overrides) -> tuple[FleetSimulation, RecordingPublishers, list, object]:  # noqa: ANN003
+def _feed(network: NetworkSpec, **overrides) -> tuple[FleetSimulation, RecordingPublishers, dict, object]:  # noqa: ANN003
+    """The run, its batches, its other messages by topic kind (step, vehicle, payload), its stats."""
     sc = busy_scenario(vehicles=40, duration_s=240.0, network=network, **overrides)
     sim = FleetSimulation(sc, city_grid(blocks=6), START_UNIX_S)
     pubs = RecordingPublishers(sim)
-    dtcs: list[tuple[int, str, bytes]] = []
+    sent: dict[str, list[tuple[int, str, bytes]]] = {topics.DTC: [], topics.STATUS: []}
     stats = feed(
         sim,
         pubs,
         FeedConfig(sc.duration_s, 10.0, speedup=math.inf),  # type: ignore[arg-type]
-        publish_dtc=lambda vid, payload: dtcs.append((sim.step_index, vid, payload)),
+        publish_message=lambda vid, kind, payload: sent[kind].append((sim.step_index, vid, payload)),
     )
-    return sim, pubs, dtcs, stats
+    return sim, pubs, sent, stats
 
 
 def test_offline_vehicles_send_their_backlog_when_back() -> None:
@@ -95,7 +97,8 @@ def test_dtc_messages_are_json_on_the_vehicle_clock(tmp_path) -> None:  # noqa: 
         FaultSpec("misfire", 3, onset_s=20.0, params={"rate_per_h": 3600.0}),
         FaultSpec("misfire", 1, onset_s=20.0, repaired_at_s=120.0, params={"rate_per_h": 3600.0}),
     )
-    sim, _, dtcs, stats = _feed(net, faults=faults)
+    sim, _, messages, stats = _feed(net, faults=faults)
+    dtcs = messages[topics.DTC]
     assert dtcs and stats.dtc_messages == len(dtcs)
     # One message per change of a vehicle's set, sent in the step it changed, with the whole set.
     sent = [(step, vid, json.loads(payload)["codes"]) for step, vid, payload in dtcs]
@@ -109,7 +112,7 @@ def test_dtc_messages_are_json_on_the_vehicle_clock(tmp_path) -> None:  # noqa: 
     for step, vid, payload in dtcs:
         msg = json.loads(payload)
         assert msg["schema"] == "fleetpulse.dtc.v2" and msg["vehicle_id"] == vid
-        assert set(msg["software"]) == {"ECM"}  # the ECU software, never in the agent's version field
+        assert set(msg["software"]) <= {"ECM", "VCU"}  # the ECU software, never in the agent's version field
         assert msg["codes"] in ([expected[vid]], [])
         skew_ns = sim.connectivity.clock_skew_ns[sim.vehicle_ids.index(vid)]
         assert msg["ts_us"] == (int(START_UNIX_S * 1e9) + step * 10**9 + int(skew_ns)) // 1000
@@ -118,6 +121,29 @@ def test_dtc_messages_are_json_on_the_vehicle_clock(tmp_path) -> None:  # noqa: 
     assert loaded["schema"] == "fleetpulse.ground_truth.v1" and len(loaded["vehicles"]) == 40
     assert np.isclose(loaded["clock_skew_s"][vid], skew_ns / 1e9, atol=1e-3)
     assert loaded["dtc_sets"] == truth["dtc_sets"]
+
+
+def test_vehicles_check_in_with_their_software_at_the_start_and_after_a_patch() -> None:
+    """Each vehicle reports its ECU software as a real agent does: in its first check-in, and again
+    when the OTA patch changes its powertrain controller's version."""
+    net = NetworkSpec(outage_vehicle_share=0.3, duplicate_batch_probability=0.0, clock_skew_sd_s=0.0)
+    bug = {"version": "4.2.0", "fixed_at_s": 100.0, "fixed_version": "4.2.1", "rate_per_h": 60.0}
+    sim, _, messages, stats = _feed(net, faults=(FaultSpec("firmware_bug", 3, onset_s=0.0, params=bug),))
+    checkins = [(step, vid, parse_status_message(payload)) for step, vid, payload in messages[topics.STATUS]]
+    assert stats.checkins == len(checkins)
+    first = {}
+    for step, vid, report in checkins:
+        first.setdefault(vid, (step, report))
+        assert report.vehicle_id == vid and report.agent_version == "simulator"
+    assert set(first) == set(sim.vehicle_ids)  # everyone checks in (late if it starts offline)
+    patched = {sim.vehicle_ids[v] for v in np.flatnonzero(np.isfinite(sim.faults.fixed_at_s))}
+    assert len(patched) == 3
+    for vid in patched:
+        mine = [r.software for _, v, r in checkins if v == vid]
+        versions = [e.version for software in mine for e in software if e.ecu in ("ECM", "VCU")]
+        assert versions[0] == "4.2.0" and versions[-1] == "4.2.1"
+    for vid in set(sim.vehicle_ids) - patched:
+        assert len([1 for _, v, _ in checkins if v == vid]) == 1
 
 
 def test_same_seed_publishes_identical_batches() -> None:

@@ -11,9 +11,12 @@ import time
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
+from api import create_app
+from api.auth import Role, create_token
 from contract import topics
 from contract.accounts import SIMULATOR_DTC
 from edge_agent.fleet_publishing import MqttPublisher
@@ -85,7 +88,7 @@ def test_scenario_lands_in_postgres_exactly_once(
                 sim,
                 pubs,
                 FeedConfig(sc.duration_s, 5.0, speedup=math.inf),
-                publish_dtc=lambda vid, msg: dtc.publish_message(vid, topics.DTC, msg),
+                publish_message=dtc.publish_message,
             )
             assert pubs.wait_acked(30) and dtc.wait_acked(10)
         finally:
@@ -150,7 +153,7 @@ def test_stored_current_dtcs_match_the_ground_truth_clearing_included(
                 sim,
                 pubs,
                 FeedConfig(sc.duration_s, 5.0, speedup=math.inf),
-                publish_dtc=lambda vid, msg: dtc.publish_message(vid, topics.DTC, msg),
+                publish_message=dtc.publish_message,
             )
             assert pubs.wait_acked(30) and dtc.wait_acked(10)
         finally:
@@ -231,3 +234,43 @@ def test_fleet_simulate_stores_every_sample_and_the_current_dtcs(
             ([v["vehicle_id"] for v in truth["vehicles"]],),
         ).fetchall()
     assert dict(rows) == expected
+    _check_registry(pg_url, truth)
+
+
+def _check_registry(pg_url: str, truth: dict) -> None:
+    """Every vehicle of the run is in the registry with a model, fleet, service centre and owner, as
+    the ground truth says; it reported its ECU software; and a token for each centre lists exactly
+    that centre's vehicles through the API."""
+    ids = [v["vehicle_id"] for v in truth["vehicles"]]
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT v.vehicle_id, v.model_id, v.fleet_id, v.service_centre_id, v.owner_id, o.time_zone"
+            " FROM vehicles v JOIN vehicle_models USING (model_id) JOIN fleets USING (fleet_id)"
+            " JOIN service_centres USING (service_centre_id) JOIN owners o USING (owner_id)"
+            " WHERE v.vehicle_id = ANY(%s)",
+            (ids,),
+        ).fetchall()
+        reported = conn.execute(
+            "SELECT count(DISTINCT vehicle_id) FROM vehicle_software WHERE vehicle_id = ANY(%s)", (ids,)
+        ).fetchone()
+        centres = [c["service_centre_id"] for c in truth["registry"]["service_centres"]]
+        tokens = {c: create_token(conn, f"t-{c}-{time.time_ns()}", Role.SERVICE_CENTRE, c) for c in centres}
+    by_id = {r[0]: r[1:] for r in rows}
+    keys = ("model_id", "fleet_id", "service_centre_id", "owner_id")
+    assert by_id == {
+        v["vehicle_id"]: (*(v[k] for k in keys), by_id[v["vehicle_id"]][4]) for v in truth["vehicles"]
+    }
+    assert len({r[5] for r in rows}) > 1  # owners in several time zones
+    assert reported == (len(ids),)
+    assigned = {
+        c: {v["vehicle_id"] for v in truth["vehicles"] if v["service_centre_id"] == c} for c in centres
+    }
+    assert sum(1 for vehicles in assigned.values() if vehicles) >= 2
+    with TestClient(create_app(pg_url)) as client:
+        for centre, token in tokens.items():
+            page = client.get(
+                "/vehicles", params={"limit": 1000}, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert page.status_code == 200
+            seen = {v["vehicle_id"] for v in page.json()["items"]}
+            assert seen & set(ids) == assigned[centre]  # this run's vehicles: exactly the centre's own
