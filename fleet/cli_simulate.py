@@ -88,6 +88,7 @@ def simulate(
     if not no_ingest:
         ok = ok and summary["samples_stored"] == summary["samples_published_unique"]
         ok = ok and summary["dtc_reports_stored"] == summary["dtc_messages"]
+        ok = ok and summary["vehicles_registered"] == summary["vehicles_with_software"] == summary["vehicles"]
     raise typer.Exit(0 if ok else 1)
 
 
