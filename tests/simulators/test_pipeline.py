@@ -22,7 +22,7 @@ from contract.accounts import SIMULATOR_DTC
 from edge_agent.fleet_publishing import MqttPublisher
 from fleet.cli import app
 from simulators.engine import FleetSimulation
-from simulators.feeder import FeedConfig, feed
+from simulators.feeder import FeedConfig, FeedStats, feed
 from simulators.ground_truth import current_dtc_sets, ground_truth
 from simulators.roads import city_grid
 from simulators.runner import VehiclePublishers
@@ -59,6 +59,22 @@ class DtcListener:
         self._client.loop_stop()
 
 
+def _publish_run(broker: BrokerUnderTest, sim: FleetSimulation) -> tuple[FeedStats, int]:
+    """Feed the whole run through the simulator's gateway (batches, DTC messages and check-ins) and
+    wait for every PUBACK: the feed's stats and the samples the broker acknowledged."""
+    pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=broker.simulator)
+    dtc = MqttPublisher(broker.simulator, SIMULATOR_DTC)
+    dtc.connect()
+    try:
+        config = FeedConfig(sim.scenario.duration_s, 5.0, speedup=math.inf)
+        stats = feed(sim, pubs, config, publish_message=dtc.publish_message)
+        assert pubs.wait_acked(30) and dtc.wait_acked(10)
+        return stats, pubs.samples_acked()
+    finally:
+        pubs.close()
+        dtc.close()
+
+
 @pytest.mark.broker
 @pytest.mark.postgres
 def test_scenario_lands_in_postgres_exactly_once(
@@ -80,21 +96,8 @@ def test_scenario_lands_in_postgres_exactly_once(
     since = time.time() - 1
     listener = DtcListener(broker, sim.vehicle_ids)
     with running_ingest(broker.ingest) as ingest:
-        pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=broker.simulator)
-        dtc = MqttPublisher(broker.simulator, SIMULATOR_DTC)
-        dtc.connect()
-        try:
-            stats = feed(
-                sim,
-                pubs,
-                FeedConfig(sc.duration_s, 5.0, speedup=math.inf),
-                publish_message=dtc.publish_message,
-            )
-            assert pubs.wait_acked(30) and dtc.wait_acked(10)
-        finally:
-            pubs.close()
-            dtc.close()
-        unique = pubs.samples_acked() - stats.duplicate_samples
+        stats, samples_acked = _publish_run(broker, sim)
+        unique = samples_acked - stats.duplicate_samples
         assert stats.duplicates > 0 and stats.backlogged_batches > 0
 
         def since_run(select_from: str) -> int:
@@ -145,20 +148,7 @@ def test_stored_current_dtcs_match_the_ground_truth_clearing_included(
     )
     sim = FleetSimulation(sc, city_grid(blocks=6), float(int(time.time())))
     with running_ingest(broker.ingest) as ingest:
-        pubs = VehiclePublishers.connect(sim.vehicle_ids, gateway=broker.simulator)
-        dtc = MqttPublisher(broker.simulator, SIMULATOR_DTC)
-        dtc.connect()
-        try:
-            stats = feed(
-                sim,
-                pubs,
-                FeedConfig(sc.duration_s, 5.0, speedup=math.inf),
-                publish_message=dtc.publish_message,
-            )
-            assert pubs.wait_acked(30) and dtc.wait_acked(10)
-        finally:
-            pubs.close()
-            dtc.close()
+        stats, _ = _publish_run(broker, sim)
 
         def reports() -> int:
             with psycopg.connect(pg_url) as conn:
