@@ -57,6 +57,15 @@ class TokenNameTaken(ValueError):
         self.name = name
 
 
+class UnknownServiceCentre(ValueError):
+    """A service-centre token was asked for a centre that is not in the registry: it would see no
+    vehicle, and a typo would go unnoticed."""
+
+    def __init__(self, centre_id: str) -> None:
+        super().__init__(f"no service centre {centre_id!r} in the registry (add it: fleet registry import)")
+        self.centre_id = centre_id
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
     """A new token's plaintext (shown once, stored nowhere) and how many tokens it replaced."""
@@ -81,14 +90,17 @@ def issue_token(
     unless the caller has a transaction open (then it is the caller's to commit).
 
     Raises ValueError for an empty or over-long name, an unknown role or a role/centre mismatch
-    (before any SQL); TokenNameTaken if an active token has the name and `replace` is false;
-    psycopg.Error if the database fails."""
+    (before any SQL); UnknownServiceCentre for a centre the registry does not hold; TokenNameTaken
+    if an active token has the name and `replace` is false; psycopg.Error if the database fails."""
     if not name or name != name.strip() or len(name) > MAX_NAME_LENGTH:
         raise ValueError(
             f"a token name is 1-{MAX_NAME_LENGTH} characters without leading or trailing spaces"
         )
     principal = Principal(name, Role(role), service_centre_id)
     token = secrets.token_urlsafe(32)
+    centre = principal.service_centre_id
+    if centre is not None and not repository.service_centre_exists(conn, centre):
+        raise UnknownServiceCentre(centre)
     try:
         with conn.transaction():
             replaced = repository.revoke_tokens(conn, name) if replace else 0

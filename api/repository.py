@@ -210,6 +210,11 @@ def read_storage_mode(conn: psycopg.Connection) -> str | None:
 ACTIVE_NAME_INDEX = "api_tokens_active_name_key"  # migration 0008: one active token per name
 
 
+def service_centre_exists(conn: psycopg.Connection, service_centre_id: str) -> bool:
+    row = conn.execute("SELECT 1 FROM service_centres WHERE service_centre_id = %s", (service_centre_id,))
+    return row.fetchone() is not None
+
+
 def insert_token(
     conn: psycopg.Connection, token_sha256: bytes, name: str, role: str, service_centre_id: str | None
 ) -> None:

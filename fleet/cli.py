@@ -174,8 +174,9 @@ def token_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API token and print it once (it is stored only as a hash). Exits 1 if an active
-    token already has the name (unless --replace), 2 for an invalid name, role or centre."""
-    from api.auth import TokenNameTaken, issue_token
+    token already has the name (unless --replace) or the centre is not in the registry, 2 for an
+    invalid name, role or centre."""
+    from api.auth import TokenNameTaken, UnknownServiceCentre, issue_token
 
     with _token_database() as conn:
         try:
@@ -186,6 +187,9 @@ def token_create(
                 "or rotate it with --replace",
                 err=True,
             )
+            raise typer.Exit(1) from None
+        except UnknownServiceCentre as exc:
+            typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
         except ValueError as exc:
             typer.echo(f"invalid token: {exc}", err=True)

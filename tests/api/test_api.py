@@ -16,7 +16,15 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from api import create_app, routes
-from api.auth import Principal, Role, RoleGuard, create_token, require_role, revoke_token
+from api.auth import (
+    Principal,
+    Role,
+    RoleGuard,
+    UnknownServiceCentre,
+    create_token,
+    require_role,
+    revoke_token,
+)
 from api.params import MAX_OFFSET
 from tests.api.seed import SPEED, TS, TYRE_FL, VEHICLES
 
@@ -88,9 +96,16 @@ def test_revoked_token_is_401(client: TestClient, seeded_url: str) -> None:
 
 
 @pytest.mark.postgres
+def test_a_token_for_a_centre_outside_the_registry_is_refused(seeded_url: str) -> None:
+    """It would see no vehicle: a typo in the centre id must not pass silently."""
+    with psycopg.connect(seeded_url) as conn, pytest.raises(UnknownServiceCentre, match="sc-nrth"):
+        create_token(conn, "typo-desk", Role.SERVICE_CENTRE, "sc-nrth")
+
+
+@pytest.mark.postgres
 def test_tokens_are_stored_only_as_sha256(seeded_url: str) -> None:
     with psycopg.connect(seeded_url) as conn:
-        token = create_token(conn, "hash-check", Role.SERVICE_CENTRE, "sc-east")
+        token = create_token(conn, "hash-check", Role.SERVICE_CENTRE, "sc-north")
         rows = conn.execute("SELECT * FROM api_tokens WHERE name = 'hash-check'").fetchall()
         revoke_token(conn, "hash-check")
     assert len(token) >= 43

@@ -54,6 +54,7 @@ def test_concurrent_creates_of_one_name_let_exactly_one_through(fresh_url: str) 
 
 def test_replace_rotates_in_one_transaction_and_a_revoked_name_is_free(fresh_url: str) -> None:
     with psycopg.connect(fresh_url) as conn:
+        conn.execute("INSERT INTO service_centres (service_centre_id, name) VALUES ('sc-1', 'One')")
         old = create_token(conn, "desk", Role.SERVICE_CENTRE, "sc-1")
         with pytest.raises(TokenNameTaken):
             issue_token(conn, "desk", Role.SERVICE_CENTRE, "sc-1")

@@ -107,6 +107,13 @@ def _name(tag: str) -> str:
 @pytest.mark.postgres
 def test_token_create_refuses_an_active_name_and_replace_rotates(pg_url: str) -> None:
     name = _name("desk")
+    unknown = _token(pg_url, "create", name, "--role", "service_centre", "--centre", "sc-nowhere")
+    assert unknown.exit_code == 1 and "no service centre 'sc-nowhere' in the registry" in unknown.stderr
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "INSERT INTO service_centres (service_centre_id, name) VALUES ('sc-1', 'One')"
+            " ON CONFLICT DO NOTHING"
+        )
     first = _token(pg_url, "create", name, "--role", "service_centre", "--centre", "sc-1", "--json")
     assert first.exit_code == 0, first.output
     created = json.loads(first.stdout)
