@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from fleet.cli_options import JsonOpt
 
@@ -60,14 +59,13 @@ def import_file(
     if as_json:
         print(json.dumps({"file": str(file), **report.as_dict()}))
     else:
-        console = Console(stderr=True)
         for name, counts in report.counts.items():
             if counts.inserted or counts.updated or counts.unchanged:
                 print(
                     f"{name}: {counts.inserted} added, {counts.updated} updated, {counts.unchanged} unchanged"
                 )
         for problem in report.problems:
-            console.print(f"[red]refused[/red] {file.name} {problem.describe()}", highlight=False)
+            typer.echo(f"refused {file.name} {problem.describe()}", err=True)  # one line each, for grep
     if report.problems:
         raise typer.Exit(1)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 import zoneinfo
 from typing import Annotated, Any, ClassVar
 
@@ -177,11 +178,18 @@ class Vehicle(Record):
     KIND = "vehicles"
     KEY = "vehicle_id"
     vehicle_id: RecordId
-    vin: str | None = Field(None, pattern=VIN_PATTERN, description="ISO 3779, 17 characters")
+    vin: str | None = Field(None, description="ISO 3779, 17 characters")
     model_id: RecordId | None = None
     fleet_id: RecordId | None = None
     service_centre_id: RecordId | None = None
     owner_id: RecordId | None = None
+
+    @field_validator("vin")
+    @classmethod
+    def _iso_3779(cls, vin: str | None) -> str | None:
+        if vin is not None and re.fullmatch(VIN_PATTERN, vin) is None:
+            raise ValueError(f"{vin!r} is not a VIN: 17 of A-Z and 0-9, never I, O or Q (ISO 3779)")
+        return vin
 
     REFERENCES: ClassVar[dict[str, str]] = {
         "model_id": "models",
