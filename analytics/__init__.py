@@ -1,5 +1,6 @@
-"""Vectorised fault detection and the road-hazard map (numpy/scipy pure kernels).
+"""Vectorised fault detection, alarms and the road-hazard map: pure numpy/scipy kernels on columns.
 
-Not built yet. It will read telemetry from PostgreSQL, run pure kernels on numpy columns and
-write faults and hazards back.
+Owns: the column shape kernels take (`columns`), what detectors conclude (`findings`), the
+detectors, the alarm lifecycle and the jobs that read telemetry and write alarms. Kernels do no
+I/O; the jobs are the shells around them.
 """
