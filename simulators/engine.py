@@ -154,6 +154,7 @@ class FleetSimulation:
             soc_pct=pt.soc_pct,
             fuel_pct=pt.fuel_pct,
             tyre_kpa=pts.tyre_kpa,
+            tyre_temp_c=pt.tyre_temp_c,
             odometer_km=pt.odometer_km,
             abs_on=abs_on.astype(np.float64),
             tcs_on=tcs_on.astype(np.float64),

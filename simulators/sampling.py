@@ -2,7 +2,8 @@
 
 Owns: sensor noise (GPS error is an AR(1) process of about 4 m, so fixes wander rather than jump),
 which signals a powertrain has (EVs have no engine speed, coolant or fuel; combustion cars no
-traction battery), the reduced sampling of parked vehicles, and the sensor faults (stuck at the
+traction battery), tyre temperature as a TPMS sensor reports it (whole degrees, beside the
+pressure), the reduced sampling of parked vehicles, and the sensor faults (stuck at the
 value they had at onset, or gone). Pure: no I/O, no clock.
 """
 
@@ -27,6 +28,7 @@ COOLANT = "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"
 BATTERY_12V = "Vehicle.LowVoltageBattery.CurrentVoltage"
 SOC = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
 TYRES = tuple(s.vss_path for s in SIGNALS if s.vss_path.endswith(".Tire.Pressure"))  # FL, FR, RL, RR
+TYRE_TEMPS = tuple(s.vss_path for s in SIGNALS if s.vss_path.endswith(".Tire.Temperature"))  # FL..RR
 ODOMETER = "Vehicle.TraveledDistance"
 ACCEL_LONG = "Vehicle.Acceleration.Longitudinal"
 ACCEL_LAT = "Vehicle.Acceleration.Lateral"
@@ -54,6 +56,7 @@ class TrueState:
     soc_pct: np.ndarray
     fuel_pct: np.ndarray
     tyre_kpa: np.ndarray  # (4, n)
+    tyre_temp_c: np.ndarray  # (4, n): the gas in the tyre (what a TPMS sensor reads)
     odometer_km: np.ndarray
     abs_on: np.ndarray
     tcs_on: np.ndarray
@@ -100,6 +103,8 @@ def sample_signals(
     }
     for i, path in enumerate(TYRES):
         out[path] = truth.tyre_kpa[i] * miss
+    for i, path in enumerate(TYRE_TEMPS):  # TPMS sensors report whole degrees
+        out[path] = np.round(truth.tyre_temp_c[i]) * miss
     for i, path in enumerate(PAD_WEAR):
         out[path] = np.round(truth.pad_wear_pct[i]) * miss
     return out
