@@ -254,7 +254,8 @@ def _copy_out(conn: psycopg.Connection, sql: str, params: dict[str, object]) -> 
 
 
 def _row_dtype(n_signals: int) -> np.dtype:
-    fields = [("nfields", ">i2"), ("vehicle_len", ">i4"), ("vehicle", ">i4"), ("ts_len", ">i4"), ("ts_us", ">i8")]
+    fields = [("nfields", ">i2"), ("vehicle_len", ">i4"), ("vehicle", ">i4")]
+    fields += [("ts_len", ">i4"), ("ts_us", ">i8")]
     for k in range(n_signals):
         fields += [(f"len{k}", ">i4"), (f"val{k}", ">f8")]
     return np.dtype(fields)
