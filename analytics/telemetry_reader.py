@@ -31,6 +31,8 @@ from contract.signals import SIGNALS, Signal, WireType
 __all__ = [
     "CopyFormatError",
     "VehicleNewData",
+    "copy_params",
+    "copy_query",
     "load_vehicle_params",
     "parse_copy_rows",
     "read_columns",
@@ -95,7 +97,7 @@ def read_columns(
         raise ValueError(f"since_ns_per_vehicle names vehicles not read: {sorted(unknown)[:5]}")
     since = [_lower_bound(since_ns, per_vehicle.get(v)) for v in ids]
     until = None if until_ns is None else _ts_param(-(-until_ns // 1000))  # ts_us < ceil(until_ns / 1000)
-    stream = _copy_out(conn, _copy_sql(chosen), {"ids": list(ids), "since": since, "until": until})
+    stream = _copy_out(conn, _copy_sql(chosen), copy_params(ids, since, until))
     vehicle, ts_ns, values = parse_copy_rows(stream, len(chosen), n_vehicles=len(ids))
     cols = TelemetryColumns(ids, vehicle, ts_ns, {s.vss_path: values[k] for k, s in enumerate(chosen)})
     cols.check()
@@ -127,17 +129,34 @@ def parse_copy_rows(
             f"{end - start} bytes of rows is not a whole number of {dtype.itemsize}-byte rows: "
             "a field is NULL or not the type asked for"
         )
-    rows = np.frombuffer(buf, dtype=dtype, count=(end - start) // dtype.itemsize, offset=start)
-    _check_layout(rows, n_signals)
+    n_rows = (end - start) // dtype.itemsize
+    if not n_rows:
+        return np.empty(0, np.int32), np.empty(0, np.int64), [np.empty(0) for _ in range(n_signals)]
+    rows = np.frombuffer(buf, dtype=dtype, count=n_rows, offset=start)
+    # The signals' (length, value) pairs repeat every 12 bytes: one strided 2D view each, so a
+    # check or a conversion is one pass over the stream, not one pass per signal.
+    first_len = start + dtype.fields["len0"][1] if n_signals else start  # type: ignore[index]
+    lengths = np.ndarray((n_rows, n_signals), ">i4", buf, first_len, (dtype.itemsize, 12))
+    floats = np.ndarray((n_rows, n_signals), ">f8", buf, first_len + 4, (dtype.itemsize, 12))
+    if (
+        (rows["nfields"] != 2 + n_signals).any()
+        or (rows["vehicle_len"] != 4).any()
+        or (rows["ts_len"] != 8).any()
+        or (lengths != 8).any()
+    ):
+        raise CopyFormatError(
+            f"a row is not {2 + n_signals} fields of 4, 8 and 8-byte values (a NULL or another type)"
+        )
     vehicle = rows["vehicle"].astype(np.int32)
-    if vehicle.size and (vehicle.min() < 0 or vehicle.max() >= n_vehicles):
+    if vehicle.min() < 0 or vehicle.max() >= n_vehicles:
         raise CopyFormatError("vehicle index outside the requested vehicles")
-    ts_ns = rows["ts_us"].astype(np.int64)
-    ts_ns += PG_EPOCH_US
-    if ts_ns.size and (ts_ns.min() < _MIN_US or ts_ns.max() > _MAX_US):
+    ts_ns = rows["ts_us"].astype(np.int64)  # µs since 2000 until the two steps below
+    if ts_ns.min() < _MIN_US - PG_EPOCH_US or ts_ns.max() > _MAX_US - PG_EPOCH_US:
         raise CopyFormatError("a timestamp does not fit int64 nanoseconds (infinite or out of range)")
+    ts_ns += PG_EPOCH_US
     ts_ns *= 1000
-    return vehicle, ts_ns, [rows[f"val{k}"].astype(np.float64) for k in range(n_signals)]
+    by_signal = np.ascontiguousarray(floats.astype(np.float64).T)  # (signal, row): each row contiguous
+    return vehicle, ts_ns, list(by_signal)
 
 
 def vehicles_with_new_data(
@@ -226,6 +245,19 @@ def _empty_values(chosen: tuple[Signal, ...]) -> dict[str, np.ndarray]:
     return {s.vss_path: np.empty(0, np.float64) for s in chosen}
 
 
+def copy_query(signals: Sequence[str]) -> str:
+    """The `COPY ... TO STDOUT (FORMAT BINARY)` statement `read_columns` runs for these signals, with
+    `copy_params` (for benchmarks and EXPLAIN). Raises ValueError for an unknown VSS path."""
+    return _copy_sql(_signals(signals))
+
+
+def copy_params(
+    vehicle_ids: Sequence[str], since: Sequence[dt.datetime | None], until: dt.datetime | None
+) -> dict[str, object]:
+    """The statement's parameters: the vehicles in order, each one's lower time bound, the upper."""
+    return {"ids": list(vehicle_ids), "since": list(since), "until": until}
+
+
 def _copy_sql(chosen: tuple[Signal, ...]) -> str:
     """The fixed-width query. Column names come from the catalogue, never from the caller."""
     fields = "".join(f", COALESCE({_as_float8(s)}, 'NaN'::float8)" for s in chosen)
@@ -259,17 +291,6 @@ def _row_dtype(n_signals: int) -> np.dtype:
     for k in range(n_signals):
         fields += [(f"len{k}", ">i4"), (f"val{k}", ">f8")]
     return np.dtype(fields)
-
-
-def _check_layout(rows: np.ndarray, n_signals: int) -> None:
-    if not rows.size:
-        return
-    if (rows["nfields"] != 2 + n_signals).any():
-        raise CopyFormatError(f"a row does not have {2 + n_signals} fields")
-    expected = {"vehicle_len": 4, "ts_len": 8, **{f"len{k}": 8 for k in range(n_signals)}}
-    for name, length in expected.items():
-        if (rows[name] != length).any():
-            raise CopyFormatError(f"field {name} is not {length} bytes long in every row")
 
 
 def _lower_bound(since_ns: int | None, vehicle_since_ns: int | None) -> dt.datetime | None:

@@ -414,8 +414,8 @@ def test_decoder_skips_a_header_extension() -> None:
         (COPY_SIGNATURE + (1 << 16).to_bytes(4, "big") + bytes(4) + b"\xff\xff", 1, "flags"),
         (_stream([0], [BASE_US], [[1.0]]), 2, "whole number"),  # a field fewer than asked
         (_stream([0, 0], [BASE_US, BASE_US], [[1.0, 2.0]], n=4), 1, "fields"),
-        (_stream([0], [BASE_US], [[1.0]], l0=-1), 1, "len0"),  # a NULL would be length -1
-        (_stream([0], [BASE_US], [[1.0]], tl=4), 1, "ts_len"),
+        (_stream([0], [BASE_US], [[1.0]], l0=-1), 1, "a NULL"),  # a NULL would be length -1
+        (_stream([0], [BASE_US], [[1.0]], tl=4), 1, "8-byte"),
         (_stream([0, 5], [BASE_US, BASE_US], [[1.0, 2.0]]), 1, "vehicle index"),
         (_stream([0], [BASE_US], [[1.0]], t=2**63 - 1), 1, "int64 nanoseconds"),  # 'infinity'
     ],
