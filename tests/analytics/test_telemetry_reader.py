@@ -267,6 +267,30 @@ def test_new_data_through_ingests_store_pages_by_arrival_without_splitting_an_in
     conn.commit()
 
 
+def test_new_data_stops_before_a_flush_still_in_progress(pg_url: str) -> None:
+    """A flush's batches carry its transaction's start time but appear only at commit: a page must
+    not pass that time, or its watermark would skip them (native mode: PGlite has one connection)."""
+    prefix = f"FLIGHT-{next(_unique)}-{time.time_ns()}"
+    ledger = (
+        "INSERT INTO ingest_batches (vehicle_id, seq, first_ts, last_ts, n_rows, n_samples) "
+        "VALUES (%s, 1, now(), now(), 1, 1)"
+    )
+    with (
+        psycopg.connect(pg_url, autocommit=True) as reader,
+        psycopg.connect(pg_url) as slow,
+        psycopg.connect(pg_url, autocommit=True) as fast,
+    ):
+        before = reader.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
+        slow.execute(ledger, (f"{prefix}-SLOW",))  # its transaction stays open
+        time.sleep(0.01)
+        fast.execute(ledger, (f"{prefix}-FAST",))  # arrives later, committed at once
+        during = vehicles_with_new_data(reader, before)
+        slow.commit()
+        after = vehicles_with_new_data(reader, before)
+    assert during == []  # FAST is visible, but returning it would move the watermark past SLOW
+    assert [r.vehicle_id for r in after] == [f"{prefix}-SLOW", f"{prefix}-FAST"]
+
+
 def _batch(vehicle: str, seq: int, start_ns: int, n: int) -> TelemetryBatch:
     ts = start_ns + np.arange(n, dtype=np.int64) * 10**9
     return TelemetryBatch(vehicle, seq, ts, {SPEED: np.full(n, 50.0)})
