@@ -124,6 +124,7 @@ def run_simulation(
     """Publish the fleet (through ingest into PostgreSQL unless `ingest` is False), then write the
     ground truth and the report. Raises RuntimeError when a server fails to start."""
     from contract import accounts
+    from fleet.cli_analyze import export_alarms
     from fleet.pipeline_run import run_through_ingest, started_servers
     from simulators.trace import TraceRecorder
 
@@ -147,6 +148,8 @@ def run_simulation(
                 )
             )
             result = {**done.summary(), **stored.summary()}
+            report_dir.mkdir(parents=True, exist_ok=True)
+            export_alarms(srv.database_url, sim.vehicle_ids, report_dir / "alarms.json")
         else:
             result = _run_publish_only(settings, sim, stack, console, recorder)
     return _finish(sim, result, recorder, report_dir, console)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -116,9 +117,11 @@ class Stored:
     dead_letters: int
     vehicles_registered: int  # the fleet's registry rows (simulators.fleet_registry), written first
     vehicles_with_software: int  # vehicles whose reported software inventory ingest stored
+    analysis: dict[str, Any] = dataclasses.field(default_factory=dict)  # `fleet analyze` after ingest
 
     def summary(self) -> dict[str, Any]:
         return {
+            "analysis": self.analysis,
             "samples_stored": self.samples,
             "batches_stored": self.batches,
             "dtc_reports_stored": self.dtc_reports,
@@ -174,7 +177,32 @@ async def run_through_ingest(
             stop.set()
             raise
         stored = await _wait_stored(srv.database_url, sim, done, since_unix_s, registered)
+    analysis = await asyncio.to_thread(analyse_run, srv.database_url, sim.vehicle_ids)
+    stored = dataclasses.replace(stored, analysis=analysis)
     return done, stored
+
+
+def analyse_run(database_url: str, vehicle_ids: list[str]) -> dict[str, Any]:
+    """Run the fault analysis over what ingest stored (all of it is committed: no settle time) and
+    summarise the run's alarms: by fault, how many were raised and how many are active now."""
+    from analytics.job import run_analysis
+    from analytics.suite import default_detectors
+
+    with psycopg.connect(database_url) as conn:
+        report = run_analysis(conn, default_detectors(), settle_s=0.0)
+        rows = conn.execute(
+            "SELECT fault, count(*), count(*) FILTER (WHERE cleared_at IS NULL) FROM alarms"
+            " WHERE vehicle_id = ANY(%s) GROUP BY fault ORDER BY fault",
+            (vehicle_ids,),
+        ).fetchall()
+    return {
+        "findings": report.findings,
+        "alarms": {fault: {"raised": n, "active": active} for fault, n, active in rows},
+        "software_issues": [
+            {k: issue[k] for k in ("ecu", "version", "code", "cure_version", "p_value")}
+            for issue in report.software_issues
+        ],
+    }
 
 
 def register_fleet(database_url: str, sim: FleetSimulation, console: Console) -> int:

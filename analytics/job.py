@@ -1,0 +1,194 @@
+"""The fault-analysis job: what arrived since the last run, through the detectors, into alarms.
+
+Owns the order of one run (`run_analysis`):
+1. the arrival window: from the job's watermark (`analytics_watermarks`) to the database's now
+   minus `settle_s` (a flush commits rows stamped at its start, so a long flush's rows could
+   otherwise land behind a watermark already moved past them);
+2. the vehicles with anything new in it: telemetry batches, DTC reports or software reports; late
+   and backlogged data is analysed when it arrives, whatever its vehicle time;
+3. per detector, each such vehicle's trailing window of the signals it needs, read with binary
+   COPY (`analytics.telemetry_reader`), then the kernels;
+4. the trouble codes of those vehicles, and the fleet-wide firmware test;
+5. the alarm lifecycle and its store, then the new watermark, in that order: a crash between the
+   two re-runs the window, which changes nothing (findings already applied are known).
+The kernels and the lifecycle are pure; this module is the shell that feeds them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from analytics import telemetry_reader as reader
+from analytics.alarm_store import store_findings
+from analytics.columns import TelemetryColumns, VehicleParams
+from analytics.detectors.dtcs import DtcReportRow, detect_dtc_alarms
+from analytics.detectors.software import Inventory, SoftwareIssue, detect_firmware_bug, find_software_issues
+from analytics.findings import Finding
+
+JOB = "faults"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class TelemetryDetector:
+    """A fault detector over telemetry columns (the detector contract in `analytics.findings`)."""
+
+    fault: str
+    signals: tuple[str, ...]
+    window_s: float
+    detect: Callable[[TelemetryColumns, VehicleParams], list[Finding]]
+    thresholds_version: str = ""
+
+
+@dataclass
+class AnalysisReport:
+    window_from: str | None
+    window_until: str
+    vehicles: int = 0
+    rows_read: int = 0
+    findings: int = 0
+    raised: int = 0
+    escalated: int = 0
+    cleared: int = 0
+    software_issues: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def run_analysis(
+    conn: psycopg.Connection, detectors: Sequence[TelemetryDetector], *, settle_s: float = 10.0
+) -> AnalysisReport:
+    """One run over everything that arrived since the last one. Raises psycopg.Error."""
+    after = _watermark(conn)
+    (until,) = conn.execute("SELECT now() - make_interval(secs => %s)", (settle_s,)).fetchone()  # type: ignore[misc]
+    report = AnalysisReport(None if after is None else after.isoformat(), until.isoformat())
+    vehicles = _vehicles_with_news(conn, after, until)
+    report.vehicles = len(vehicles)
+    findings: list[Finding] = []
+    if vehicles:
+        findings += _telemetry_findings(conn, vehicles, detectors, report)
+        findings += detect_dtc_alarms(_dtc_reports(conn, vehicles))
+    issues, firmware = _firmware(conn)
+    findings += firmware
+    report.software_issues = [vars(i) for i in issues]
+    counts = store_findings(
+        conn, findings, "+".join(sorted({d.thresholds_version for d in detectors} - {""}))
+    )
+    report.findings, report.raised, report.escalated, report.cleared = (
+        len(findings), counts.raised, counts.escalated, counts.cleared
+    )  # fmt: skip
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO analytics_watermarks (job, received_at) VALUES (%s, %s) ON CONFLICT (job)"
+            " DO UPDATE SET received_at = greatest(analytics_watermarks.received_at, excluded.received_at),"
+            " updated_at = now()",
+            (JOB, until),
+        )
+    return report
+
+
+def _watermark(conn: psycopg.Connection) -> dt.datetime | None:
+    row = conn.execute("SELECT received_at FROM analytics_watermarks WHERE job = %s", (JOB,)).fetchone()
+    return None if row is None else row[0]
+
+
+def _vehicles_with_news(conn: psycopg.Connection, after: dt.datetime | None, until: dt.datetime) -> list[str]:
+    since = after or _EPOCH
+    rows = conn.execute(
+        "SELECT vehicle_id FROM ingest_batches WHERE received_at > %(a)s AND received_at <= %(u)s"
+        " UNION SELECT vehicle_id FROM dtc_reports WHERE received_at > %(a)s AND received_at <= %(u)s"
+        " UNION SELECT vehicle_id FROM vehicle_software WHERE reported_at > %(a)s AND reported_at <= %(u)s",
+        {"a": since, "u": until},
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def _telemetry_findings(
+    conn: psycopg.Connection,
+    vehicles: list[str],
+    detectors: Sequence[TelemetryDetector],
+    report: AnalysisReport,
+) -> list[Finding]:
+    if not detectors:
+        return []
+    newest = conn.execute(
+        "SELECT max(last_ts) FROM ingest_batches WHERE vehicle_id = ANY(%s)", (vehicles,)
+    ).fetchone()
+    if newest is None or newest[0] is None:
+        return []
+    newest_ns = _ns(newest[0])
+    params = reader.load_vehicle_params(conn, vehicles)
+    findings: list[Finding] = []
+    for window_s, group in _by_window(detectors):
+        signals = sorted({s for d in group for s in d.signals})
+        cols = reader.read_columns(conn, vehicles, signals, since_ns=newest_ns - int(window_s * 1e9))
+        report.rows_read += cols.n_rows
+        for detector in group:
+            findings += detector.detect(cols, params)
+    return findings
+
+
+def _by_window(detectors: Sequence[TelemetryDetector]) -> list[tuple[float, list[TelemetryDetector]]]:
+    """Detectors grouped by window, so that one read serves every detector of a window."""
+    groups: dict[float, list[TelemetryDetector]] = {}
+    for d in detectors:
+        groups.setdefault(d.window_s, []).append(d)
+    return sorted(groups.items())
+
+
+def _dtc_reports(conn: psycopg.Connection, vehicles: list[str]) -> list[DtcReportRow]:
+    """Every report of the vehicles (they are few: one per change of a vehicle's code set)."""
+    rows = conn.execute(
+        "SELECT vehicle_id, ts, codes, software FROM dtc_reports WHERE vehicle_id = ANY(%s)"
+        " ORDER BY vehicle_id, ts",
+        (vehicles,),
+    ).fetchall()
+    return [DtcReportRow(v, _ns(ts), tuple(codes), dict(software)) for v, ts, codes, software in rows]
+
+
+def _firmware(conn: psycopg.Connection) -> tuple[list[SoftwareIssue], list[Finding]]:
+    """The fleet-wide firmware test over every report that names its software, and its findings."""
+    reports = [
+        DtcReportRow(v, _ns(ts), tuple(codes), dict(software))
+        for v, ts, codes, software in conn.execute(
+            "SELECT vehicle_id, ts, codes, software FROM dtc_reports WHERE software <> '{}'::jsonb"
+        ).fetchall()
+    ]
+    ran: dict[str, set[tuple[str, str]]] = {}
+    for vehicle, ecu, version in conn.execute(
+        "SELECT vehicle_id, ecu, software_version FROM software_history"
+        " UNION SELECT vehicle_id, ecu, software_version FROM vehicle_software"
+    ).fetchall():
+        ran.setdefault(vehicle, set()).add((ecu, version))
+    current: dict[str, dict[str, tuple[str, int]]] = {}
+    for vehicle, ecu, version, at in conn.execute(
+        "SELECT vehicle_id, ecu, software_version, reported_at FROM vehicle_software"
+    ).fetchall():
+        current.setdefault(vehicle, {})[ecu] = (version, _ns(at))
+    inventory = Inventory({v: frozenset(p) for v, p in ran.items()}, current)
+    issues = find_software_issues(reports, inventory)
+    with conn.transaction():
+        for i in issues:
+            conn.execute(
+                "INSERT INTO software_issues (ecu, software_version, code, cure_version, vehicles_on,"
+                " reporting_on, vehicles_off, reporting_off, p_value)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (ecu, software_version, code)"
+                " DO UPDATE SET cure_version = excluded.cure_version,"
+                " vehicles_on = excluded.vehicles_on, reporting_on = excluded.reporting_on,"
+                " vehicles_off = excluded.vehicles_off, reporting_off = excluded.reporting_off,"
+                " p_value = excluded.p_value, found_at = now()",
+                (i.ecu, i.version, i.code, i.cure_version, i.vehicles_on, i.reporting_on, i.vehicles_off,
+                 i.reporting_off, i.p_value),
+            )  # fmt: skip
+    return issues, detect_firmware_bug(issues, inventory, reports)
+
+
+def _ns(at: dt.datetime) -> int:
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000

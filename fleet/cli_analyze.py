@@ -1,0 +1,75 @@
+"""`fleet analyze` (fault detection into alarms) and `fleet score` (alarms against a simulator
+run's ground truth). Registered by `fleet.cli`; the work is the `analytics` package's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fleet.cli_options import JsonOpt, print_report
+
+_settings: Callable[[], Any] = lambda: None  # noqa: E731 (set by register)
+
+
+def register(app: typer.Typer, settings: Callable[[], Any]) -> None:
+    global _settings
+    _settings = settings
+    app.command("analyze")(analyze)
+
+
+def analyze(
+    follow: Annotated[bool, typer.Option("--follow", help="Keep running, one pass every --every-s.")] = False,
+    every_s: Annotated[float, typer.Option(min=1.0, help="Seconds between passes with --follow.")] = 60.0,
+    settle_s: Annotated[
+        float, typer.Option(min=0.0, help="Leave out data that arrived in the last SETTLE_S seconds.")
+    ] = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the fault detectors over the telemetry and trouble codes that arrived since the last pass,
+    and update the alarms (one active alarm per vehicle and fault). Idempotent."""
+    from analytics.job import run_analysis
+    from analytics.suite import default_detectors
+    from fleet.runtime import migrated_database
+
+    with migrated_database(_settings()) as conn:
+        while True:
+            report = run_analysis(conn, default_detectors(), settle_s=settle_s)
+            data = report.as_dict()
+            if as_json:
+                print(json.dumps(data, default=str), flush=True)
+            else:
+                print_report({k: v for k, v in data.items() if k != "software_issues"}, False)
+                for issue in report.software_issues:
+                    print(f"software issue: {issue}")
+            if not follow:
+                return
+            time.sleep(every_s)
+
+
+def export_alarms(database_url: str, vehicle_ids: list[str], path: Path) -> int:
+    """Write the alarms of these vehicles (every one, cleared included) as JSON for scoring."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT vehicle_id, fault, severity, raised_at, cleared_at, explanation, evidence FROM alarms"
+            " WHERE vehicle_id = ANY(%s) ORDER BY vehicle_id, fault, raised_at",
+            (vehicle_ids,),
+        ).fetchall()
+    keys = ("vehicle_id", "fault", "severity", "raised_ts_ns", "cleared_ts_ns", "explanation", "evidence")
+    alarms = [
+        dict(zip(keys, (v, f, s, _ns(r), _ns(c) if c else None, e, ev), strict=True))
+        for v, f, s, r, c, e, ev in rows
+    ]
+    path.write_text(json.dumps({"schema": "fleetpulse.alarms.v1", "alarms": alarms}, indent=1))
+    return len(alarms)
+
+
+def _ns(at: Any) -> int:
+    return int(round(at.timestamp() * 1e6)) * 1000
