@@ -31,6 +31,13 @@ from analytics.detectors.software import Inventory, SoftwareIssue, detect_firmwa
 from analytics.findings import Finding
 
 JOB = "faults"
+# The arrival horizon: `settle_s` before now, and never past the start of another transaction that
+# is still writing (its rows carry its start time as `received_at` and are not visible yet).
+_HORIZON_SQL = (
+    "SELECT least(clock_timestamp() - make_interval(secs => %s), (SELECT min(xact_start)"
+    " FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()"
+    " AND backend_xid IS NOT NULL))"
+)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -66,13 +73,13 @@ def run_analysis(
 ) -> AnalysisReport:
     """One run over everything that arrived since the last one. Raises psycopg.Error."""
     after = _watermark(conn)
-    (until,) = conn.execute("SELECT now() - make_interval(secs => %s)", (settle_s,)).fetchone()  # type: ignore[misc]
+    (until,) = conn.execute(_HORIZON_SQL, (settle_s,)).fetchone()  # type: ignore[misc]
     report = AnalysisReport(None if after is None else after.isoformat(), until.isoformat())
     vehicles = _vehicles_with_news(conn, after, until)
     report.vehicles = len(vehicles)
     findings: list[Finding] = []
     if vehicles:
-        findings += _telemetry_findings(conn, vehicles, detectors, report)
+        findings += _telemetry_findings(conn, _new_telemetry(conn, after, until), detectors, report)
         findings += detect_dtc_alarms(_dtc_reports(conn, vehicles))
     issues, firmware = _firmware(conn)
     findings += firmware
@@ -109,25 +116,32 @@ def _vehicles_with_news(conn: psycopg.Connection, after: dt.datetime | None, unt
     return sorted(r[0] for r in rows)
 
 
+def _new_telemetry(conn: psycopg.Connection, after: dt.datetime | None, until: dt.datetime) -> dict[str, int]:
+    """Per vehicle with telemetry that arrived in the window: the oldest sample time it brought (ns)."""
+    rows = conn.execute(
+        "SELECT vehicle_id, min(first_ts) FROM ingest_batches WHERE received_at > %s AND received_at <= %s"
+        " GROUP BY vehicle_id",
+        (after or _EPOCH, until),
+    ).fetchall()
+    return {v: _ns(first) for v, first in rows}
+
+
 def _telemetry_findings(
     conn: psycopg.Connection,
-    vehicles: list[str],
+    oldest_new_ns: dict[str, int],
     detectors: Sequence[TelemetryDetector],
     report: AnalysisReport,
 ) -> list[Finding]:
-    if not detectors:
+    """Each detector over each vehicle's new rows and the trailing window before them."""
+    if not detectors or not oldest_new_ns:
         return []
-    newest = conn.execute(
-        "SELECT max(last_ts) FROM ingest_batches WHERE vehicle_id = ANY(%s)", (vehicles,)
-    ).fetchone()
-    if newest is None or newest[0] is None:
-        return []
-    newest_ns = _ns(newest[0])
+    vehicles = sorted(oldest_new_ns)
     params = reader.load_vehicle_params(conn, vehicles)
     findings: list[Finding] = []
     for window_s, group in _by_window(detectors):
         signals = sorted({s for d in group for s in d.signals})
-        cols = reader.read_columns(conn, vehicles, signals, since_ns=newest_ns - int(window_s * 1e9))
+        since = {v: oldest_new_ns[v] - int(window_s * 1e9) for v in vehicles}
+        cols = reader.read_columns(conn, vehicles, signals, since_ns_per_vehicle=since)
         report.rows_read += cols.n_rows
         for detector in group:
             findings += detector.detect(cols, params)

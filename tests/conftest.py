@@ -210,3 +210,11 @@ def running_ingest(pg_url: str):  # noqa: ANN201
         return RunningIngest(endpoint, pg_url, client_id or fresh_ingest_id(), **config)
 
     return start
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """Create (or re-create) database `name` on the server; its URL, not migrated."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return psycopg.conninfo.make_conninfo(server_url, dbname=name)

@@ -8,16 +8,9 @@ import psycopg
 import pytest
 
 from ingest import migrate
+from tests.conftest import fresh_database
 
 _numbers = itertools.count()
-
-
-def fresh_database(server_url: str, name: str) -> str:
-    """Create (or re-create) database `name` on the server; its URL, not migrated."""
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return psycopg.conninfo.make_conninfo(server_url, dbname=name)
 
 
 @pytest.fixture

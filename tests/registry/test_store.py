@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from fleet.cli import app
 from registry import export_rows, import_rows, read_registry_file
 from registry.files import read_toml, write_toml
-from tests.registry.conftest import fresh_database
+from tests.conftest import fresh_database
 
 pytestmark = pytest.mark.postgres
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "registry.example.toml"
