@@ -69,7 +69,7 @@ def _store(url: str, vehicle: str, seq: int, start_s: int, speeds: list[float]) 
     envelope = Envelope(topics.topic_for(vehicle, topics.TELEMETRY), wire_v1.encode(batch), time.time_ns())
     store = TelemetryStore(url)
     try:
-        assert store.write(triage([envelope])).batches_stored == 1
+        assert store.write(triage([envelope])).batches == 1
     finally:
         store.close()
 
