@@ -16,9 +16,10 @@ from simulators.scenario import Scenario, builtin_scenario_path, load_scenario, 
 DATA = Path(__file__).with_name("data")
 
 
-@pytest.mark.parametrize("name", ["city", "smoke"])
+@pytest.mark.parametrize("name", ["city", "smoke", "standard"])
 def test_shipped_scenarios_load_and_run(name: str) -> None:
-    sc = load_scenario(builtin_scenario_path(name)).with_overrides(vehicles=60)
+    sc = load_scenario(builtin_scenario_path(name))
+    sc = sc.with_overrides(vehicles=max(60, sum(f.vehicles for f in sc.faults) + 10))
     sim = FleetSimulation(sc, city_grid(), 1.7e9)
     out = sim.step()
     assert set(out.signals) <= set(BY_PATH)
