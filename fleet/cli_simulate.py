@@ -37,7 +37,7 @@ def simulate(
     scenario_file: Annotated[
         Path | None, typer.Argument(help="Scenario TOML file (default: the shipped 'city' scenario).")
     ] = None,
-    scenario: Annotated[str | None, typer.Option(help="A shipped scenario by name: city, smoke, standard.")] = None,
+    scenario: Annotated[str | None, typer.Option(help="Shipped scenario: city, smoke, standard.")] = None,
     vehicles: Annotated[int | None, typer.Option(min=1, max=200_000, help="Override: vehicles.")] = None,
     duration: Annotated[float | None, typer.Option(min=1, help="Override: simulated seconds.")] = None,
     speedup: Annotated[
