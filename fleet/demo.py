@@ -53,6 +53,7 @@ class DemoSummary:
     vehicles_with_software: int  # whose check-in's software inventory was stored
     service_centres: int
     api_centres_see_own_vehicles: bool  # each centre's token lists exactly the vehicles assigned to it
+    analysis: dict = dataclasses.field(default_factory=dict)  # fault analysis after ingest: alarms by fault
 
     @property
     def ok(self) -> bool:
@@ -138,6 +139,7 @@ async def _run(
         vehicles_with_software=stored.vehicles_with_software,
         service_centres=len(registry.service_centres),
         api_centres_see_own_vehicles=scoped,
+        analysis=stored.analysis,
     )
 
 
