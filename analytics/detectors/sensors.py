@@ -1,0 +1,219 @@
+"""`sensor_stuck` and `sensor_dropout`: a sensor that reports the same value where the vehicle's
+state says it must vary, or that stops reporting while the rest of the vehicle reports.
+
+Owns: which signals are watched (and for which powertrain), when a vehicle moves, and the two
+rules. One alarm per (vehicle, signal): the fault string names the signal, `sensor_stuck:<VSS
+path>` and `sensor_dropout:<VSS path>` (one active alarm per (vehicle, fault) would otherwise let
+one stuck tyre sensor hide another); `evidence["signal"]` carries the path too.
+
+- Moving: at least two of three independent witnesses agree, so one stuck or missing sensor
+  cannot fake or hide motion: speed above `moving_kmh`, the odometer advancing since its previous
+  reading, and the GPS fix moving faster than `moving_kmh` since the previous fix.
+- Stuck: while moving, every reading of the signal equals the one before (bit for bit) for
+  `stuck_s` of moving time. Each signal's `stuck_s` is long enough for a healthy sensor to move by
+  more than its resolution while driving (a TPMS pressure warms by several kPa, an OBD speed on
+  cruise control may hold an integer km/h for minutes); values that legitimately hold still while
+  driving (pad wear, flags, gear) are not watched. Clears after `clear_rows` changing readings.
+- Dropout: while moving and while at least `min_other_signals` other watched signals report, the
+  signal has not been read for `dropout_s` of such time, having been read earlier in the window
+  (a signal the vehicle never reports is not a dropout: the model may not have it; one the window
+  never saw gives no finding). Clears once it reports again for `clear_s`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analytics.columns import TelemetryColumns, VehicleParams
+from analytics.detectors.persistence import (
+    NS_PER_S,
+    Persistence,
+    first_rows,
+    latest_index,
+    markers,
+    previous_index,
+    transitions,
+)
+from analytics.detectors.vehicle_state import LAT, LON, ODOMETER, SPEED, moving_rows
+from analytics.findings import Finding, FindingState, Severity
+
+STUCK = "sensor_stuck"
+DROPOUT = "sensor_dropout"
+THRESHOLDS_VERSION = "sensors-1"
+ANY, COMBUSTION, ELECTRIC = "any", "combustion", "electric"
+
+
+@dataclass(frozen=True)
+class WatchedSignal:
+    path: str
+    powertrain: str = ANY  # which vehicles have it: any, combustion or electric
+    stuck_s: float = 600.0  # moving time with an unchanged reading that means stuck
+
+
+_TYRES = tuple(
+    f"Vehicle.Chassis.Axle.Row{r}.Wheel.{side}.Tire.Pressure" for r in (1, 2) for side in ("Left", "Right")
+)
+WATCHED: tuple[WatchedSignal, ...] = (
+    WatchedSignal(SPEED, ANY, 600.0),
+    WatchedSignal(LAT, ANY, 300.0),
+    WatchedSignal(LON, ANY, 300.0),
+    WatchedSignal("Vehicle.CurrentLocation.Heading", ANY, 600.0),
+    WatchedSignal(ODOMETER, ANY, 300.0),
+    WatchedSignal("Vehicle.Acceleration.Longitudinal", ANY, 300.0),
+    WatchedSignal("Vehicle.Acceleration.Lateral", ANY, 300.0),
+    WatchedSignal("Vehicle.Acceleration.Vertical", ANY, 300.0),
+    WatchedSignal("Vehicle.LowVoltageBattery.CurrentVoltage", ANY, 600.0),
+    WatchedSignal("Vehicle.Powertrain.CombustionEngine.Speed", COMBUSTION, 300.0),
+    WatchedSignal("Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature", COMBUSTION, 1800.0),
+    WatchedSignal("Vehicle.Powertrain.FuelSystem.RelativeLevel", COMBUSTION, 1800.0),
+    WatchedSignal("Vehicle.Powertrain.TractionBattery.StateOfCharge.Current", ELECTRIC, 1800.0),
+    *(WatchedSignal(path, ANY, 900.0) for path in _TYRES),
+)
+SIGNALS: tuple[str, ...] = tuple(dict.fromkeys([*(w.path for w in WATCHED), SPEED, ODOMETER, LAT, LON]))
+WINDOW_S = 21_600.0  # six hours: the longest stuck_s of moving time for a vehicle that drives little
+
+
+@dataclass(frozen=True)
+class SensorThresholds:
+    version: str = THRESHOLDS_VERSION
+    watched: tuple[WatchedSignal, ...] = WATCHED
+    moving_kmh: float = 5.0
+    stuck_severity: Severity = Severity.MINOR
+    stuck_min_rows: int = 30
+    stuck_clear_rows: int = 3
+    dropout_s: float = 300.0
+    dropout_fresh_s: float = 90.0  # read within this much moving time: reporting
+    dropout_clear_s: float = 120.0
+    dropout_severity: Severity = Severity.MINOR
+    min_other_signals: int = 2
+    gap_cap_s: float = 10.0  # moving time counts at most this much between two moving rows
+
+
+def detect_sensor_stuck(
+    cols: TelemetryColumns, params: VehicleParams, thresholds: SensorThresholds = SensorThresholds()
+) -> list[Finding]:
+    th = thresholds
+    vehicle, ts = cols.vehicle, cols.ts_ns
+    moving = moving_rows(cols, th.moving_kmh)
+    out: list[Finding] = []
+    for w in th.watched:  # a loop over signals; each pass is vectorised over vehicles and time
+        x = cols.column(w.path)
+        present = ~np.isnan(x)
+        if not present.any():
+            continue
+        prev = previous_index(vehicle, present)
+        before = x[np.maximum(prev, 0)]
+        judged = moving & present & (prev >= 0) & _has(params, vehicle, w.powertrain)
+        same = judged & (x == before)
+        rule = Persistence(w.stuck_s, th.stuck_min_rows, 0.0, th.stuck_clear_rows, gap_cap_s=th.gap_cap_s)
+        mk = markers(vehicle, ts, np.where(same, int(th.stuck_severity), 0), judged & ~same, rule)
+        tr = transitions(vehicle, (mk,))
+        for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
+            vid = cols.vehicle_ids[int(vehicle[row])]
+            evidence = {
+                "signal": w.path,
+                "value": float(x[row]),
+                "stuck_for_moving_s": w.stuck_s,
+                "thresholds_version": th.version,
+            }
+            if lvl == 0:
+                out.append(
+                    Finding(
+                        vid, f"{STUCK}:{w.path}", FindingState.CLEAR, int(ts[row]), Severity.WARNING,
+                        int(since), f"The {w.path} sensor's readings vary again.", evidence,
+                    )
+                )
+            else:
+                out.append(
+                    Finding(
+                        vid, f"{STUCK}:{w.path}", FindingState.RAISE, int(ts[row]), Severity(int(lvl)),
+                        int(since),
+                        f"The {w.path} sensor reports the same value while the vehicle drives: check "
+                        "the sensor and its wiring; alarms that rely on it are unreliable meanwhile.",
+                        evidence,
+                    )
+                )
+    return out
+
+
+def detect_sensor_dropout(
+    cols: TelemetryColumns, params: VehicleParams, thresholds: SensorThresholds = SensorThresholds()
+) -> list[Finding]:
+    th = thresholds
+    vehicle, ts = cols.vehicle, cols.ts_ns
+    moving = moving_rows(cols, th.moving_kmh)
+    present_by = {w.path: ~np.isnan(cols.column(w.path)) for w in th.watched}
+    reporting = np.sum(list(present_by.values()), axis=0) if present_by else np.zeros(cols.n_rows)
+    rule = Persistence(0.0, 1, th.dropout_clear_s, 2, gap_cap_s=th.gap_cap_s)
+    out: list[Finding] = []
+    for w in th.watched:  # a loop over signals; each pass is vectorised over vehicles and time
+        present = present_by[w.path]
+        if not present.any():
+            continue
+        seen = latest_index(vehicle, present) >= 0
+        others = reporting - present >= th.min_other_signals
+        judged = moving & others & seen & _has(params, vehicle, w.powertrain)
+        age_s = _unread_time_s(vehicle, ts, judged, present, th.gap_cap_s)
+        bad = judged & (age_s > th.dropout_s)
+        good = judged & (age_s <= th.dropout_fresh_s)
+        mk = markers(vehicle, ts, np.where(bad, int(th.dropout_severity), 0), good, rule)
+        last_read = latest_index(vehicle, present)
+        tr = transitions(vehicle, (mk,))
+        for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
+            vid = cols.vehicle_ids[int(vehicle[row])]
+            evidence = {
+                "signal": w.path,
+                "last_read_ns": int(ts[last_read[row]]),
+                "unread_moving_s": round(float(age_s[row]), 1),
+                "dropout_after_moving_s": th.dropout_s,
+                "thresholds_version": th.version,
+            }
+            if lvl == 0:
+                out.append(
+                    Finding(
+                        vid, f"{DROPOUT}:{w.path}", FindingState.CLEAR, int(ts[row]), Severity.WARNING,
+                        int(since), f"The {w.path} sensor reports again.", evidence,
+                    )
+                )
+            else:
+                out.append(
+                    Finding(
+                        vid, f"{DROPOUT}:{w.path}", FindingState.RAISE, int(ts[row]), Severity(int(lvl)),
+                        int(since),
+                        f"The {w.path} sensor has stopped reporting while the rest of the vehicle "
+                        "reports: check the sensor, its wiring and its bus connection.",
+                        evidence,
+                    )
+                )
+    return out
+
+
+def _has(params: VehicleParams, vehicle: np.ndarray, powertrain: str) -> np.ndarray:
+    is_ev = params.is_ev[vehicle] if vehicle.size else np.zeros(0, dtype=bool)
+    if powertrain == COMBUSTION:
+        return ~is_ev
+    if powertrain == ELECTRIC:
+        return is_ev
+    return np.ones(vehicle.shape[0], dtype=bool)
+
+
+def _unread_time_s(
+    vehicle: np.ndarray, ts_ns: np.ndarray, judged: np.ndarray, present: np.ndarray, gap_cap_s: float
+) -> np.ndarray:
+    """Per judged row: the judged time (gaps capped) since the signal was last read on a judged
+    row, or since the vehicle's first judged row; NaN on rows not judged."""
+    out = np.full(ts_ns.shape[0], np.nan)
+    rows = np.flatnonzero(judged)
+    if rows.size == 0:
+        return out
+    v, t = vehicle[rows], ts_ns[rows]
+    step = np.zeros(rows.size, dtype=np.int64)
+    step[1:] = np.minimum(np.diff(t), int(gap_cap_s * NS_PER_S))
+    first = first_rows(v)
+    step[first] = 0
+    clock = np.cumsum(step)
+    anchor = latest_index(v, present[rows] | first)
+    out[rows] = (clock - clock[anchor]) / NS_PER_S
+    return out
