@@ -13,8 +13,12 @@ alarm's life to `analytics.alarms`.
 - Cranking (combustion only; an EV's 12 V battery never cranks): the lowest voltage within
   `crank_window_s` of each engine start (engine speed going from 0 to running). At 1 Hz the dip is
   often missed; a missed dip reads high, so it can hide a weak battery but never invent one.
-Raised when either rule holds (rest: MINOR partly discharged, MAJOR failing; cranking: MAJOR below
-10 V, CRITICAL below 9 V); cleared when the rules with data are both clear.
+Rest readings and starts form one stream of readings, each bad at a level (rest: MINOR partly
+discharged, MAJOR failing; cranking: MAJOR below 10 V, CRITICAL below 9 V), good, or in the band
+between (neither). Raised after `persistence.raise_rows` bad readings in a row spanning
+`raise_s` (each gap counted at most `gap_cap_s`), cleared after as many good ones; one stream,
+so a good rest and a weak start never hold two opposite alarms that flap, and the state at a row
+depends only on the readings before it (a trailing window agrees with a whole run).
 """
 
 from __future__ import annotations
@@ -57,8 +61,7 @@ class BatteryThresholds:
     crank_window_s: float = 3.0
     standing_kmh: float = 0.5
     ev_dcdc_on_v: float = 13.2  # an EV's 12 V bus at or above this is being supplied, not resting
-    rest: Persistence = field(default_factory=lambda: Persistence(120.0, 4, 120.0, 4, gap_cap_s=60.0))
-    crank: Persistence = field(default_factory=lambda: Persistence(0.0, 2, 0.0, 2, gap_cap_s=0.0))
+    persistence: Persistence = field(default_factory=lambda: Persistence(60.0, 3, 60.0, 3, gap_cap_s=60.0))
 
 
 def detect_battery_12v_failing(
@@ -73,27 +76,27 @@ def detect_battery_12v_failing(
     on = ~off | first_rows(vehicle)
     last_on = latest_index(vehicle, on)
     resting = off & (ts - ts[np.maximum(last_on, 0)] >= int(th.settle_s * NS_PER_S)) & ~np.isnan(volts)
-    rest_level = np.where(
-        resting & (volts < th.failing_v),
-        int(Severity.MAJOR),
-        np.where(resting & (volts < th.partly_discharged_v), int(Severity.MINOR), 0),
-    )
-    rest = markers(vehicle, ts, rest_level, resting & (volts >= th.rest_ok_v), th.rest, varying=volts)
-
     dip = _cranking_dips(cols, rpm, volts, is_ev, th.crank_window_s)
     started = ~np.isnan(dip)
-    crank_level = np.where(
-        started & (dip < th.crank_fault_v),
-        int(Severity.CRITICAL),
-        np.where(started & (dip < th.crank_min_v), int(Severity.MAJOR), 0),
+    # One stream of readings: rest readings and starts, each bad at some level, good, or neither.
+    level = np.select(
+        [
+            started & (dip < th.crank_fault_v),
+            started & (dip < th.crank_min_v),
+            resting & (volts < th.failing_v),
+            resting & (volts < th.partly_discharged_v),
+        ],
+        [int(Severity.CRITICAL), int(Severity.MAJOR), int(Severity.MAJOR), int(Severity.MINOR)],
+        0,
     )
-    crank = markers(vehicle, ts, crank_level, started & (dip >= th.crank_ok_v), th.crank)
-
-    tr = transitions(vehicle, (rest, crank))
+    good = (started & (dip >= th.crank_ok_v)) | (resting & (volts >= th.rest_ok_v))
+    reading = np.where(started, dip, volts)
+    mk = markers(vehicle, ts, level, good, th.persistence, varying=reading)
+    tr = transitions(vehicle, (mk,))
     out = []
-    for row, level, since, rule in zip(tr.row, tr.level, tr.since_ns, tr.rule, strict=True):
+    for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
         vid = cols.vehicle_ids[int(vehicle[row])]
-        if level == 0:
+        if lvl == 0:
             out.append(
                 Finding(
                     vid, FAULT, FindingState.CLEAR, int(ts[row]), Severity.WARNING, int(since),
@@ -101,10 +104,10 @@ def detect_battery_12v_failing(
                     {"signal": VOLTAGE, "volts": _round(volts[row]), "thresholds_version": th.version},
                 )
             )
-        elif rule == 0:
+        elif not started[row]:
             out.append(
                 Finding(
-                    vid, FAULT, FindingState.RAISE, int(ts[row]), Severity(int(level)), int(since),
+                    vid, FAULT, FindingState.RAISE, int(ts[row]), Severity(int(lvl)), int(since),
                     "The 12 V battery's resting voltage is low with the engine off: test and charge or "
                     "replace the battery before it fails to start the vehicle.",
                     {
@@ -121,7 +124,7 @@ def detect_battery_12v_failing(
         else:
             out.append(
                 Finding(
-                    vid, FAULT, FindingState.RAISE, int(ts[row]), Severity(int(level)), int(since),
+                    vid, FAULT, FindingState.RAISE, int(ts[row]), Severity(int(lvl)), int(since),
                     "The 12 V battery's voltage collapses when the engine cranks: load-test and "
                     "replace the battery before it fails to start the vehicle.",
                     {
