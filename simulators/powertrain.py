@@ -3,7 +3,7 @@
 Owns: the powertrain kernel, a pure function of the previous state, this step's motion and the
 fault levels. The numbers are the usual lead-acid figures: 12 V at rest about 12.6 V when healthy
 and below 12.0 V when failing, 13.7-14.7 V while charging, cranking dips to about 10 V (deeper when
-the battery fails); tyre pressure follows temperature at constant volume (Gay-Lussac).
+the battery fails); tyre pressure follows temperature at constant volume (Gay-Lussac, on absolute pressure).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 from simulators.models import GEAR_FROM_MS, RPM_PER_MS, FleetParams
 
 KELVIN = 273.15
+ATMOSPHERE_KPA = 101.325  # tyre pressures are gauge; the gas law holds for absolute pressure
 TYRE_REFERENCE_C = 20.0
 THERMOSTAT_C = 90.0
 STUCK_THERMOSTAT_TARGET_C = 128.0
@@ -121,7 +122,7 @@ def step_powertrain(
     tyre_target = ambient_c + 0.9 * speed_ms
     tyre_temp = st.tyre_temp_c + (tyre_target - st.tyre_temp_c) * (1.0 - np.exp(-dt_s / 600.0))
     cold = np.maximum(st.tyre_cold_kpa - faults.leak_kpa_per_h * dt_s / 3600.0, 60.0)
-    tyre_kpa = cold * (tyre_temp + KELVIN) / (TYRE_REFERENCE_C + KELVIN)
+    tyre_kpa = (cold + ATMOSPHERE_KPA) * (tyre_temp + KELVIN) / (TYRE_REFERENCE_C + KELVIN) - ATMOSPHERE_KPA
     # Brake pads wear with the kinetic energy braked away (front pads take about 70%).
     braked = np.maximum(prev_speed_ms**2 - speed_ms**2, 0.0) * faults.pad_wear_factor
     wear = braked * 4e-7 * np.array([0.7, 0.7, 0.3, 0.3])[:, None]

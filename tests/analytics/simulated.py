@@ -152,7 +152,7 @@ def random_faults(rng: np.random.Generator, duration_s: float) -> tuple[FaultSpe
             FaultSpec(
                 "brake_pad_wear",
                 1,
-                onset_range_s=onset,
+                onset_s=0.0,  # the simulator fits the thin pads at the start: the condition is there from 0
                 params={
                     "start_mm": float(rng.uniform(2.1, 3.5)),
                     "wear_factor": float(np.exp(rng.uniform(np.log(200.0), np.log(3000.0)))),

@@ -1,0 +1,260 @@
+"""`tyre_slow_leak`: a tyre losing air, warned before it is 25% under placard (FMVSS 138), and
+raised higher once it is.
+
+Owns: the temperature compensation (ideal gas at constant volume: absolute pressure is
+proportional to absolute temperature, so each reading is brought to the pressure the same air
+would have at `reference_c`), the trend per wheel over a trailing window (least squares on the
+compensated pressure), the projected time to the 25%-under limit, and the rule:
+- MAJOR: over the trailing window (or a shorter one, which can only add a fast leak), the
+  compensated pressure falls significantly (t statistic), faster than
+  `min_leak_kpa_per_h` (about a hundred times natural permeation, which loses 1-3 psi a month),
+  by more than `min_drop_kpa` over the window (above a TPMS sensor's resolution).
+- CRITICAL: the compensated level is at or below the limit, `(1 - 0.25) * placard`.
+Rows where the raw pressure sits still while the tyre's temperature moves are a stuck sensor,
+not evidence (left out). Each must hold `sustain_s` to raise; the alarm clears after neither
+has held for `hold_s`.
+
+The placard (cold inflation pressure, gauge) comes from `VehicleParams.tyre_placard_kpa`; when
+the registry does not know it, the vehicle's own median compensated pressure over its first
+`window_s` of data in the run stands in (so a leak already under way when the data starts makes
+that reference low: documented, and the evidence says which reference was used). Rows without a
+tyre temperature use the raw pressure (the evidence gives the compensated share).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from analytics.columns import TelemetryColumns, VehicleParams
+from analytics.detectors.trends import (
+    NS_PER_S,
+    first_index,
+    forward_fill,
+    latest_index,
+    report_rows,
+    rolling_line,
+    state_changes,
+    window_start,
+)
+from analytics.findings import Finding, FindingState, Severity
+
+FAULT = "tyre_slow_leak"
+THRESHOLDS_VERSION = "tyre_slow_leak/1"
+WHEELS = ("FL", "FR", "RL", "RR")
+_WHEEL_PATHS = ("Row1.Wheel.Left", "Row1.Wheel.Right", "Row2.Wheel.Left", "Row2.Wheel.Right")
+PRESSURE = tuple(f"Vehicle.Chassis.Axle.{w}.Tire.Pressure" for w in _WHEEL_PATHS)
+TEMPERATURE = tuple(f"Vehicle.Chassis.Axle.{w}.Tire.Temperature" for w in _WHEEL_PATHS)
+SIGNALS: tuple[str, ...] = PRESSURE + TEMPERATURE
+ATMOSPHERE_KPA = 101.325
+KELVIN = 273.15
+
+
+@dataclass(frozen=True)
+class TyreLeakThresholds:
+    version: str = THRESHOLDS_VERSION
+    under_placard_fraction: float = 0.25  # FMVSS 138: warn once 25% under the placard
+    reference_c: float = 20.0  # compensated pressures are at this temperature ("cold")
+    window_s: float = 3600.0  # trailing trend window (decides)
+    short_window_s: float = 1200.0  # a second, shorter window that can only add a (fast) leak
+    min_rows: int = 30  # pressure readings in the window (parked vehicles report every 30 s)
+    min_span_fraction: float = 0.75  # the readings must cover this share of the window
+    min_leak_kpa_per_h: float = 1.5
+    min_drop_kpa: float = 2.0  # fitted drop over the readings' span (TPMS resolution ~1.4 kPa)
+    min_t_stat: float = 6.0  # slope / its standard error (readings are autocorrelated: be strict)
+    stuck_temperature_change_c: float = 2.0  # raw pressure flat while the tyre warmed this much
+    stuck_without_temperature_s: float = 1800.0  # or flat this long with no temperature reading
+    sustain_s: float = 300.0
+    hold_s: float = 1800.0
+
+
+WINDOW_S = TyreLeakThresholds().window_s + TyreLeakThresholds().hold_s
+
+
+def compensate_kpa(pressure_kpa: np.ndarray, temperature_c: np.ndarray, reference_c: float) -> np.ndarray:
+    """Gauge pressure the same air would have at `reference_c` (ideal gas, constant volume);
+    the raw pressure where the temperature is unknown."""
+    scaled = (pressure_kpa + ATMOSPHERE_KPA) * (reference_c + KELVIN) / (
+        temperature_c + KELVIN
+    ) - ATMOSPHERE_KPA
+    return np.where(np.isnan(temperature_c), pressure_kpa, scaled)
+
+
+def detect_tyre_slow_leak(
+    cols: TelemetryColumns, params: VehicleParams, thresholds: TyreLeakThresholds = TyreLeakThresholds()
+) -> list[Finding]:
+    """The detector contract (analytics.detectors): transitions of `tyre_slow_leak` per vehicle."""
+    th = thresholds
+    veh = cols.vehicle.astype(np.int64)
+    n = cols.n_rows
+    if n == 0:
+        return []
+    first = first_index(veh)
+    t_s = (cols.ts_ns - cols.ts_ns[first]) / NS_PER_S
+    start = window_start(veh, t_s, th.window_s)
+    short_start = window_start(veh, t_s, th.short_window_s)
+    placard = params.tyre_placard_kpa[veh].astype(np.float64)
+    severity = np.zeros((4, n), dtype=np.int64)
+    judged = np.zeros((4, n), dtype=bool)
+    level = np.full((4, n), np.nan)
+    rate = np.full((4, n), np.nan)
+    reference = np.full((4, n), np.nan)
+    comp_share = np.zeros(4)
+    for w in range(4):  # four wheels, each vectorised over every vehicle and row
+        p = cols.column(PRESSURE[w])
+        temp = cols.column(TEMPERATURE[w])
+        pc = compensate_kpa(p, temp, th.reference_c)
+        have = ~np.isnan(pc)
+        comp_share[w] = float((have & ~np.isnan(temp)).sum() / max(have.sum(), 1))
+        ref = placard
+        if np.isnan(placard).any():
+            ref = np.where(np.isnan(placard), _early_median(veh, t_s, pc, th.window_s), placard)
+        plausible = have & ~_stuck_suspect(veh, t_s, p, temp, th)
+        y = np.where(plausible, pc - ref, np.nan)
+        lvl = np.full(n, np.nan)
+        kpa_per_h = np.full(n, np.nan)
+        leak_any = np.zeros(n, dtype=bool)
+        conclusive = np.zeros(n, dtype=bool)
+        for window_s, starts in ((th.window_s, start), (th.short_window_s, short_start)):
+            line = rolling_line(starts, t_s, y)
+            ok = plausible & (t_s >= window_s) & (line.n >= th.min_rows)
+            ok &= (line.span_x >= th.min_span_fraction * window_s) & ~np.isnan(line.slope)
+            rate_w = -line.slope * 3600.0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                leaking = ok & (
+                    (rate_w >= th.min_leak_kpa_per_h)
+                    & (rate_w * line.span_x / 3600.0 >= th.min_drop_kpa)
+                    & (-line.slope / line.slope_se >= th.min_t_stat)
+                )
+            # The long window decides; the short one may only add a leak (a fast one), so a row
+            # judged in two overlapping runs gets the same verdict in both.
+            conclusive |= ok if window_s == th.window_s else leaking
+            take = np.isnan(lvl) & ok
+            lvl[take] = ref[take] + line.level[take]
+            take = leaking & ~leak_any
+            kpa_per_h[take] = rate_w[take]
+            take = np.isnan(kpa_per_h) & ok
+            kpa_per_h[take] = rate_w[take]
+            leak_any |= leaking
+        under = conclusive & (lvl <= (1.0 - th.under_placard_fraction) * ref)
+        severity[w] = np.where(under, int(Severity.CRITICAL), np.where(leak_any, int(Severity.MAJOR), 0))
+        judged[w], level[w], rate[w], reference[w] = conclusive, lvl, kpa_per_h, ref
+    row_sev = severity.max(axis=0)
+    any_judged = np.any(judged, axis=0)
+    changes = state_changes(veh, cols.ts_ns, any_judged, row_sev, th.sustain_s, th.hold_s)
+    rows = report_rows(changes, veh, any_judged)
+    return [  # one iteration per finding, not per sample
+        _finding(cols, th, int(r), int(lv), int(since), severity, level, rate, reference, comp_share)
+        for r, lv, since in zip(rows, changes.level, changes.since_ns, strict=True)
+    ]
+
+
+def _stuck_suspect(
+    veh: np.ndarray, t_s: np.ndarray, p: np.ndarray, temp: np.ndarray, th: TyreLeakThresholds
+) -> np.ndarray:
+    """Rows where the raw pressure has not changed although the tyre temperature has changed by
+    `stuck_temperature_change_c` since it last did (ideal gas: it must have moved by about 0.7%
+    per 2 K), or for `stuck_without_temperature_s` without a temperature: a stuck sensor, whose
+    compensated value would otherwise fake a trend. Those rows are left out."""
+    valid = ~np.isnan(p)
+    prev = np.full(p.shape[0], np.nan)
+    prev[1:] = forward_fill(veh, p)[:-1]
+    prev[first_index(veh) == np.arange(p.shape[0])] = np.nan
+    changed = valid & (p != prev)
+    last = latest_index(veh, changed)
+    temp_ff = forward_fill(veh, temp)
+    at = np.maximum(last, 0)
+    # The largest temperature move since the raw value last changed (running max per flat run:
+    # once the flatness contradicts the gas law it stays suspect until the value moves again).
+    d_temp = np.nan_to_num(np.abs(temp_ff - temp_ff[at]), nan=-1.0)
+    run = np.cumsum(changed)
+    d_max = np.maximum.accumulate(np.minimum(d_temp, 999.0) + run * 1000.0) - run * 1000.0
+    flat_s = t_s - t_s[at]
+    no_temp = np.isnan(temp_ff)
+    return (
+        valid
+        & (last >= 0)
+        & ((d_max >= th.stuck_temperature_change_c) | (no_temp & (flat_s >= th.stuck_without_temperature_s)))
+    )
+
+
+def _early_median(veh: np.ndarray, t_s: np.ndarray, pc: np.ndarray, window_s: float) -> np.ndarray:
+    """Per row: the median compensated pressure over its vehicle's first `window_s` of data."""
+    early = (t_s < window_s) & ~np.isnan(pc)
+    n_vehicles = int(veh.max()) + 1 if veh.size else 0
+    med = np.full(n_vehicles, np.nan)
+    v, x = veh[early], pc[early]
+    if v.size:
+        order = np.lexsort((x, v))
+        v, x = v[order], x[order]
+        bounds = np.searchsorted(v, np.arange(n_vehicles + 1))
+        cnt = np.diff(bounds)
+        has = cnt > 0
+        lo = bounds[:-1] + (cnt - 1) // 2
+        hi = bounds[:-1] + cnt // 2
+        med[has] = 0.5 * (x[lo[has]] + x[hi[has]])
+    return med[veh]
+
+
+def _finding(
+    cols: TelemetryColumns,
+    th: TyreLeakThresholds,
+    row: int,
+    level: int,
+    since_ns: int,
+    severity: np.ndarray,
+    level_kpa: np.ndarray,
+    rate: np.ndarray,
+    reference: np.ndarray,
+    comp_share: np.ndarray,
+) -> Finding:
+    vid = cols.vehicle_ids[int(cols.vehicle[row])]
+    at_ns = int(cols.ts_ns[row])
+    # The wheel to name: the worst severity at this row, then the lowest pressure.
+    w = int(np.lexsort((np.nan_to_num(level_kpa[:, row], nan=np.inf), -severity[:, row]))[0])
+    ref = float(reference[w, row])
+    limit = (1.0 - th.under_placard_fraction) * ref
+    lvl = float(level_kpa[w, row])
+    kpa_per_h = float(rate[w, row])
+    to_limit_s = (lvl - limit) / kpa_per_h * 3600.0 if kpa_per_h > 0 and lvl > limit else None
+    evidence = {
+        "signal": PRESSURE[w],
+        "wheel": WHEELS[w],
+        "pressure_kpa_at_reference": round(lvl, 2),
+        "reference_c": th.reference_c,
+        "placard_kpa": round(ref, 2),
+        "limit_kpa": round(limit, 2),
+        "leak_rate_kpa_per_h": round(kpa_per_h, 3),
+        "projected_time_to_limit_s": None if to_limit_s is None else round(to_limit_s, 1),
+        "temperature_compensated_share": round(float(comp_share[w]), 3),
+        "thresholds": asdict(th),
+    }
+    if level == 0:
+        return Finding(
+            vid,
+            FAULT,
+            FindingState.CLEAR,
+            at_ns,
+            Severity.WARNING,
+            since_ns,
+            "Tyre pressures hold steady, above the 25%-under-placard limit.",
+            evidence,
+        )
+    sev = Severity(level)
+    if sev >= Severity.CRITICAL:
+        text = (
+            f"The {WHEELS[w]} tyre is {100 * (1 - lvl / ref):.0f}% under its placard pressure ({lvl:.0f} of "
+            f"{ref:.0f} kPa cold): inflate it and look for the leak before the vehicle is driven further."
+        )
+    else:
+        eta = (
+            f"; at this rate it reaches 25% under placard in about {to_limit_s / 3600:.1f} h"
+            if to_limit_s
+            else ""
+        )
+        text = (
+            f"The {WHEELS[w]} tyre is losing about {kpa_per_h:.1f} kPa/h ({lvl:.0f} kPa cold, placard "
+            f"{ref:.0f} kPa){eta}: check it for a puncture or a leaking valve."
+        )
+    return Finding(vid, FAULT, FindingState.RAISE, at_ns, sev, since_ns, text, evidence)
