@@ -10,7 +10,13 @@ from edge_agent.fleet_publishing import FleetBatcher, SequenceCounter
 from simulators.faults import draw_faults, fault_levels
 from simulators.models import draw_models
 from simulators.motion import PARKED, RoadContext, initial_motion, step_motion
-from simulators.powertrain import KELVIN, TYRE_REFERENCE_C, initial_powertrain, step_powertrain
+from simulators.powertrain import (
+    ATMOSPHERE_KPA,
+    KELVIN,
+    TYRE_REFERENCE_C,
+    initial_powertrain,
+    step_powertrain,
+)
 from simulators.roads import city_grid
 from simulators.sampling import GPS_SIGMA_M, step_gps_error
 
@@ -85,7 +91,10 @@ def test_powertrain_odometer_tyres_and_energy(seed: int, n: int, ambient_c: floa
         no_regen = params.is_ev & (accel >= 0)
         assert (new.soc_pct[no_regen] <= state.soc_pct[no_regen]).all()
         assert (new.fuel_pct <= state.fuel_pct).all()
-        expected = new.tyre_cold_kpa * (new.tyre_temp_c + KELVIN) / (TYRE_REFERENCE_C + KELVIN)
+        # Gay-Lussac on absolute pressure (the tyre pressures are gauge).
+        warming = (new.tyre_temp_c + KELVIN) / (TYRE_REFERENCE_C + KELVIN)
+        absolute = (new.tyre_cold_kpa + ATMOSPHERE_KPA) * warming
+        expected = absolute - ATMOSPHERE_KPA
         np.testing.assert_allclose(step.tyre_kpa, expected)
         assert (new.pad_mm <= state.pad_mm).all()
         assert (step.engine_rpm[params.is_ev | ~running] == 0).all()
