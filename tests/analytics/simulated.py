@@ -152,7 +152,10 @@ def random_faults(rng: np.random.Generator, duration_s: float) -> tuple[FaultSpe
             FaultSpec(
                 "brake_pad_wear",
                 1,
-                onset_s=0.0,  # the simulator fits the thin pads at the start: the condition is there from 0
+                # The simulator fits the thin pads at the start, so the condition is there from 0. (A
+                # zero-width range, not onset_s: it draws as a range does, keeping the later faults'
+                # draws, and so the scenarios, what they were.)
+                onset_range_s=(0.0, 0.0),
                 params={
                     "start_mm": float(rng.uniform(2.1, 3.5)),
                     "wear_factor": float(np.exp(rng.uniform(np.log(200.0), np.log(3000.0)))),
