@@ -21,6 +21,7 @@ def register(app: typer.Typer, settings: Callable[[], Any]) -> None:
     global _settings
     _settings = settings
     app.command("analyze")(analyze)
+    app.command("score")(score)
 
 
 def analyze(
@@ -50,6 +51,37 @@ def analyze(
             if not follow:
                 return
             time.sleep(every_s)
+
+
+def score(
+    report_dir: Annotated[
+        Path, typer.Option(help="A finished `fleet simulate` run: its ground_truth.json and alarms.json.")
+    ] = Path("fleet-report"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Score the run's alarms against its ground truth: per fault kind, precision, recall and the
+    delay from onset to alarm. Exits 2 when the report directory lacks either file."""
+    try:
+        scores = score_report(report_dir)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--report-dir") from None
+    if as_json:
+        print(json.dumps(scores))
+        return
+    for kind, result in scores["faults"].items():
+        print(f"{kind}: {result}")
+
+
+def score_report(report_dir: Path) -> dict[str, Any]:
+    """The scores of a report directory. Raises OSError or ValueError (not a report)."""
+    from analytics.scoring import AlarmRecord, score_faults
+
+    truth = json.loads((report_dir / "ground_truth.json").read_text())
+    doc = json.loads((report_dir / "alarms.json").read_text())
+    if doc.get("schema") != "fleetpulse.alarms.v1":
+        raise ValueError(f"{report_dir / 'alarms.json'} is not a fleetpulse alarms file")
+    alarms = [AlarmRecord(a["vehicle_id"], a["fault"], int(a["raised_ts_ns"])) for a in doc["alarms"]]
+    return {"report_dir": str(report_dir), "faults": score_faults(truth, alarms)}
 
 
 def export_alarms(database_url: str, vehicle_ids: list[str], path: Path) -> int:

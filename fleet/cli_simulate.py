@@ -152,6 +152,7 @@ def run_simulation(
             export_alarms(srv.database_url, sim.vehicle_ids, report_dir / "alarms.json")
         else:
             result = _run_publish_only(settings, sim, stack, console, recorder)
+            (report_dir / "alarms.json").unlink(missing_ok=True)  # not this run's: nothing was analysed
     return _finish(sim, result, recorder, report_dir, console)
 
 
@@ -219,6 +220,10 @@ def _finish(
         "ground_truth": str(truth_path),
         "report_dir": str(report_dir),
     }
+    if (report_dir / "alarms.json").exists():
+        from fleet.cli_analyze import score_report
+
+        summary["scores"] = score_report(report_dir)["faults"]
     traced = [sim.vehicle_ids[i] for i in recorder.vehicles]
     files = write_report(report_dir, sim.network, ground_truth(sim), recorder.arrays(), traced, summary)
     console.log("report: " + ", ".join(str(f) for f in files))
