@@ -7,20 +7,30 @@ Trouble codes and the fleet firmware test are not telemetry detectors; the job r
 
 from __future__ import annotations
 
-from analytics.detectors import brakes, tyres
+from collections.abc import Callable
+from types import ModuleType
+
+from analytics.columns import TelemetryColumns, VehicleParams
+from analytics.detectors import battery, brakes, charging, coolant, sensors, tyres
+from analytics.findings import Finding
 from analytics.job import TelemetryDetector
+
+Detect = Callable[[TelemetryColumns, VehicleParams], list[Finding]]
+
+
+def _spec(fault: str, module: ModuleType, detect: Detect) -> TelemetryDetector:
+    """A detector module's function with the module's signals, window and thresholds version."""
+    signals, window_s = tuple(module.SIGNALS), float(module.WINDOW_S)
+    return TelemetryDetector(fault, signals, window_s, detect, module.THRESHOLDS_VERSION)
 
 
 def default_detectors() -> tuple[TelemetryDetector, ...]:
     return (
-        TelemetryDetector(
-            tyres.FAULT, tyres.SIGNALS, tyres.WINDOW_S, tyres.detect_tyre_slow_leak, tyres.THRESHOLDS_VERSION
-        ),
-        TelemetryDetector(
-            brakes.FAULT,
-            brakes.SIGNALS,
-            brakes.WINDOW_S,
-            brakes.detect_brake_pad_wear,
-            brakes.THRESHOLDS_VERSION,
-        ),
+        _spec("battery_12v_failing", battery, battery.detect_battery_12v_failing),
+        _spec("charging_fault", charging, charging.detect_charging_fault),
+        _spec("thermostat_stuck", coolant, coolant.detect_thermostat_stuck),
+        _spec("sensor_stuck", sensors, sensors.detect_sensor_stuck),
+        _spec("sensor_dropout", sensors, sensors.detect_sensor_dropout),
+        _spec(tyres.FAULT, tyres, tyres.detect_tyre_slow_leak),
+        _spec(brakes.FAULT, brakes, brakes.detect_brake_pad_wear),
     )
