@@ -426,6 +426,18 @@ SIGNALS: tuple[Signal, ...] = (
 BY_ID: MappingProxyType[int, Signal] = MappingProxyType({s.signal_id: s for s in SIGNALS})
 BY_PATH: MappingProxyType[str, Signal] = MappingProxyType({s.vss_path: s for s in SIGNALS})
 
+WHEELS = ("FL", "FR", "RL", "RR")  # front-left, front-right, rear-left, rear-right
+_WHEEL_NODES = ("Row1.Wheel.Left", "Row1.Wheel.Right", "Row2.Wheel.Left", "Row2.Wheel.Right")
+
+
+def wheel_paths(leaf: str) -> tuple[str, ...]:
+    """The four wheels' VSS paths of one wheel signal, in WHEELS order: `wheel_paths("Tire.Pressure")`.
+    Raises KeyError for a leaf the catalogue does not hold."""
+    paths = tuple(f"Vehicle.Chassis.Axle.{node}.{leaf}" for node in _WHEEL_NODES)
+    for path in paths:
+        BY_PATH[path]  # noqa: B018 (refuse a leaf outside the catalogue)
+    return paths
+
 
 def _check_catalogue() -> None:
     ids = [s.signal_id for s in SIGNALS]

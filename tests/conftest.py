@@ -218,3 +218,15 @@ def fresh_database(server_url: str, name: str) -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     return psycopg.conninfo.make_conninfo(server_url, dbname=name)
+
+
+_fresh_numbers = itertools.count()
+
+
+def migrated_fresh_database(server_url: str, prefix: str) -> str:
+    """A new, migrated database of its own on the server (for tests whose state is global, e.g. a
+    job's watermark or fixed registry ids); its URL."""
+    url = fresh_database(server_url, f"{prefix}_{next(_fresh_numbers)}")
+    with psycopg.connect(url) as conn:
+        migrate(conn)
+    return url

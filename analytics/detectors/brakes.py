@@ -32,12 +32,11 @@ from analytics.detectors.trends import (
     window_start,
 )
 from analytics.findings import Finding, FindingState, Severity
+from contract.signals import WHEELS, wheel_paths
 
 FAULT = "brake_pad_wear"
 THRESHOLDS_VERSION = "brake_pad_wear/1"
-WHEELS = ("FL", "FR", "RL", "RR")
-_WHEEL_PATHS = ("Row1.Wheel.Left", "Row1.Wheel.Right", "Row2.Wheel.Left", "Row2.Wheel.Right")
-PAD_WEAR = tuple(f"Vehicle.Chassis.Axle.{w}.Brake.PadWear" for w in _WHEEL_PATHS)
+PAD_WEAR = wheel_paths("Brake.PadWear")
 ODOMETER = "Vehicle.TraveledDistance"
 SIGNALS: tuple[str, ...] = (*PAD_WEAR, ODOMETER)
 

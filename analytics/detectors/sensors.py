@@ -118,23 +118,14 @@ def detect_sensor_stuck(
                 "stuck_for_moving_s": w.stuck_s,
                 "thresholds_version": th.version,
             }
-            if lvl == 0:
-                out.append(
-                    Finding(
-                        vid, f"{STUCK}:{w.path}", FindingState.CLEAR, int(ts[row]), Severity.WARNING,
-                        int(since), f"The {w.path} sensor's readings vary again.", evidence,
-                    )
+            out.append(
+                _finding(
+                    vid, f"{STUCK}:{w.path}", int(lvl), int(ts[row]), int(since), evidence,
+                    f"The {w.path} sensor's readings vary again.",
+                    f"The {w.path} sensor reports the same value while the vehicle drives: check "
+                    "the sensor and its wiring; alarms that rely on it are unreliable meanwhile.",
                 )
-            else:
-                out.append(
-                    Finding(
-                        vid, f"{STUCK}:{w.path}", FindingState.RAISE, int(ts[row]), Severity(int(lvl)),
-                        int(since),
-                        f"The {w.path} sensor reports the same value while the vehicle drives: check "
-                        "the sensor and its wiring; alarms that rely on it are unreliable meanwhile.",
-                        evidence,
-                    )
-                )
+            )  # fmt: skip
     return out
 
 
@@ -170,23 +161,14 @@ def detect_sensor_dropout(
                 "dropout_after_moving_s": th.dropout_s,
                 "thresholds_version": th.version,
             }
-            if lvl == 0:
-                out.append(
-                    Finding(
-                        vid, f"{DROPOUT}:{w.path}", FindingState.CLEAR, int(ts[row]), Severity.WARNING,
-                        int(since), f"The {w.path} sensor reports again.", evidence,
-                    )
+            out.append(
+                _finding(
+                    vid, f"{DROPOUT}:{w.path}", int(lvl), int(ts[row]), int(since), evidence,
+                    f"The {w.path} sensor reports again.",
+                    f"The {w.path} sensor has stopped reporting while the rest of the vehicle "
+                    "reports: check the sensor, its wiring and its bus connection.",
                 )
-            else:
-                out.append(
-                    Finding(
-                        vid, f"{DROPOUT}:{w.path}", FindingState.RAISE, int(ts[row]), Severity(int(lvl)),
-                        int(since),
-                        f"The {w.path} sensor has stopped reporting while the rest of the vehicle "
-                        "reports: check the sensor, its wiring and its bus connection.",
-                        evidence,
-                    )
-                )
+            )  # fmt: skip
     return out
 
 
@@ -217,3 +199,12 @@ def _unread_time_s(
     anchor = latest_index(v, present[rows] | first)
     out[rows] = (clock - clock[anchor]) / NS_PER_S
     return out
+
+
+def _finding(
+    vid: str, fault: str, level: int, at_ns: int, since_ns: int, evidence: dict, cleared: str, raised: str
+) -> Finding:
+    """A CLEAR (level 0) or a RAISE at `level`, with the explanation that fits."""
+    if level == 0:
+        return Finding(vid, fault, FindingState.CLEAR, at_ns, Severity.WARNING, since_ns, cleared, evidence)
+    return Finding(vid, fault, FindingState.RAISE, at_ns, Severity(level), since_ns, raised, evidence)

@@ -39,13 +39,12 @@ from analytics.detectors.trends import (
     window_start,
 )
 from analytics.findings import Finding, FindingState, Severity
+from contract.signals import WHEELS, wheel_paths
 
 FAULT = "tyre_slow_leak"
 THRESHOLDS_VERSION = "tyre_slow_leak/1"
-WHEELS = ("FL", "FR", "RL", "RR")
-_WHEEL_PATHS = ("Row1.Wheel.Left", "Row1.Wheel.Right", "Row2.Wheel.Left", "Row2.Wheel.Right")
-PRESSURE = tuple(f"Vehicle.Chassis.Axle.{w}.Tire.Pressure" for w in _WHEEL_PATHS)
-TEMPERATURE = tuple(f"Vehicle.Chassis.Axle.{w}.Tire.Temperature" for w in _WHEEL_PATHS)
+PRESSURE = wheel_paths("Tire.Pressure")
+TEMPERATURE = wheel_paths("Tire.Temperature")
 SIGNALS: tuple[str, ...] = PRESSURE + TEMPERATURE
 ATMOSPHERE_KPA = 101.325
 KELVIN = 273.15

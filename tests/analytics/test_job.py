@@ -5,7 +5,6 @@ fleet firmware test end in alarms too."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 
@@ -19,22 +18,18 @@ from analytics.job import TelemetryDetector, run_analysis
 from contract import topics, wire_v1
 from contract.batch import TelemetryBatch
 from contract.dtc import dtc_message
-from ingest import TelemetryStore, migrate
+from ingest import TelemetryStore
 from ingest.pipeline import Envelope, triage
-from tests.conftest import fresh_database
+from tests.conftest import migrated_fresh_database
 
 pytestmark = pytest.mark.postgres
 SPEED = "Vehicle.Speed"
 S = 1_000_000_000
-_numbers = itertools.count()
 
 
 @pytest.fixture
 def job_url(pg_server_url: str) -> str:
-    url = fresh_database(pg_server_url, f"fleet_job_{next(_numbers)}")
-    with psycopg.connect(url) as conn:
-        migrate(conn)
-    return url
+    return migrated_fresh_database(pg_server_url, "fleet_job")
 
 
 def detect_speeding(cols: TelemetryColumns, params: VehicleParams) -> list[Finding]:
@@ -100,9 +95,7 @@ def test_two_arrivals_give_the_alarms_of_one_and_a_rerun_adds_nothing(
     assert first["vehicles"] == 1 and second["vehicles"] == 1 and again["vehicles"] == 0
     split = _alarms(job_url)
 
-    whole = fresh_database(pg_server_url, "fleet_job_whole")
-    with psycopg.connect(whole) as conn:
-        migrate(conn)
+    whole = migrated_fresh_database(pg_server_url, "fleet_job_whole")
     _store(whole, "V1", 1, t0, speeds)
     _run(whole)
     assert (
