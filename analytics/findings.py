@@ -41,3 +41,30 @@ class Finding:
     since_ns: int | None = None  # when the condition began, if the data shows it
     explanation: str = ""  # for the service centre: what is wrong and what to do
     evidence: dict[str, Any] = field(default_factory=dict)  # JSON-able: values, threshold, signal, times
+
+    @classmethod
+    def at_level(
+        cls,
+        vehicle_id: str,
+        fault: str,
+        level: int,
+        at_ns: int,
+        since_ns: int | None,
+        explanation: str,
+        evidence: dict[str, Any],
+    ) -> Finding:
+        """A detector's state as a finding: level 0 is a CLEAR, any other a RAISE at that severity."""
+        if level == 0:
+            return cls(
+                vehicle_id,
+                fault,
+                FindingState.CLEAR,
+                at_ns,
+                Severity.WARNING,
+                since_ns,
+                explanation,
+                evidence,
+            )
+        return cls(
+            vehicle_id, fault, FindingState.RAISE, at_ns, Severity(level), since_ns, explanation, evidence
+        )

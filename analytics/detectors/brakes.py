@@ -31,7 +31,7 @@ from analytics.detectors.trends import (
     state_changes,
     window_start,
 )
-from analytics.findings import Finding, FindingState, Severity
+from analytics.findings import Finding, Severity
 from contract.signals import WHEELS, wheel_paths
 
 FAULT = "brake_pad_wear"
@@ -155,18 +155,8 @@ def _finding(
         "thresholds": asdict(th),
     }
     if level == 0:
-        return Finding(
-            vid,
-            FAULT,
-            FindingState.CLEAR,
-            at_ns,
-            Severity.WARNING,
-            since_ns,
-            "Brake pads have wear left and are wearing at a normal rate.",
-            evidence,
-        )
-    sev = Severity(level)
-    if pct >= th.pct_at_mm(th.limit_mm):
+        text = "Brake pads have wear left and are wearing at a normal rate."
+    elif pct >= th.pct_at_mm(th.limit_mm):
         text = (
             f"The {WHEELS[w]} brake pad is worn to its limit (about {mm:.1f} mm left, {pct:.0f}% worn): "
             "replace the pads on that axle before further driving."
@@ -179,4 +169,4 @@ def _finding(
             f"The {WHEELS[w]} brake pad is {pct:.0f}% worn (about {mm:.1f} mm left){eta}: book a pad "
             "replacement."
         )
-    return Finding(vid, FAULT, FindingState.RAISE, at_ns, sev, since_ns, text, evidence)
+    return Finding.at_level(vid, FAULT, level, at_ns, since_ns, text, evidence)

@@ -37,7 +37,7 @@ from analytics.detectors.persistence import (
     transitions,
 )
 from analytics.detectors.vehicle_state import LAT, LON, ODOMETER, SPEED, moving_rows
-from analytics.findings import Finding, FindingState, Severity
+from analytics.findings import Finding, Severity
 
 STUCK = "sensor_stuck"
 DROPOUT = "sensor_dropout"
@@ -201,10 +201,9 @@ def _unread_time_s(
     return out
 
 
+
 def _finding(
     vid: str, fault: str, level: int, at_ns: int, since_ns: int, evidence: dict, cleared: str, raised: str
 ) -> Finding:
     """A CLEAR (level 0) or a RAISE at `level`, with the explanation that fits."""
-    if level == 0:
-        return Finding(vid, fault, FindingState.CLEAR, at_ns, Severity.WARNING, since_ns, cleared, evidence)
-    return Finding(vid, fault, FindingState.RAISE, at_ns, Severity(level), since_ns, raised, evidence)
+    return Finding.at_level(vid, fault, level, at_ns, since_ns, raised if level else cleared, evidence)

@@ -38,7 +38,7 @@ from analytics.detectors.trends import (
     state_changes,
     window_start,
 )
-from analytics.findings import Finding, FindingState, Severity
+from analytics.findings import Finding, Severity
 from contract.signals import WHEELS, wheel_paths
 
 FAULT = "tyre_slow_leak"
@@ -230,18 +230,8 @@ def _finding(
         "thresholds": asdict(th),
     }
     if level == 0:
-        return Finding(
-            vid,
-            FAULT,
-            FindingState.CLEAR,
-            at_ns,
-            Severity.WARNING,
-            since_ns,
-            "Tyre pressures hold steady, above the 25%-under-placard limit.",
-            evidence,
-        )
-    sev = Severity(level)
-    if sev >= Severity.CRITICAL:
+        text = "Tyre pressures hold steady, above the 25%-under-placard limit."
+    elif level >= Severity.CRITICAL:
         text = (
             f"The {WHEELS[w]} tyre is {100 * (1 - lvl / ref):.0f}% under its placard pressure ({lvl:.0f} of "
             f"{ref:.0f} kPa cold): inflate it and look for the leak before the vehicle is driven further."
@@ -256,4 +246,4 @@ def _finding(
             f"The {WHEELS[w]} tyre is losing about {kpa_per_h:.1f} kPa/h ({lvl:.0f} kPa cold, placard "
             f"{ref:.0f} kPa){eta}: check it for a puncture or a leaking valve."
         )
-    return Finding(vid, FAULT, FindingState.RAISE, at_ns, sev, since_ns, text, evidence)
+    return Finding.at_level(vid, FAULT, level, at_ns, since_ns, text, evidence)
