@@ -19,10 +19,11 @@ import psycopg
 
 from analytics.alarms import Alarm, Change, Transition, apply_findings
 from analytics.findings import Finding, Severity
+from contract.timestamps import datetime_of_ns as _ts
+from contract.timestamps import ns_of as _ns
 
 PARTITIONS = 64  # the unit of work (and of locking) that jobs split the fleet into
 _LOCK_BASE = 0x616C6D00  # "alm\0": advisory lock keys PARTITIONS apart from other users
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def partition_of(vehicle_id: str, partitions: int = PARTITIONS) -> int:
@@ -151,15 +152,6 @@ def acknowledge(conn: psycopg.Connection, alarm_id: int, by: str) -> bool:
             (alarm_id, row[1], row[0], f"acknowledged by {by}"),
         )
     return True
-
-
-def _ts(ns: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(microseconds=ns // 1000)
-
-
-def _ns(at: dt.datetime) -> int:
-    delta = at - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
 def _ns_or_none(at: dt.datetime | None) -> int | None:

@@ -27,6 +27,7 @@ import psycopg
 
 from analytics.columns import TelemetryColumns, VehicleParams
 from contract.signals import SIGNALS, Signal, WireType
+from contract.timestamps import ns_of as _ns
 
 __all__ = [
     "CopyFormatError",
@@ -301,7 +302,3 @@ def _lower_bound(since_ns: int | None, vehicle_since_ns: int | None) -> dt.datet
 
 def _ts_param(unix_us: int) -> dt.datetime:
     return _UNIX_EPOCH + unix_us * _US
-
-
-def _ns(ts: dt.datetime) -> int:
-    return (ts - _UNIX_EPOCH) // _US * 1000

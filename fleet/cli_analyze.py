@@ -88,6 +88,8 @@ def export_alarms(database_url: str, vehicle_ids: list[str], path: Path) -> int:
     """Write the alarms of these vehicles (every one, cleared included) as JSON for scoring."""
     import psycopg
 
+    from contract.timestamps import ns_of as _ns
+
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
             "SELECT vehicle_id, fault, severity, raised_at, cleared_at, explanation, evidence FROM alarms"
@@ -101,7 +103,3 @@ def export_alarms(database_url: str, vehicle_ids: list[str], path: Path) -> int:
     ]
     path.write_text(json.dumps({"schema": "fleetpulse.alarms.v1", "alarms": alarms}, indent=1))
     return len(alarms)
-
-
-def _ns(at: Any) -> int:
-    return int(round(at.timestamp() * 1e6)) * 1000

@@ -24,6 +24,7 @@ import numpy as np
 import psycopg
 
 from contract.errors import DeadLetterReason
+from contract.timestamps import datetime_of_ns as _ts
 from ingest.flush import (
     PreparedFlush,
     StorageParams,
@@ -163,11 +164,6 @@ class WriteResult:
     dtc_duplicates: int = 0  # DTC reports already stored (redeliveries)
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def _ts(ns: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(microseconds=ns // 1000)
 
 
 class TelemetryStore:
