@@ -19,8 +19,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, LiteralString
 
+import numpy as np
 import psycopg
 
 from analytics import telemetry_reader as reader
@@ -29,6 +30,8 @@ from analytics.columns import TelemetryColumns, VehicleParams
 from analytics.detectors.dtcs import DtcReportRow, detect_dtc_alarms
 from analytics.detectors.software import Inventory, SoftwareIssue, detect_firmware_bug, find_software_issues
 from analytics.findings import Finding
+from contract.timestamps import UNIX_EPOCH
+from contract.timestamps import ns_of as _ns
 
 JOB = "faults"
 # The arrival horizon: `settle_s` before now, and never past the start of another transaction that
@@ -38,7 +41,6 @@ _HORIZON_SQL = (
     " FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()"
     " AND backend_xid IS NOT NULL))"
 )
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def _watermark(conn: psycopg.Connection) -> dt.datetime | None:
 
 
 def _vehicles_with_news(conn: psycopg.Connection, after: dt.datetime | None, until: dt.datetime) -> list[str]:
-    since = after or _EPOCH
+    since = after or UNIX_EPOCH
     rows = conn.execute(
         "SELECT vehicle_id FROM ingest_batches WHERE received_at > %(a)s AND received_at <= %(u)s"
         " UNION SELECT vehicle_id FROM dtc_reports WHERE received_at > %(a)s AND received_at <= %(u)s"
@@ -121,7 +123,7 @@ def _new_telemetry(conn: psycopg.Connection, after: dt.datetime | None, until: d
     rows = conn.execute(
         "SELECT vehicle_id, min(first_ts) FROM ingest_batches WHERE received_at > %s AND received_at <= %s"
         " GROUP BY vehicle_id",
-        (after or _EPOCH, until),
+        (after or UNIX_EPOCH, until),
     ).fetchall()
     return {v: _ns(first) for v, first in rows}
 
@@ -132,17 +134,27 @@ def _telemetry_findings(
     detectors: Sequence[TelemetryDetector],
     report: AnalysisReport,
 ) -> list[Finding]:
-    """Each detector over each vehicle's new rows and the trailing window before them."""
+    """Each detector over each vehicle's new rows and its own trailing window before them: one read
+    of the widest window and every signal, cut in memory to each window."""
     if not detectors or not oldest_new_ns:
         return []
     vehicles = sorted(oldest_new_ns)
     params = reader.load_vehicle_params(conn, vehicles)
+    oldest = np.array([oldest_new_ns[v] for v in vehicles], dtype=np.int64)
+    widest_ns = int(max(d.window_s for d in detectors) * 1e9)
+    signals = sorted({s for d in detectors for s in d.signals})
+    since = {v: oldest_new_ns[v] - widest_ns for v in vehicles}
+    everything = reader.read_columns(conn, vehicles, signals, since_ns_per_vehicle=since)  # one read
+    report.rows_read += everything.n_rows
     findings: list[Finding] = []
     for window_s, group in _by_window(detectors):
-        signals = sorted({s for d in group for s in d.signals})
-        since = {v: oldest_new_ns[v] - int(window_s * 1e9) for v in vehicles}
-        cols = reader.read_columns(conn, vehicles, signals, since_ns_per_vehicle=since)
-        report.rows_read += cols.n_rows
+        keep = everything.ts_ns >= oldest[everything.vehicle] - int(window_s * 1e9)
+        cols = TelemetryColumns(
+            everything.vehicle_ids,
+            everything.vehicle[keep],
+            everything.ts_ns[keep],
+            {s: everything.values[s][keep] for s in {s for d in group for s in d.signals}},
+        )
         for detector in group:
             findings += detector.detect(cols, params)
     return findings
@@ -158,22 +170,23 @@ def _by_window(detectors: Sequence[TelemetryDetector]) -> list[tuple[float, list
 
 def _dtc_reports(conn: psycopg.Connection, vehicles: list[str]) -> list[DtcReportRow]:
     """Every report of the vehicles (they are few: one per change of a vehicle's code set)."""
+    return _report_rows(conn, "vehicle_id = ANY(%s)", (vehicles,))
+
+
+def _report_rows(
+    conn: psycopg.Connection, where: LiteralString, params: tuple[Any, ...]
+) -> list[DtcReportRow]:
+    """The DTC reports matching `where`, by vehicle and time."""
     rows = conn.execute(
-        "SELECT vehicle_id, ts, codes, software FROM dtc_reports WHERE vehicle_id = ANY(%s)"
-        " ORDER BY vehicle_id, ts",
-        (vehicles,),
+        "SELECT vehicle_id, ts, codes, software FROM dtc_reports WHERE " + where + " ORDER BY vehicle_id, ts",
+        params,
     ).fetchall()
     return [DtcReportRow(v, _ns(ts), tuple(codes), dict(software)) for v, ts, codes, software in rows]
 
 
 def _firmware(conn: psycopg.Connection) -> tuple[list[SoftwareIssue], list[Finding]]:
     """The fleet-wide firmware test over every report that names its software, and its findings."""
-    reports = [
-        DtcReportRow(v, _ns(ts), tuple(codes), dict(software))
-        for v, ts, codes, software in conn.execute(
-            "SELECT vehicle_id, ts, codes, software FROM dtc_reports WHERE software <> '{}'::jsonb"
-        ).fetchall()
-    ]
+    reports = _report_rows(conn, "software <> '{}'::jsonb", ())
     ran: dict[str, set[tuple[str, str]]] = {}
     for vehicle, ecu, version in conn.execute(
         "SELECT vehicle_id, ecu, software_version FROM software_history"
@@ -201,8 +214,3 @@ def _firmware(conn: psycopg.Connection) -> tuple[list[SoftwareIssue], list[Findi
                  i.reporting_off, i.p_value),
             )  # fmt: skip
     return issues, detect_firmware_bug(issues, inventory, reports)
-
-
-def _ns(at: dt.datetime) -> int:
-    delta = at - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
