@@ -8,7 +8,8 @@ Owns the order of one run (`run_analysis`):
    and backlogged data is analysed when it arrives, whatever its vehicle time;
 3. per detector, each such vehicle's trailing window of the signals it needs, read with binary
    COPY (`analytics.telemetry_reader`), then the kernels;
-4. the trouble codes of those vehicles, and the fleet-wide firmware test;
+4. the trouble codes of those vehicles, the road-hazard map's step over the same new telemetry
+   (`analytics.hazard_job`), and the fleet-wide firmware test;
 5. the alarm lifecycle and its store, then the new watermark, in that order: a crash between the
    two re-runs the window, which changes nothing (findings already applied are known).
 The kernels and the lifecycle are pure; this module is the shell that feeds them.
@@ -30,6 +31,7 @@ from analytics.columns import TelemetryColumns, VehicleParams
 from analytics.detectors.dtcs import DtcReportRow, detect_dtc_alarms
 from analytics.detectors.software import Inventory, SoftwareIssue, detect_firmware_bug, find_software_issues
 from analytics.findings import Finding
+from analytics.hazard_job import update_hazard_map
 from contract.timestamps import UNIX_EPOCH
 from contract.timestamps import ns_of as _ns
 
@@ -65,15 +67,21 @@ class AnalysisReport:
     escalated: int = 0
     cleared: int = 0
     software_issues: list[dict[str, Any]] = field(default_factory=list)
+    hazards: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
 
 
 def run_analysis(
-    conn: psycopg.Connection, detectors: Sequence[TelemetryDetector], *, settle_s: float = 10.0
+    conn: psycopg.Connection,
+    detectors: Sequence[TelemetryDetector],
+    *,
+    settle_s: float = 10.0,
+    hazards: bool = True,
 ) -> AnalysisReport:
-    """One run over everything that arrived since the last one. Raises psycopg.Error."""
+    """One run over everything that arrived since the last one, and (unless `hazards` is False) the
+    road-hazard map's step over the same new telemetry. Raises psycopg.Error."""
     after = _watermark(conn)
     (until,) = conn.execute(_HORIZON_SQL, (settle_s,)).fetchone()  # type: ignore[misc]
     report = AnalysisReport(None if after is None else after.isoformat(), until.isoformat())
@@ -81,8 +89,11 @@ def run_analysis(
     report.vehicles = len(vehicles)
     findings: list[Finding] = []
     if vehicles:
-        findings += _telemetry_findings(conn, _new_telemetry(conn, after, until), detectors, report)
+        new_telemetry = _new_telemetry(conn, after, until)
+        findings += _telemetry_findings(conn, new_telemetry, detectors, report)
         findings += detect_dtc_alarms(_dtc_reports(conn, vehicles))
+        if hazards:
+            report.hazards = vars(update_hazard_map(conn, new_telemetry))
     issues, firmware = _firmware(conn)
     findings += firmware
     report.software_issues = [vars(i) for i in issues]
