@@ -4,7 +4,10 @@ ABS or traction-control intervention, a harsh brake.
 An event is placed at the middle of the interval it happened in (between the previous sample and
 this one): the agent reports the peak or the flag over the interval, and placing it at the end
 would put every event half an interval (7 m at 50 km/h) past the spot, on the side the vehicle
-left towards. Pure: numpy only, no per-sample loop.
+left towards. Every event is an onset (a jolt, an intervention or a brake that begins at this
+sample): decided from this sample and the one before it only, so an incremental run that reads
+the previous sample as context finds exactly the events one run over all the data finds.
+Pure: numpy only, no per-sample loop.
 """
 
 from __future__ import annotations
@@ -60,26 +63,19 @@ def extract_events(cols: TelemetryColumns, th: HazardThresholds = DEFAULT) -> Ha
     prev = np.r_[False, (cols.vehicle[1:] == cols.vehicle[:-1])]
     dt_s = np.r_[np.inf, np.diff(cols.ts_ns) / 1e9]
     prev &= dt_s <= th.max_interval_s
-    nxt = np.r_[prev[1:], False]
     prev_speed = np.where(prev, np.r_[np.nan, speed[:-1]], np.nan)
     top_speed = np.fmax(speed, prev_speed)  # fastest the vehicle went in the interval
     placed = np.isfinite(lat) & np.isfinite(lon)
     with np.errstate(invalid="ignore"):
-        az = np.abs(z)
+        # Pothole Patrol's high-pass, at its simplest: the change from the previous sample, so a
+        # constant offset (a tilted mounting, gravity left in) is no peak.
+        jolt = np.abs(z - np.where(prev, np.r_[np.nan, z[:-1]], np.nan))
         z_thr = np.maximum(th.pothole_z_min_ms2, th.pothole_z0_ms2 + th.pothole_z_per_speed_s * speed)
-        before = np.where(prev, np.r_[0.0, az[:-1]], 0.0)
-        after = np.where(nxt, np.r_[az[1:], 0.0], 0.0)
-        pothole = (
-            (speed >= th.pothole_min_speed_ms)
-            & (az >= z_thr)
-            & (az >= np.nan_to_num(before))
-            & (az > np.nan_to_num(after))
-            & ~(np.abs(ax) >= th.pothole_xz_ratio * az)
-        )
-        slippery = (top_speed >= th.slip_min_speed_ms) & ((abs_on & (ax > -th.abs_low_mu_decel_ms2)) | tcs_on)
-        hard = ax <= -th.harsh_brake_ms2
-        first_of_run = hard & ~(prev & np.r_[False, hard[:-1]])
-        junction = first_of_run & (top_speed >= th.harsh_min_speed_ms)
+        not_a_lurch = ~(np.abs(ax) >= th.pothole_xz_ratio * jolt)  # x–z ratio
+        pothole = _onsets((speed >= th.pothole_min_speed_ms) & (jolt >= z_thr) & not_a_lurch, prev)
+        low_mu_abs = abs_on & (ax > -th.abs_low_mu_decel_ms2)
+        slippery = (top_speed >= th.slip_min_speed_ms) & (_onsets(low_mu_abs, prev) | _onsets(tcs_on, prev))
+        junction = _onsets(ax <= -th.harsh_brake_ms2, prev) & (top_speed >= th.harsh_min_speed_ms)
     kinds = np.full(n, -1, dtype=np.int8)
     kinds[junction & placed] = KIND_CODE[JUNCTION]
     kinds[slippery & placed] = KIND_CODE[SLIPPERY]
@@ -88,7 +84,7 @@ def extract_events(cols: TelemetryColumns, th: HazardThresholds = DEFAULT) -> Ha
     mid_lat, mid_lon = _interval_middles(lat, lon, prev, rows)
     magnitude = np.select(
         [kinds[rows] == KIND_CODE[POTHOLE], kinds[rows] == KIND_CODE[JUNCTION]],
-        [az[rows], -ax[rows]],
+        [jolt[rows], -ax[rows]],
         1.0,
     )
     return HazardEvents(
@@ -101,6 +97,15 @@ def extract_events(cols: TelemetryColumns, th: HazardThresholds = DEFAULT) -> Ha
         top_speed[rows],
         magnitude,
     )
+
+
+def _onsets(condition: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """Rows where the condition starts: it holds here and did not at the previous sample (which
+    must exist: the first sample of a drive cannot tell an onset from a condition that was already
+    there, so a signal that never changes raises nothing, and a later run that re-reads this row as
+    context decides the same)."""
+    before = np.r_[False, condition[:-1]]
+    return condition & prev & ~before
 
 
 def _interval_middles(

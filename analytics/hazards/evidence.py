@@ -1,19 +1,19 @@
 """Whether each site is a hazard, replayed over its evidence in time order.
 
 Evidence is the site's events (with a pseudonymous key per vehicle) and the passes over it (with
-or without an event). After each piece of evidence a site is confirmed when all three hold:
-- at least K distinct vehicles had an event there;
+or without an event). After each piece of evidence the site is judged. It becomes a hazard when
+- at least K distinct vehicles had an event there, and
 - the share of its most recent passes that had an event is, at its one-sided 95% Wilson lower
   bound, above the kind's minimum (a busy junction sees a random harsh brake now and then; a
   dangerous one sees them from a steady share of drivers);
-- its confidence, the belief that it is still there, has not fallen under one half. Each pass
-  without an event since the last event is evidence against: with the event rate p the site
-  showed until then, n clean passes are likely (1 - p)^n if it is still there, so the belief
-  drops fast for a pothole that every car felt and slowly for a junction where one driver in
-  three brakes hard. p is taken at its lower bound, so that a chance run of clean passes (traffic
-  comes in waves) does not withdraw a hazard that is still there; and a hazard is withdrawn only
-  once no vehicle has reported it for `min_quiet_s`. Evidence also ages: the belief halves every
-  `half_life_s` without an event.
+and it stays one until withdrawn: when the upper bound of that share falls under the minimum, or
+when its confidence, the belief that it is still there, falls under one half. Each pass without an
+event since the last event is evidence against: with the event rate p the site showed until then,
+n clean passes are likely (1 - p)^n if it is still there, so the belief drops fast for a pothole
+that every car felt and slowly for a junction where one driver in three brakes hard. Traffic comes
+in waves, so runs of clean passes are longer than a coin would give: a hazard is withdrawn this way
+only once no vehicle has reported it for `min_quiet_s`. Evidence also ages: the belief halves every
+`half_life_s` without an event.
 The replay gives each site's confirmed intervals in data time (so a scorer can ask "was it on the
 map 30 minutes after its repair?") and its state now. Pure: numpy only, vectorised over sites.
 """
@@ -47,11 +47,20 @@ class SiteEvidence:
 
 def wilson_lower(k: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
     """One-sided Wilson score lower bound of a proportion k/n (0 where n = 0)."""
+    return _wilson(k, n, z, -1.0, 0.0)
+
+
+def wilson_upper(k: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
+    """One-sided Wilson score upper bound of a proportion k/n (1 where n = 0)."""
+    return _wilson(k, n, z, 1.0, 1.0)
+
+
+def _wilson(k: np.ndarray, n: np.ndarray, z: float, sign: float, empty: float) -> np.ndarray:
     n_f = np.maximum(n, 1).astype(float)
     p = k / n_f
     centre = p + z * z / (2 * n_f)
     spread = z * np.sqrt(np.maximum(p * (1 - p) / n_f + z * z / (4 * n_f * n_f), 0.0))
-    return np.where(n > 0, (centre - spread) / (1 + z * z / n_f), 0.0)
+    return np.where(n > 0, np.clip((centre + sign * spread) / (1 + z * z / n_f), 0.0, 1.0), empty)
 
 
 def replay(
@@ -112,14 +121,20 @@ def replay(
     at = np.maximum(last_reset, 0)
     clean = per_site_cumsum(is_pass & ~with_event)
     clean_run = np.where(has_reset, clean - clean[at], 0)
-    p_low = rate_lower[at]  # the lower bound: a run of clean passes must be long to count
+    p_hat = (k_win[at] + 1.0) / (n_win[at] + 2.0)  # the rate the site showed at its last event
     prior = th.prior_present
-    likelihood = np.power(1.0 - p_low, clean_run)
+    likelihood = np.power(1.0 - p_hat, clean_run)
     age_s = np.where(has_reset, (ts - ts[at]) / 1e9, 0.0)
     belief = prior * likelihood / (prior * likelihood + 1.0 - prior) * np.power(0.5, age_s / th.half_life_s)
     belief = np.where(has_reset, belief, 0.0)
-    withdrawn = (belief < th.retract_below) & (age_s >= th.min_quiet_s)
-    confirmed = (vehicles >= th.min_vehicles) & (rate_lower >= min_rate[site]) & ~withdrawn
+    # A latch: established by K vehicles and a clear event rate, it holds until withdrawn by a quiet
+    # spell of clean passes, or by a recent event rate clearly under the kind's minimum.
+    rate_upper = wilson_upper(k_win, n_win, th.rate_z)
+    withdrawn = ((belief < th.retract_below) & (age_s >= th.min_quiet_s)) | (rate_upper < min_rate[site])
+    established = (vehicles >= th.min_vehicles) & (rate_lower >= min_rate[site]) & ~withdrawn
+    last_set = np.maximum.accumulate(np.where(established, idx, -1))
+    last_reset = np.maximum.accumulate(np.where(withdrawn, idx, -1))
+    confirmed = (last_set >= first) & (last_set > last_reset)
     last_evidence_ns = np.where(has_reset, ts[at], ts)
     event_passes = per_site_cumsum(with_event & is_pass)
     return _summarise(
