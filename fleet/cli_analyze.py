@@ -55,12 +55,17 @@ def analyze(
 
 def score(
     report_dir: Annotated[
-        Path, typer.Option(help="A finished `fleet simulate` run: its ground_truth.json and alarms.json.")
+        Path,
+        typer.Option(
+            help="A finished `fleet simulate` run: its ground_truth.json, alarms.json and hazards.json."
+        ),
     ] = Path("fleet-report"),
     as_json: JsonOpt = False,
 ) -> None:
-    """Score the run's alarms against its ground truth: per fault kind, precision, recall and the
-    delay from onset to alarm. Exits 2 when the report directory lacks either file."""
+    """Score the run against its ground truth: per fault kind, precision, recall and the delay from
+    onset to alarm; per hazard kind, precision, recall and position error, and whether a repaired
+    hazard was still on the map 30 minutes after its repair. Exits 2 when the report directory
+    lacks the ground truth or the alarms."""
     try:
         scores = score_report(report_dir)
     except (OSError, ValueError) as exc:
@@ -70,6 +75,10 @@ def score(
         return
     for kind, result in scores["faults"].items():
         print(f"{kind}: {result}")
+    for kind, result in (scores.get("hazards") or {}).get("kinds", {}).items():
+        print(f"hazard {kind}: {result}")
+    if scores.get("hazards"):
+        print(f"repaired hazards still on the map 30 min later: {scores['hazards']['repaired_still_on_map']}")
 
 
 def score_report(report_dir: Path) -> dict[str, Any]:
@@ -81,7 +90,13 @@ def score_report(report_dir: Path) -> dict[str, Any]:
     if doc.get("schema") != "fleetpulse.alarms.v1":
         raise ValueError(f"{report_dir / 'alarms.json'} is not a fleetpulse alarms file")
     alarms = [AlarmRecord(a["vehicle_id"], a["fault"], int(a["raised_ts_ns"])) for a in doc["alarms"]]
-    return {"report_dir": str(report_dir), "faults": score_faults(truth, alarms)}
+    scores: dict[str, Any] = {"report_dir": str(report_dir), "faults": score_faults(truth, alarms)}
+    if (report_dir / "hazards.json").exists():
+        from analytics.hazard_scoring import score_hazards
+        from fleet.cli_hazards import load_hazards
+
+        scores["hazards"] = score_hazards(truth, load_hazards(report_dir / "hazards.json"))
+    return scores
 
 
 def export_alarms(database_url: str, vehicle_ids: list[str], path: Path) -> int:

@@ -125,6 +125,7 @@ def run_simulation(
     ground truth and the report. Raises RuntimeError when a server fails to start."""
     from contract import accounts
     from fleet.cli_analyze import export_alarms
+    from fleet.cli_hazards import export_hazards
     from fleet.pipeline_run import run_through_ingest, started_servers
     from simulators.trace import TraceRecorder
 
@@ -150,9 +151,11 @@ def run_simulation(
             result = {**done.summary(), **stored.summary()}
             report_dir.mkdir(parents=True, exist_ok=True)
             export_alarms(srv.database_url, sim.vehicle_ids, report_dir / "alarms.json")
+            export_hazards(srv.database_url, report_dir / "hazards.json")
         else:
             result = _run_publish_only(settings, sim, stack, console, recorder)
-            (report_dir / "alarms.json").unlink(missing_ok=True)  # not this run's: nothing was analysed
+            for stale in ("alarms.json", "hazards.json"):  # not this run's: nothing was analysed
+                (report_dir / stale).unlink(missing_ok=True)
     return _finish(sim, result, recorder, report_dir, console)
 
 
@@ -220,12 +223,20 @@ def _finish(
         "ground_truth": str(truth_path),
         "report_dir": str(report_dir),
     }
+    sites = None
     if (report_dir / "alarms.json").exists():
         from fleet.cli_analyze import score_report
+        from fleet.cli_hazards import load_hazards
 
-        summary["scores"] = score_report(report_dir)["faults"]
+        scores = score_report(report_dir)
+        summary["scores"] = scores["faults"]
+        if "hazards" in scores:
+            summary["hazard_scores"] = scores["hazards"]
+            sites = load_hazards(report_dir / "hazards.json")
     traced = [sim.vehicle_ids[i] for i in recorder.vehicles]
-    files = write_report(report_dir, sim.network, ground_truth(sim), recorder.arrays(), traced, summary)
+    files = write_report(
+        report_dir, sim.network, ground_truth(sim), recorder.arrays(), traced, summary, hazard_sites=sites
+    )
     console.log("report: " + ", ".join(str(f) for f in files))
     return summary
 

@@ -184,7 +184,8 @@ async def run_through_ingest(
 
 def analyse_run(database_url: str, vehicle_ids: list[str]) -> dict[str, Any]:
     """Run the fault analysis over what ingest stored (all of it is committed: no settle time) and
-    summarise the run's alarms: by fault, how many were raised and how many are active now."""
+    summarise the run's alarms (by fault, how many were raised and how many are active now) and the
+    hazards on the map by kind."""
     from analytics.job import run_analysis
     from analytics.suite import default_detectors
 
@@ -195,6 +196,11 @@ def analyse_run(database_url: str, vehicle_ids: list[str]) -> dict[str, Any]:
             " WHERE vehicle_id = ANY(%s) GROUP BY fault ORDER BY fault",
             (vehicle_ids,),
         ).fetchall()
+        on_map: dict[str, int] = dict(
+            conn.execute(
+                "SELECT kind, count(*) FROM hazard_sites WHERE state = 'confirmed' GROUP BY kind"
+            ).fetchall()
+        )
     return {
         "findings": report.findings,
         "alarms": {fault: {"raised": n, "active": active} for fault, n, active in rows},
@@ -202,6 +208,7 @@ def analyse_run(database_url: str, vehicle_ids: list[str]) -> dict[str, Any]:
             {k: issue[k] for k in ("ecu", "version", "code", "cure_version", "p_value")}
             for issue in report.software_issues
         ],
+        "hazards_on_map": on_map,
     }
 
 

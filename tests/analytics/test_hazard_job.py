@@ -4,6 +4,7 @@ adds nothing, and the same data arriving in two halves gives the same map."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
@@ -55,6 +56,7 @@ def test_the_map_finds_every_hazard_and_forgets_the_repaired_one(
         assert s["median_error_m"] <= 10.0, (kind, s)
     assert scores["kinds"]["pothole"]["repaired_checked"] == 1
     assert scores["repaired_still_on_map"] == []
+    _check_the_cli_map(url, confirmed=sum(s["on_map"] for s in scores["kinds"].values()))
     # Nothing new arrived: a second run reads nothing and changes nothing.
     before, counts = _sites(url), _counts(url)
     second = _analyse(url)
@@ -80,3 +82,39 @@ def test_two_arrivals_give_the_map_of_one(pg_server_url: str, run: SimulatedRun)
             assert a["kinds"][kind][field] == b["kinds"][kind][field], (kind, field, a, b)
         assert abs(a["kinds"][kind]["median_error_m"] - b["kinds"][kind]["median_error_m"]) < 3.0
     assert b["repaired_still_on_map"] == []
+
+
+PUBLIC_FIELDS = {
+    "id", "kind", "state", "confidence", "vehicles", "events", "passes", "event_rate", "length_m",
+    "first_seen_hour", "last_seen_hour", "thresholds_version",
+}  # fmt: skip
+
+
+def _check_the_cli_map(url: str, confirmed: int) -> None:
+    """`fleet hazards` gives the confirmed sites as GeoJSON and H3 cells, with no vehicle in them."""
+    from typer.testing import CliRunner
+
+    from fleet.cli import app
+
+    runner = CliRunner()
+    env = {"FLEET_DATABASE_URL": url}
+    result = runner.invoke(app, ["hazards", "--format", "geojson"], env=env)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["type"] == "FeatureCollection" and len(doc["features"]) == confirmed
+    for f in doc["features"]:
+        assert set(f["properties"]) == PUBLIC_FIELDS
+        assert f["properties"]["state"] == "confirmed" and f["properties"]["vehicles"] >= 3
+        want = "LineString" if f["properties"]["kind"] == "slippery" else "Point"
+        assert f["geometry"]["type"] == want
+    cells = json.loads(
+        runner.invoke(app, ["hazards", "--format", "h3", "--resolution", "10"], env=env).stdout
+    )
+    assert cells["resolution"] == 10 and cells["cells"]
+    assert {i for c in cells["cells"] for i in c["hazards"]} == {
+        f["properties"]["id"] for f in doc["features"]
+    }
+    listed = runner.invoke(app, ["hazards", "--all", "--json"], env=env)
+    assert listed.exit_code == 0 and len(json.loads(listed.stdout)) > confirmed
+    bad = runner.invoke(app, ["hazards", "--format", "kml"], env=env)
+    assert bad.exit_code == 2
