@@ -1,23 +1,26 @@
-"""The fault-analysis job: what arrived since the last run, through the detectors, into alarms.
+"""The analysis jobs: what arrived since the last run, through the detectors, into alarms, and
+the road-hazard map.
 
-Owns the order of one run (`run_analysis`):
-1. the arrival window: from the job's watermark (`analytics_watermarks`) to the database's now
-   minus `settle_s` (a flush commits rows stamped at its start, so a long flush's rows could
-   otherwise land behind a watermark already moved past them);
-2. the vehicles with anything new in it: telemetry batches, DTC reports or software reports; late
-   and backlogged data is analysed when it arrives, whatever its vehicle time;
-3. per detector, each such vehicle's trailing window of the signals it needs, read with binary
-   COPY (`analytics.telemetry_reader`), then the kernels;
-4. the trouble codes of those vehicles, the road-hazard map's step over the same new telemetry
-   (`analytics.hazard_job`), and the fleet-wide firmware test;
-5. the alarm lifecycle and its store, then the new watermark, in that order: a crash between the
-   two re-runs the window, which changes nothing (findings already applied are known).
-The kernels and the lifecycle are pure; this module is the shell that feeds them.
+Two jobs, so that the work can be split over workers (`analytics.tasks`):
+- `run_vehicle_analysis`, per partition of the vehicles (a stable hash of the id):
+  1. the arrival window: from the partition's watermark (`analytics_watermarks`) to the
+     database's now minus `settle_s` (a flush commits rows stamped at its start, so a long
+     flush's rows could otherwise land behind a watermark already moved past them);
+  2. the partition's vehicles with anything new in it: telemetry batches, DTC reports or software
+     reports; late and backlogged data is analysed when it arrives, whatever its vehicle time;
+  3. per detector, each such vehicle's trailing window of the signals it needs, read with binary
+     COPY (`analytics.telemetry_reader`), then the kernels; then their trouble codes;
+  4. the alarm lifecycle and its store, then the new watermark, in that order: a crash between the
+     two re-runs the window, which changes nothing (findings already applied are known).
+- `run_fleet_analysis`, once for the fleet: the firmware test over every report, and the hazard
+  map's step (`analytics.hazard_job`) over the telemetry that arrived since its own watermark.
+`run_analysis` runs both, for one process. The kernels and the lifecycle are pure; this module is
+the shell that feeds them.
 """
-
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, LiteralString
@@ -36,6 +39,7 @@ from contract.timestamps import UNIX_EPOCH
 from contract.timestamps import ns_of as _ns
 
 JOB = "faults"
+HAZARD_JOB = "hazards"
 # The arrival horizon: `settle_s` before now, and never past the start of another transaction that
 # is still writing (its rows carry its start time as `received_at` and are not visible yet).
 _HORIZON_SQL = (
@@ -73,6 +77,17 @@ class AnalysisReport:
         return dict(vars(self))
 
 
+def partition_of(vehicle_id: str, partitions: int) -> int:
+    """The partition a vehicle's analysis belongs to: a stable hash (CRC-32 of its id), the same on
+    every machine and in every Python."""
+    return zlib.crc32(vehicle_id.encode()) % partitions
+
+
+def job_name(partition: int, partitions: int) -> str:
+    """The watermark key of one partition's vehicle analysis (`faults` when there is one)."""
+    return JOB if partitions == 1 else f"{JOB}:{partition}/{partitions}"
+
+
 def run_analysis(
     conn: psycopg.Connection,
     detectors: Sequence[TelemetryDetector],
@@ -80,42 +95,90 @@ def run_analysis(
     settle_s: float = 10.0,
     hazards: bool = True,
 ) -> AnalysisReport:
-    """One run over everything that arrived since the last one, and (unless `hazards` is False) the
-    road-hazard map's step over the same new telemetry. Raises psycopg.Error."""
-    after = _watermark(conn)
-    (until,) = conn.execute(_HORIZON_SQL, (settle_s,)).fetchone()  # type: ignore[misc]
+    """One run over everything that arrived since the last one: every vehicle's analysis, then the
+    fleet's (the firmware test, and unless `hazards` is False the road-hazard map). Raises
+    psycopg.Error."""
+    report = run_vehicle_analysis(conn, detectors, settle_s=settle_s)
+    fleet = run_fleet_analysis(conn, settle_s=settle_s, hazards=hazards)
+    report.findings += fleet.findings
+    report.raised += fleet.raised
+    report.escalated += fleet.escalated
+    report.cleared += fleet.cleared
+    report.software_issues, report.hazards = fleet.software_issues, fleet.hazards
+    return report
+
+
+def run_vehicle_analysis(
+    conn: psycopg.Connection,
+    detectors: Sequence[TelemetryDetector],
+    *,
+    settle_s: float = 10.0,
+    partition: int = 0,
+    partitions: int = 1,
+) -> AnalysisReport:
+    """The telemetry detectors and trouble codes of the vehicles in one partition (by
+    `partition_of`) that have news since the partition's watermark. Partitions are independent:
+    each has its own watermark, so workers can run them in parallel. Raises psycopg.Error."""
+    if not 0 <= partition < partitions:
+        raise ValueError(f"partition {partition} is not in 0..{partitions - 1}")
+    job = job_name(partition, partitions)
+    after, until = _window(conn, job, settle_s)
     report = AnalysisReport(None if after is None else after.isoformat(), until.isoformat())
-    vehicles = _vehicles_with_news(conn, after, until)
+    vehicles = [
+        v for v in _vehicles_with_news(conn, after, until) if partition_of(v, partitions) == partition
+    ]
     report.vehicles = len(vehicles)
     findings: list[Finding] = []
     if vehicles:
-        new_telemetry = _new_telemetry(conn, after, until)
+        mine = set(vehicles)
+        new_telemetry = {v: ns for v, ns in _new_telemetry(conn, after, until).items() if v in mine}
         findings += _telemetry_findings(conn, new_telemetry, detectors, report)
         findings += detect_dtc_alarms(_dtc_reports(conn, vehicles))
-        if hazards:
-            report.hazards = vars(update_hazard_map(conn, new_telemetry))
-    issues, firmware = _firmware(conn)
-    findings += firmware
+    _store(conn, findings, "+".join(sorted({d.thresholds_version for d in detectors} - {""})), report)
+    _advance(conn, job, until)
+    return report
+
+
+def run_fleet_analysis(
+    conn: psycopg.Connection, *, settle_s: float = 10.0, hazards: bool = True
+) -> AnalysisReport:
+    """What needs the whole fleet at once: the firmware test over every report, and the
+    road-hazard map's step over all telemetry that arrived since its own watermark. One runs at a
+    time (the task queue holds one lock for it). Raises psycopg.Error."""
+    after, until = _window(conn, HAZARD_JOB, settle_s)
+    report = AnalysisReport(None if after is None else after.isoformat(), until.isoformat())
+    issues, findings = _firmware(conn)
     report.software_issues = [vars(i) for i in issues]
-    counts = store_findings(
-        conn, findings, "+".join(sorted({d.thresholds_version for d in detectors} - {""}))
-    )
+    _store(conn, findings, "", report)
+    if hazards:
+        news = _new_telemetry(conn, after, until)
+        report.vehicles = len(news)
+        report.hazards = vars(update_hazard_map(conn, news))
+        _advance(conn, HAZARD_JOB, until)
+    return report
+
+
+def _window(conn: psycopg.Connection, job: str, settle_s: float) -> tuple[dt.datetime | None, dt.datetime]:
+    row = conn.execute("SELECT received_at FROM analytics_watermarks WHERE job = %s", (job,)).fetchone()
+    (until,) = conn.execute(_HORIZON_SQL, (settle_s,)).fetchone()  # type: ignore[misc]
+    return (None if row is None else row[0]), until
+
+
+def _store(conn: psycopg.Connection, findings: list[Finding], version: str, report: AnalysisReport) -> None:
+    counts = store_findings(conn, findings, version)
     report.findings, report.raised, report.escalated, report.cleared = (
         len(findings), counts.raised, counts.escalated, counts.cleared
     )  # fmt: skip
+
+
+def _advance(conn: psycopg.Connection, job: str, until: dt.datetime) -> None:
     with conn.transaction():
         conn.execute(
             "INSERT INTO analytics_watermarks (job, received_at) VALUES (%s, %s) ON CONFLICT (job)"
             " DO UPDATE SET received_at = greatest(analytics_watermarks.received_at, excluded.received_at),"
             " updated_at = now()",
-            (JOB, until),
+            (job, until),
         )
-    return report
-
-
-def _watermark(conn: psycopg.Connection) -> dt.datetime | None:
-    row = conn.execute("SELECT received_at FROM analytics_watermarks WHERE job = %s", (JOB,)).fetchone()
-    return None if row is None else row[0]
 
 
 def _vehicles_with_news(conn: psycopg.Connection, after: dt.datetime | None, until: dt.datetime) -> list[str]:

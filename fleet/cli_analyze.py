@@ -26,14 +26,29 @@ def register(app: typer.Typer, settings: Callable[[], Any]) -> None:
 
 def analyze(
     follow: Annotated[bool, typer.Option("--follow", help="Keep running, one pass every --every-s.")] = False,
-    every_s: Annotated[float, typer.Option(min=1.0, help="Seconds between passes with --follow.")] = 60.0,
+    every_s: Annotated[int, typer.Option(min=1, max=59, help="Seconds between passes with --follow.")] = 30,
     settle_s: Annotated[
         float, typer.Option(min=0.0, help="Leave out data that arrived in the last SETTLE_S seconds.")
     ] = 10.0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Worker processes on the task queue (procrastinate, in PostgreSQL); 0 runs the analysis"
+            " in this process. More machines: run this with --workers against the same database.",
+        ),
+    ] = 0,
+    partitions: Annotated[
+        int, typer.Option(min=1, max=4096, help="Vehicle partitions (jobs per round) with --workers.")
+    ] = 16,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the fault detectors over the telemetry and trouble codes that arrived since the last pass,
-    and update the alarms (one active alarm per vehicle and fault). Idempotent."""
+    """Run the fault detectors and the road-hazard map over the telemetry and trouble codes that
+    arrived since the last pass, and update the alarms (one active alarm per vehicle and fault) and
+    the map. Idempotent."""
+    if workers:
+        _analyze_with_workers(follow, every_s, settle_s, workers, partitions, as_json)
+        return
     from analytics.job import run_analysis
     from analytics.suite import default_detectors
     from fleet.runtime import migrated_database
@@ -51,6 +66,83 @@ def analyze(
             if not follow:
                 return
             time.sleep(every_s)
+
+
+def _analyze_with_workers(
+    follow: bool, every_s: int, settle_s: float, workers: int, partitions: int, as_json: bool
+) -> None:
+    """Start `workers` processes on the analytics queue. Once: defer one round of jobs and stop
+    when the queue is empty. --follow: a periodic round every `every_s` seconds, until stopped."""
+    import multiprocessing
+    import os
+    import signal
+
+    import psycopg
+
+    from analytics.tasks import defer_round, ensure_schema, make_app
+    from fleet.embedded import servers
+    from fleet.runtime import migrate_quietly
+
+    with servers(_settings(), start_broker=False) as srv:
+        url = srv.database_url
+        migrate_quietly(url)
+        ensure_schema(url)
+        if not follow:
+            app = make_app(url, partitions=partitions, settle_s=settle_s)
+            with app.open():
+                deferred = defer_round(app, partitions)
+        started = time.monotonic()
+        ctx = multiprocessing.get_context("spawn")
+        procs = [
+            ctx.Process(
+                target=_worker,
+                args=(url, partitions, settle_s, every_s if follow else None, not follow, f"analytics-{i}"),
+                daemon=False,
+            )
+            for i in range(workers)
+        ]
+        for proc in procs:
+            proc.start()
+
+        def stop(signum: int, _frame: object) -> None:  # workers finish their job, then exit
+            for proc in procs:
+                if proc.pid is not None and proc.is_alive():
+                    os.kill(proc.pid, signal.SIGTERM)
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            for proc in procs:
+                proc.join()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        with psycopg.connect(url) as conn:
+            done: dict[str, int] = dict(
+                conn.execute(
+                    "SELECT status, count(*) FROM procrastinate_jobs WHERE queue_name = 'analytics'"
+                    " GROUP BY status"
+                ).fetchall()
+            )
+        failed = [p.exitcode for p in procs if p.exitcode not in (0, None, -2, -15)]
+    report = {
+        "workers": workers,
+        "partitions": partitions,
+        "jobs_deferred": None if follow else deferred,
+        "jobs_by_status": done,
+        "wall_s": round(time.monotonic() - started, 2),
+        "failed_workers": len(failed),
+    }
+    print_report(report, as_json)
+    if failed or done.get("failed"):
+        raise typer.Exit(1)
+
+
+def _worker(url: str, partitions: int, settle_s: float, every_s: int | None, once: bool, name: str) -> None:
+    """One worker process (spawned: nothing is inherited but these arguments)."""
+    from analytics.tasks import QUEUE, make_app
+
+    app = make_app(url, partitions=partitions, settle_s=settle_s, every_s=every_s)
+    app.run_worker(queues=[QUEUE], wait=not once, name=name, concurrency=1)
 
 
 def score(
