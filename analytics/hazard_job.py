@@ -15,6 +15,7 @@ result is the same. The kernels are in `analytics.hazards`; this module is the s
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,12 +43,14 @@ class HazardReport:
     confirmed: int = 0
     retracted_now: int = 0
     expired: int = 0
+    seconds: float = 0.0  # wall time of the step, read included
 
 
 def update_hazard_map(
     conn: psycopg.Connection, oldest_new_ns: dict[str, int], th: HazardThresholds = DEFAULT
 ) -> HazardReport:
     """One step over the vehicles' new telemetry (`oldest_new_ns`: each one's oldest new sample)."""
+    started = time.monotonic()
     report = HazardReport()
     if not oldest_new_ns:
         return report
@@ -119,6 +122,7 @@ def update_hazard_map(
             " WHERE state <> 'expired' AND last_event_at < %s",
             (datetime_of_ns(now_ns - int(th.expire_after_s * 1e9)),),
         ).rowcount
+    report.seconds = round(time.monotonic() - started, 3)
     return report
 
 

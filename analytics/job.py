@@ -71,7 +71,7 @@ class AnalysisReport:
     escalated: int = 0
     cleared: int = 0
     software_issues: list[dict[str, Any]] = field(default_factory=list)
-    hazards: dict[str, int] = field(default_factory=dict)
+    hazards: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
