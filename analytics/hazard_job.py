@@ -23,8 +23,8 @@ import psycopg
 
 from analytics import hazard_store as store
 from analytics import telemetry_reader as reader
-from analytics.hazards.config import DEFAULT, HazardThresholds
-from analytics.hazards.events import SIGNALS, extract_events
+from analytics.hazards.config import DEFAULT, KINDS, HazardThresholds
+from analytics.hazards.events import SIGNALS, HazardEvents, extract_events
 from analytics.hazards.evidence import replay
 from analytics.hazards.passes import find_passes
 from analytics.hazards.sites import assign_to_sites, cluster, merge_groups, shapes_of
@@ -43,6 +43,7 @@ class HazardReport:
     confirmed: int = 0
     retracted_now: int = 0
     expired: int = 0
+    empty_sites: int = 0
     seconds: float = 0.0  # wall time of the step, read included
 
 
@@ -65,12 +66,14 @@ def update_hazard_map(
     events = extract_events(cols, th)
     events = events.take(np.flatnonzero(events.ts_ns >= count_from[events.vehicle]))
     report.events = len(events)
+    h = events.heading_deg
     with conn.transaction():
         site_ids, shapes = store.load_live_sites(conn)
-        site_of_event = assign_to_sites(shapes, events.kind, events.lat, events.lon, th)
+        site_of_event = assign_to_sites(shapes, events.kind, events.lat, events.lon, th, h)
         loose = np.flatnonzero(site_of_event < 0)
+        fresh_ids = np.zeros(0, dtype=np.int64)
         if loose.size:
-            labels = cluster(events.kind[loose], events.lat[loose], events.lon[loose], th)
+            labels = cluster(events.kind[loose], events.lat[loose], events.lon[loose], th, h[loose])
             fresh = shapes_of(
                 labels, events.kind[loose], events.lat[loose], events.lon[loose], events.heading_deg[loose]
             )
@@ -80,10 +83,11 @@ def update_hazard_map(
             site_ids = np.r_[site_ids, fresh_ids]
         ids_of_event = site_ids[site_of_event] if len(events) else np.zeros(0, dtype=np.int64)
         names = [cols.vehicle_ids[int(v)] for v in events.vehicle]
+        vehicle_keys = store.vehicle_keys(key, names, events.lat, events.lon)
         store.insert_events(
             conn,
             ids_of_event,
-            store.vehicle_keys(key, names, events.lat, events.lon),
+            vehicle_keys,
             events.kind,
             events.ts_ns,
             store.cells(events.lat, events.lon),
@@ -91,11 +95,19 @@ def update_hazard_map(
             events.speed_ms,
             events.magnitude,
         )
-        _reshape(conn, np.unique(ids_of_event))
+        # A new site whose events were all stored already (a re-read of rows analysed before,
+        # now nearer another place) holds nothing: drop it rather than keep an empty place.
+        report.empty_sites = conn.execute(
+            "DELETE FROM hazard_sites s WHERE s.site_id = ANY(%s)"
+            " AND NOT EXISTS (SELECT 1 FROM hazard_events e WHERE e.site_id = s.site_id)",
+            (fresh_ids.tolist(),),
+        ).rowcount
+        ids_of_event = _stored_site_of(conn, ids_of_event, events, vehicle_keys)
+        _reshape(conn, np.unique(ids_of_event[ids_of_event >= 0]))
         merged_into = _merge(conn, th)
         report.merged_sites = len(merged_into)
         ids_of_event = np.array([merged_into.get(int(s), int(s)) for s in ids_of_event], dtype=np.int64)
-        touched = set(ids_of_event.tolist()) | set(merged_into.values())
+        touched = set(ids_of_event[ids_of_event >= 0].tolist()) | set(merged_into.values())
         site_ids, shapes = store.load_live_sites(conn)
         where = {int(s): i for i, s in enumerate(site_ids)}
         event_site = np.array([where.get(int(s), -1) for s in ids_of_event], dtype=np.int64)
@@ -127,12 +139,39 @@ def update_hazard_map(
 
 
 def _reshape(conn: psycopg.Connection, site_ids: np.ndarray) -> None:
-    """Each site's shape again, from all its stored events."""
+    """Each site's shape again, from all its stored events (a site without any keeps its shape)."""
     if site_ids.size == 0:
         return
     rows = store.load_evidence(conn, site_ids)
-    shapes = shapes_of(rows.ev_site, rows.ev_kind, rows.ev_lat, rows.ev_lon, rows.ev_heading)
-    store.update_shapes(conn, site_ids, shapes)
+    held = np.unique(rows.ev_site)
+    if held.size == 0:
+        return
+    dense = np.searchsorted(held, rows.ev_site)
+    shapes = shapes_of(dense, rows.ev_kind, rows.ev_lat, rows.ev_lon, rows.ev_heading)
+    ok = np.isfinite(shapes.lat) & np.isfinite(shapes.lon)
+    store.update_shapes(conn, site_ids[held][ok], shapes.take(np.flatnonzero(ok)))
+
+
+def _stored_site_of(
+    conn: psycopg.Connection, site_ids: np.ndarray, events: HazardEvents, vehicle_keys: np.ndarray
+) -> np.ndarray:
+    """Where each event is stored: its new site, or the site an earlier run put it in (-1: none)."""
+    if site_ids.size == 0:
+        return site_ids
+    live = {
+        int(r[0])
+        for r in conn.execute(
+            "SELECT site_id FROM hazard_sites WHERE site_id = ANY(%s)", (np.unique(site_ids).tolist(),)
+        ).fetchall()
+    }
+    out = site_ids.copy()
+    for i in np.flatnonzero([int(s) not in live for s in site_ids]):
+        row = conn.execute(
+            "SELECT site_id FROM hazard_events WHERE vehicle_key = %s AND kind = %s AND ts = %s",
+            (int(vehicle_keys[i]), KINDS[int(events.kind[i])], datetime_of_ns(int(events.ts_ns[i]))),
+        ).fetchone()
+        out[i] = row[0] if row else -1
+    return out
 
 
 def _merge(conn: psycopg.Connection, th: HazardThresholds) -> dict[int, int]:

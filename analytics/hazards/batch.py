@@ -23,7 +23,7 @@ def map_of(
 ) -> list[dict[str, Any]]:
     """Every site the columns give, as `analytics.hazard_store.site_rows` gives stored ones."""
     events = extract_events(cols, th)
-    labels = cluster(events.kind, events.lat, events.lon, th)
+    labels = cluster(events.kind, events.lat, events.lon, th, events.heading_deg)
     shapes = shapes_of(labels, events.kind, events.lat, events.lon, events.heading_deg)
     start = np.full(len(cols.vehicle_ids), np.iinfo(np.int64).min, dtype=np.int64)
     passes = find_passes(cols, shapes, events, labels, start, th)

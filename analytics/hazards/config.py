@@ -24,6 +24,7 @@ class KindRules:
     aligned_deg: float | None  # a pass must travel along the site's axis within this; None: any way
     pass_min_speed_ms: float  # slower passes could not have produced an event: they are not evidence
     min_event_rate: float  # the share of passes with an event that makes a hazard (lower bound)
+    along_m: float = 0.0  # a stretch also links events this far apart along one road (collinear)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,10 @@ class HazardThresholds:
     expire_after_s: float = 60 * 86400.0  # a site with no event for this long is dropped
     max_interval_s: float = 5.0  # consecutive samples further apart are not one interval
     pothole: KindRules = KindRules(15.0, 15.0, 15.0, 30.0, 15 / 3.6, 0.3)
-    slippery: KindRules = KindRules(30.0, 30.0, 15.0, 30.0, 2.0, 0.3)
+    # A slippery stretch is as long as the road piece: few passes leave gaps of more than the link
+    # distance between its events, so events on one line (within the pass radius of each other's
+    # axis, travelling along it) also link up to `along_m` apart.
+    slippery: KindRules = KindRules(30.0, 30.0, 15.0, 30.0, 2.0, 0.3, along_m=120.0)
     # Harsh brakes spread over the last 40 m of every approach: events on two arms of one junction
     # are up to 60 m apart, and so are the first sites seen on two arms before the rest links them.
     junction: KindRules = KindRules(50.0, 60.0, 40.0, None, 20 / 3.6, 0.08)

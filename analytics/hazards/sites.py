@@ -116,31 +116,64 @@ def unique_sorted(keys: np.ndarray) -> np.ndarray:
 
 
 def assign_to_sites(
-    shapes: Shapes, kind: np.ndarray, lat: np.ndarray, lon: np.ndarray, th: HazardThresholds
+    shapes: Shapes,
+    kind: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    th: HazardThresholds,
+    heading_deg: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Index of the nearest site of the event's kind within that kind's link distance, or -1."""
-    link = np.array([th.rules(k).link_m for k in KINDS])
-    site, point = near_pairs(shapes, ecef_m(lat, lon), link[shapes.kind] if len(shapes) else np.zeros(0))
+    """Index of the nearest site of the event's kind within that kind's link distance (or, for a
+    stretch, on its line within `along_m` of it, travelling along it), or -1."""
+    rules = [th.rules(k) for k in KINDS]
+    reach = np.array([max(r.link_m, r.along_m) for r in rules])
+    site, point = near_pairs(shapes, ecef_m(lat, lon), reach[shapes.kind] if len(shapes) else np.zeros(0))
     same = shapes.kind[site] == kind[point]
     site, point = site[same], point[same]
-    d, _ = distance_to_shape_m(shapes, site, lat[point], lon[point])
+    d, along = distance_to_shape_m(shapes, site, lat[point], lon[point])
+    link = np.array([r.link_m for r in rules])[shapes.kind[site]]
+    ok = d <= link
+    if heading_deg is not None:
+        along_m = np.array([r.along_m for r in rules])[shapes.kind[site]]
+        radius = np.array([r.pass_radius_m for r in rules])[shapes.kind[site]]
+        beyond = np.maximum(np.abs(along) - shapes.half_length_m[site], 0.0)
+        across = np.sqrt(np.maximum(d * d - beyond * beyond, 0.0))
+        aligned = axis_difference_deg(heading_deg[point], shapes.axis_deg[site]) <= 30.0
+        ok |= (along_m > 0) & (beyond <= along_m) & (across <= radius) & aligned
+    site, point, d = site[ok], point[ok], d[ok]
     out = np.full(lat.shape[0], -1, dtype=np.int64)
     order = np.lexsort((site, -d, point))  # per point, nearest last (ties: the lowest site index)
     out[point[order]] = site[order]
     return out
 
 
-def cluster(kind: np.ndarray, lat: np.ndarray, lon: np.ndarray, th: HazardThresholds) -> np.ndarray:
-    """Cluster labels (0..k-1) by single linkage within each kind's link distance."""
+def cluster(
+    kind: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    th: HazardThresholds,
+    heading_deg: np.ndarray | None = None,
+) -> np.ndarray:
+    """Cluster labels (0..k-1) by single linkage within each kind's link distance, and for a kind
+    with `along_m`, between events on one line of road up to that far apart (needs headings)."""
     n = lat.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     pairs = [np.zeros((0, 2), dtype=np.int64)]
     for code, name in enumerate(KINDS):
         idx = np.flatnonzero(kind == code)
-        if idx.size > 1:
-            p = cKDTree(ecef_m(lat[idx], lon[idx])).query_pairs(th.rules(name).link_m, output_type="ndarray")
-            pairs.append(idx[p])
+        rules = th.rules(name)
+        if idx.size < 2:
+            continue
+        tree = cKDTree(ecef_m(lat[idx], lon[idx]))
+        pairs.append(idx[tree.query_pairs(rules.link_m, output_type="ndarray")])
+        if rules.along_m > rules.link_m and heading_deg is not None:
+            p = idx[tree.query_pairs(rules.along_m, output_type="ndarray")]
+            a, b = p[:, 0], p[:, 1]
+            e, nn = east_north_m(lat[a], lon[a], lat[b], lon[b])
+            across = np.abs(e * np.cos(np.radians(heading_deg[a])) - nn * np.sin(np.radians(heading_deg[a])))
+            aligned = axis_difference_deg(heading_deg[a], heading_deg[b]) <= (rules.aligned_deg or 90.0)
+            pairs.append(p[(across <= rules.pass_radius_m) & aligned])
     p = np.concatenate(pairs)
     graph = coo_matrix((np.ones(p.shape[0]), (p[:, 0], p[:, 1])), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
@@ -192,14 +225,26 @@ def merge_groups(shapes: Shapes, th: HazardThresholds) -> np.ndarray:
     if n < 2:
         return np.arange(n)
     reach = np.array([th.rules(k).merge_m for k in KINDS])[shapes.kind]
+    along = np.array([th.rules(k).along_m for k in KINDS])[shapes.kind]
     tree = cKDTree(ecef_m(shapes.lat, shapes.lon))
-    pairs = tree.query_pairs(float(np.max(reach + 2 * shapes.half_length_m)), output_type="ndarray")
+    radius = float(np.max(np.maximum(reach, along) + 2 * shapes.half_length_m))
+    pairs = tree.query_pairs(radius, output_type="ndarray")
     a, b = pairs[:, 0], pairs[:, 1]
     same = shapes.kind[a] == shapes.kind[b]
     a, b = a[same], b[same]
     gap = np.minimum(_shape_gap(shapes, a, b), _shape_gap(shapes, b, a))
     aligned = ~(axis_difference_deg(shapes.axis_deg[a], shapes.axis_deg[b]) > 30.0)  # NaN: any
     ok = (gap <= reach[a]) & aligned
+    # Stretches on one line of road: b's centre near a's axis, the ends within `along_m`.
+    along_m = np.array([th.rules(k).along_m for k in KINDS])[shapes.kind[a]]
+    radius = np.array([th.rules(k).pass_radius_m for k in KINDS])[shapes.kind[a]]
+    e, nn = east_north_m(shapes.lat[a], shapes.lon[a], shapes.lat[b], shapes.lon[b])
+    ax_a = np.radians(np.nan_to_num(shapes.axis_deg[a]))
+    across = np.abs(e * np.cos(ax_a) - nn * np.sin(ax_a))
+    end_gap = np.abs(e * np.sin(ax_a) + nn * np.cos(ax_a)) - shapes.half_length_m[a] - shapes.half_length_m[b]
+    ok |= (
+        (along_m > 0) & aligned & np.isfinite(shapes.axis_deg[a]) & (across <= radius) & (end_gap <= along_m)
+    )
     graph = coo_matrix((np.ones(int(ok.sum())), (a[ok], b[ok])), shape=(n, n))
     return connected_components(graph, directed=False)[1]
 
