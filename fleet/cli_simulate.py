@@ -207,9 +207,11 @@ def _finish(
     """Write the ground truth (after the run: it holds each vehicle's DTC sets over time) and the
     report; return the summary."""
     from simulators.ground_truth import ground_truth, write_ground_truth
+    from simulators.network_export import write_network_geojson
     from simulators.report import write_report
 
     truth_path = write_ground_truth(sim, report_dir / "ground_truth.json")
+    network_path = write_network_geojson(sim.network, report_dir / "network.geojson")
     sc = sim.scenario
     summary = {
         "scenario": sc.name,
@@ -221,6 +223,7 @@ def _finish(
         "faults": len(sim.faults.records),
         "hazards": len(sim.hazards.records),
         "ground_truth": str(truth_path),
+        "road_network": str(network_path),
         "report_dir": str(report_dir),
     }
     sites = None
