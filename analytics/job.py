@@ -33,6 +33,7 @@ from analytics.alarm_store import store_findings
 from analytics.columns import TelemetryColumns, VehicleParams
 from analytics.detectors.dtcs import DtcReportRow, detect_dtc_alarms
 from analytics.detectors.software import Inventory, SoftwareIssue, detect_firmware_bug, find_software_issues
+from analytics.driving_job import update_trips
 from analytics.findings import Finding
 from analytics.hazard_job import update_hazard_map
 from contract.timestamps import UNIX_EPOCH
@@ -72,6 +73,7 @@ class AnalysisReport:
     cleared: int = 0
     software_issues: list[dict[str, Any]] = field(default_factory=list)
     hazards: dict[str, float] = field(default_factory=dict)
+    driving: dict[str, int] = field(default_factory=dict)  # trips scored (analytics.driving_job)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -134,6 +136,7 @@ def run_vehicle_analysis(
         new_telemetry = {v: ns for v, ns in _new_telemetry(conn, after, until).items() if v in mine}
         findings += _telemetry_findings(conn, new_telemetry, detectors, report)
         findings += detect_dtc_alarms(_dtc_reports(conn, vehicles))
+        report.driving = update_trips(conn, new_telemetry).as_dict()
     _store(conn, findings, "+".join(sorted({d.thresholds_version for d in detectors} - {""})), report)
     _advance(conn, job, until)
     return report

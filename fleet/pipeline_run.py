@@ -177,9 +177,21 @@ async def run_through_ingest(
             stop.set()
             raise
         stored = await _wait_stored(srv.database_url, sim, done, since_unix_s, registered)
+    await asyncio.to_thread(import_network, srv.database_url, sim)
     analysis = await asyncio.to_thread(analyse_run, srv.database_url, sim.vehicle_ids)
     stored = dataclasses.replace(stored, analysis=analysis)
     return done, stored
+
+
+def import_network(database_url: str, sim: FleetSimulation) -> dict[str, int]:
+    """Load the simulated road network into `road_segments`, so the driving scores know each road's
+    speed limit (what `fleet roads import network.geojson` does; idempotent)."""
+    from analytics.driving.roads import parse_road_geojson
+    from analytics.road_store import import_road_lines
+    from simulators.network_export import network_geojson
+
+    with psycopg.connect(database_url) as conn:
+        return vars(import_road_lines(conn, parse_road_geojson(network_geojson(sim.network))))
 
 
 def analyse_run(database_url: str, vehicle_ids: list[str]) -> dict[str, Any]:
@@ -203,6 +215,7 @@ def analyse_run(database_url: str, vehicle_ids: list[str]) -> dict[str, Any]:
         )
     return {
         "findings": report.findings,
+        "driving": report.driving,
         "alarms": {fault: {"raised": n, "active": active} for fault, n, active in rows},
         "software_issues": [
             {k: issue[k] for k in ("ecu", "version", "code", "cure_version", "p_value")}

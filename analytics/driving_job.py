@@ -1,0 +1,106 @@
+"""The driving-score shell: for vehicles with new telemetry, re-read a trailing window, score its
+trips and store them in `trips`.
+
+Owns the order of one pass (`update_trips`, called by the analysis job for the vehicles and the
+oldest new sample time it found):
+1. each vehicle's window, from `trailing_s` before its oldest new sample: it must hold a whole trip
+   and the parking gap before it (docs/driving-score.md);
+2. the rows (binary COPY, `analytics.telemetry_reader`), the roads near them (`road_segments`) and
+   each vehicle's local time offset (its owner's time zone in the registry, UTC when unknown);
+3. the kernels (`analytics.driving`): limits by snapping, trips, events, scores;
+4. one transaction: within each vehicle's region (see `analytics.driving.window`), the stored trips
+   the window no longer has are deleted and the window's trips upserted by (vehicle, start), so a
+   re-run writes the same rows and two runs over split data store what one run stores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import psycopg
+
+from analytics import telemetry_reader as reader
+from analytics.driving.config import DrivingThresholds
+from analytics.driving.roads import snap_speed_limit_kmh
+from analytics.driving.score import HEADING, LAT, LON, SIGNALS, SPEED
+from analytics.driving.window import window_trips
+from analytics.road_store import load_road_index
+from analytics.trip_store import store_trips
+from contract.timestamps import datetime_of_ns
+
+
+@dataclass(frozen=True)
+class DrivingJobConfig:
+    trailing_s: float = 6 * 3600.0
+    snap_tolerance_m: float = 20.0
+    thresholds: DrivingThresholds = field(default_factory=DrivingThresholds)
+
+
+@dataclass
+class DrivingReport:
+    vehicles: int = 0
+    rows_read: int = 0
+    road_pieces: int = 0
+    trips_written: int = 0
+    trips_removed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def update_trips(
+    conn: psycopg.Connection, oldest_new_ns: Mapping[str, int], config: DrivingJobConfig | None = None
+) -> DrivingReport:
+    """Score and store the trips around the new data of these vehicles. Raises psycopg.Error."""
+    cfg = config or DrivingJobConfig()
+    report = DrivingReport()
+    if not oldest_new_ns:
+        return report
+    vehicles = sorted(oldest_new_ns)
+    trailing_ns = int(cfg.trailing_s * 1e9)
+    since = {v: oldest_new_ns[v] - trailing_ns for v in vehicles}
+    cols = reader.read_columns(conn, vehicles, SIGNALS, since_ns_per_vehicle=since)
+    report.vehicles, report.rows_read = len(vehicles), cols.n_rows
+    limit = np.full(cols.n_rows, np.nan)
+    moving = cols.column(SPEED) > cfg.thresholds.trips.moving_kmh
+    lat, lon = cols.column(LAT)[moving], cols.column(LON)[moving]
+    index = load_road_index(conn, lat, lon)
+    if index is not None:
+        report.road_pieces = index.n_pieces
+        limit[moving] = snap_speed_limit_kmh(
+            index, lat, lon, cols.column(HEADING)[moving], tolerance_m=cfg.snap_tolerance_m
+        )
+    offsets = _utc_offsets_s(conn, vehicles, cols.ts_ns.max() if cols.n_rows else 0)
+    window_start = np.array([since[v] for v in vehicles], dtype=np.int64)
+    rows, region = window_trips(cols, window_start, limit, offsets, cfg.thresholds)
+    report.trips_removed, report.trips_written = store_trips(
+        conn, rows, dict(zip(vehicles, region.tolist(), strict=True))
+    )
+    return report
+
+
+def _utc_offsets_s(conn: psycopg.Connection, vehicles: list[str], at_ns: int) -> np.ndarray:
+    """Each vehicle's local time offset (seconds) at `at_ns`, from its owner's time zone; 0 when the
+    registry does not know it."""
+    out = np.zeros(len(vehicles))
+    rows = conn.execute(
+        "SELECT r.k - 1, o.time_zone FROM unnest(%s::text[]) WITH ORDINALITY AS r(vehicle_id, k)"
+        " JOIN vehicles v ON v.vehicle_id = r.vehicle_id JOIN owners o ON o.owner_id = v.owner_id",
+        (vehicles,),
+    ).fetchall()
+    at = datetime_of_ns(int(at_ns))
+    zones: dict[str, float] = {}
+    for k, name in rows:
+        if name not in zones:
+            try:
+                offset = ZoneInfo(name).utcoffset(at)
+            except (ZoneInfoNotFoundError, ValueError):
+                offset = None
+            zones[name] = (offset or dt.timedelta(0)).total_seconds()
+        out[int(k)] = zones[name]
+    return out
