@@ -20,11 +20,45 @@ from simulators import hazards as hazard_mod
 from simulators.connectivity import ConnectivityPlan, draw_connectivity
 from simulators.dtcs import DtcState, changed_sets, initial_dtcs, step_dtcs
 from simulators.models import MODELS, draw_models, powertrain_ecu
-from simulators.motion import NIGHT_FROM_H, NIGHT_TO_H, PARKED, initial_motion, local_hour, step_motion
+from simulators.motion import (
+    NIGHT_FROM_H,
+    NIGHT_TO_H,
+    PARKED,
+    MotionStep,
+    initial_motion,
+    local_hour,
+    step_motion,
+)
 from simulators.powertrain import PAD_NEW_MM, PowertrainState, initial_powertrain, step_powertrain
 from simulators.roads import RoadNetwork
 from simulators.sampling import TrueState, apply_sensor_faults, sample_signals, step_gps_error
 from simulators.scenario import Scenario
+
+
+@dataclass
+class DrivingLog:
+    """What the driving scores are checked against: when each trip began and ended, each harsh
+    brake, and each driver's aggression (the share of the limit it aims for) averaged over its
+    driving time. Times are seconds into the run."""
+
+    trip_starts: list[tuple[float, int]]
+    trip_ends: list[tuple[float, int]]
+    harsh_brakes: list[tuple[float, int]]
+    aggression_sum: np.ndarray
+    driving_steps: np.ndarray
+    driving_at_start: np.ndarray  # bool: mid-trip when the run began
+
+    @classmethod
+    def empty(cls, driving_at_start: np.ndarray) -> DrivingLog:
+        n = driving_at_start.shape[0]
+        return cls([], [], [], np.zeros(n), np.zeros(n, dtype=np.int64), driving_at_start.copy())
+
+    def record(self, t_s: float, ms: MotionStep, cycle_ended: np.ndarray, running: np.ndarray) -> None:
+        self.trip_starts.extend((t_s, int(v)) for v in np.flatnonzero(ms.engine_start))
+        self.trip_ends.extend((t_s, int(v)) for v in np.flatnonzero(cycle_ended))
+        self.harsh_brakes.extend((t_s, int(v)) for v in np.flatnonzero(ms.harsh_start))
+        self.aggression_sum += np.where(running, ms.state.aggression, 0.0)
+        self.driving_steps += running
 
 
 @dataclass(frozen=True)
@@ -71,6 +105,7 @@ class FleetSimulation:
         self._stuck_value = np.full(n, np.nan)
         self.dtcs: DtcState = initial_dtcs(n)
         self.dtc_history: list[tuple[float, int, tuple[str, ...]]] = []  # (t_s, vehicle, new set)
+        self.driving_log = DrivingLog.empty(self.motion.mode != PARKED)
         self._running = self.motion.mode != PARKED
         self._parked_every = max(1, int(round(scenario.parked_sample_interval_s / self.dt_s)))
         self._phase = plan_rng.integers(0, self._parked_every, n)
@@ -111,6 +146,7 @@ class FleetSimulation:
         self.motion = mot = ms.state
         running = mot.mode != PARKED
         cycle_ended = self._running & ~running
+        self.driving_log.record(t_s, ms, cycle_ended, running)
         self._running = running
         is_ev = self.params.is_ev
         hour = local_hour(t_unix, sc.utc_offset_h)

@@ -90,6 +90,40 @@ def ground_truth(sim: FleetSimulation) -> dict[str, Any]:
         "dtc_sets": dtc_sets,
         "clock_skew_s": skews,
         "duplicate_batch_probability": conn.duplicate_probability,
+        "driving": driving_truth(sim),
+    }
+
+
+def driving_truth(sim: FleetSimulation) -> dict[str, Any]:
+    """Trips (a start of None: driving when the run began; an end of None: still driving at its
+    end), harsh brakes, and each driver's mean aggression while driving (share of the limit)."""
+    ids, log = sim.vehicle_ids, sim.driving_log
+    started: dict[int, float | None] = {int(v): None for v in np.flatnonzero(log.driving_at_start)}
+    trips: list[tuple[int, float | None, float | None]] = []
+    changes = [(t, 1, v) for t, v in log.trip_ends] + [(t, 0, v) for t, v in log.trip_starts]
+    for t, is_end, v in sorted(changes):  # at one instant, an end before a start
+        if is_end:
+            trips.append((v, started.pop(v, None), t))
+        else:
+            started[v] = t
+    trips += [(v, t, None) for v, t in started.items()]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = log.aggression_sum / log.driving_steps
+    return {
+        "trips": [
+            {
+                "vehicle_id": ids[v],
+                "start_s": a,
+                "end_s": b,
+                "start_ts_ns": _ns(sim, a),
+                "end_ts_ns": _ns(sim, b),
+            }
+            for v, a, b in sorted(trips, key=lambda r: (r[0], -1.0 if r[1] is None else r[1]))
+        ],
+        "harsh_brakes": [{"vehicle_id": ids[v], "t_s": t, "ts_ns": _ns(sim, t)} for t, v in log.harsh_brakes],
+        "mean_aggression": {
+            ids[v]: round(float(mean[v]), 4) for v in range(sim.n_vehicles) if log.driving_steps[v] > 0
+        },
     }
 
 

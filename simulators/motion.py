@@ -58,6 +58,7 @@ class MotionStep:
     prev_edge: np.ndarray
     prev_offset_m: np.ndarray
     on_slippery: np.ndarray
+    harsh_start: np.ndarray  # bool: a harsh brake began this step (ground truth for driving scores)
 
 
 def initial_motion(
@@ -174,7 +175,9 @@ def step_motion(
         harsh_s=harsh_s,
         aggression=aggression,
     )
-    return MotionStep(state, accel, dist, yaw, start, st.edge, st.offset_m, on_slippery & driving)
+    return MotionStep(
+        state, accel, dist, yaw, start, st.edge, st.offset_m, on_slippery & driving, harsh_now & driving
+    )
 
 
 def _next_edges(net: RoadNetwork, edge: np.ndarray, u: np.ndarray) -> np.ndarray:

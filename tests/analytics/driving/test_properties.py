@@ -14,7 +14,7 @@ from analytics.columns import TelemetryColumns
 from analytics.driving.config import G_MS2, DrivingThresholds
 from analytics.driving.events import harsh_events
 from analytics.driving.score import ACCEL_LAT, ACCEL_LONG, ODOMETER, SPEED, TripTable, score_trips
-from tests.analytics.driving.driving_data import S, T0, columns_of, random_fleet
+from tests.analytics.driving.driving_data import T0, S, columns_of, random_fleet
 
 TH = DrivingThresholds()
 SEEDS = st.integers(0, 2**32 - 1)
