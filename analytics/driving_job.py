@@ -6,7 +6,8 @@ oldest new sample time it found):
 1. each vehicle's window, from `trailing_s` before its oldest new sample: it must hold a whole trip
    and the parking gap before it (docs/driving-score.md);
 2. the rows (binary COPY, `analytics.telemetry_reader`), the roads near them (`road_segments`) and
-   each vehicle's local time offset (its owner's time zone in the registry, UTC when unknown);
+   each vehicle's local time offset (its home service centre's time zone, else its owner's, else
+   UTC);
 3. the kernels (`analytics.driving`): limits by snapping, trips, events, scores;
 4. one transaction: within each vehicle's region (see `analytics.driving.window`), the stored trips
    the window no longer has are deleted and the window's trips upserted by (vehicle, start), so a
@@ -85,12 +86,16 @@ def update_trips(
 
 
 def _utc_offsets_s(conn: psycopg.Connection, vehicles: list[str], at_ns: int) -> np.ndarray:
-    """Each vehicle's local time offset (seconds) at `at_ns`, from its owner's time zone; 0 when the
-    registry does not know it."""
+    """Each vehicle's local time offset (seconds) at `at_ns`: the time zone of its home service centre
+    (where it is serviced is where it drives; its owner may live elsewhere), else its owner's; 0
+    when the registry knows neither. One offset per pass: a trip across a change of daylight saving
+    time is off by an hour on one side of it."""
     out = np.zeros(len(vehicles))
     rows = conn.execute(
-        "SELECT r.k - 1, o.time_zone FROM unnest(%s::text[]) WITH ORDINALITY AS r(vehicle_id, k)"
-        " JOIN vehicles v ON v.vehicle_id = r.vehicle_id JOIN owners o ON o.owner_id = v.owner_id",
+        "SELECT r.k - 1, coalesce(c.time_zone, o.time_zone) FROM unnest(%s::text[]) WITH ORDINALITY"
+        " AS r(vehicle_id, k) JOIN vehicles v ON v.vehicle_id = r.vehicle_id"
+        " LEFT JOIN service_centres c ON c.service_centre_id = v.service_centre_id"
+        " LEFT JOIN owners o ON o.owner_id = v.owner_id WHERE coalesce(c.time_zone, o.time_zone) IS NOT NULL",
         (vehicles,),
     ).fetchall()
     at = datetime_of_ns(int(at_ns))

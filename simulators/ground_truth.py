@@ -7,7 +7,9 @@ whole set of stored codes (one entry per change, as its DTC messages report it; 
 never stored a code are absent), so the newest entry is what the vehicle reports now
 (`current_dtc_sets`). `registry` lists the fleets, models and service centres the run registered,
 and each vehicle entry names its VIN, model, fleet, home service centre and owner
-(`simulators.fleet_registry`). It covers the steps simulated so far: write the file after the run.
+(`simulators.fleet_registry`). `driving` holds what the driving scores are checked against: trips,
+harsh-brake instants and each driver's mean aggression (`driving_truth`). It covers the steps
+simulated so far: write the file after the run.
 """
 
 from __future__ import annotations

@@ -149,3 +149,23 @@ def test_two_arrivals_store_the_trips_of_one_and_a_rerun_changes_nothing(
         dist = sum(t[3] for t in mine)
         assert by_vehicle[vid]["score"] == pytest.approx(sum(t[9] * t[3] for t in mine) / dist, abs=1e-3)
     assert np.isfinite([v["score"] for v in doc["vehicles"]]).all()
+
+
+def test_local_time_is_the_home_centres_else_the_owners_else_utc(pg_server_url: str) -> None:
+    from analytics.driving_job import _utc_offsets_s
+
+    url = migrated_fresh_database(pg_server_url, "fleet_driving_zones")
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO service_centres (service_centre_id, name, time_zone) VALUES ('C1', 'c', 'Etc/GMT-1')"
+        )
+        conn.execute(
+            "INSERT INTO owners (owner_id, name, time_zone)"
+            " VALUES ('O1', 'o', 'Asia/Tokyo'), ('O2', 'p', 'Nowhere/X')"
+        )
+        conn.execute(
+            "INSERT INTO vehicles (vehicle_id, service_centre_id, owner_id) VALUES ('A', 'C1', 'O1'),"
+            " ('B', NULL, 'O1'), ('C', NULL, NULL), ('D', NULL, 'O2')"
+        )
+        offsets = _utc_offsets_s(conn, ["A", "B", "C", "D", "E"], 1_764_201_600 * S)
+    assert offsets.tolist() == [3600.0, 9 * 3600.0, 0.0, 0.0, 0.0]
