@@ -9,7 +9,8 @@ Two jobs, so that the work can be split over workers (`analytics.tasks`):
   2. the partition's vehicles with anything new in it: telemetry batches, DTC reports or software
      reports; late and backlogged data is analysed when it arrives, whatever its vehicle time;
   3. per detector, each such vehicle's trailing window of the signals it needs, read with binary
-     COPY (`analytics.telemetry_reader`), then the kernels; then their trouble codes;
+     COPY (`analytics.telemetry_reader`), then the kernels; then their trouble codes, and their
+     trips' driving scores (`analytics.driving_job`);
   4. the alarm lifecycle and its store, then the new watermark, in that order: a crash between the
      two re-runs the window, which changes nothing (findings already applied are known).
 - `run_fleet_analysis`, once for the fleet: the firmware test over every report, and the hazard
