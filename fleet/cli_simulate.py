@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import math
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -136,7 +137,13 @@ def run_simulation(
     speedup = sim.scenario.speedup
     with contextlib.ExitStack() as stack:
         if ingest:
-            srv, _ = stack.enter_context(started_servers(settings, console))
+            # Embedded: a database of this run only, so its analysis and scores are this run's (a
+            # hazard map is fleet-wide; a rerun with the same seed reuses the same vehicle ids).
+            fresh = None
+            if not settings.database_url:
+                scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="fleet-simulate-"))
+                fresh = Path(scratch) / "pg"
+            srv, _ = stack.enter_context(started_servers(settings, console, fresh_data_dir=fresh))
             done, stored = asyncio.run(
                 run_through_ingest(
                     srv,
