@@ -32,10 +32,9 @@ from analytics.detectors.persistence import (
     Persistence,
     first_rows,
     latest_index,
-    markers,
     previous_index,
-    transitions,
 )
+from analytics.detectors.streaks import rule_changes
 from analytics.detectors.vehicle_state import LAT, LON, ODOMETER, SPEED, moving_rows
 from analytics.findings import Finding, Severity
 
@@ -108,8 +107,7 @@ def detect_sensor_stuck(
         judged = moving & present & (prev >= 0) & _has(params, vehicle, w.powertrain)
         same = judged & (x == before)
         rule = Persistence(w.stuck_s, th.stuck_min_rows, 0.0, th.stuck_clear_rows, gap_cap_s=th.gap_cap_s)
-        mk = markers(vehicle, ts, np.where(same, int(th.stuck_severity), 0), judged & ~same, rule)
-        tr = transitions(vehicle, (mk,))
+        tr = rule_changes(vehicle, ts, np.where(same, int(th.stuck_severity), 0), judged & ~same, rule)
         for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
             vid = cols.vehicle_ids[int(vehicle[row])]
             evidence = {
@@ -149,9 +147,8 @@ def detect_sensor_dropout(
         age_s = _unread_time_s(vehicle, ts, judged, present, th.gap_cap_s)
         bad = judged & (age_s > th.dropout_s)
         good = judged & (age_s <= th.dropout_fresh_s)
-        mk = markers(vehicle, ts, np.where(bad, int(th.dropout_severity), 0), good, rule)
+        tr = rule_changes(vehicle, ts, np.where(bad, int(th.dropout_severity), 0), good, rule)
         last_read = latest_index(vehicle, present)
-        tr = transitions(vehicle, (mk,))
         for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
             vid = cols.vehicle_ids[int(vehicle[row])]
             evidence = {
