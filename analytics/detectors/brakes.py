@@ -27,7 +27,7 @@ from analytics.detectors.trends import (
     first_index,
     forward_fill,
     report_rows,
-    rolling_line,
+    rolling_lines,
     state_changes,
     window_start,
 )
@@ -85,23 +85,30 @@ def detect_brake_pad_wear(
     for w in range(4):  # four wheels, each vectorised over every vehicle and row
         pct = cols.column(PAD_WEAR[w])
         valid = ~np.isnan(pct)
-        line = rolling_line(start, km, pct)
-        rate_known = valid & (t_s >= th.window_s) & (line.n >= th.min_rows)  # no distance: no wear
+        at = np.flatnonzero(valid & (t_s >= th.window_s))  # the rate needs its whole window
+        (line,) = rolling_lines(km, pct, ((start, at),))
+        rate_known = np.zeros(n, dtype=bool)
+        rate_known[at] = line.n >= th.min_rows  # no distance: no wear
         with np.errstate(invalid="ignore", divide="ignore"):
-            wearing = (
-                rate_known
+            wearing_at = (
+                rate_known[at]
                 & (line.span_x >= th.min_km)
                 & (line.slope > 0)
                 & (line.slope * line.span_x >= th.min_rise_pct)
             )
-            km_left = np.where(wearing, np.maximum(limit_pct - pct, 0.0) / line.slope, np.nan)
+        wearing = np.zeros(n, dtype=bool)
+        wearing[at] = wearing_at
+        slope = np.full(n, np.nan)
+        slope[at] = line.slope
+        with np.errstate(invalid="ignore", divide="ignore"):
+            km_left = np.where(wearing, np.maximum(limit_pct - pct, 0.0) / slope, np.nan)
         due = wearing & (km_left <= th.due_km)
         worn = valid & (pct >= limit_pct)
         low = valid & (pct >= warn_pct)
         # The level rules judge every reading; the rate rule only with its whole window of history.
         judged[w] = worn | low | due | rate_known
         severity[w] = np.where(worn, int(Severity.MAJOR), np.where(low | due, int(Severity.MINOR), 0))
-        wear[w], rate[w], to_limit_km[w] = pct, np.where(wearing, line.slope, np.nan), km_left
+        wear[w], rate[w], to_limit_km[w] = pct, np.where(wearing, slope, np.nan), km_left
     any_judged = np.any(judged, axis=0)
     changes = state_changes(veh, cols.ts_ns, any_judged, severity.max(axis=0), th.sustain_s, th.hold_s)
     rows = report_rows(changes, veh, any_judged)

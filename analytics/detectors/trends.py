@@ -13,6 +13,7 @@ same value in both: re-running on a later trailing window repeats the same state
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,37 +73,54 @@ def window_start(vehicle: np.ndarray, t_s: np.ndarray, window_s: float) -> np.nd
 
 
 def rolling_line(start: np.ndarray, x: np.ndarray, y: np.ndarray) -> Line:
-    """Least squares of y on x over rows `start[i]..i` (NaN y or x rows left out). x and y should
-    be small numbers (relative to the vehicle's first row) so the cumulative sums stay exact."""
+    """Least squares of y on x over rows `start[i]..i` (NaN y or x rows left out), at every row.
+    x and y should be small numbers (relative to the vehicle's first row) so the cumulative sums
+    stay exact."""
+    return rolling_lines(x, y, ((start, np.arange(x.shape[0])),))[0]
+
+
+def rolling_lines(
+    x: np.ndarray, y: np.ndarray, windows: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> list[Line]:
+    """`rolling_line` for several windows over the same x and y, each `(start, at)` evaluated only
+    at the rows `at` (a Line of len(at)): the cumulative sums are built once and shared, and rows
+    a detector never judges cost nothing. The same arithmetic as over every row, so the same bits."""
     ok = ~(np.isnan(x) | np.isnan(y))
     xs, ys = np.where(ok, x, 0.0), np.where(ok, y, 0.0)
-    parts = np.stack([ok.astype(np.float64), xs, ys, xs * xs, xs * ys, ys * ys])
-    cum = np.concatenate([np.zeros((6, 1)), np.cumsum(parts, axis=1)], axis=1)
-    idx = np.arange(x.shape[0])
-    n, sx, sy, sxx, sxy, syy = cum[:, idx + 1] - cum[:, start]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mx, my = sx / n, sy / n
-        vxx = np.maximum(sxx - sx * mx, 0.0)
-        cxy = sxy - sx * my
-        vyy = np.maximum(syy - sy * my, 0.0)
-        slope = np.where(vxx > 0, cxy / vxx, np.nan)
-        resid = np.maximum(vyy - slope * cxy, 0.0)
-        se = np.where(n > 2, np.sqrt(resid / (n - 2) / vxx), np.nan)
-        level = my + slope * (x - mx)
-    # x covered: from the window's first valid x to this row's x (x ascending within a vehicle).
-    first_valid = _first_valid_in_window(ok, start)
-    span = np.where(first_valid >= 0, x - x[np.maximum(first_valid, 0)], 0.0)
-    return Line(n, span, level, slope, se)
+    n_rows = x.shape[0]
+    cum = np.zeros((6, n_rows + 1))
+    for k, part in enumerate((ok, xs, ys, xs * xs, xs * ys, ys * ys)):
+        np.cumsum(part, out=cum[k, 1:])
+    nxt = _next_valid(ok)
+    lines = []
+    for start, at in windows:
+        s = start[at]
+        n, sx, sy, sxx, sxy, syy = cum[:, at + 1] - cum[:, s]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mx, my = sx / n, sy / n
+            vxx = np.maximum(sxx - sx * mx, 0.0)
+            cxy = sxy - sx * my
+            vyy = np.maximum(syy - sy * my, 0.0)
+            slope = np.where(vxx > 0, cxy / vxx, np.nan)
+            resid = np.maximum(vyy - slope * cxy, 0.0)
+            se = np.where(n > 2, np.sqrt(resid / (n - 2) / vxx), np.nan)
+            xa = x[at]
+            level = my + slope * (xa - mx)
+        # x covered: from the window's first valid x to this row's x (x ascending within a vehicle).
+        found = nxt[s]
+        first_valid = np.where(found <= at, found, -1)
+        span = np.where(first_valid >= 0, xa - x[np.maximum(first_valid, 0)], 0.0)
+        lines.append(Line(n, span, level, slope, se))
+    return lines
 
 
-def _first_valid_in_window(ok: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """For each row, the first row in `start[i]..i` where `ok` holds (-1 when none)."""
+def _next_valid(ok: np.ndarray) -> np.ndarray:
+    """For each row, the first row at or after it where `ok` holds (len(ok) when none)."""
     n = ok.shape[0]
     nxt = np.full(n + 1, n, dtype=np.int64)
     pos = np.where(ok, np.arange(n), n)
     nxt[:n] = np.minimum.accumulate(pos[::-1])[::-1]
-    found = nxt[start]
-    return np.where(found <= np.arange(n), found, -1)
+    return nxt
 
 
 @dataclass(frozen=True)

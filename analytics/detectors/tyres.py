@@ -34,7 +34,7 @@ from analytics.detectors.trends import (
     forward_fill,
     latest_index,
     report_rows,
-    rolling_line,
+    rolling_lines,
     state_changes,
     window_start,
 )
@@ -91,21 +91,24 @@ def detect_tyre_slow_leak(
         return []
     first = first_index(veh)
     t_s = (cols.ts_ns - cols.ts_ns[first]) / NS_PER_S
-    start = window_start(veh, t_s, th.window_s)
-    short_start = window_start(veh, t_s, th.short_window_s)
+    windows_s = (th.window_s, th.short_window_s)
+    starts = [window_start(veh, t_s, window_s) for window_s in windows_s]
     placard = params.tyre_placard_kpa[veh].astype(np.float64)
     severity = np.zeros((4, n), dtype=np.int64)
     judged = np.zeros((4, n), dtype=bool)
     level = np.full((4, n), np.nan)
     rate = np.full((4, n), np.nan)
     reference = np.full((4, n), np.nan)
-    comp_share = np.zeros(4)
+    n_vehicles = int(veh[-1]) + 1
+    comp_share = np.zeros((4, n_vehicles))  # per wheel and vehicle: readings with a temperature
     for w in range(4):  # four wheels, each vectorised over every vehicle and row
         p = cols.column(PRESSURE[w])
         temp = cols.column(TEMPERATURE[w])
         pc = compensate_kpa(p, temp, th.reference_c)
         have = ~np.isnan(pc)
-        comp_share[w] = float((have & ~np.isnan(temp)).sum() / max(have.sum(), 1))
+        readings = np.bincount(veh[have], minlength=n_vehicles)
+        compensated = np.bincount(veh[have & ~np.isnan(temp)], minlength=n_vehicles)
+        comp_share[w] = compensated / np.maximum(readings, 1)
         ref = placard
         if np.isnan(placard).any():
             ref = np.where(np.isnan(placard), _early_median(veh, t_s, pc, th.window_s), placard)
@@ -115,22 +118,30 @@ def detect_tyre_slow_leak(
         kpa_per_h = np.full(n, np.nan)
         leak_any = np.zeros(n, dtype=bool)
         conclusive = np.zeros(n, dtype=bool)
-        for window_s, starts in ((th.window_s, start), (th.short_window_s, short_start)):
-            line = rolling_line(starts, t_s, y)
-            ok = plausible & (t_s >= window_s) & (line.n >= th.min_rows)
-            ok &= (line.span_x >= th.min_span_fraction * window_s) & ~np.isnan(line.slope)
-            rate_w = -line.slope * 3600.0
+        # Each window's line only where a row can be judged: plausible, with the whole window behind it.
+        ats = [np.flatnonzero(plausible & (t_s >= window_s)) for window_s in windows_s]
+        lines = rolling_lines(t_s, y, tuple(zip(starts, ats, strict=True)))
+        for window_s, at, line in zip(windows_s, ats, lines, strict=True):
+            fits = (line.n >= th.min_rows) & (line.span_x >= th.min_span_fraction * window_s)
+            fits &= ~np.isnan(line.slope)
+            rate_at = -line.slope * 3600.0
             with np.errstate(invalid="ignore", divide="ignore"):
-                leaking = ok & (
-                    (rate_w >= th.min_leak_kpa_per_h)
-                    & (rate_w * line.span_x / 3600.0 >= th.min_drop_kpa)
-                    & (-line.slope / line.slope_se >= th.min_t_stat)
-                )
+                steep = rate_at >= th.min_leak_kpa_per_h
+                steep &= rate_at * line.span_x / 3600.0 >= th.min_drop_kpa
+                steep &= -line.slope / line.slope_se >= th.min_t_stat
+            ok = np.zeros(n, dtype=bool)
+            ok[at] = fits
+            leaking = np.zeros(n, dtype=bool)
+            leaking[at] = fits & steep
+            rate_w = np.full(n, np.nan)
+            rate_w[at] = rate_at
+            line_level = np.full(n, np.nan)
+            line_level[at] = line.level
             # The long window decides; the short one may only add a leak (a fast one), so a row
             # judged in two overlapping runs gets the same verdict in both.
             conclusive |= ok if window_s == th.window_s else leaking
             take = np.isnan(lvl) & ok
-            lvl[take] = ref[take] + line.level[take]
+            lvl[take] = ref[take] + line_level[take]
             take = leaking & ~leak_any
             kpa_per_h[take] = rate_w[take]
             take = np.isnan(kpa_per_h) & ok
@@ -226,7 +237,7 @@ def _finding(
         "limit_kpa": round(limit, 2),
         "leak_rate_kpa_per_h": round(kpa_per_h, 3),
         "projected_time_to_limit_s": None if to_limit_s is None else round(to_limit_s, 1),
-        "temperature_compensated_share": round(float(comp_share[w]), 3),
+        "temperature_compensated_share": round(float(comp_share[w, cols.vehicle[row]]), 3),
         "thresholds": asdict(th),
     }
     if level == 0:
