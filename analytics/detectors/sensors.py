@@ -22,7 +22,7 @@ one stuck tyre sensor hide another); `evidence["signal"]` carries the path too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,7 +32,6 @@ from analytics.detectors.persistence import (
     Persistence,
     first_rows,
     latest_index,
-    previous_index,
 )
 from analytics.detectors.streaks import rule_changes
 from analytics.detectors.vehicle_state import LAT, LON, ODOMETER, SPEED, moving_rows
@@ -96,18 +95,26 @@ def detect_sensor_stuck(
     th = thresholds
     vehicle, ts = cols.vehicle, cols.ts_ns
     moving = moving_rows(cols, th.moving_kmh)
+    has = _powertrain_rows(params, vehicle)
     out: list[Finding] = []
     for w in th.watched:  # a loop over signals; each pass is vectorised over vehicles and time
         x = cols.column(w.path)
         present = ~np.isnan(x)
         if not present.any():
             continue
-        prev = previous_index(vehicle, present)
-        before = x[np.maximum(prev, 0)]
-        judged = moving & present & (prev >= 0) & _has(params, vehicle, w.powertrain)
-        same = judged & (x == before)
+        # Over the rows that carry the signal (all of them, mostly: no gather then), each reading
+        # against the one before it of the same vehicle.
+        read = slice(None) if present.all() else np.flatnonzero(present)
+        xr, vr, tr_ns = x[read], vehicle[read], ts[read]
+        after = np.zeros(xr.shape[0], dtype=bool)
+        np.equal(vr[1:], vr[:-1], out=after[1:])
+        judged = after & moving[read] & has[w.powertrain][read]
+        same = np.zeros(xr.shape[0], dtype=bool)
+        np.equal(xr[1:], xr[:-1], out=same[1:])
+        same &= judged
         rule = Persistence(w.stuck_s, th.stuck_min_rows, 0.0, th.stuck_clear_rows, gap_cap_s=th.gap_cap_s)
-        tr = rule_changes(vehicle, ts, np.where(same, int(th.stuck_severity), 0), judged & ~same, rule)
+        tr = rule_changes(vr, tr_ns, np.where(same, int(th.stuck_severity), 0), judged & ~same, rule)
+        tr = replace(tr, row=np.arange(cols.n_rows)[read][tr.row])
         for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
             vid = cols.vehicle_ids[int(vehicle[row])]
             evidence = {
@@ -136,19 +143,25 @@ def detect_sensor_dropout(
     present_by = {w.path: ~np.isnan(cols.column(w.path)) for w in th.watched}
     reporting = np.sum(list(present_by.values()), axis=0) if present_by else np.zeros(cols.n_rows)
     rule = Persistence(0.0, 1, th.dropout_clear_s, 2, gap_cap_s=th.gap_cap_s)
+    has = _powertrain_rows(params, vehicle)
     out: list[Finding] = []
     for w in th.watched:  # a loop over signals; each pass is vectorised over vehicles and time
         present = present_by[w.path]
         if not present.any():
             continue
-        seen = latest_index(vehicle, present) >= 0
+        everywhere = bool(present.all())
+        last_read = np.arange(cols.n_rows) if everywhere else latest_index(vehicle, present)
         others = reporting - present >= th.min_other_signals
-        judged = moving & others & seen & _has(params, vehicle, w.powertrain)
-        age_s = _unread_time_s(vehicle, ts, judged, present, th.gap_cap_s)
+        judged = moving & others & has[w.powertrain]
+        if not everywhere:
+            judged &= last_read >= 0
+        if everywhere:  # read on every row: never unread
+            age_s = np.where(judged, 0.0, np.nan)
+        else:
+            age_s = _unread_time_s(vehicle, ts, judged, present, th.gap_cap_s)
         bad = judged & (age_s > th.dropout_s)
         good = judged & (age_s <= th.dropout_fresh_s)
         tr = rule_changes(vehicle, ts, np.where(bad, int(th.dropout_severity), 0), good, rule)
-        last_read = latest_index(vehicle, present)
         for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
             vid = cols.vehicle_ids[int(vehicle[row])]
             evidence = {
@@ -169,13 +182,10 @@ def detect_sensor_dropout(
     return out
 
 
-def _has(params: VehicleParams, vehicle: np.ndarray, powertrain: str) -> np.ndarray:
+def _powertrain_rows(params: VehicleParams, vehicle: np.ndarray) -> dict[str, np.ndarray]:
+    """Per powertrain a watched signal may be for: the rows of vehicles that have it."""
     is_ev = params.is_ev[vehicle] if vehicle.size else np.zeros(0, dtype=bool)
-    if powertrain == COMBUSTION:
-        return ~is_ev
-    if powertrain == ELECTRIC:
-        return is_ev
-    return np.ones(vehicle.shape[0], dtype=bool)
+    return {COMBUSTION: ~is_ev, ELECTRIC: is_ev, ANY: np.ones(vehicle.shape[0], dtype=bool)}
 
 
 def _unread_time_s(

@@ -19,29 +19,23 @@ from analytics.detectors.persistence import NS_PER_S, Persistence, Transitions
 
 
 @dataclass(frozen=True)
-class _Runs:
-    """The member streaks over the judged rows: judged rows, each streak's start and end (positions
-    among the judged rows, end exclusive) and its first qualifying position (>= end: never)."""
+class _Streaks:
+    """Streaks over the judged rows (broken by a vehicle change or a judged row of the other
+    class): the judged rows, each streak's start and end (positions among them, end exclusive),
+    whether it is a streak of members, and the capped clock (cumulative capped gaps, 0 across
+    breaks; nondecreasing, so a deadline is one binary search)."""
 
     rows: np.ndarray
     start: np.ndarray
     end: np.ndarray
-    first_ok: np.ndarray
+    member: np.ndarray
+    brk: np.ndarray
+    clock: np.ndarray
 
 
-def _member_runs(
-    vehicle: np.ndarray,
-    ts_ns: np.ndarray,
-    judged: np.ndarray,
-    member: np.ndarray,
-    need_ns: int,
-    need_rows: int,
-    gap_cap_ns: int,
-    values: np.ndarray | None,
-) -> _Runs:
-    """Streaks of `member` rows among the judged rows (broken by a vehicle change or a judged row of
-    the other class) and where each first holds `need_rows` rows spanning `need_ns` of capped time
-    (and, with `values`, one change of value)."""
+def _streaks(
+    vehicle: np.ndarray, ts_ns: np.ndarray, judged: np.ndarray, member: np.ndarray, gap_cap_ns: int
+) -> _Streaks:
     rows = np.flatnonzero(judged)
     m = rows.shape[0]
     v, c = vehicle[rows], member[rows]
@@ -49,27 +43,35 @@ def _member_runs(
     brk[:1] = True
     np.not_equal(v[1:], v[:-1], out=brk[1:])
     brk[1:] |= c[1:] != c[:-1]
-    starts = np.flatnonzero(brk)
-    ends = np.empty_like(starts)
-    ends[:-1], ends[-1:] = starts[1:], m
-    keep = c[starts]
-    start, end = starts[keep], ends[keep]
+    start = np.flatnonzero(brk)
+    end = np.empty_like(start)
+    end[:-1], end[-1:] = start[1:], m
+    t = ts_ns[rows]
+    step = np.empty(m, dtype=np.int64)
+    step[:1] = 0
+    np.subtract(t[1:], t[:-1], out=step[1:])
+    np.minimum(step, gap_cap_ns, out=step)
+    step[brk] = 0
+    return _Streaks(rows, start, end, c[start], brk, np.cumsum(step))
+
+
+def _first_ok(
+    st: _Streaks, member: bool, need_ns: int, need_rows: int, values: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(row where it first holds, row where it began) of each streak of the class `member` that
+    holds `need_rows` rows spanning `need_ns` of capped time (and, with `values`, a change of value)."""
+    pick = st.member if member else ~st.member
+    start, end = st.start[pick], st.end[pick]
     first_ok = start + max(need_rows - 1, 0)
     if need_ns > 0 and start.size:
-        t = ts_ns[rows]
-        step = np.empty(m, dtype=np.int64)
-        step[:1] = 0
-        np.subtract(t[1:], t[:-1], out=step[1:])
-        np.minimum(step, gap_cap_ns, out=step)
-        step[brk] = 0
-        clock = np.cumsum(step)  # nondecreasing, so each streak's deadline is one binary search
-        first_ok = np.maximum(first_ok, np.searchsorted(clock, clock[start] + need_ns, side="left"))
+        first_ok = np.maximum(first_ok, np.searchsorted(st.clock, st.clock[start] + need_ns, side="left"))
     if values is not None and start.size:
-        x = values[rows]
-        changed = np.flatnonzero((x[1:] != x[:-1]) & ~brk[1:]) + 1
-        after = np.append(changed, m)[np.searchsorted(changed, start, side="right")]
+        x = values[st.rows]
+        changed = np.flatnonzero((x[1:] != x[:-1]) & ~st.brk[1:]) + 1
+        after = np.append(changed, st.rows.shape[0])[np.searchsorted(changed, start, side="right")]
         first_ok = np.maximum(first_ok, after)
-    return _Runs(rows, start, end, first_ok)
+    ok = first_ok < end
+    return st.rows[first_ok[ok]], st.rows[start[ok]]
 
 
 def rule_changes(
@@ -88,28 +90,29 @@ def rule_changes(
     counts = np.bincount(bad, minlength=2) if bad.size else np.zeros(2, dtype=np.int64)
     levels = np.flatnonzero(counts[1:]) + 1
     ev_row, ev_code, ev_since = [], [], []
-    mildest: _Runs | None = None
+    mildest: _Streaks | None = None
     for level in levels:  # a handful of severity levels, mildest first
         member = bad >= level
-        runs = _member_runs(vehicle, ts_ns, member | good, member, raise_ns, rule.raise_rows, cap_ns, varying)
-        ok = runs.first_ok < runs.end
-        at = runs.rows[runs.first_ok[ok]]
+        st = _streaks(vehicle, ts_ns, member | good, member, cap_ns)
+        at, began = _first_ok(st, True, raise_ns, rule.raise_rows, varying)
         if mildest is None:
-            mildest = runs
-            since = ts_ns[runs.rows[runs.start[ok]]]
+            mildest = st
         else:  # since: when the mildest level's streak holding the row began (as `markers` says)
             pos = np.searchsorted(mildest.rows, at)
-            since = ts_ns[mildest.rows[mildest.start[np.searchsorted(mildest.start, pos, side="right") - 1]]]
+            began = mildest.rows[mildest.start[np.searchsorted(mildest.start, pos, side="right") - 1]]
         ev_row.append(at)
         ev_code.append(np.full(at.shape[0], level, dtype=np.int64))
-        ev_since.append(since)
-    runs = _member_runs(
-        vehicle, ts_ns, (bad > 0) | good, good, int(rule.clear_s * NS_PER_S), rule.clear_rows, cap_ns, None
+        ev_since.append(ts_ns[began])
+    # With one level, its streaks are over the same rows as the clear rule's: reuse them.
+    st = (
+        mildest
+        if levels.size == 1 and mildest is not None
+        else _streaks(vehicle, ts_ns, (bad > 0) | good, good, cap_ns)
     )
-    ok = runs.first_ok < runs.end
-    ev_row.append(runs.rows[runs.first_ok[ok]])
-    ev_code.append(np.zeros(int(ok.sum()), dtype=np.int64))
-    ev_since.append(ts_ns[runs.rows[runs.start[ok]]])
+    at, began = _first_ok(st, levels.size != 1, int(rule.clear_s * NS_PER_S), rule.clear_rows, None)
+    ev_row.append(at)
+    ev_code.append(np.zeros(at.shape[0], dtype=np.int64))
+    ev_since.append(ts_ns[began])
     return _events_to_transitions(
         vehicle, np.concatenate(ev_row), np.concatenate(ev_code), np.concatenate(ev_since)
     )

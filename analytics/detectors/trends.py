@@ -95,7 +95,8 @@ def rolling_lines(
     lines = []
     for start, at in windows:
         s = start[at]
-        n, sx, sy, sxx, sxy, syy = cum[:, at + 1] - cum[:, s]
+        # np.take along the axis: several times faster than fancy indexing on a 2-D array.
+        n, sx, sy, sxx, sxy, syy = np.take(cum, at + 1, axis=1) - np.take(cum, s, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             mx, my = sx / n, sy / n
             vxx = np.maximum(sxx - sx * mx, 0.0)
