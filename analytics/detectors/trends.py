@@ -31,21 +31,22 @@ def first_index(vehicle: np.ndarray) -> np.ndarray:
 
 def forward_fill(vehicle: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Each NaN replaced by the newest earlier value of the same vehicle (NaN when none)."""
-    n = values.shape[0]
     have = ~np.isnan(values)
-    last = np.maximum.accumulate(np.where(have, np.arange(n), -1)) if n else np.zeros(0, dtype=np.int64)
-    ok = last >= 0
-    ok[ok] = vehicle[last[ok]] == vehicle[ok]
-    return np.where(ok, values[np.maximum(last, 0)], np.nan)
+    if have.all():
+        return values
+    last = latest_index(vehicle, have)
+    return np.where(last >= 0, values.take(last), np.nan)
 
 
 def latest_index(vehicle: np.ndarray, present: np.ndarray) -> np.ndarray:
     """For each row, the newest row up to and including it, same vehicle, where `present` holds
     (-1 when none)."""
     n = present.shape[0]
-    last = np.maximum.accumulate(np.where(present, np.arange(n), -1)) if n else np.zeros(0, dtype=np.int64)
-    ok = last >= 0
-    ok[ok] = vehicle[last[ok]] == vehicle[ok]
+    last = np.where(present, np.arange(n), -1)
+    if n:
+        np.maximum.accumulate(last, out=last)
+    ok = vehicle.take(last) == vehicle  # (a -1 wraps around; the next line drops it)
+    ok &= last >= 0
     return np.where(ok, last, -1)
 
 
