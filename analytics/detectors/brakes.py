@@ -24,6 +24,7 @@ import numpy as np
 from analytics.columns import TelemetryColumns, VehicleParams
 from analytics.detectors.trends import (
     NS_PER_S,
+    SharedX,
     first_index,
     forward_fill,
     report_rows,
@@ -77,16 +78,18 @@ def detect_brake_pad_wear(
     odo = forward_fill(veh, cols.column(ODOMETER))
     km = odo - odo[first]  # NaN before the vehicle's first odometer reading
     limit_pct, warn_pct = th.pct_at_mm(th.limit_mm), th.pct_at_mm(th.warn_remaining_mm)
-    severity = np.zeros((4, n), dtype=np.int64)
-    judged = np.zeros((4, n), dtype=bool)
-    wear = np.full((4, n), np.nan)
-    rate = np.full((4, n), np.nan)  # percent per km
-    to_limit_km = np.full((4, n), np.nan)
+    # Per wheel, one row array each (not (4, n) arrays, which are page-faulted in on every call).
+    severity: list[np.ndarray] = []
+    judged: list[np.ndarray] = []
+    wear: list[np.ndarray] = []
+    rate: list[np.ndarray] = []  # percent per km
+    to_limit_km: list[np.ndarray] = []
+    shared = SharedX()  # the wheels' lines share the distance
     for w in range(4):  # four wheels, each vectorised over every vehicle and row
         pct = cols.column(PAD_WEAR[w])
         valid = ~np.isnan(pct)
         at = np.flatnonzero(valid & (t_s >= th.window_s))  # the rate needs its whole window
-        (line,) = rolling_lines(km, pct, ((start, at),))
+        (line,) = rolling_lines(km, pct, ((start, at),), shared)
         rate_known = np.zeros(n, dtype=bool)
         rate_known[at] = line.n >= th.min_rows  # no distance: no wear
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -106,11 +109,13 @@ def detect_brake_pad_wear(
         worn = valid & (pct >= limit_pct)
         low = valid & (pct >= warn_pct)
         # The level rules judge every reading; the rate rule only with its whole window of history.
-        judged[w] = worn | low | due | rate_known
-        severity[w] = np.where(worn, int(Severity.MAJOR), np.where(low | due, int(Severity.MINOR), 0))
-        wear[w], rate[w], to_limit_km[w] = pct, np.where(wearing, slope, np.nan), km_left
-    any_judged = np.any(judged, axis=0)
-    changes = state_changes(veh, cols.ts_ns, any_judged, severity.max(axis=0), th.sustain_s, th.hold_s)
+        judged.append(worn | low | due | rate_known)
+        severity.append(np.where(worn, int(Severity.MAJOR), np.where(low | due, int(Severity.MINOR), 0)))
+        wear.append(pct)
+        rate.append(np.where(wearing, slope, np.nan))
+        to_limit_km.append(km_left)
+    any_judged = np.logical_or.reduce(judged)
+    changes = state_changes(veh, cols.ts_ns, any_judged, np.maximum.reduce(severity), th.sustain_s, th.hold_s)
     rows = report_rows(changes, veh, any_judged)
     pace_km_per_s = _window_pace(start, t_s, km)
     return [  # one iteration per finding, not per sample
@@ -131,23 +136,24 @@ def _finding(
     row: int,
     level: int,
     since_ns: int,
-    severity: np.ndarray,
-    wear: np.ndarray,
-    rate: np.ndarray,
-    to_limit_km: np.ndarray,
+    severity: list[np.ndarray],
+    wear: list[np.ndarray],
+    rate: list[np.ndarray],
+    to_limit_km: list[np.ndarray],
     odo: np.ndarray,
     pace_km_per_s: np.ndarray,
 ) -> Finding:
     vid = cols.vehicle_ids[int(cols.vehicle[row])]
     at_ns = int(cols.ts_ns[row])
     # The wheel to name: the worst severity at this row, then the most worn pad.
-    w = int(np.lexsort((-np.nan_to_num(wear[:, row], nan=-1.0), -severity[:, row]))[0])
-    pct = float(wear[w, row])
+    wears = np.array([x[row] for x in wear])
+    w = int(np.lexsort((-np.nan_to_num(wears, nan=-1.0), -np.array([x[row] for x in severity])))[0])
+    pct = float(wear[w][row])
     mm = th.new_pad_mm * (1.0 - pct / 100.0)
-    km_left = float(to_limit_km[w, row])
+    km_left = float(to_limit_km[w][row])
     pace = float(pace_km_per_s[row])
     eta_s = km_left / pace if np.isfinite(km_left) and np.isfinite(pace) and pace > 0 else None
-    per_km = float(rate[w, row])
+    per_km = float(rate[w][row])
     evidence = {
         "signal": PAD_WEAR[w],
         "wheel": WHEELS[w],

@@ -33,7 +33,7 @@ from analytics.detectors.persistence import (
     first_rows,
     latest_index,
 )
-from analytics.detectors.streaks import rule_changes
+from analytics.detectors.streaks import flag_changes
 from analytics.detectors.vehicle_state import LAT, LON, ODOMETER, SPEED, moving_rows
 from analytics.findings import Finding, Severity
 
@@ -95,7 +95,8 @@ def detect_sensor_stuck(
     th = thresholds
     vehicle, ts = cols.vehicle, cols.ts_ns
     moving = moving_rows(cols, th.moving_kmh)
-    has = _powertrain_rows(params, vehicle)
+    after = ~first_rows(vehicle)  # rows with an earlier row of the same vehicle
+    moving_has = {k: moving & v for k, v in _powertrain_rows(params, vehicle).items()}
     out: list[Finding] = []
     for w in th.watched:  # a loop over signals; each pass is vectorised over vehicles and time
         x = cols.column(w.path)
@@ -104,17 +105,20 @@ def detect_sensor_stuck(
             continue
         # Over the rows that carry the signal (all of them, mostly: no gather then), each reading
         # against the one before it of the same vehicle.
-        read = slice(None) if present.all() else np.flatnonzero(present)
-        xr, vr, tr_ns = x[read], vehicle[read], ts[read]
-        after = np.zeros(xr.shape[0], dtype=bool)
-        np.equal(vr[1:], vr[:-1], out=after[1:])
-        judged = after & moving[read] & has[w.powertrain][read]
+        if present.all():
+            read, xr, vr, tr_ns = None, x, vehicle, ts
+            judged = after & moving_has[w.powertrain]
+        else:
+            read = np.flatnonzero(present)
+            xr, vr, tr_ns = x[read], vehicle[read], ts[read]
+            judged = ~first_rows(vr) & moving_has[w.powertrain][read]
         same = np.zeros(xr.shape[0], dtype=bool)
         np.equal(xr[1:], xr[:-1], out=same[1:])
         same &= judged
         rule = Persistence(w.stuck_s, th.stuck_min_rows, 0.0, th.stuck_clear_rows, gap_cap_s=th.gap_cap_s)
-        tr = rule_changes(vr, tr_ns, np.where(same, int(th.stuck_severity), 0), judged & ~same, rule)
-        tr = replace(tr, row=np.arange(cols.n_rows)[read][tr.row])
+        tr = flag_changes(vr, tr_ns, judged, same, int(th.stuck_severity), rule)
+        if read is not None:
+            tr = replace(tr, row=read[tr.row])
         for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
             vid = cols.vehicle_ids[int(vehicle[row])]
             evidence = {
@@ -143,7 +147,7 @@ def detect_sensor_dropout(
     present_by = {w.path: ~np.isnan(cols.column(w.path)) for w in th.watched}
     reporting = np.sum(list(present_by.values()), axis=0) if present_by else np.zeros(cols.n_rows)
     rule = Persistence(0.0, 1, th.dropout_clear_s, 2, gap_cap_s=th.gap_cap_s)
-    has = _powertrain_rows(params, vehicle)
+    moving_has = {k: moving & v for k, v in _powertrain_rows(params, vehicle).items()}
     out: list[Finding] = []
     for w in th.watched:  # a loop over signals; each pass is vectorised over vehicles and time
         present = present_by[w.path]
@@ -152,7 +156,7 @@ def detect_sensor_dropout(
         everywhere = bool(present.all())
         last_read = np.arange(cols.n_rows) if everywhere else latest_index(vehicle, present)
         others = reporting - present >= th.min_other_signals
-        judged = moving & others & has[w.powertrain]
+        judged = others & moving_has[w.powertrain]
         if not everywhere:
             judged &= last_read >= 0
         if everywhere:  # read on every row: never unread
@@ -161,7 +165,7 @@ def detect_sensor_dropout(
             age_s = _unread_time_s(vehicle, ts, judged, present, th.gap_cap_s)
         bad = judged & (age_s > th.dropout_s)
         good = judged & (age_s <= th.dropout_fresh_s)
-        tr = rule_changes(vehicle, ts, np.where(bad, int(th.dropout_severity), 0), good, rule)
+        tr = flag_changes(vehicle, ts, bad | good, bad, int(th.dropout_severity), rule)
         for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
             vid = cols.vehicle_ids[int(vehicle[row])]
             evidence = {

@@ -118,6 +118,29 @@ def rule_changes(
     )
 
 
+def flag_changes(
+    vehicle: np.ndarray,
+    ts_ns: np.ndarray,
+    judged: np.ndarray,
+    bad: np.ndarray,
+    level: int,
+    rule: Persistence,
+    *,
+    varying: np.ndarray | None = None,
+) -> Transitions:
+    """`rule_changes` with one severity: the `bad` rows (at `level`; a subset of `judged`) against
+    the other judged rows, which are good. The same transitions without building a level array."""
+    st = _streaks(vehicle, ts_ns, judged, bad, int(rule.gap_cap_s * NS_PER_S))
+    raised, raised_began = _first_ok(st, True, int(rule.raise_s * NS_PER_S), rule.raise_rows, varying)
+    clear, clear_began = _first_ok(st, False, int(rule.clear_s * NS_PER_S), rule.clear_rows, None)
+    return _events_to_transitions(
+        vehicle,
+        np.concatenate((raised, clear)),
+        np.concatenate((np.full(raised.shape[0], level, dtype=np.int64), np.zeros(clear.shape[0], np.int64))),
+        ts_ns[np.concatenate((raised_began, clear_began))],
+    )
+
+
 def _events_to_transitions(
     vehicle: np.ndarray, row: np.ndarray, code: np.ndarray, since: np.ndarray
 ) -> Transitions:

@@ -80,24 +80,52 @@ def rolling_line(start: np.ndarray, x: np.ndarray, y: np.ndarray) -> Line:
     return rolling_lines(x, y, ((start, np.arange(x.shape[0])),))[0]
 
 
+class SharedX:
+    """What `rolling_lines` keeps between calls over the same x with another y (a vehicle's four
+    wheels share time or distance): the x-only sums for the last mask of valid rows, and those
+    sums gathered at the last rows asked for, reused only when mask and rows are equal."""
+
+    def __init__(self) -> None:
+        self.ok: np.ndarray | None = None
+        self.xs = np.zeros(0)
+        self.sums: tuple[np.ndarray, ...] = ()
+        self.nxt = np.zeros(0, dtype=np.int64)
+        self.gathered: dict[int, tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]] = {}
+
+
 def rolling_lines(
-    x: np.ndarray, y: np.ndarray, windows: Sequence[tuple[np.ndarray, np.ndarray]]
+    x: np.ndarray,
+    y: np.ndarray,
+    windows: Sequence[tuple[np.ndarray, np.ndarray]],
+    shared: SharedX | None = None,
 ) -> list[Line]:
     """`rolling_line` for several windows over the same x and y, each `(start, at)` evaluated only
-    at the rows `at` (a Line of len(at)): the cumulative sums are built once and shared, and rows
-    a detector never judges cost nothing. The same arithmetic as over every row, so the same bits."""
+    at the rows `at` (a Line of len(at)): the cumulative sums are built once and shared (across
+    calls too, through `shared`, for the parts that depend on x only), and rows a detector never
+    judges cost nothing. The same arithmetic as over every row, so the same bits."""
+    sh = shared if shared is not None else SharedX()
     ok = ~(np.isnan(x) | np.isnan(y))
-    xs, ys = np.where(ok, x, 0.0), np.where(ok, y, 0.0)
     n_rows = x.shape[0]
-    cum = np.zeros((6, n_rows + 1))
-    for k, part in enumerate((ok, xs, ys, xs * xs, xs * ys, ys * ys)):
-        np.cumsum(part, out=cum[k, 1:])
-    nxt = _next_valid(ok)
+    if sh.ok is None or not np.array_equal(sh.ok, ok):
+        sh.ok, sh.xs, sh.gathered = ok, np.where(ok, x, 0.0), {}
+        sh.sums = tuple(_cumulative(part) for part in (ok, sh.xs, sh.xs * sh.xs))
+        sh.nxt = _next_valid(ok)
+    ys = np.where(ok, y, 0.0)
+    y_sums = tuple(_cumulative(part) for part in (ys, sh.xs * ys, ys * ys))
     lines = []
-    for start, at in windows:
-        s = start[at]
-        # np.take along the axis: several times faster than fancy indexing on a 2-D array.
-        n, sx, sy, sxx, sxy, syy = np.take(cum, at + 1, axis=1) - np.take(cum, s, axis=1)
+    for k, (start, at) in enumerate(windows):
+        s, after = start.take(at), at + 1
+        known = sh.gathered.get(k)
+        if known is None or known[0] is not start or not np.array_equal(known[1], at):
+            n, sx, sxx = (c.take(after) - c.take(s) for c in sh.sums)  # 1-D takes: the fastest gather
+            xa = x.take(at)
+            # x covered: from the window's first valid x to this row's x (x ascending per vehicle).
+            found = sh.nxt.take(s)
+            span = np.where(found <= at, xa - x.take(np.minimum(found, max(n_rows - 1, 0))), 0.0)
+            known = (start, at, (n, sx, sxx, xa, span))
+            sh.gathered[k] = known
+        n, sx, sxx, xa, span = known[2]
+        sy, sxy, syy = (c.take(after) - c.take(s) for c in y_sums)
         with np.errstate(invalid="ignore", divide="ignore"):
             mx, my = sx / n, sy / n
             vxx = np.maximum(sxx - sx * mx, 0.0)
@@ -106,14 +134,17 @@ def rolling_lines(
             slope = np.where(vxx > 0, cxy / vxx, np.nan)
             resid = np.maximum(vyy - slope * cxy, 0.0)
             se = np.where(n > 2, np.sqrt(resid / (n - 2) / vxx), np.nan)
-            xa = x[at]
             level = my + slope * (xa - mx)
-        # x covered: from the window's first valid x to this row's x (x ascending within a vehicle).
-        found = nxt[s]
-        first_valid = np.where(found <= at, found, -1)
-        span = np.where(first_valid >= 0, xa - x[np.maximum(first_valid, 0)], 0.0)
         lines.append(Line(n, span, level, slope, se))
     return lines
+
+
+def _cumulative(part: np.ndarray) -> np.ndarray:
+    """Cumulative sum with a leading 0: the sum over rows a..b is c[b + 1] - c[a]."""
+    c = np.empty(part.shape[0] + 1)
+    c[0] = 0.0
+    np.cumsum(part, out=c[1:])
+    return c
 
 
 def _next_valid(ok: np.ndarray) -> np.ndarray:

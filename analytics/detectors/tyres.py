@@ -30,6 +30,7 @@ import numpy as np
 from analytics.columns import TelemetryColumns, VehicleParams
 from analytics.detectors.trends import (
     NS_PER_S,
+    SharedX,
     first_index,
     forward_fill,
     latest_index,
@@ -94,13 +95,16 @@ def detect_tyre_slow_leak(
     windows_s = (th.window_s, th.short_window_s)
     starts = [window_start(veh, t_s, window_s) for window_s in windows_s]
     placard = params.tyre_placard_kpa[veh].astype(np.float64)
-    severity = np.zeros((4, n), dtype=np.int64)
-    judged = np.zeros((4, n), dtype=bool)
-    level = np.full((4, n), np.nan)
-    rate = np.full((4, n), np.nan)
-    reference = np.full((4, n), np.nan)
+    # Per wheel, one row array each (lists, not (4, n) arrays: a block that large is mapped fresh
+    # from the OS on every call and page-faulted in, which cost a third of the detector's time).
+    severity: list[np.ndarray] = []
+    judged: list[np.ndarray] = []
+    level: list[np.ndarray] = []
+    rate: list[np.ndarray] = []
+    reference: list[np.ndarray] = []
     n_vehicles = int(veh[-1]) + 1
     comp_share = np.zeros((4, n_vehicles))  # per wheel and vehicle: readings with a temperature
+    shared = SharedX()  # the wheels' lines share time
     for w in range(4):  # four wheels, each vectorised over every vehicle and row
         p = cols.column(PRESSURE[w])
         temp = cols.column(TEMPERATURE[w])
@@ -120,7 +124,7 @@ def detect_tyre_slow_leak(
         conclusive = np.zeros(n, dtype=bool)
         # Each window's line only where a row can be judged: plausible, with the whole window behind it.
         ats = [np.flatnonzero(plausible & (t_s >= window_s)) for window_s in windows_s]
-        lines = rolling_lines(t_s, y, tuple(zip(starts, ats, strict=True)))
+        lines = rolling_lines(t_s, y, tuple(zip(starts, ats, strict=True)), shared)
         for window_s, at, line in zip(windows_s, ats, lines, strict=True):
             fits = (line.n >= th.min_rows) & (line.span_x >= th.min_span_fraction * window_s)
             fits &= ~np.isnan(line.slope)
@@ -148,10 +152,13 @@ def detect_tyre_slow_leak(
             kpa_per_h[take] = rate_w[take]
             leak_any |= leaking
         under = conclusive & (lvl <= (1.0 - th.under_placard_fraction) * ref)
-        severity[w] = np.where(under, int(Severity.CRITICAL), np.where(leak_any, int(Severity.MAJOR), 0))
-        judged[w], level[w], rate[w], reference[w] = conclusive, lvl, kpa_per_h, ref
-    row_sev = severity.max(axis=0)
-    any_judged = np.any(judged, axis=0)
+        severity.append(np.where(under, int(Severity.CRITICAL), np.where(leak_any, int(Severity.MAJOR), 0)))
+        judged.append(conclusive)
+        level.append(lvl)
+        rate.append(kpa_per_h)
+        reference.append(ref)
+    row_sev = np.maximum.reduce(severity)
+    any_judged = np.logical_or.reduce(judged)
     changes = state_changes(veh, cols.ts_ns, any_judged, row_sev, th.sustain_s, th.hold_s)
     rows = report_rows(changes, veh, any_judged)
     return [  # one iteration per finding, not per sample
@@ -213,20 +220,21 @@ def _finding(
     row: int,
     level: int,
     since_ns: int,
-    severity: np.ndarray,
-    level_kpa: np.ndarray,
-    rate: np.ndarray,
-    reference: np.ndarray,
+    severity: list[np.ndarray],
+    level_kpa: list[np.ndarray],
+    rate: list[np.ndarray],
+    reference: list[np.ndarray],
     comp_share: np.ndarray,
 ) -> Finding:
     vid = cols.vehicle_ids[int(cols.vehicle[row])]
     at_ns = int(cols.ts_ns[row])
     # The wheel to name: the worst severity at this row, then the lowest pressure.
-    w = int(np.lexsort((np.nan_to_num(level_kpa[:, row], nan=np.inf), -severity[:, row]))[0])
-    ref = float(reference[w, row])
+    levels = np.array([x[row] for x in level_kpa])
+    w = int(np.lexsort((np.nan_to_num(levels, nan=np.inf), -np.array([x[row] for x in severity])))[0])
+    ref = float(reference[w][row])
     limit = (1.0 - th.under_placard_fraction) * ref
-    lvl = float(level_kpa[w, row])
-    kpa_per_h = float(rate[w, row])
+    lvl = float(level_kpa[w][row])
+    kpa_per_h = float(rate[w][row])
     to_limit_s = (lvl - limit) / kpa_per_h * 3600.0 if kpa_per_h > 0 and lvl > limit else None
     evidence = {
         "signal": PRESSURE[w],
