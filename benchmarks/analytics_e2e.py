@@ -8,6 +8,8 @@ minutes, `triage`, `TelemetryStore.write`), and timing, interleaved and best of 
   suite reads, every row of the fleet), drained without parsing: what any COPY TO client pays;
 - `raw_table_copy`: `COPY (SELECT ts, vehicle_id, <columns> FROM telemetry ... ORDER BY
   vehicle_id, ts)`, the same rows in their stored types, drained (for reference);
+- `raw_vehicle_copy`: the statement the job runs (`analytics.telemetry_stream`: one row of arrays
+  per vehicle), drained without decoding (for reference: the job's own ceiling);
 - `job`: `analytics.job.run_analysis` from an empty watermark and no alarms (reset before each
   run): the arrival queries, the registry parameters, the COPY and its parsing, every detector,
   trouble codes, the fleet firmware test and the alarms written.
@@ -29,7 +31,8 @@ import psycopg
 
 from analytics.job import run_analysis
 from analytics.suite import default_detectors
-from analytics.telemetry_reader import copy_params, copy_query
+from analytics.telemetry_reader import _signals, copy_params, copy_query
+from analytics.telemetry_stream import _vehicle_copy_sql
 from benchmarks.analytics_fleet import BenchFleet
 from contract import topics, wire_v1
 from contract.batch import TelemetryBatch
@@ -68,7 +71,7 @@ def measure_end_to_end(
                 ).fetchall()
             }
     expected = {(v, fault) for v, fault, _, state, _, _ in kernel_transitions if state == "raise"}
-    raw, table, job = (timings[k] for k in ("raw_copy", "raw_table_copy", "job"))
+    raw, table, vehicle, job = (timings[k] for k in ("raw_copy", "raw_table_copy", "raw_vehicle_copy", "job"))
     rows, n_signals = fleet.columns.n_rows, len(signals)
     return {
         "load_s": round(load_s, 1),
@@ -76,12 +79,14 @@ def measure_end_to_end(
         "samples": rows * n_signals,
         "raw_copy_s": round(raw["wall_s"], 3),
         "raw_table_copy_s": round(table["wall_s"], 3),
+        "raw_vehicle_copy_s": round(vehicle["wall_s"], 3),
         "job_s": round(job["wall_s"], 3),
         "job_client_cpu_s": round(job["cpu_s"], 3),
         "raw_copy_samples_per_s": round(rows * n_signals / raw["wall_s"]),
         "job_samples_per_s": round(rows * n_signals / job["wall_s"]),
         "job_vs_raw_copy": round(raw["wall_s"] / job["wall_s"], 3),
         "job_vs_raw_table_copy": round(table["wall_s"] / job["wall_s"], 3),
+        "job_vs_raw_vehicle_copy": round(vehicle["wall_s"] / job["wall_s"], 3),
         "job_report": job_report,
         "alarms_stored": len(stored),
         "alarms_match_in_memory": stored == expected,
@@ -139,8 +144,10 @@ def _measure(
                 conn.execute(sql)
         report.update(run_analysis(conn, default_detectors(), settle_s=0.0).as_dict())
 
+    vehicle_sql = _vehicle_copy_sql(_signals(signals))
     runs: dict[str, Callable[[], object]] = {
         "raw_copy": lambda: _drain(conn, same_sql, same_params),
+        "raw_vehicle_copy": lambda: _drain(conn, vehicle_sql, same_params),
         "raw_table_copy": lambda: _drain(conn, table_sql, {"ids": ids}),
         "job": job,
     }
