@@ -31,6 +31,7 @@ from analytics.detectors.trends import (
     rolling_lines,
     state_changes,
     window_start,
+    window_start_where,
 )
 from analytics.findings import Finding, Severity
 from contract.signals import WHEELS, wheel_paths
@@ -74,7 +75,7 @@ def detect_brake_pad_wear(
     veh = cols.vehicle.astype(np.int64)
     first = first_index(veh)
     t_s = (cols.ts_ns - cols.ts_ns[first]) / NS_PER_S
-    start = window_start(veh, t_s, th.window_s)
+    start = window_start_where(veh, t_s, th.window_s, t_s >= th.window_s)  # where a rate can be judged
     odo = forward_fill(veh, cols.column(ODOMETER))
     km = odo - odo[first]  # NaN before the vehicle's first odometer reading
     limit_pct, warn_pct = th.pct_at_mm(th.limit_mm), th.pct_at_mm(th.warn_remaining_mm)
@@ -117,17 +118,18 @@ def detect_brake_pad_wear(
     any_judged = np.logical_or.reduce(judged)
     changes = state_changes(veh, cols.ts_ns, any_judged, np.maximum.reduce(severity), th.sustain_s, th.hold_s)
     rows = report_rows(changes, veh, any_judged)
-    pace_km_per_s = _window_pace(start, t_s, km)
+    pace_km_per_s = _window_pace(window_start(veh, t_s, th.window_s, rows), rows, t_s, km)
     return [  # one iteration per finding, not per sample
         _finding(cols, th, int(r), int(lv), int(since), severity, wear, rate, to_limit_km, odo, pace_km_per_s)
         for r, lv, since in zip(rows, changes.level, changes.since_ns, strict=True)
     ]
 
 
-def _window_pace(start: np.ndarray, t_s: np.ndarray, km: np.ndarray) -> np.ndarray:
-    """Kilometres per second driven over each row's trailing window (the window's own pace)."""
+def _window_pace(start: np.ndarray, rows: np.ndarray, t_s: np.ndarray, km: np.ndarray) -> dict[int, float]:
+    """Kilometres per second driven over the trailing window of each of `rows` (the window's pace)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (km - km[start]) / (t_s - t_s[start])
+        pace = (km.take(rows) - km.take(start)) / (t_s.take(rows) - t_s.take(start))
+    return dict(zip(rows.tolist(), pace.tolist(), strict=True))
 
 
 def _finding(
@@ -141,7 +143,7 @@ def _finding(
     rate: list[np.ndarray],
     to_limit_km: list[np.ndarray],
     odo: np.ndarray,
-    pace_km_per_s: np.ndarray,
+    pace_km_per_s: dict[int, float],
 ) -> Finding:
     vid = cols.vehicle_ids[int(cols.vehicle[row])]
     at_ns = int(cols.ts_ns[row])

@@ -69,7 +69,7 @@ def previous_index(vehicle: np.ndarray, present: np.ndarray) -> np.ndarray:
     n = present.shape[0]
     prev = np.full(n, -1, dtype=np.int64)
     if n > 1:
-        prev[1:] = latest_index(vehicle[:-1], present[:-1])
+        prev[1:] = np.arange(n - 1) if present.all() else latest_index(vehicle[:-1], present[:-1])
     ok = vehicle.take(prev) == vehicle  # (a -1 wraps around; the next line drops it)
     ok &= prev >= 0
     return np.where(ok, prev, -1)

@@ -63,14 +63,27 @@ class Line:
     slope_se: np.ndarray
 
 
-def window_start(vehicle: np.ndarray, t_s: np.ndarray, window_s: float) -> np.ndarray:
-    """For each row, the first row of the same vehicle with t >= t_row - window_s (t per vehicle
-    ascending; t_s relative to the vehicle's first row keeps the key exact)."""
+def window_start(
+    vehicle: np.ndarray, t_s: np.ndarray, window_s: float, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """For each row (or each of `rows`: a binary search each, so only where needed), the first row
+    of the same vehicle with t >= t_row - window_s (t per vehicle ascending; t_s relative to the
+    vehicle's first row keeps the key exact)."""
     if vehicle.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
     stride = float(np.max(t_s)) + 2.0 * window_s + 1.0
     key = vehicle.astype(np.float64) * stride + t_s
-    return np.searchsorted(key, key - window_s, side="left")
+    return np.searchsorted(key, (key if rows is None else key.take(rows)) - window_s, side="left")
+
+
+def window_start_where(
+    vehicle: np.ndarray, t_s: np.ndarray, window_s: float, where: np.ndarray
+) -> np.ndarray:
+    """`window_start` at the rows where `where` holds, 0 elsewhere (for lines judged only there)."""
+    rows = np.flatnonzero(where)
+    start = np.zeros(vehicle.shape[0], dtype=np.int64)
+    start[rows] = window_start(vehicle, t_s, window_s, rows)
+    return start
 
 
 def rolling_line(start: np.ndarray, x: np.ndarray, y: np.ndarray) -> Line:

@@ -37,7 +37,7 @@ from analytics.detectors.trends import (
     report_rows,
     rolling_lines,
     state_changes,
-    window_start,
+    window_start_where,
 )
 from analytics.findings import Finding, Severity
 from contract.signals import WHEELS, wheel_paths
@@ -93,7 +93,9 @@ def detect_tyre_slow_leak(
     first = first_index(veh)
     t_s = (cols.ts_ns - cols.ts_ns[first]) / NS_PER_S
     windows_s = (th.window_s, th.short_window_s)
-    starts = [window_start(veh, t_s, window_s) for window_s in windows_s]
+    # Window starts only where a line can be judged: its whole window of data behind the row.
+    starts = [window_start_where(veh, t_s, window_s, t_s >= window_s) for window_s in windows_s]
+    first_row = first == np.arange(n)
     placard = params.tyre_placard_kpa[veh].astype(np.float64)
     # Per wheel, one row array each (lists, not (4, n) arrays: a block that large is mapped fresh
     # from the OS on every call and page-faulted in, which cost a third of the detector's time).
@@ -116,7 +118,7 @@ def detect_tyre_slow_leak(
         ref = placard
         if np.isnan(placard).any():
             ref = np.where(np.isnan(placard), _early_median(veh, t_s, pc, th.window_s), placard)
-        plausible = have & ~_stuck_suspect(veh, t_s, p, temp, th)
+        plausible = have & ~_stuck_suspect(veh, t_s, p, temp, th, first_row)
         y = np.where(plausible, pc - ref, np.nan)
         lvl = np.full(n, np.nan)
         kpa_per_h = np.full(n, np.nan)
@@ -168,7 +170,12 @@ def detect_tyre_slow_leak(
 
 
 def _stuck_suspect(
-    veh: np.ndarray, t_s: np.ndarray, p: np.ndarray, temp: np.ndarray, th: TyreLeakThresholds
+    veh: np.ndarray,
+    t_s: np.ndarray,
+    p: np.ndarray,
+    temp: np.ndarray,
+    th: TyreLeakThresholds,
+    first_row: np.ndarray,
 ) -> np.ndarray:
     """Rows where the raw pressure has not changed although the tyre temperature has changed by
     `stuck_temperature_change_c` since it last did (ideal gas: it must have moved by about 0.7%
@@ -177,23 +184,21 @@ def _stuck_suspect(
     valid = ~np.isnan(p)
     prev = np.full(p.shape[0], np.nan)
     prev[1:] = forward_fill(veh, p)[:-1]
-    prev[first_index(veh) == np.arange(p.shape[0])] = np.nan
+    prev[first_row] = np.nan
     changed = valid & (p != prev)
     last = latest_index(veh, changed)
     temp_ff = forward_fill(veh, temp)
     at = np.maximum(last, 0)
     # The largest temperature move since the raw value last changed (running max per flat run:
     # once the flatness contradicts the gas law it stays suspect until the value moves again).
-    d_temp = np.nan_to_num(np.abs(temp_ff - temp_ff[at]), nan=-1.0)
+    d_temp = np.nan_to_num(np.abs(temp_ff - temp_ff.take(at)), nan=-1.0)
     run = np.cumsum(changed)
     d_max = np.maximum.accumulate(np.minimum(d_temp, 999.0) + run * 1000.0) - run * 1000.0
-    flat_s = t_s - t_s[at]
+    suspect = d_max >= th.stuck_temperature_change_c
     no_temp = np.isnan(temp_ff)
-    return (
-        valid
-        & (last >= 0)
-        & ((d_max >= th.stuck_temperature_change_c) | (no_temp & (flat_s >= th.stuck_without_temperature_s)))
-    )
+    if no_temp.any():  # flat for long without a temperature to judge by
+        suspect |= no_temp & (t_s - t_s.take(at) >= th.stuck_without_temperature_s)
+    return valid & (last >= 0) & suspect
 
 
 def _early_median(veh: np.ndarray, t_s: np.ndarray, pc: np.ndarray, window_s: float) -> np.ndarray:
