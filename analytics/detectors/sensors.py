@@ -153,18 +153,16 @@ def detect_sensor_dropout(
         present = present_by[w.path]
         if not present.any():
             continue
-        everywhere = bool(present.all())
-        last_read = np.arange(cols.n_rows) if everywhere else latest_index(vehicle, present)
-        others = reporting - present >= th.min_other_signals
-        judged = others & moving_has[w.powertrain]
-        if not everywhere:
-            judged &= last_read >= 0
-        if everywhere:  # read on every row: never unread
-            age_s = np.where(judged, 0.0, np.nan)
+        judged = (reporting - present >= th.min_other_signals) & moving_has[w.powertrain]
+        if present.all():  # read on every row: never unread, every judged row is fresh
+            last_read, age_s = np.arange(cols.n_rows), np.zeros(cols.n_rows)
+            bad, good = np.zeros(cols.n_rows, dtype=bool), judged
         else:
+            last_read = latest_index(vehicle, present)
+            judged &= last_read >= 0
             age_s = _unread_time_s(vehicle, ts, judged, present, th.gap_cap_s)
-        bad = judged & (age_s > th.dropout_s)
-        good = judged & (age_s <= th.dropout_fresh_s)
+            bad = judged & (age_s > th.dropout_s)
+            good = judged & (age_s <= th.dropout_fresh_s)
         tr = flag_changes(vehicle, ts, bad | good, bad, int(th.dropout_severity), rule)
         for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
             vid = cols.vehicle_ids[int(vehicle[row])]
