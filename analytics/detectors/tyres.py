@@ -104,17 +104,12 @@ def detect_tyre_slow_leak(
     level: list[np.ndarray] = []
     rate: list[np.ndarray] = []
     reference: list[np.ndarray] = []
-    n_vehicles = int(veh[-1]) + 1
-    comp_share = np.zeros((4, n_vehicles))  # per wheel and vehicle: readings with a temperature
     shared = SharedX()  # the wheels' lines share time
     for w in range(4):  # four wheels, each vectorised over every vehicle and row
         p = cols.column(PRESSURE[w])
         temp = cols.column(TEMPERATURE[w])
         pc = compensate_kpa(p, temp, th.reference_c)
         have = ~np.isnan(pc)
-        readings = np.bincount(veh[have], minlength=n_vehicles)
-        compensated = np.bincount(veh[have & ~np.isnan(temp)], minlength=n_vehicles)
-        comp_share[w] = compensated / np.maximum(readings, 1)
         ref = placard
         if np.isnan(placard).any():
             ref = np.where(np.isnan(placard), _early_median(veh, t_s, pc, th.window_s), placard)
@@ -164,9 +159,19 @@ def detect_tyre_slow_leak(
     changes = state_changes(veh, cols.ts_ns, any_judged, row_sev, th.sustain_s, th.hold_s)
     rows = report_rows(changes, veh, any_judged)
     return [  # one iteration per finding, not per sample
-        _finding(cols, th, int(r), int(lv), int(since), severity, level, rate, reference, comp_share)
+        _finding(cols, th, int(r), int(lv), int(since), severity, level, rate, reference)
         for r, lv, since in zip(rows, changes.level, changes.since_ns, strict=True)
     ]
+
+
+def _compensated_share(cols: TelemetryColumns, wheel: int, vehicle: int) -> float:
+    """The share of the vehicle's pressure readings of this wheel that came with a temperature
+    (worked out for the vehicles a finding names only)."""
+    lo, hi = np.searchsorted(cols.vehicle, (vehicle, vehicle + 1))
+    p = cols.column(PRESSURE[wheel])[lo:hi]
+    temp = cols.column(TEMPERATURE[wheel])[lo:hi]
+    have = ~np.isnan(p)  # the compensated value exists wherever the raw one does
+    return float((have & ~np.isnan(temp)).sum() / max(int(have.sum()), 1))
 
 
 def _stuck_suspect(
@@ -229,7 +234,6 @@ def _finding(
     level_kpa: list[np.ndarray],
     rate: list[np.ndarray],
     reference: list[np.ndarray],
-    comp_share: np.ndarray,
 ) -> Finding:
     vid = cols.vehicle_ids[int(cols.vehicle[row])]
     at_ns = int(cols.ts_ns[row])
@@ -250,7 +254,7 @@ def _finding(
         "limit_kpa": round(limit, 2),
         "leak_rate_kpa_per_h": round(kpa_per_h, 3),
         "projected_time_to_limit_s": None if to_limit_s is None else round(to_limit_s, 1),
-        "temperature_compensated_share": round(float(comp_share[w, cols.vehicle[row]]), 3),
+        "temperature_compensated_share": round(_compensated_share(cols, w, int(cols.vehicle[row])), 3),
         "thresholds": asdict(th),
     }
     if level == 0:
