@@ -229,12 +229,14 @@ def _telemetry_findings(
         report.rows_read += everything.n_rows
         for window_s, group in _by_window(detectors):
             keep = everything.ts_ns >= oldest[everything.vehicle] - int(window_s * 1e9)
-            cols = TelemetryColumns(
-                everything.vehicle_ids,
-                everything.vehicle[keep],
-                everything.ts_ns[keep],
-                {s: everything.values[s][keep] for s in {s for d in group for s in d.signals}},
-            )
+            cols = everything  # no copy when the window cuts nothing
+            if not keep.all():
+                cols = TelemetryColumns(
+                    everything.vehicle_ids,
+                    everything.vehicle[keep],
+                    everything.ts_ns[keep],
+                    {s: everything.values[s][keep] for s in {s for d in group for s in d.signals}},
+                )
             for detector in group:
                 findings += detector.detect(cols, params)
     return findings
