@@ -13,8 +13,9 @@ minutes, `triage`, `TelemetryStore.write`), and timing, interleaved and best of 
 - `job`: `analytics.job.run_analysis` from an empty watermark and no alarms (reset before each
   run): the arrival queries, the registry parameters, the COPY and its parsing, every detector,
   trouble codes, the fleet firmware test and the alarms written. The road-hazard map's step, which
-  the job also runs by default over its own read, is left out (`hazards=False`): this measures the
-  fault detection.
+  the job also runs by default over its own read, is left out (`hazards=False`). The driving
+  scores' step (`update_trips`, its own read), which the job runs for every partition since the
+  driving work landed, is in: the job has no switch for it.
 `job_vs_raw_copy` is raw_copy's wall time / the job's (1.0: everything but the COPY is free).
 Wall times; PostgreSQL runs in its own processes. The alarms the job stored are checked against
 the kernels' in-memory run (same vehicles and faults).
