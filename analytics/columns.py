@@ -8,7 +8,7 @@ harness's (from arrays in memory). Kernels never see SQL, MQTT or the clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +39,22 @@ class TelemetryColumns:
     def bounds(self) -> np.ndarray:
         """Row offsets: vehicle k's rows are `bounds[k]:bounds[k + 1]` (empty if it has none)."""
         return np.searchsorted(self.vehicle, np.arange(len(self.vehicle_ids) + 1), side="left")
+
+    def vehicle_chunks(self, max_rows: int) -> Iterator[TelemetryColumns]:
+        """The rows in pieces of about `max_rows`, cut only between vehicles (a vehicle with more
+        rows is a piece of its own); views, no copies. Every kernel is per vehicle, so it finds the
+        same on the pieces as on the whole, while its temporaries stay in the CPU's cache."""
+        n = self.n_rows
+        b = self.bounds()
+        cuts = np.unique(b[np.searchsorted(b, np.arange(max_rows, n, max_rows), side="left")])
+        edges = [0, *(int(c) for c in cuts if 0 < c < n), n]
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            yield TelemetryColumns(
+                self.vehicle_ids,
+                self.vehicle[lo:hi],
+                self.ts_ns[lo:hi],
+                {path: column[lo:hi] for path, column in self.values.items()},
+            )
 
     def check(self) -> None:
         """Raises ValueError when the arrays break the shape above (for readers and tests)."""

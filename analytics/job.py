@@ -37,6 +37,7 @@ from analytics.detectors.software import Inventory, SoftwareIssue, detect_firmwa
 from analytics.driving_job import update_trips
 from analytics.findings import Finding
 from analytics.hazard_job import update_hazard_map
+from analytics.telemetry_stream import stream_columns
 from contract.timestamps import UNIX_EPOCH
 from contract.timestamps import ns_of as _ns
 
@@ -213,7 +214,8 @@ def _telemetry_findings(
     report: AnalysisReport,
 ) -> list[Finding]:
     """Each detector over each vehicle's new rows and its own trailing window before them: one read
-    of the widest window and every signal, cut in memory to each window."""
+    of the widest window and every signal, cut in memory to each window. The read comes in pieces
+    of whole vehicles (`stream_columns`), each analysed while PostgreSQL still sends the rest."""
     if not detectors or not oldest_new_ns:
         return []
     vehicles = sorted(oldest_new_ns)
@@ -222,19 +224,21 @@ def _telemetry_findings(
     widest_ns = int(max(d.window_s for d in detectors) * 1e9)
     signals = sorted({s for d in detectors for s in d.signals})
     since = {v: oldest_new_ns[v] - widest_ns for v in vehicles}
-    everything = reader.read_columns(conn, vehicles, signals, since_ns_per_vehicle=since)  # one read
-    report.rows_read += everything.n_rows
     findings: list[Finding] = []
-    for window_s, group in _by_window(detectors):
-        keep = everything.ts_ns >= oldest[everything.vehicle] - int(window_s * 1e9)
-        cols = TelemetryColumns(
-            everything.vehicle_ids,
-            everything.vehicle[keep],
-            everything.ts_ns[keep],
-            {s: everything.values[s][keep] for s in {s for d in group for s in d.signals}},
-        )
-        for detector in group:
-            findings += detector.detect(cols, params)
+    for everything in stream_columns(conn, vehicles, signals, since_ns_per_vehicle=since):  # one read
+        report.rows_read += everything.n_rows
+        for window_s, group in _by_window(detectors):
+            keep = everything.ts_ns >= oldest[everything.vehicle] - int(window_s * 1e9)
+            cols = everything  # no copy when the window cuts nothing
+            if not keep.all():
+                cols = TelemetryColumns(
+                    everything.vehicle_ids,
+                    everything.vehicle[keep],
+                    everything.ts_ns[keep],
+                    {s: everything.values[s][keep] for s in {s for d in group for s in d.signals}},
+                )
+            for detector in group:
+                findings += detector.detect(cols, params)
     return findings
 
 

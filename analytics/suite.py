@@ -16,12 +16,27 @@ from analytics.findings import Finding
 from analytics.job import TelemetryDetector
 
 Detect = Callable[[TelemetryColumns, VehicleParams], list[Finding]]
+# Rows per piece a detector runs on (whole vehicles): its temporaries then fit in the CPU's cache,
+# and their large arrays are not mapped fresh from the OS (and page-faulted in) on every call.
+CHUNK_ROWS = 12_000
 
 
 def _spec(fault: str, module: ModuleType, detect: Detect) -> TelemetryDetector:
     """A detector module's function with the module's signals, window and thresholds version."""
     signals, window_s = tuple(module.SIGNALS), float(module.WINDOW_S)
-    return TelemetryDetector(fault, signals, window_s, detect, module.THRESHOLDS_VERSION)
+    return TelemetryDetector(fault, signals, window_s, _in_chunks(detect), module.THRESHOLDS_VERSION)
+
+
+def _in_chunks(detect: Detect) -> Detect:
+    """`detect` run over the columns piece by piece (`TelemetryColumns.vehicle_chunks`)."""
+
+    def run(cols: TelemetryColumns, params: VehicleParams) -> list[Finding]:
+        out: list[Finding] = []
+        for piece in cols.vehicle_chunks(CHUNK_ROWS):
+            out += detect(piece, params)
+        return out
+
+    return run
 
 
 def default_detectors() -> tuple[TelemetryDetector, ...]:

@@ -295,9 +295,18 @@ def creds_mosquitto(
 
 
 def _register_areas() -> None:
-    from fleet import cli_agent, cli_analyze, cli_driving, cli_hazards, cli_ingest, cli_registry, cli_simulate
+    from fleet import (
+        cli_agent,
+        cli_analyze,
+        cli_bench_analytics,
+        cli_driving,
+        cli_hazards,
+        cli_ingest,
+        cli_registry,
+        cli_simulate,
+    )
 
-    for area in (cli_simulate, cli_ingest, cli_agent):
+    for area in (cli_simulate, cli_ingest, cli_agent, cli_bench_analytics):
         area.register(app, bench_app)
     cli_registry.register(app, _settings)
     cli_analyze.register(app, _settings)

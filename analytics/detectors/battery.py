@@ -33,10 +33,9 @@ from analytics.detectors.persistence import (
     Persistence,
     first_rows,
     latest_index,
-    markers,
     previous_index,
-    transitions,
 )
+from analytics.detectors.streaks import rule_changes
 from analytics.findings import Finding, FindingState, Severity
 
 FAULT = "battery_12v_failing"
@@ -91,8 +90,7 @@ def detect_battery_12v_failing(
     )
     good = (started & (dip >= th.crank_ok_v)) | (resting & (volts >= th.rest_ok_v))
     reading = np.where(started, dip, volts)
-    mk = markers(vehicle, ts, level, good, th.persistence, varying=reading)
-    tr = transitions(vehicle, (mk,))
+    tr = rule_changes(vehicle, ts, level, good, th.persistence, varying=reading)
     out = []
     for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
         vid = cols.vehicle_ids[int(vehicle[row])]

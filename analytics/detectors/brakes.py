@@ -24,12 +24,14 @@ import numpy as np
 from analytics.columns import TelemetryColumns, VehicleParams
 from analytics.detectors.trends import (
     NS_PER_S,
+    SharedX,
     first_index,
     forward_fill,
     report_rows,
-    rolling_line,
+    rolling_lines,
     state_changes,
     window_start,
+    window_start_where,
 )
 from analytics.findings import Finding, Severity
 from contract.signals import WHEELS, wheel_paths
@@ -73,49 +75,61 @@ def detect_brake_pad_wear(
     veh = cols.vehicle.astype(np.int64)
     first = first_index(veh)
     t_s = (cols.ts_ns - cols.ts_ns[first]) / NS_PER_S
-    start = window_start(veh, t_s, th.window_s)
+    start = window_start_where(veh, t_s, th.window_s, t_s >= th.window_s)  # where a rate can be judged
     odo = forward_fill(veh, cols.column(ODOMETER))
     km = odo - odo[first]  # NaN before the vehicle's first odometer reading
     limit_pct, warn_pct = th.pct_at_mm(th.limit_mm), th.pct_at_mm(th.warn_remaining_mm)
-    severity = np.zeros((4, n), dtype=np.int64)
-    judged = np.zeros((4, n), dtype=bool)
-    wear = np.full((4, n), np.nan)
-    rate = np.full((4, n), np.nan)  # percent per km
-    to_limit_km = np.full((4, n), np.nan)
+    # Per wheel, one row array each (not (4, n) arrays, which are page-faulted in on every call).
+    severity: list[np.ndarray] = []
+    judged: list[np.ndarray] = []
+    wear: list[np.ndarray] = []
+    rate: list[np.ndarray] = []  # percent per km
+    to_limit_km: list[np.ndarray] = []
+    shared = SharedX()  # the wheels' lines share the distance
     for w in range(4):  # four wheels, each vectorised over every vehicle and row
         pct = cols.column(PAD_WEAR[w])
         valid = ~np.isnan(pct)
-        line = rolling_line(start, km, pct)
-        rate_known = valid & (t_s >= th.window_s) & (line.n >= th.min_rows)  # no distance: no wear
+        at = np.flatnonzero(valid & (t_s >= th.window_s))  # the rate needs its whole window
+        (line,) = rolling_lines(km, pct, ((start, at),), shared)
+        rate_known = np.zeros(n, dtype=bool)
+        rate_known[at] = line.n >= th.min_rows  # no distance: no wear
         with np.errstate(invalid="ignore", divide="ignore"):
-            wearing = (
-                rate_known
+            wearing_at = (
+                rate_known[at]
                 & (line.span_x >= th.min_km)
                 & (line.slope > 0)
                 & (line.slope * line.span_x >= th.min_rise_pct)
             )
-            km_left = np.where(wearing, np.maximum(limit_pct - pct, 0.0) / line.slope, np.nan)
+        wearing = np.zeros(n, dtype=bool)
+        wearing[at] = wearing_at
+        slope = np.full(n, np.nan)
+        slope[at] = line.slope
+        with np.errstate(invalid="ignore", divide="ignore"):
+            km_left = np.where(wearing, np.maximum(limit_pct - pct, 0.0) / slope, np.nan)
         due = wearing & (km_left <= th.due_km)
         worn = valid & (pct >= limit_pct)
         low = valid & (pct >= warn_pct)
         # The level rules judge every reading; the rate rule only with its whole window of history.
-        judged[w] = worn | low | due | rate_known
-        severity[w] = np.where(worn, int(Severity.MAJOR), np.where(low | due, int(Severity.MINOR), 0))
-        wear[w], rate[w], to_limit_km[w] = pct, np.where(wearing, line.slope, np.nan), km_left
-    any_judged = np.any(judged, axis=0)
-    changes = state_changes(veh, cols.ts_ns, any_judged, severity.max(axis=0), th.sustain_s, th.hold_s)
+        judged.append(worn | low | due | rate_known)
+        severity.append(np.where(worn, int(Severity.MAJOR), np.where(low | due, int(Severity.MINOR), 0)))
+        wear.append(pct)
+        rate.append(np.where(wearing, slope, np.nan))
+        to_limit_km.append(km_left)
+    any_judged = np.logical_or.reduce(judged)
+    changes = state_changes(veh, cols.ts_ns, any_judged, np.maximum.reduce(severity), th.sustain_s, th.hold_s)
     rows = report_rows(changes, veh, any_judged)
-    pace_km_per_s = _window_pace(start, t_s, km)
+    pace_km_per_s = _window_pace(window_start(veh, t_s, th.window_s, rows), rows, t_s, km)
     return [  # one iteration per finding, not per sample
         _finding(cols, th, int(r), int(lv), int(since), severity, wear, rate, to_limit_km, odo, pace_km_per_s)
         for r, lv, since in zip(rows, changes.level, changes.since_ns, strict=True)
     ]
 
 
-def _window_pace(start: np.ndarray, t_s: np.ndarray, km: np.ndarray) -> np.ndarray:
-    """Kilometres per second driven over each row's trailing window (the window's own pace)."""
+def _window_pace(start: np.ndarray, rows: np.ndarray, t_s: np.ndarray, km: np.ndarray) -> dict[int, float]:
+    """Kilometres per second driven over the trailing window of each of `rows` (the window's pace)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (km - km[start]) / (t_s - t_s[start])
+        pace = (km.take(rows) - km.take(start)) / (t_s.take(rows) - t_s.take(start))
+    return dict(zip(rows.tolist(), pace.tolist(), strict=True))
 
 
 def _finding(
@@ -124,23 +138,24 @@ def _finding(
     row: int,
     level: int,
     since_ns: int,
-    severity: np.ndarray,
-    wear: np.ndarray,
-    rate: np.ndarray,
-    to_limit_km: np.ndarray,
+    severity: list[np.ndarray],
+    wear: list[np.ndarray],
+    rate: list[np.ndarray],
+    to_limit_km: list[np.ndarray],
     odo: np.ndarray,
-    pace_km_per_s: np.ndarray,
+    pace_km_per_s: dict[int, float],
 ) -> Finding:
     vid = cols.vehicle_ids[int(cols.vehicle[row])]
     at_ns = int(cols.ts_ns[row])
     # The wheel to name: the worst severity at this row, then the most worn pad.
-    w = int(np.lexsort((-np.nan_to_num(wear[:, row], nan=-1.0), -severity[:, row]))[0])
-    pct = float(wear[w, row])
+    wears = np.array([x[row] for x in wear])
+    w = int(np.lexsort((-np.nan_to_num(wears, nan=-1.0), -np.array([x[row] for x in severity])))[0])
+    pct = float(wear[w][row])
     mm = th.new_pad_mm * (1.0 - pct / 100.0)
-    km_left = float(to_limit_km[w, row])
+    km_left = float(to_limit_km[w][row])
     pace = float(pace_km_per_s[row])
     eta_s = km_left / pace if np.isfinite(km_left) and np.isfinite(pace) and pace > 0 else None
-    per_km = float(rate[w, row])
+    per_km = float(rate[w][row])
     evidence = {
         "signal": PAD_WEAR[w],
         "wheel": WHEELS[w],

@@ -27,10 +27,9 @@ from analytics.detectors.persistence import (
     NS_PER_S,
     Persistence,
     latest_index,
-    markers,
     previous_index,
-    transitions,
 )
+from analytics.detectors.streaks import rule_changes
 from analytics.detectors.vehicle_state import engine_turning
 from analytics.findings import Finding, FindingState, Severity
 
@@ -68,8 +67,7 @@ def detect_charging_fault(
         int(Severity.CRITICAL),
         np.where(judged & (volts < th.not_charging_v), int(Severity.MAJOR), 0),
     )
-    mk = markers(vehicle, ts, level, judged & (volts >= th.charging_ok_v), th.persistence, varying=volts)
-    tr = transitions(vehicle, (mk,))
+    tr = rule_changes(vehicle, ts, level, judged & (volts >= th.charging_ok_v), th.persistence, varying=volts)
     out = []
     for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
         vid = cols.vehicle_ids[int(vehicle[row])]

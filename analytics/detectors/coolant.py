@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analytics.columns import TelemetryColumns, VehicleParams
-from analytics.detectors.persistence import Persistence, markers, transitions
+from analytics.detectors.persistence import Persistence
+from analytics.detectors.streaks import rule_changes
 from analytics.detectors.vehicle_state import engine_turning
 from analytics.findings import Finding, FindingState, Severity
 
@@ -56,8 +57,7 @@ def detect_thermostat_stuck(
         np.where(judged & (coolant > th.overheat_c), int(Severity.MAJOR), 0),
     )
     good = judged & (coolant >= th.band_low_c) & (coolant <= th.band_high_c)
-    mk = markers(vehicle, ts, level, good, th.persistence, varying=coolant)
-    tr = transitions(vehicle, (mk,))
+    tr = rule_changes(vehicle, ts, level, good, th.persistence, varying=coolant)
     out = []
     for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
         vid = cols.vehicle_ids[int(vehicle[row])]

@@ -67,23 +67,22 @@ def previous_index(vehicle: np.ndarray, present: np.ndarray) -> np.ndarray:
     """For each row, the index of the newest earlier row of the same vehicle where `present` holds
     (-1 when there is none)."""
     n = present.shape[0]
-    idx = np.where(present, np.arange(n), -1)
-    last = np.maximum.accumulate(idx) if n else idx
     prev = np.full(n, -1, dtype=np.int64)
     if n > 1:
-        prev[1:] = last[:-1]
-    ok = prev >= 0
-    ok[ok] = vehicle[prev[ok]] == vehicle[ok]
+        prev[1:] = np.arange(n - 1) if present.all() else latest_index(vehicle[:-1], present[:-1])
+    ok = vehicle.take(prev) == vehicle  # (a -1 wraps around; the next line drops it)
+    ok &= prev >= 0
     return np.where(ok, prev, -1)
 
 
 def latest_index(vehicle: np.ndarray, present: np.ndarray) -> np.ndarray:
     """For each row, the newest row up to and including it, same vehicle, where `present` holds."""
     n = present.shape[0]
-    idx = np.where(present, np.arange(n), -1)
-    last = np.maximum.accumulate(idx) if n else idx
-    ok = last >= 0
-    ok[ok] = vehicle[last[ok]] == vehicle[ok]
+    last = np.where(present, np.arange(n), -1)
+    if n:
+        np.maximum.accumulate(last, out=last)
+    ok = vehicle.take(last) == vehicle  # (a -1 wraps around; the next line drops it)
+    ok &= last >= 0
     return np.where(ok, last, -1)
 
 

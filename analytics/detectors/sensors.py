@@ -22,7 +22,7 @@ one stuck tyre sensor hide another); `evidence["signal"]` carries the path too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,10 +32,8 @@ from analytics.detectors.persistence import (
     Persistence,
     first_rows,
     latest_index,
-    markers,
-    previous_index,
-    transitions,
 )
+from analytics.detectors.streaks import flag_changes
 from analytics.detectors.vehicle_state import LAT, LON, ODOMETER, SPEED, moving_rows
 from analytics.findings import Finding, Severity
 
@@ -97,19 +95,30 @@ def detect_sensor_stuck(
     th = thresholds
     vehicle, ts = cols.vehicle, cols.ts_ns
     moving = moving_rows(cols, th.moving_kmh)
+    after = ~first_rows(vehicle)  # rows with an earlier row of the same vehicle
+    moving_has = {k: moving & v for k, v in _powertrain_rows(params, vehicle).items()}
     out: list[Finding] = []
     for w in th.watched:  # a loop over signals; each pass is vectorised over vehicles and time
         x = cols.column(w.path)
         present = ~np.isnan(x)
         if not present.any():
             continue
-        prev = previous_index(vehicle, present)
-        before = x[np.maximum(prev, 0)]
-        judged = moving & present & (prev >= 0) & _has(params, vehicle, w.powertrain)
-        same = judged & (x == before)
+        # Over the rows that carry the signal (all of them, mostly: no gather then), each reading
+        # against the one before it of the same vehicle.
+        if present.all():
+            read, xr, vr, tr_ns = None, x, vehicle, ts
+            judged = after & moving_has[w.powertrain]
+        else:
+            read = np.flatnonzero(present)
+            xr, vr, tr_ns = x[read], vehicle[read], ts[read]
+            judged = ~first_rows(vr) & moving_has[w.powertrain][read]
+        same = np.zeros(xr.shape[0], dtype=bool)
+        np.equal(xr[1:], xr[:-1], out=same[1:])
+        same &= judged
         rule = Persistence(w.stuck_s, th.stuck_min_rows, 0.0, th.stuck_clear_rows, gap_cap_s=th.gap_cap_s)
-        mk = markers(vehicle, ts, np.where(same, int(th.stuck_severity), 0), judged & ~same, rule)
-        tr = transitions(vehicle, (mk,))
+        tr = flag_changes(vr, tr_ns, judged, same, int(th.stuck_severity), rule)
+        if read is not None:
+            tr = replace(tr, row=read[tr.row])
         for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
             vid = cols.vehicle_ids[int(vehicle[row])]
             evidence = {
@@ -138,20 +147,23 @@ def detect_sensor_dropout(
     present_by = {w.path: ~np.isnan(cols.column(w.path)) for w in th.watched}
     reporting = np.sum(list(present_by.values()), axis=0) if present_by else np.zeros(cols.n_rows)
     rule = Persistence(0.0, 1, th.dropout_clear_s, 2, gap_cap_s=th.gap_cap_s)
+    moving_has = {k: moving & v for k, v in _powertrain_rows(params, vehicle).items()}
     out: list[Finding] = []
     for w in th.watched:  # a loop over signals; each pass is vectorised over vehicles and time
         present = present_by[w.path]
         if not present.any():
             continue
-        seen = latest_index(vehicle, present) >= 0
-        others = reporting - present >= th.min_other_signals
-        judged = moving & others & seen & _has(params, vehicle, w.powertrain)
-        age_s = _unread_time_s(vehicle, ts, judged, present, th.gap_cap_s)
-        bad = judged & (age_s > th.dropout_s)
-        good = judged & (age_s <= th.dropout_fresh_s)
-        mk = markers(vehicle, ts, np.where(bad, int(th.dropout_severity), 0), good, rule)
-        last_read = latest_index(vehicle, present)
-        tr = transitions(vehicle, (mk,))
+        judged = (reporting - present >= th.min_other_signals) & moving_has[w.powertrain]
+        if present.all():  # read on every row: never unread, every judged row is fresh
+            last_read, age_s = np.arange(cols.n_rows), np.zeros(cols.n_rows)
+            bad, good = np.zeros(cols.n_rows, dtype=bool), judged
+        else:
+            last_read = latest_index(vehicle, present)
+            judged &= last_read >= 0
+            age_s = _unread_time_s(vehicle, ts, judged, present, th.gap_cap_s)
+            bad = judged & (age_s > th.dropout_s)
+            good = judged & (age_s <= th.dropout_fresh_s)
+        tr = flag_changes(vehicle, ts, bad | good, bad, int(th.dropout_severity), rule)
         for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
             vid = cols.vehicle_ids[int(vehicle[row])]
             evidence = {
@@ -172,13 +184,10 @@ def detect_sensor_dropout(
     return out
 
 
-def _has(params: VehicleParams, vehicle: np.ndarray, powertrain: str) -> np.ndarray:
+def _powertrain_rows(params: VehicleParams, vehicle: np.ndarray) -> dict[str, np.ndarray]:
+    """Per powertrain a watched signal may be for: the rows of vehicles that have it."""
     is_ev = params.is_ev[vehicle] if vehicle.size else np.zeros(0, dtype=bool)
-    if powertrain == COMBUSTION:
-        return ~is_ev
-    if powertrain == ELECTRIC:
-        return is_ev
-    return np.ones(vehicle.shape[0], dtype=bool)
+    return {COMBUSTION: ~is_ev, ELECTRIC: is_ev, ANY: np.ones(vehicle.shape[0], dtype=bool)}
 
 
 def _unread_time_s(

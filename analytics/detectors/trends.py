@@ -13,6 +13,7 @@ same value in both: re-running on a later trailing window repeats the same state
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,21 +31,22 @@ def first_index(vehicle: np.ndarray) -> np.ndarray:
 
 def forward_fill(vehicle: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Each NaN replaced by the newest earlier value of the same vehicle (NaN when none)."""
-    n = values.shape[0]
     have = ~np.isnan(values)
-    last = np.maximum.accumulate(np.where(have, np.arange(n), -1)) if n else np.zeros(0, dtype=np.int64)
-    ok = last >= 0
-    ok[ok] = vehicle[last[ok]] == vehicle[ok]
-    return np.where(ok, values[np.maximum(last, 0)], np.nan)
+    if have.all():
+        return values
+    last = latest_index(vehicle, have)
+    return np.where(last >= 0, values.take(last), np.nan)
 
 
 def latest_index(vehicle: np.ndarray, present: np.ndarray) -> np.ndarray:
     """For each row, the newest row up to and including it, same vehicle, where `present` holds
     (-1 when none)."""
     n = present.shape[0]
-    last = np.maximum.accumulate(np.where(present, np.arange(n), -1)) if n else np.zeros(0, dtype=np.int64)
-    ok = last >= 0
-    ok[ok] = vehicle[last[ok]] == vehicle[ok]
+    last = np.where(present, np.arange(n), -1)
+    if n:
+        np.maximum.accumulate(last, out=last)
+    ok = vehicle.take(last) == vehicle  # (a -1 wraps around; the next line drops it)
+    ok &= last >= 0
     return np.where(ok, last, -1)
 
 
@@ -61,48 +63,110 @@ class Line:
     slope_se: np.ndarray
 
 
-def window_start(vehicle: np.ndarray, t_s: np.ndarray, window_s: float) -> np.ndarray:
-    """For each row, the first row of the same vehicle with t >= t_row - window_s (t per vehicle
-    ascending; t_s relative to the vehicle's first row keeps the key exact)."""
+def window_start(
+    vehicle: np.ndarray, t_s: np.ndarray, window_s: float, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """For each row (or each of `rows`: a binary search each, so only where needed), the first row
+    of the same vehicle with t >= t_row - window_s (t per vehicle ascending; t_s relative to the
+    vehicle's first row keeps the key exact)."""
     if vehicle.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
     stride = float(np.max(t_s)) + 2.0 * window_s + 1.0
     key = vehicle.astype(np.float64) * stride + t_s
-    return np.searchsorted(key, key - window_s, side="left")
+    return np.searchsorted(key, (key if rows is None else key.take(rows)) - window_s, side="left")
+
+
+def window_start_where(
+    vehicle: np.ndarray, t_s: np.ndarray, window_s: float, where: np.ndarray
+) -> np.ndarray:
+    """`window_start` at the rows where `where` holds, 0 elsewhere (for lines judged only there)."""
+    rows = np.flatnonzero(where)
+    start = np.zeros(vehicle.shape[0], dtype=np.int64)
+    start[rows] = window_start(vehicle, t_s, window_s, rows)
+    return start
 
 
 def rolling_line(start: np.ndarray, x: np.ndarray, y: np.ndarray) -> Line:
-    """Least squares of y on x over rows `start[i]..i` (NaN y or x rows left out). x and y should
-    be small numbers (relative to the vehicle's first row) so the cumulative sums stay exact."""
+    """Least squares of y on x over rows `start[i]..i` (NaN y or x rows left out), at every row.
+    x and y should be small numbers (relative to the vehicle's first row) so the cumulative sums
+    stay exact."""
+    return rolling_lines(x, y, ((start, np.arange(x.shape[0])),))[0]
+
+
+class SharedX:
+    """What `rolling_lines` keeps between calls over the same x with another y (a vehicle's four
+    wheels share time or distance): the x-only sums for the last mask of valid rows, and those
+    sums gathered at the last rows asked for, reused only when mask and rows are equal."""
+
+    def __init__(self) -> None:
+        self.ok: np.ndarray | None = None
+        self.xs = np.zeros(0)
+        self.sums: tuple[np.ndarray, ...] = ()
+        self.nxt = np.zeros(0, dtype=np.int64)
+        self.gathered: dict[int, tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]] = {}
+
+
+def rolling_lines(
+    x: np.ndarray,
+    y: np.ndarray,
+    windows: Sequence[tuple[np.ndarray, np.ndarray]],
+    shared: SharedX | None = None,
+) -> list[Line]:
+    """`rolling_line` for several windows over the same x and y, each `(start, at)` evaluated only
+    at the rows `at` (a Line of len(at)): the cumulative sums are built once and shared (across
+    calls too, through `shared`, for the parts that depend on x only), and rows a detector never
+    judges cost nothing. The same arithmetic as over every row, so the same bits."""
+    sh = shared if shared is not None else SharedX()
     ok = ~(np.isnan(x) | np.isnan(y))
-    xs, ys = np.where(ok, x, 0.0), np.where(ok, y, 0.0)
-    parts = np.stack([ok.astype(np.float64), xs, ys, xs * xs, xs * ys, ys * ys])
-    cum = np.concatenate([np.zeros((6, 1)), np.cumsum(parts, axis=1)], axis=1)
-    idx = np.arange(x.shape[0])
-    n, sx, sy, sxx, sxy, syy = cum[:, idx + 1] - cum[:, start]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mx, my = sx / n, sy / n
-        vxx = np.maximum(sxx - sx * mx, 0.0)
-        cxy = sxy - sx * my
-        vyy = np.maximum(syy - sy * my, 0.0)
-        slope = np.where(vxx > 0, cxy / vxx, np.nan)
-        resid = np.maximum(vyy - slope * cxy, 0.0)
-        se = np.where(n > 2, np.sqrt(resid / (n - 2) / vxx), np.nan)
-        level = my + slope * (x - mx)
-    # x covered: from the window's first valid x to this row's x (x ascending within a vehicle).
-    first_valid = _first_valid_in_window(ok, start)
-    span = np.where(first_valid >= 0, x - x[np.maximum(first_valid, 0)], 0.0)
-    return Line(n, span, level, slope, se)
+    n_rows = x.shape[0]
+    if sh.ok is None or not np.array_equal(sh.ok, ok):
+        sh.ok, sh.xs, sh.gathered = ok, np.where(ok, x, 0.0), {}
+        sh.sums = tuple(_cumulative(part) for part in (ok, sh.xs, sh.xs * sh.xs))
+        sh.nxt = _next_valid(ok)
+    ys = np.where(ok, y, 0.0)
+    y_sums = tuple(_cumulative(part) for part in (ys, sh.xs * ys, ys * ys))
+    lines = []
+    for k, (start, at) in enumerate(windows):
+        s, after = start.take(at), at + 1
+        known = sh.gathered.get(k)
+        if known is None or known[0] is not start or not np.array_equal(known[1], at):
+            n, sx, sxx = (c.take(after) - c.take(s) for c in sh.sums)  # 1-D takes: the fastest gather
+            xa = x.take(at)
+            # x covered: from the window's first valid x to this row's x (x ascending per vehicle).
+            found = sh.nxt.take(s)
+            span = np.where(found <= at, xa - x.take(np.minimum(found, max(n_rows - 1, 0))), 0.0)
+            known = (start, at, (n, sx, sxx, xa, span))
+            sh.gathered[k] = known
+        n, sx, sxx, xa, span = known[2]
+        sy, sxy, syy = (c.take(after) - c.take(s) for c in y_sums)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mx, my = sx / n, sy / n
+            vxx = np.maximum(sxx - sx * mx, 0.0)
+            cxy = sxy - sx * my
+            vyy = np.maximum(syy - sy * my, 0.0)
+            slope = np.where(vxx > 0, cxy / vxx, np.nan)
+            resid = np.maximum(vyy - slope * cxy, 0.0)
+            se = np.where(n > 2, np.sqrt(resid / (n - 2) / vxx), np.nan)
+            level = my + slope * (xa - mx)
+        lines.append(Line(n, span, level, slope, se))
+    return lines
 
 
-def _first_valid_in_window(ok: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """For each row, the first row in `start[i]..i` where `ok` holds (-1 when none)."""
+def _cumulative(part: np.ndarray) -> np.ndarray:
+    """Cumulative sum with a leading 0: the sum over rows a..b is c[b + 1] - c[a]."""
+    c = np.empty(part.shape[0] + 1)
+    c[0] = 0.0
+    np.cumsum(part, out=c[1:])
+    return c
+
+
+def _next_valid(ok: np.ndarray) -> np.ndarray:
+    """For each row, the first row at or after it where `ok` holds (len(ok) when none)."""
     n = ok.shape[0]
     nxt = np.full(n + 1, n, dtype=np.int64)
     pos = np.where(ok, np.arange(n), n)
     nxt[:n] = np.minimum.accumulate(pos[::-1])[::-1]
-    found = nxt[start]
-    return np.where(found <= np.arange(n), found, -1)
+    return nxt
 
 
 @dataclass(frozen=True)

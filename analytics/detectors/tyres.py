@@ -30,13 +30,14 @@ import numpy as np
 from analytics.columns import TelemetryColumns, VehicleParams
 from analytics.detectors.trends import (
     NS_PER_S,
+    SharedX,
     first_index,
     forward_fill,
     latest_index,
     report_rows,
-    rolling_line,
+    rolling_lines,
     state_changes,
-    window_start,
+    window_start_where,
 )
 from analytics.findings import Finding, Severity
 from contract.signals import WHEELS, wheel_paths
@@ -91,66 +92,95 @@ def detect_tyre_slow_leak(
         return []
     first = first_index(veh)
     t_s = (cols.ts_ns - cols.ts_ns[first]) / NS_PER_S
-    start = window_start(veh, t_s, th.window_s)
-    short_start = window_start(veh, t_s, th.short_window_s)
+    windows_s = (th.window_s, th.short_window_s)
+    # Window starts only where a line can be judged: its whole window of data behind the row.
+    starts = [window_start_where(veh, t_s, window_s, t_s >= window_s) for window_s in windows_s]
+    first_row = first == np.arange(n)
     placard = params.tyre_placard_kpa[veh].astype(np.float64)
-    severity = np.zeros((4, n), dtype=np.int64)
-    judged = np.zeros((4, n), dtype=bool)
-    level = np.full((4, n), np.nan)
-    rate = np.full((4, n), np.nan)
-    reference = np.full((4, n), np.nan)
-    comp_share = np.zeros(4)
+    # Per wheel, one row array each (lists, not (4, n) arrays: a block that large is mapped fresh
+    # from the OS on every call and page-faulted in, which cost a third of the detector's time).
+    severity: list[np.ndarray] = []
+    judged: list[np.ndarray] = []
+    level: list[np.ndarray] = []
+    rate: list[np.ndarray] = []
+    reference: list[np.ndarray] = []
+    shared = SharedX()  # the wheels' lines share time
     for w in range(4):  # four wheels, each vectorised over every vehicle and row
         p = cols.column(PRESSURE[w])
         temp = cols.column(TEMPERATURE[w])
         pc = compensate_kpa(p, temp, th.reference_c)
         have = ~np.isnan(pc)
-        comp_share[w] = float((have & ~np.isnan(temp)).sum() / max(have.sum(), 1))
         ref = placard
         if np.isnan(placard).any():
             ref = np.where(np.isnan(placard), _early_median(veh, t_s, pc, th.window_s), placard)
-        plausible = have & ~_stuck_suspect(veh, t_s, p, temp, th)
+        plausible = have & ~_stuck_suspect(veh, t_s, p, temp, th, first_row)
         y = np.where(plausible, pc - ref, np.nan)
         lvl = np.full(n, np.nan)
         kpa_per_h = np.full(n, np.nan)
         leak_any = np.zeros(n, dtype=bool)
         conclusive = np.zeros(n, dtype=bool)
-        for window_s, starts in ((th.window_s, start), (th.short_window_s, short_start)):
-            line = rolling_line(starts, t_s, y)
-            ok = plausible & (t_s >= window_s) & (line.n >= th.min_rows)
-            ok &= (line.span_x >= th.min_span_fraction * window_s) & ~np.isnan(line.slope)
-            rate_w = -line.slope * 3600.0
+        # Each window's line only where a row can be judged: plausible, with the whole window behind it.
+        ats = [np.flatnonzero(plausible & (t_s >= window_s)) for window_s in windows_s]
+        lines = rolling_lines(t_s, y, tuple(zip(starts, ats, strict=True)), shared)
+        for window_s, at, line in zip(windows_s, ats, lines, strict=True):
+            fits = (line.n >= th.min_rows) & (line.span_x >= th.min_span_fraction * window_s)
+            fits &= ~np.isnan(line.slope)
+            rate_at = -line.slope * 3600.0
             with np.errstate(invalid="ignore", divide="ignore"):
-                leaking = ok & (
-                    (rate_w >= th.min_leak_kpa_per_h)
-                    & (rate_w * line.span_x / 3600.0 >= th.min_drop_kpa)
-                    & (-line.slope / line.slope_se >= th.min_t_stat)
-                )
+                steep = rate_at >= th.min_leak_kpa_per_h
+                steep &= rate_at * line.span_x / 3600.0 >= th.min_drop_kpa
+                steep &= -line.slope / line.slope_se >= th.min_t_stat
+            ok = np.zeros(n, dtype=bool)
+            ok[at] = fits
+            leaking = np.zeros(n, dtype=bool)
+            leaking[at] = fits & steep
+            rate_w = np.full(n, np.nan)
+            rate_w[at] = rate_at
+            line_level = np.full(n, np.nan)
+            line_level[at] = line.level
             # The long window decides; the short one may only add a leak (a fast one), so a row
             # judged in two overlapping runs gets the same verdict in both.
             conclusive |= ok if window_s == th.window_s else leaking
             take = np.isnan(lvl) & ok
-            lvl[take] = ref[take] + line.level[take]
+            lvl[take] = ref[take] + line_level[take]
             take = leaking & ~leak_any
             kpa_per_h[take] = rate_w[take]
             take = np.isnan(kpa_per_h) & ok
             kpa_per_h[take] = rate_w[take]
             leak_any |= leaking
         under = conclusive & (lvl <= (1.0 - th.under_placard_fraction) * ref)
-        severity[w] = np.where(under, int(Severity.CRITICAL), np.where(leak_any, int(Severity.MAJOR), 0))
-        judged[w], level[w], rate[w], reference[w] = conclusive, lvl, kpa_per_h, ref
-    row_sev = severity.max(axis=0)
-    any_judged = np.any(judged, axis=0)
+        severity.append(np.where(under, int(Severity.CRITICAL), np.where(leak_any, int(Severity.MAJOR), 0)))
+        judged.append(conclusive)
+        level.append(lvl)
+        rate.append(kpa_per_h)
+        reference.append(ref)
+    row_sev = np.maximum.reduce(severity)
+    any_judged = np.logical_or.reduce(judged)
     changes = state_changes(veh, cols.ts_ns, any_judged, row_sev, th.sustain_s, th.hold_s)
     rows = report_rows(changes, veh, any_judged)
     return [  # one iteration per finding, not per sample
-        _finding(cols, th, int(r), int(lv), int(since), severity, level, rate, reference, comp_share)
+        _finding(cols, th, int(r), int(lv), int(since), severity, level, rate, reference)
         for r, lv, since in zip(rows, changes.level, changes.since_ns, strict=True)
     ]
 
 
+def _compensated_share(cols: TelemetryColumns, wheel: int, vehicle: int) -> float:
+    """The share of the vehicle's pressure readings of this wheel that came with a temperature
+    (worked out for the vehicles a finding names only)."""
+    lo, hi = np.searchsorted(cols.vehicle, (vehicle, vehicle + 1))
+    p = cols.column(PRESSURE[wheel])[lo:hi]
+    temp = cols.column(TEMPERATURE[wheel])[lo:hi]
+    have = ~np.isnan(p)  # the compensated value exists wherever the raw one does
+    return float((have & ~np.isnan(temp)).sum() / max(int(have.sum()), 1))
+
+
 def _stuck_suspect(
-    veh: np.ndarray, t_s: np.ndarray, p: np.ndarray, temp: np.ndarray, th: TyreLeakThresholds
+    veh: np.ndarray,
+    t_s: np.ndarray,
+    p: np.ndarray,
+    temp: np.ndarray,
+    th: TyreLeakThresholds,
+    first_row: np.ndarray,
 ) -> np.ndarray:
     """Rows where the raw pressure has not changed although the tyre temperature has changed by
     `stuck_temperature_change_c` since it last did (ideal gas: it must have moved by about 0.7%
@@ -159,23 +189,21 @@ def _stuck_suspect(
     valid = ~np.isnan(p)
     prev = np.full(p.shape[0], np.nan)
     prev[1:] = forward_fill(veh, p)[:-1]
-    prev[first_index(veh) == np.arange(p.shape[0])] = np.nan
+    prev[first_row] = np.nan
     changed = valid & (p != prev)
     last = latest_index(veh, changed)
     temp_ff = forward_fill(veh, temp)
     at = np.maximum(last, 0)
     # The largest temperature move since the raw value last changed (running max per flat run:
     # once the flatness contradicts the gas law it stays suspect until the value moves again).
-    d_temp = np.nan_to_num(np.abs(temp_ff - temp_ff[at]), nan=-1.0)
+    d_temp = np.nan_to_num(np.abs(temp_ff - temp_ff.take(at)), nan=-1.0)
     run = np.cumsum(changed)
     d_max = np.maximum.accumulate(np.minimum(d_temp, 999.0) + run * 1000.0) - run * 1000.0
-    flat_s = t_s - t_s[at]
+    suspect = d_max >= th.stuck_temperature_change_c
     no_temp = np.isnan(temp_ff)
-    return (
-        valid
-        & (last >= 0)
-        & ((d_max >= th.stuck_temperature_change_c) | (no_temp & (flat_s >= th.stuck_without_temperature_s)))
-    )
+    if no_temp.any():  # flat for long without a temperature to judge by
+        suspect |= no_temp & (t_s - t_s.take(at) >= th.stuck_without_temperature_s)
+    return valid & (last >= 0) & suspect
 
 
 def _early_median(veh: np.ndarray, t_s: np.ndarray, pc: np.ndarray, window_s: float) -> np.ndarray:
@@ -202,20 +230,20 @@ def _finding(
     row: int,
     level: int,
     since_ns: int,
-    severity: np.ndarray,
-    level_kpa: np.ndarray,
-    rate: np.ndarray,
-    reference: np.ndarray,
-    comp_share: np.ndarray,
+    severity: list[np.ndarray],
+    level_kpa: list[np.ndarray],
+    rate: list[np.ndarray],
+    reference: list[np.ndarray],
 ) -> Finding:
     vid = cols.vehicle_ids[int(cols.vehicle[row])]
     at_ns = int(cols.ts_ns[row])
     # The wheel to name: the worst severity at this row, then the lowest pressure.
-    w = int(np.lexsort((np.nan_to_num(level_kpa[:, row], nan=np.inf), -severity[:, row]))[0])
-    ref = float(reference[w, row])
+    levels = np.array([x[row] for x in level_kpa])
+    w = int(np.lexsort((np.nan_to_num(levels, nan=np.inf), -np.array([x[row] for x in severity])))[0])
+    ref = float(reference[w][row])
     limit = (1.0 - th.under_placard_fraction) * ref
-    lvl = float(level_kpa[w, row])
-    kpa_per_h = float(rate[w, row])
+    lvl = float(level_kpa[w][row])
+    kpa_per_h = float(rate[w][row])
     to_limit_s = (lvl - limit) / kpa_per_h * 3600.0 if kpa_per_h > 0 and lvl > limit else None
     evidence = {
         "signal": PRESSURE[w],
@@ -226,7 +254,7 @@ def _finding(
         "limit_kpa": round(limit, 2),
         "leak_rate_kpa_per_h": round(kpa_per_h, 3),
         "projected_time_to_limit_s": None if to_limit_s is None else round(to_limit_s, 1),
-        "temperature_compensated_share": round(float(comp_share[w]), 3),
+        "temperature_compensated_share": round(_compensated_share(cols, w, int(cols.vehicle[row])), 3),
         "thresholds": asdict(th),
     }
     if level == 0:
