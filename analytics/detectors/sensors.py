@@ -14,6 +14,9 @@ one stuck tyre sensor hide another); `evidence["signal"]` carries the path too.
   more than its resolution while driving (a TPMS pressure warms by several kPa, an OBD speed on
   cruise control may hold an integer km/h for minutes); values that legitimately hold still while
   driving (pad wear, flags, gear) are not watched. Clears after `clear_rows` changing readings.
+  A regulated temperature (coolant) also has physics: below its regulated value with the engine
+  running it must warm, above it with the engine off it must cool, so a reading unchanged over
+  `regulated_stuck_s` of such time is stuck too, even on a car that then drives little.
 - Dropout: while moving and while at least `min_other_signals` other watched signals report, the
   signal has not been read for `dropout_s` of such time, having been read earlier in the window
   (a signal the vehicle never reports is not a dropout: the model may not have it; one the window
@@ -37,9 +40,10 @@ from analytics.detectors.streaks import flag_changes
 from analytics.detectors.vehicle_state import LAT, LON, ODOMETER, SPEED, moving_rows
 from analytics.findings import Finding, Severity
 
+ENGINE_SPEED = "Vehicle.Powertrain.CombustionEngine.Speed"
 STUCK = "sensor_stuck"
 DROPOUT = "sensor_dropout"
-THRESHOLDS_VERSION = "sensors-1"
+THRESHOLDS_VERSION = "sensors-2"
 ANY, COMBUSTION, ELECTRIC = "any", "combustion", "electric"
 
 
@@ -48,6 +52,10 @@ class WatchedSignal:
     path: str
     powertrain: str = ANY  # which vehicles have it: any, combustion or electric
     stuck_s: float = 600.0  # moving time with an unchanged reading that means stuck
+    # A temperature the engine regulates to about this: above it with the engine off it must fall,
+    # below it with the engine running it must rise; unchanged over `regulated_stuck_s` of such
+    # time means stuck too (a coolant sensor holds still for long while the thermostat works).
+    regulated_c: float | None = None
 
 
 _TYRES = tuple(
@@ -64,7 +72,9 @@ WATCHED: tuple[WatchedSignal, ...] = (
     WatchedSignal("Vehicle.Acceleration.Vertical", ANY, 300.0),
     WatchedSignal("Vehicle.LowVoltageBattery.CurrentVoltage", ANY, 600.0),
     WatchedSignal("Vehicle.Powertrain.CombustionEngine.Speed", COMBUSTION, 300.0),
-    WatchedSignal("Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature", COMBUSTION, 1800.0),
+    WatchedSignal(
+        "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature", COMBUSTION, 1800.0, regulated_c=70.0
+    ),
     WatchedSignal("Vehicle.Powertrain.FuelSystem.RelativeLevel", COMBUSTION, 1800.0),
     WatchedSignal("Vehicle.Powertrain.TractionBattery.StateOfCharge.Current", ELECTRIC, 1800.0),
     *(WatchedSignal(path, ANY, 900.0) for path in _TYRES),
@@ -87,6 +97,12 @@ class SensorThresholds:
     dropout_severity: Severity = Severity.MINOR
     min_other_signals: int = 2
     gap_cap_s: float = 10.0  # moving time counts at most this much between two moving rows
+    # Engine off, a coolant 20 °C or more above even a hot day's air cools by well over 1 °C (one
+    # OBD step) in a few minutes; engine running, a cold one warms by several degrees a minute.
+    # Parked vehicles are sampled less often, hence the longer gap.
+    regulated_stuck_s: float = 900.0
+    regulated_min_rows: int = 10
+    regulated_gap_cap_s: float = 120.0
 
 
 def detect_sensor_stuck(
@@ -112,14 +128,17 @@ def detect_sensor_stuck(
             read = np.flatnonzero(present)
             xr, vr, tr_ns = x[read], vehicle[read], ts[read]
             judged = ~first_rows(vr) & moving_has[w.powertrain][read]
-        same = np.zeros(xr.shape[0], dtype=bool)
-        np.equal(xr[1:], xr[:-1], out=same[1:])
-        same &= judged
+        unchanged = np.zeros(xr.shape[0], dtype=bool)
+        np.equal(xr[1:], xr[:-1], out=unchanged[1:])
+        same = unchanged & judged
         rule = Persistence(w.stuck_s, th.stuck_min_rows, 0.0, th.stuck_clear_rows, gap_cap_s=th.gap_cap_s)
         tr = flag_changes(vr, tr_ns, judged, same, int(th.stuck_severity), rule)
         if read is not None:
             tr = replace(tr, row=read[tr.row])
-        for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
+        rows_levels = [(tr.row, tr.level, tr.since_ns)]
+        if w.regulated_c is not None:
+            rows_levels.append(_regulated_changes(cols, params, w, th, read, xr, vr, tr_ns, unchanged))
+        for row, lvl, since in (t for r, lv, sn in rows_levels for t in zip(r, lv, sn, strict=True)):
             vid = cols.vehicle_ids[int(vehicle[row])]
             evidence = {
                 "signal": w.path,
@@ -136,6 +155,41 @@ def detect_sensor_stuck(
                 )
             )  # fmt: skip
     return out
+
+
+def _regulated_changes(
+    cols: TelemetryColumns,
+    params: VehicleParams,
+    w: WatchedSignal,
+    th: SensorThresholds,
+    read: np.ndarray | None,
+    xr: np.ndarray,
+    vr: np.ndarray,
+    tr_ns: np.ndarray,
+    unchanged: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stuck rule on the rows where a regulated temperature must move: engine off and above
+    the regulated value (cooling), or engine running and below it (warming). (rows, levels,
+    since) transitions in the columns' row space."""
+    rows = slice(None) if read is None else read
+    rpm = cols.column(ENGINE_SPEED)[rows]
+    speed = cols.column(SPEED)[rows]
+    combustion = ~params.is_ev[vr] if vr.size else np.zeros(0, dtype=bool)
+    regulated = float(w.regulated_c or 0.0)
+    with np.errstate(invalid="ignore"):
+        cooling = (rpm == 0) & ~(speed > 0) & (xr >= regulated)
+        warming = (rpm > 0) & (xr < regulated)
+    judged = (cooling | warming) & ~first_rows(vr) & combustion
+    rule = Persistence(
+        th.regulated_stuck_s,
+        th.regulated_min_rows,
+        0.0,
+        th.stuck_clear_rows,
+        gap_cap_s=th.regulated_gap_cap_s,
+    )
+    tr = flag_changes(vr, tr_ns, judged, judged & unchanged, int(th.stuck_severity), rule)
+    row = tr.row if read is None else read[tr.row]
+    return row, tr.level, tr.since_ns
 
 
 def detect_sensor_dropout(
@@ -208,7 +262,6 @@ def _unread_time_s(
     anchor = latest_index(v, present[rows] | first)
     out[rows] = (clock - clock[anchor]) / NS_PER_S
     return out
-
 
 
 def _finding(

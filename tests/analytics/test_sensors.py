@@ -84,3 +84,34 @@ def test_never_reported_or_powertrain_foreign_signals_are_no_dropout() -> None:
     sig[RPM][100:] = np.nan  # an EV's engine speed is not expected at all
     ev = detect_sensor_dropout(columns([(t, sig)]), params([True]))
     assert all(not f.fault.endswith(RPM) for f in ev)
+
+
+COOLANT = "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"
+STUCK_COOLANT = f"sensor_stuck:{COOLANT}"
+
+
+def test_a_coolant_reading_that_neither_warms_a_running_engine_nor_cools_a_stopped_one_is_stuck() -> None:
+    # Running, cold and flat at 46 °C: a running engine warms up, so after 900 s it is stuck, long
+    # before the 1,800 s of moving time the general rule needs.
+    t, sig = _drive(1200)
+    sig[COOLANT] = np.full(1200, 46.0)
+    (f,) = _raised(detect_sensor_stuck(columns([(t, sig)]), params([False])))
+    assert f.fault == STUCK_COOLANT and f.at_ns == columns([(t, sig)]).ts_ns[901]
+    # Parked with the engine off, every 30 s, hot and flat at 88 °C: a stopped engine cools.
+    t2 = list(range(0, 1800, 30))
+    parked = {SPEED: np.zeros(60), RPM: np.zeros(60), COOLANT: np.full(60, 88.0), VOLTAGE: np.full(60, 12.6)}
+    (g,) = _raised(detect_sensor_stuck(columns([(t2, parked)]), params([False])))
+    assert g.fault == STUCK_COOLANT
+
+
+def test_healthy_coolant_warming_regulated_and_cooling_raises_nothing() -> None:
+    t, sig = _drive(1800)
+    warm = 90.0 - 70.0 * np.exp(-np.arange(1800) / 220.0)
+    sig[COOLANT] = np.round(warm)  # OBD resolution: whole degrees; flat at 90 once regulated
+    assert [f for f in _raised(detect_sensor_stuck(columns([(t, sig)]), params([False])))] == []
+    t2 = list(range(0, 3600, 30))
+    cooling = np.round(12.0 + 78.0 * np.exp(-np.arange(120) * 30 / 1800.0))
+    parked = {SPEED: np.zeros(120), RPM: np.zeros(120), COOLANT: cooling, VOLTAGE: np.full(120, 12.6)}
+    assert _raised(detect_sensor_stuck(columns([(t2, parked)]), params([False]))) == []
+    # An electric vehicle has no coolant rule (nor, here, a coolant reading that means anything).
+    assert _raised(detect_sensor_stuck(columns([(t2, parked)]), params([True]))) == []
