@@ -208,6 +208,25 @@ def sensor_stuck(frame: pd.DataFrame, cols: TelemetryColumns, params: VehiclePar
         level = pd.Series(np.where(same, int(th.stuck_severity), 0), index=read.index)
         changes = persistence_changes(read, level, judged & ~same, rule)
         out += _as_transitions(frame, cols, changes, f"{sensors.STUCK}:{w.path}")
+        if w.regulated_c is not None:  # must warm while running below it, cool while off above it
+            rpm = _column(frame, sensors.ENGINE_SPEED)[present]
+            speed = _column(frame, sensors.SPEED)[present]
+            cooling = (rpm == 0) & ~(speed > 0) & (xr >= w.regulated_c)
+            warming = (rpm > 0) & (xr < w.regulated_c)
+            judged = (
+                (read["vehicle"] == read["vehicle"].shift()) & (cooling | warming) & ~frame["is_ev"][present]
+            )
+            same = judged & (xr == xr.shift())
+            rule = Persistence(
+                th.regulated_stuck_s,
+                th.regulated_min_rows,
+                0.0,
+                th.stuck_clear_rows,
+                gap_cap_s=th.regulated_gap_cap_s,
+            )
+            level = pd.Series(np.where(same, int(th.stuck_severity), 0), index=read.index)
+            changes = persistence_changes(read, level, judged & ~same, rule)
+            out += _as_transitions(frame, cols, changes, f"{sensors.STUCK}:{w.path}")
     return out
 
 
