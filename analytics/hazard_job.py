@@ -197,8 +197,8 @@ def _judge(
         "SELECT site_id, state, kind FROM hazard_sites WHERE site_id = ANY(%s)", ([int(s) for s in site_ids],)
     ).fetchall()
     before = {int(s): state for s, state, _ in rows_now}
-    kind_of = {int(s): kind for s, _, kind in rows_now}
-    min_rate = np.array([th.rules(kind_of[int(s)]).min_event_rate for s in site_ids])
+    code_of = {int(s): KINDS.index(kind) for s, _, kind in rows_now}
+    min_rate = th.per_kind("min_event_rate")[[code_of[int(s)] for s in site_ids]]
     rows = store.load_evidence(conn, site_ids)
     evd = replay(
         site_ids.size, min_rate, rows.ev_site, rows.ev_ts_ns, rows.ev_vehicle_key,

@@ -27,7 +27,7 @@ def map_of(
     shapes = shapes_of(labels, events.kind, events.lat, events.lon, events.heading_deg)
     start = np.full(len(cols.vehicle_ids), np.iinfo(np.int64).min, dtype=np.int64)
     passes = find_passes(cols, shapes, events, labels, start, th)
-    min_rate = np.array([th.rules(k).min_event_rate for k in KINDS])[shapes.kind]
+    min_rate = th.per_kind("min_event_rate")[shapes.kind]
     end = int(cols.ts_ns.max()) if now_ns is None and cols.n_rows else int(now_ns or 0)
     evd = replay(
         len(shapes), min_rate, labels, events.ts_ns, events.vehicle.astype(np.int64),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 G_MS2 = 9.80665
 POTHOLE, SLIPPERY, JUNCTION = "pothole", "slippery", "junction"
 KINDS = (POTHOLE, SLIPPERY, JUNCTION)
@@ -64,6 +66,11 @@ class HazardThresholds:
 
     def rules(self, kind: str) -> KindRules:
         return {POTHOLE: self.pothole, SLIPPERY: self.slippery, JUNCTION: self.junction}[kind]
+
+    def per_kind(self, field: str) -> np.ndarray:
+        """One `KindRules` field for every kind, indexed by kind code (None reads as infinity)."""
+        values = [getattr(self.rules(k), field) for k in KINDS]
+        return np.array([np.inf if v is None else v for v in values], dtype=float)
 
 
 DEFAULT = HazardThresholds()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.columns import TelemetryColumns
-from analytics.hazards.config import KINDS, HazardThresholds
+from analytics.hazards.config import HazardThresholds
 from analytics.hazards.events import HEADING, LAT, LON, SPEED, HazardEvents
 from analytics.hazards.geo import axis_difference_deg, ecef_m
 from analytics.hazards.sites import Shapes, near_pairs, unique_sorted
@@ -95,9 +95,7 @@ def find_passes(
 
 
 def _rule(shapes: Shapes, th: HazardThresholds, field: str) -> np.ndarray:
-    values = [getattr(th.rules(k), field) for k in KINDS]
-    per_kind = np.array([np.inf if v is None else v for v in values], dtype=float)
-    return per_kind[shapes.kind] if len(shapes) else np.zeros(0)
+    return th.per_kind(field)[shapes.kind] if len(shapes) else np.zeros(0)
 
 
 def _with_event(

@@ -125,17 +125,16 @@ def assign_to_sites(
 ) -> np.ndarray:
     """Index of the nearest site of the event's kind within that kind's link distance (or, for a
     stretch, on its line within `along_m` of it, travelling along it), or -1."""
-    rules = [th.rules(k) for k in KINDS]
-    reach = np.array([max(r.link_m, r.along_m) for r in rules])
+    link_m, along_m = th.per_kind("link_m"), th.per_kind("along_m")
+    reach = np.maximum(link_m, along_m)
     site, point = near_pairs(shapes, ecef_m(lat, lon), reach[shapes.kind] if len(shapes) else np.zeros(0))
     same = shapes.kind[site] == kind[point]
     site, point = site[same], point[same]
     d, along = distance_to_shape_m(shapes, site, lat[point], lon[point])
-    link = np.array([r.link_m for r in rules])[shapes.kind[site]]
-    ok = d <= link
+    ok = d <= link_m[shapes.kind[site]]
     if heading_deg is not None:
-        along_m = np.array([r.along_m for r in rules])[shapes.kind[site]]
-        radius = np.array([r.pass_radius_m for r in rules])[shapes.kind[site]]
+        along_m = along_m[shapes.kind[site]]
+        radius = th.per_kind("pass_radius_m")[shapes.kind[site]]
         beyond = np.maximum(np.abs(along) - shapes.half_length_m[site], 0.0)
         across = np.sqrt(np.maximum(d * d - beyond * beyond, 0.0))
         aligned = axis_difference_deg(heading_deg[point], shapes.axis_deg[site]) <= 30.0
@@ -224,8 +223,8 @@ def merge_groups(shapes: Shapes, th: HazardThresholds) -> np.ndarray:
     n = len(shapes)
     if n < 2:
         return np.arange(n)
-    reach = np.array([th.rules(k).merge_m for k in KINDS])[shapes.kind]
-    along = np.array([th.rules(k).along_m for k in KINDS])[shapes.kind]
+    reach = th.per_kind("merge_m")[shapes.kind]
+    along = th.per_kind("along_m")[shapes.kind]
     tree = cKDTree(ecef_m(shapes.lat, shapes.lon))
     radius = float(np.max(np.maximum(reach, along) + 2 * shapes.half_length_m))
     pairs = tree.query_pairs(radius, output_type="ndarray")
@@ -236,8 +235,7 @@ def merge_groups(shapes: Shapes, th: HazardThresholds) -> np.ndarray:
     aligned = ~(axis_difference_deg(shapes.axis_deg[a], shapes.axis_deg[b]) > 30.0)  # NaN: any
     ok = (gap <= reach[a]) & aligned
     # Stretches on one line of road: b's centre near a's axis, the ends within `along_m`.
-    along_m = np.array([th.rules(k).along_m for k in KINDS])[shapes.kind[a]]
-    radius = np.array([th.rules(k).pass_radius_m for k in KINDS])[shapes.kind[a]]
+    along_m, radius = along[a], th.per_kind("pass_radius_m")[shapes.kind[a]]
     e, nn = east_north_m(shapes.lat[a], shapes.lon[a], shapes.lat[b], shapes.lon[b])
     ax_a = np.radians(np.nan_to_num(shapes.axis_deg[a]))
     across = np.abs(e * np.cos(ax_a) - nn * np.sin(ax_a))
