@@ -13,6 +13,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+CODE_PREFIX = "dtc:"
+
+
+def code_signal(code: str) -> str:
+    """The column a detector lists among its signals to get trouble code `code`'s stored state
+    (`analytics.code_state`: 1.0 stored, 0.0 not, NaN unknown) beside its VSS signals."""
+    return CODE_PREFIX + code
+
+
+def is_code_signal(name: str) -> bool:
+    return name.startswith(CODE_PREFIX)
+
 
 @dataclass(frozen=True)
 class TelemetryColumns:

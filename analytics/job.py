@@ -31,7 +31,8 @@ import psycopg
 
 from analytics import telemetry_reader as reader
 from analytics.alarm_store import store_findings
-from analytics.columns import TelemetryColumns, VehicleParams
+from analytics.code_state import with_code_columns
+from analytics.columns import TelemetryColumns, VehicleParams, is_code_signal
 from analytics.detectors.dtcs import DtcReportRow, detect_dtc_alarms
 from analytics.detectors.software import Inventory, SoftwareIssue, detect_firmware_bug, find_software_issues
 from analytics.driving_job import update_trips
@@ -136,8 +137,9 @@ def run_vehicle_analysis(
     if vehicles:
         mine = set(vehicles)
         new_telemetry = {v: ns for v, ns in _new_telemetry(conn, after, until).items() if v in mine}
-        findings += _telemetry_findings(conn, new_telemetry, detectors, report)
-        findings += detect_dtc_alarms(_dtc_reports(conn, vehicles))
+        reports = _dtc_reports(conn, vehicles)
+        findings += _telemetry_findings(conn, new_telemetry, detectors, reports, report)
+        findings += detect_dtc_alarms(reports)
         report.driving = update_trips(conn, new_telemetry).as_dict()
     _store(conn, findings, "+".join(sorted({d.thresholds_version for d in detectors} - {""})), report)
     _advance(conn, job, until)
@@ -211,22 +213,27 @@ def _telemetry_findings(
     conn: psycopg.Connection,
     oldest_new_ns: dict[str, int],
     detectors: Sequence[TelemetryDetector],
+    dtc_reports: Sequence[DtcReportRow],
     report: AnalysisReport,
 ) -> list[Finding]:
     """Each detector over each vehicle's new rows and its own trailing window before them: one read
     of the widest window and every signal, cut in memory to each window. The read comes in pieces
-    of whole vehicles (`stream_columns`), each analysed while PostgreSQL still sends the rest."""
+    of whole vehicles (`stream_columns`), each analysed while PostgreSQL still sends the rest. The
+    trouble-code columns that detectors list among their signals come from `dtc_reports`."""
     if not detectors or not oldest_new_ns:
         return []
     vehicles = sorted(oldest_new_ns)
     params = reader.load_vehicle_params(conn, vehicles)
     oldest = np.array([oldest_new_ns[v] for v in vehicles], dtype=np.int64)
     widest_ns = int(max(d.window_s for d in detectors) * 1e9)
-    signals = sorted({s for d in detectors for s in d.signals})
+    wanted = {s for d in detectors for s in d.signals}
+    codes = sorted(s for s in wanted if is_code_signal(s))
+    signals = sorted(wanted - set(codes))
     since = {v: oldest_new_ns[v] - widest_ns for v in vehicles}
     findings: list[Finding] = []
-    for everything in stream_columns(conn, vehicles, signals, since_ns_per_vehicle=since):  # one read
-        report.rows_read += everything.n_rows
+    for piece in stream_columns(conn, vehicles, signals, since_ns_per_vehicle=since):  # one read
+        report.rows_read += piece.n_rows
+        everything = with_code_columns(piece, dtc_reports, codes)
         for window_s, group in _by_window(detectors):
             keep = everything.ts_ns >= oldest[everything.vehicle] - int(window_s * 1e9)
             cols = everything  # no copy when the window cuts nothing

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analytics.columns import TelemetryColumns, VehicleParams
+from analytics.columns import TelemetryColumns, VehicleParams, code_signal
 from analytics.detectors import battery, brakes, charging, coolant, sensors, tyres
 from analytics.detectors.persistence import Persistence
 from analytics.detectors.tyres import compensate_kpa
@@ -154,12 +154,15 @@ def charging_fault(frame: pd.DataFrame, cols: TelemetryColumns, params: VehicleP
 def thermostat(frame: pd.DataFrame, cols: TelemetryColumns, params: VehicleParams) -> list[Transition]:
     th = coolant.CoolantThresholds()
     temp, rpm = _column(frame, coolant.COOLANT), _column(frame, coolant.ENGINE_RPM)
+    stored = _column(frame, code_signal(coolant.OVER_TEMPERATURE_CODE)) == 1.0
     judged = ~frame["is_ev"] & _engine_turning(frame, rpm) & temp.notna()
     level = pd.Series(
-        np.where(judged & (temp > th.boiling_c), 4, np.where(judged & (temp > th.overheat_c), 3, 0)),
+        np.where(
+            judged & (temp > th.boiling_c), 4, np.where(judged & ((temp > th.overheat_c) | stored), 3, 0)
+        ),
         index=frame.index,
     )
-    good = judged & (temp >= th.band_low_c) & (temp <= th.band_high_c)
+    good = judged & (temp >= th.band_low_c) & (temp <= th.band_high_c) & ~stored
     changes = persistence_changes(frame, level, good, th.persistence, temp)
     return _as_transitions(frame, cols, changes, coolant.FAULT)
 

@@ -9,7 +9,14 @@ back in the regulated band (`band_low_c`..`band_high_c`, i.e. warmed up and regu
 `clear_s` of running: a cold engine warming up proves nothing, and a stuck-closed engine passes
 through the band in a few minutes on its way up, so the hold is longer than that. Readings with
 the engine off (heat soak), or with an engine speed that does not wander as a turning engine's
-does (a stuck sensor), are not judged. The car's own code (P0217) is the DTC detectors'.
+does (a stuck sensor), are not judged.
+
+The car's own over-temperature monitor is evidence too: while it has P0217 stored
+(`analytics.code_state`), a running engine counts as over temperature (MAJOR) and not as back in
+the band. The monitor sees every second of the engine's life at its own threshold, so a car that
+crosses 110 °C only briefly before each stop, too briefly for `raise_s`, is still found on its
+next drive; and the alarm does not clear while the car itself still reports the fault. The code
+also stays a `dtc:P0217` alarm of its own (the DTC detectors'): this one is the diagnosis.
 Electric vehicles have no engine coolant signal and get no finding.
 """
 
@@ -19,17 +26,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analytics.columns import TelemetryColumns, VehicleParams
+from analytics.columns import TelemetryColumns, VehicleParams, code_signal
 from analytics.detectors.persistence import Persistence
 from analytics.detectors.streaks import rule_changes
 from analytics.detectors.vehicle_state import engine_turning
 from analytics.findings import Finding, FindingState, Severity
 
 FAULT = "thermostat_stuck"
-THRESHOLDS_VERSION = "coolant-1"
+THRESHOLDS_VERSION = "coolant-2"
 COOLANT = "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature"
 ENGINE_RPM = "Vehicle.Powertrain.CombustionEngine.Speed"
-SIGNALS: tuple[str, ...] = (COOLANT, ENGINE_RPM)
+OVER_TEMPERATURE_CODE = "P0217"
+SIGNALS: tuple[str, ...] = (COOLANT, ENGINE_RPM, code_signal(OVER_TEMPERATURE_CODE))
 WINDOW_S = 14_400.0  # a few drives: enough running time to see the band held for clear_s
 
 
@@ -49,14 +57,15 @@ def detect_thermostat_stuck(
     th = thresholds
     vehicle, ts = cols.vehicle, cols.ts_ns
     coolant, rpm = cols.column(COOLANT), cols.column(ENGINE_RPM)
+    code_stored = cols.column(code_signal(OVER_TEMPERATURE_CODE)) == 1.0
     is_ev = params.is_ev[vehicle] if vehicle.size else np.zeros(0, dtype=bool)
     judged = ~is_ev & engine_turning(vehicle, rpm) & ~np.isnan(coolant)
     level = np.where(
         judged & (coolant > th.boiling_c),
         int(Severity.CRITICAL),
-        np.where(judged & (coolant > th.overheat_c), int(Severity.MAJOR), 0),
+        np.where(judged & ((coolant > th.overheat_c) | code_stored), int(Severity.MAJOR), 0),
     )
-    good = judged & (coolant >= th.band_low_c) & (coolant <= th.band_high_c)
+    good = judged & (coolant >= th.band_low_c) & (coolant <= th.band_high_c) & ~code_stored
     tr = rule_changes(vehicle, ts, level, good, th.persistence, varying=coolant)
     out = []
     for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
@@ -64,6 +73,7 @@ def detect_thermostat_stuck(
         evidence = {
             "signal": COOLANT,
             "coolant_c": round(float(coolant[row]), 2),
+            "code_stored": {OVER_TEMPERATURE_CODE: bool(code_stored[row])},
             "overheat_above_c": th.overheat_c,
             "boiling_above_c": th.boiling_c,
             "band_c": [th.band_low_c, th.band_high_c],

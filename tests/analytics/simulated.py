@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from analytics.code_state import with_code_columns
 from analytics.columns import TelemetryColumns, VehicleParams
+from analytics.detectors.dtcs import DtcReportRow
 from contract.signals import SIGNALS
 from simulators.engine import FleetSimulation
 from simulators.ground_truth import ground_truth
@@ -91,6 +93,8 @@ def simulate(
     row_ts = np.broadcast_to(ts_ns[None, :], rows.shape)[rows]
     values = {path: stacked[path].T[rows].astype(np.float64) for path in (wanted or []) if path in stacked}
     columns = TelemetryColumns(tuple(sim.vehicle_ids), vehicle, row_ts, values)
+    start_ts_ns = int(round(start_unix_s * 1e9))
+    columns = with_code_columns(columns, dtc_reports(sim, start_ts_ns), wanted or [])
     params = VehicleParams(
         is_ev=sim.params.is_ev.copy(),
         cylinders=sim.params.cylinders.copy(),
@@ -102,9 +106,17 @@ def simulate(
         params=params,
         truth=ground_truth(sim),
         dtc_history=list(sim.dtc_history),
-        start_ts_ns=int(round(start_unix_s * 1e9)),
+        start_ts_ns=start_ts_ns,
         sim=sim,
     )
+
+
+def dtc_reports(sim: FleetSimulation, start_ts_ns: int) -> list[DtcReportRow]:
+    """The simulator's DTC timeline as the reports the job reads (true time, no software)."""
+    ids = sim.vehicle_ids
+    return [
+        DtcReportRow(ids[v], start_ts_ns + int(round(t_s * 1e9)), codes) for t_s, v, codes in sim.dtc_history
+    ]
 
 
 # Signals a stuck or dropped sensor is drawn from: ones that vary while a vehicle drives.

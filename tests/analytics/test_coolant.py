@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from analytics.columns import code_signal
 from analytics.detectors.coolant import detect_thermostat_stuck
 from analytics.findings import FindingState, Severity
-from tests.analytics.electrical_data import COOLANT, RPM, columns, params
+from tests.analytics.electrical_data import COOLANT, RPM, T0_NS, S, columns, params
+
+P0217 = code_signal("P0217")
 
 
 def _run(coolant_c: list[float]) -> tuple[list[float], dict]:
@@ -40,3 +45,28 @@ def test_engine_off_heat_soak_and_evs_are_not_judged() -> None:
     sig[RPM] = [0.0] * 300
     assert detect_thermostat_stuck(columns([(t, sig)]), params([False])) == []
     assert detect_thermostat_stuck(columns([_run([118.0] * 300)]), params([True])) == []
+
+
+def test_the_cars_stored_over_temperature_code_is_evidence_while_it_runs() -> None:
+    # 105 °C alone is neither over temperature nor regulated; with P0217 stored it is over.
+    t, sig = _run([105.0] * 300)
+    sig[P0217] = [0.0] * 50 + [1.0] * 250
+    (f,) = detect_thermostat_stuck(columns([(t, sig)]), params([False]))
+    assert (f.state, f.severity) == (FindingState.RAISE, Severity.MAJOR)
+    assert f.at_ns == T0_NS + 170 * S and f.evidence["code_stored"] == {"P0217": True}
+    # A regulated engine whose code is still stored does not clear; once it is gone, it does.
+    t, sig = _run([115.0] * 200 + [90.0] * 1500)
+    sig[P0217] = [1.0] * 1000 + [0.0] * 700
+    raised, cleared = detect_thermostat_stuck(columns([(t, sig)]), params([False]))
+    assert raised.state == FindingState.RAISE and cleared.state == FindingState.CLEAR
+    assert cleared.since_ns == T0_NS + 1000 * S and cleared.at_ns == T0_NS + 1600 * S
+
+
+def test_a_stored_code_with_the_engine_off_or_an_unknown_code_state_raises_nothing() -> None:
+    t, sig = _run([95.0] * 300)
+    sig[RPM] = [0.0] * 300
+    sig[P0217] = [1.0] * 300
+    assert detect_thermostat_stuck(columns([(t, sig)]), params([False])) == []
+    t, sig = _run([95.0] * 300)
+    sig[P0217] = [np.nan] * 300
+    assert detect_thermostat_stuck(columns([(t, sig)]), params([False])) == []

@@ -12,7 +12,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from analytics.columns import TelemetryColumns, VehicleParams
+from analytics.columns import TelemetryColumns, VehicleParams, code_signal
 from analytics.findings import Finding, FindingState, Severity
 from analytics.job import TelemetryDetector, run_analysis
 from contract import topics, wire_v1
@@ -129,3 +129,35 @@ def test_codes_and_the_firmware_test_end_in_alarms(job_url: str) -> None:
     for i in range(3):
         assert {(f"F{i:02d}", "misfire"), (f"F{i:02d}", "dtc:P0606"), (f"F{i:02d}", "firmware_bug")} <= faults
     assert not any(v >= "F03" for v, _ in faults)
+
+
+def detect_code_seen(cols: TelemetryColumns, params: VehicleParams) -> list[Finding]:
+    """A stand-in detector that takes a trouble code as evidence: RAISE at each vehicle's first
+    row with P0217 stored."""
+    stored = np.flatnonzero(cols.column(code_signal("P0217")) == 1.0)
+    first = stored[np.unique(cols.vehicle[stored], return_index=True)[1]]
+    return [
+        Finding(cols.vehicle_ids[cols.vehicle[i]], "overheated", FindingState.RAISE, int(cols.ts_ns[i]))
+        for i in first
+    ]
+
+
+def test_detectors_get_the_codes_stored_at_each_row_from_the_reports(job_url: str) -> None:
+    t0 = int(time.time()) - 3600
+    _store(job_url, "V1", 1, t0, [50.0] * 30)
+    _store(job_url, "V2", 1, t0, [50.0] * 30)
+    reports = [("V1", t0 - 100, ["P0217"]), ("V1", t0 + 9, []), ("V2", t0 + 20, ["P0420", "P0217"])]
+    envelopes = [
+        Envelope(topics.topic_for(v, topics.DTC), dtc_message(v, ts * 1_000_000, codes), time.time_ns())
+        for v, ts, codes in reports
+    ]
+    store = TelemetryStore(job_url)
+    try:
+        store.write(triage(envelopes))
+    finally:
+        store.close()
+    detector = TelemetryDetector("overheated", (SPEED, code_signal("P0217")), 600.0, detect_code_seen, "t-1")
+    with psycopg.connect(job_url) as conn:
+        run_analysis(conn, [detector], settle_s=0.0)
+    raised = {(v, at) for v, f, at, _ in _alarms(job_url) if f == "overheated"}
+    assert raised == {("V1", t0), ("V2", t0 + 20)}
