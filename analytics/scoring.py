@@ -20,6 +20,12 @@ Matching rules:
   (misfire, firmware_bug) are raised under those kind names directly.
 - Precision is None when a kind raised no alarm, recall None when it has no true fault; delays
   (alarm time - onset, seconds) are None without a true positive.
+- Recall is over every injected fault. A fault that never showed in its vehicle's data cannot be
+  found by any detector (a charging fault whose car then parked for the rest of the run), so
+  `recall_observable` is also given: over the faults whose symptom showed for at least
+  `OBSERVABLE_MIN_SYMPTOM_S` (the truth's `symptom_s`, a generic measure per fault kind that knows
+  nothing of the detectors; faults without it count as observable). Missed faults are listed with
+  their `symptom_s`, so each miss can be told apart.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import numpy as np
 from analytics.findings import Finding, FindingState
 
 UNSCORED_KINDS = frozenset({"dtc"})
+OBSERVABLE_MIN_SYMPTOM_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,11 @@ def _kind_score(
     fp = [a for a in false_alarms if split_fault(a.fault)[0] == kind]
     delays_s = np.array([(detected_at[i] - faults[i]["onset_ts_ns"]) / 1e9 for i in hits])
     tp = len(hits)
+    observable = [
+        i
+        for i in mine
+        if faults[i].get("symptom_s") is None or faults[i]["symptom_s"] >= OBSERVABLE_MIN_SYMPTOM_S
+    ]
     return {
         "faults": len(mine),
         "alarms": tp + len(fp),
@@ -127,8 +139,15 @@ def _kind_score(
         "repeats": sum(split_fault(a.fault)[0] == kind for a in repeats),
         "precision": tp / (tp + len(fp)) if tp + len(fp) else None,
         "recall": tp / len(mine) if mine else None,
+        "observable_faults": len(observable),
+        "recall_observable": sum(i in detected_at for i in observable) / len(observable)
+        if observable
+        else None,
         "delay_s_median": float(np.median(delays_s)) if tp else None,
         "delay_s_p90": float(np.percentile(delays_s, 90)) if tp else None,
         "missed_vehicles": sorted(faults[i]["vehicle_id"] for i in mine if i not in detected_at),
+        "missed_symptom_s": {
+            faults[i]["vehicle_id"]: faults[i].get("symptom_s") for i in mine if i not in detected_at
+        },
         "false_alarm_vehicles": sorted({a.vehicle_id for a in fp}),
     }

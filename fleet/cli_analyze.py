@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from fleet.cli_options import JsonOpt, print_report
 
@@ -165,12 +167,39 @@ def score(
     if as_json:
         print(json.dumps(scores))
         return
-    for kind, result in scores["faults"].items():
-        print(f"{kind}: {result}")
+    Console().print(fault_score_table(scores["faults"]))
     for kind, result in (scores.get("hazards") or {}).get("kinds", {}).items():
         print(f"hazard {kind}: {result}")
     if scores.get("hazards"):
         print(f"repaired hazards still on the map 30 min later: {scores['hazards']['repaired_still_on_map']}")
+
+
+def fault_score_table(faults: dict[str, dict[str, Any]]) -> Table:
+    """Per fault kind: counts, precision, recall (also over the faults that showed), delays, and
+    each missed vehicle with how long its fault showed."""
+    from analytics.scoring import OBSERVABLE_MIN_SYMPTOM_S
+
+    table = Table(title="fault detection against the ground truth")
+    showed = f"R, showed ≥ {OBSERVABLE_MIN_SYMPTOM_S / 60:.0f} min"
+    for name in ("kind", "faults", "alarms", "P", "R", showed, "delay median / p90 (s)", "missed"):
+        table.add_column(name)
+
+    def num(x: float | None, digits: int = 2) -> str:
+        return "–" if x is None else f"{x:.{digits}f}"
+
+    for kind, r in faults.items():
+        missed = ", ".join(f"{v} (showed {num(s, 0)} s)" for v, s in r.get("missed_symptom_s", {}).items())
+        table.add_row(
+            kind,
+            str(r["faults"]),
+            str(r["alarms"]),
+            num(r["precision"]),
+            num(r["recall"]),
+            f"{num(r.get('recall_observable'))} of {r.get('observable_faults', r['faults'])}",
+            f"{num(r['delay_s_median'], 0)} / {num(r['delay_s_p90'], 0)}",
+            missed,
+        )
+    return table
 
 
 def score_report(report_dir: Path) -> dict[str, Any]:

@@ -105,6 +105,7 @@ class FleetSimulation:
         self._stuck_value = np.full(n, np.nan)
         self.dtcs: DtcState = initial_dtcs(n)
         self.dtc_history: list[tuple[float, int, tuple[str, ...]]] = []  # (t_s, vehicle, new set)
+        self.symptom_s = np.zeros(n)  # per vehicle: how long its fault showed (`faults.symptom_showing`)
         self.driving_log = DrivingLog.empty(self.motion.mode != PARKED)
         self._running = self.motion.mode != PARKED
         self._parked_every = max(1, int(round(scenario.parked_sample_interval_s / self.dt_s)))
@@ -218,6 +219,14 @@ class FleetSimulation:
             coolant_c=pt.coolant_c,
             battery_12v_v=pts.battery_12v_v,
             front_pad_mm=pt.pad_mm[:2].min(axis=0),
+        )
+        self.symptom_s += dt * fault_mod.symptom_showing(
+            f,
+            t_s,
+            running=running,
+            ice_on=running & ~is_ev,
+            speed_ms=mot.speed_ms,
+            coolant_c=pt.coolant_c,
         )
         before, self.dtcs = (
             self.dtcs,

@@ -229,6 +229,36 @@ def firmware_at(plan: FaultPlan, t_s: float) -> np.ndarray:
     return np.where(t_s >= plan.fixed_at_s, plan.fixed_version, plan.firmware_version)
 
 
+SHOWING_COOLANT_C = 100.0  # a healthy engine's coolant stays below this (its regulated band)
+MOVING_MS = 5.0 / 3.6
+
+
+def symptom_showing(
+    plan: FaultPlan,
+    t_s: float,
+    *,
+    running: np.ndarray,
+    ice_on: np.ndarray,
+    speed_ms: np.ndarray,
+    coolant_c: np.ndarray,
+) -> np.ndarray:
+    """Which vehicles' faults show in what the vehicle samples in this step, as a mask: the
+    ground truth's `symptom_s` adds these steps up, so a score can tell a fault no data could have
+    shown (a charging fault whose car parked for the rest of the run) from a missed one. Generic
+    by kind, not by any detector's rule: a failing battery shows at rest or at a start, a charging
+    fault and misfires while running, a stuck thermostat while the coolant is above the regulated
+    band, a leak and worn pads always, a stuck or dropped sensor while the vehicle moves, a
+    firmware bug while its version runs."""
+    moving = speed_ms > MOVING_MS
+    showing = plan.active("battery_12v_failing", t_s) & ~running
+    showing |= (plan.active("charging_fault", t_s) | plan.active("misfire", t_s)) & ice_on
+    showing |= plan.active("thermostat_stuck", t_s) & ice_on & (coolant_c > SHOWING_COOLANT_C)
+    showing |= plan.active("tyre_slow_leak", t_s) | plan.active("brake_pad_wear", t_s)
+    showing |= (plan.active("sensor_stuck", t_s) | plan.active("sensor_dropout", t_s)) & moving
+    showing |= plan.active("firmware_bug", t_s) & running & (t_s < plan.fixed_at_s)
+    return showing
+
+
 def detect_dtcs(
     plan: FaultPlan,
     rng: np.random.Generator,

@@ -7,7 +7,9 @@ whole set of stored codes (one entry per change, as its DTC messages report it; 
 never stored a code are absent), so the newest entry is what the vehicle reports now
 (`current_dtc_sets`). `registry` lists the fleets, models and service centres the run registered,
 and each vehicle entry names its VIN, model, fleet, home service centre and owner
-(`simulators.fleet_registry`). `driving` holds what the driving scores are checked against: trips,
+(`simulators.fleet_registry`). Each fault has `symptom_s`: how long it showed in what its vehicle
+sampled (`simulators.faults.symptom_showing`), so that a score can set apart a fault no data could
+have shown. `driving` holds what the driving scores are checked against: trips,
 harsh-brake instants and each driver's mean aggression (`driving_truth`). It covers the steps
 simulated so far: write the file after the run.
 """
@@ -45,6 +47,7 @@ def ground_truth(sim: FleetSimulation) -> dict[str, Any]:
             "repaired_at_s": r["repaired_at_s"],
             "repaired_at_ts_ns": _ns(sim, r["repaired_at_s"]),
             "params": r["params"],
+            "symptom_s": round(float(sim.symptom_s[r["vehicle_index"]]), 1),
         }
         for r in sim.faults.records
     ]

@@ -154,3 +154,17 @@ def test_split_fault() -> None:
     assert split_fault("sensor_stuck:Vehicle.Speed") == ("sensor_stuck", "Vehicle.Speed")
     assert split_fault("misfire") == ("misfire", None)
     assert split_fault("dtc:P0420") == ("dtc", "P0420")
+
+
+def test_recall_over_the_faults_that_showed_sets_apart_those_no_data_could_show() -> None:
+    shown, hidden, unknown = (
+        {**_fault(v, "charging_fault", 100.0), "symptom_s": s}
+        for v, s in (("A", 3000.0), ("B", 20.0), ("C", None))
+    )
+    del unknown["symptom_s"]  # an older ground truth: counts as observable
+    score = score_faults(_truth(shown, hidden, unknown), [_alarm("A", "charging_fault", 400.0)])[
+        "charging_fault"
+    ]
+    assert score["recall"] == pytest.approx(1 / 3)
+    assert (score["observable_faults"], score["recall_observable"]) == (2, 0.5)
+    assert score["missed_symptom_s"] == {"B": 20.0, "C": None}

@@ -177,3 +177,24 @@ def test_token_list_shows_names_and_roles_but_never_secrets(pg_url: str) -> None
     assert name not in _token(pg_url, "list", "--json").stdout
     every = json.loads(_token(pg_url, "list", "--all", "--json").stdout)
     assert next(r for r in every if r["name"] == name)["revoked_at"] is not None
+
+
+def test_score_gives_a_table_and_json_with_each_miss_and_how_long_it_showed(tmp_path) -> None:  # noqa: ANN001
+    s = 10**9
+    faults = [
+        {"vehicle_id": v, "kind": "charging_fault", "onset_ts_ns": 100 * s, "repaired_at_ts_ns": None,
+         "params": {}, "symptom_s": shown}
+        for v, shown in (("A", 3000.0), ("B", 17.0))
+    ]  # fmt: skip
+    truth = {"start_ts_ns": 0, "duration_s": 7200.0, "faults": faults, "hazards": []}
+    (tmp_path / "ground_truth.json").write_text(json.dumps(truth))
+    alarms = [{"vehicle_id": "A", "fault": "charging_fault", "raised_ts_ns": 400 * s}]
+    (tmp_path / "alarms.json").write_text(json.dumps({"schema": "fleetpulse.alarms.v1", "alarms": alarms}))
+    table = runner.invoke(app, ["score", "--report-dir", str(tmp_path)], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "charging_fault" in table.output and "B (showed 17 s)" in table.output
+    doc = json.loads(runner.invoke(app, ["score", "--report-dir", str(tmp_path), "--json"]).output)
+    charging = doc["faults"]["charging_fault"]
+    assert (charging["recall"], charging["recall_observable"], charging["observable_faults"]) == (0.5, 1.0, 1)
+    bad = runner.invoke(app, ["score", "--report-dir", str(tmp_path / "missing")])
+    assert bad.exit_code == 2

@@ -133,3 +133,26 @@ def test_firmware_bug_raises_its_code_on_the_buggy_version_until_patched(faulty:
 
 def test_healthy_vehicles_raise_no_codes(faulty: Run) -> None:
     assert {v for _, v, _ in faulty.dtcs} <= set(np.flatnonzero(faulty.sim.faults.kind >= 0).tolist())
+
+
+def test_symptom_time_counts_when_each_fault_could_show(faulty: Run) -> None:
+    truth = {f["vehicle_id"]: f for f in ground_truth(faulty.sim)["faults"]}
+    index = {vid: i for i, vid in enumerate(faulty.sim.vehicle_ids)}
+    dt = faulty.sim.dt_s
+    for vid, f in truth.items():
+        v, active = index[vid], faulty.t_s >= f["onset_s"]
+        running, moving = faulty.running[:, v], faulty.signals[SPEED][:, v] > 5.0
+        if f["kind"] in ("tyre_slow_leak", "brake_pad_wear"):  # always visible once there
+            assert f["symptom_s"] == pytest.approx(dt * active.sum())
+        elif f["kind"] == "charging_fault":
+            assert f["symptom_s"] == pytest.approx(dt * (active & running).sum())
+        elif f["kind"] == "battery_12v_failing":
+            assert f["symptom_s"] == pytest.approx(dt * (active & ~running).sum())
+        elif f["kind"] == "thermostat_stuck":  # while the coolant is over the regulated band
+            assert f["symptom_s"] <= dt * (active & running).sum()
+            if any(c == "P0217" for _, vv, cs in faulty.dtcs if vv == v for c in cs):  # over 110 °C
+                assert f["symptom_s"] > 0
+        elif f["kind"].startswith("sensor_"):  # while moving (the speed signal itself may be the one hit)
+            assert 0 <= f["symptom_s"] <= dt * active.sum()
+            if f["params"]["signal"] != SPEED:
+                assert abs(f["symptom_s"] - dt * (active & moving).sum()) <= 0.05 * dt * active.sum() + 5
