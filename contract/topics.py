@@ -26,6 +26,7 @@ TELEMETRY = "telemetry"
 STATUS = "status"
 DTC = "dtc"
 CONFIG = "config"
+COMMAND = "command"
 
 
 class Direction(enum.Enum):
@@ -44,6 +45,7 @@ TOPIC_KINDS = (
     TopicKind(STATUS, Direction.UPLINK),  # online/offline and the agent's check-in (retained, last will)
     TopicKind(DTC, Direction.UPLINK),  # diagnostic trouble codes
     TopicKind(CONFIG, Direction.DOWNLINK),  # collection campaigns (retained)
+    TopicKind(COMMAND, Direction.DOWNLINK),  # one-off commands: update offers, in-car messages (not retained)
 )
 KINDS = tuple(k.name for k in TOPIC_KINDS)
 UPLINK_KINDS = tuple(k.name for k in TOPIC_KINDS if k.direction is Direction.UPLINK)
