@@ -303,6 +303,7 @@ def _register_areas() -> None:
         cli_hazards,
         cli_ingest,
         cli_registry,
+        cli_remedies,
         cli_simulate,
     )
 
@@ -312,6 +313,7 @@ def _register_areas() -> None:
     cli_analyze.register(app, _settings)
     cli_hazards.register(app, _settings)
     cli_driving.register(app, _settings)
+    cli_remedies.register(app, _settings)
 
 
 _register_areas()

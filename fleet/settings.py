@@ -48,6 +48,12 @@ class FleetSettings(BaseSettings):
     # A flush stops at this much decoded, prepared data (frames inflate: wire bytes do not bound memory).
     ingest_max_flush_memory_mib: int = Field(default=64, ge=1, le=4096)
     ingest_unknown_vehicles: str = Field(default="register", pattern="^(register|reject)$")
+    remedy_catalogue: Path | None = Field(
+        default=None, description="The remedy catalogue (TOML); unset = the one shipped in remedies/"
+    )
+    remedy_auto_approve_campaigns: bool = Field(
+        default=False, description="The remedy engine approves the OTA campaigns it creates (else people do)"
+    )
     log_level: str = "INFO"
 
 
