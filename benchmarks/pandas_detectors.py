@@ -93,7 +93,10 @@ def battery_12v(frame: pd.DataFrame, cols: TelemetryColumns, params: VehiclePara
     )
     on = ~off | (vehicle != vehicle.shift())
     last_on_ns = frame["ts_ns"].where(on).groupby(vehicle).ffill()
-    resting = off & (frame["ts_ns"] - last_on_ns >= int(th.settle_s * NS_PER_S)) & volts.notna()
+    off_ns = frame["ts_ns"] - last_on_ns
+    resting = off & (off_ns >= int(th.settle_s * NS_PER_S)) & volts.notna()
+    early = off & ~resting & (off_ns >= int(th.early_settle_s * NS_PER_S)) & volts.notna()
+    margin = th.early_load_margin_v
     prev_rpm = previous_present(frame, rpm)
     start = rpm.notna() & (rpm > 0) & prev_rpm.notna() & ~is_ev & (prev_rpm == 0)
     dip = _window_min(frame, volts, th.crank_window_s).where(start)
@@ -101,7 +104,9 @@ def battery_12v(frame: pd.DataFrame, cols: TelemetryColumns, params: VehiclePara
     level = pd.Series(
         np.select(
             [started & (dip < th.crank_fault_v), started & (dip < th.crank_min_v),
-             resting & (volts < th.failing_v), resting & (volts < th.partly_discharged_v)],
+             (resting & (volts < th.failing_v)) | (early & (volts < th.failing_v - margin)),
+             (resting & (volts < th.partly_discharged_v))
+             | (early & (volts < th.partly_discharged_v - margin))],
             [int(Severity.CRITICAL), int(Severity.MAJOR), int(Severity.MAJOR), int(Severity.MINOR)],
             0,
         ),

@@ -10,6 +10,11 @@ alarm's life to `analytics.alarms`.
   below what its DC-DC converter holds) and has been for `settle_s`, so the alternator's surface
   charge and the modules still awake after a drive no longer move the reading. The first row of a
   vehicle's data counts as "on", so a window never assumes a rest it did not see.
+- Early rest: off for `early_settle_s` but not yet `settle_s` (a delivery van that never parks
+  long). Surface charge only raises a reading, and the loads still awake after switch-off (tens
+  of amperes through a healthy battery's few milliohms) lower it by at most about
+  `early_load_margin_v`. So an early reading below a threshold less that margin is evidence of a
+  weak battery too (bad at the same level); an early reading is never evidence of a good one.
 - Cranking (combustion only; an EV's 12 V battery never cranks): the lowest voltage within
   `crank_window_s` of each engine start (engine speed going from 0 to running). At 1 Hz the dip is
   often missed; a missed dip reads high, so it can hide a weak battery but never invent one.
@@ -39,7 +44,7 @@ from analytics.detectors.streaks import rule_changes
 from analytics.findings import Finding, FindingState, Severity
 
 FAULT = "battery_12v_failing"
-THRESHOLDS_VERSION = "battery-1"
+THRESHOLDS_VERSION = "battery-2"
 VOLTAGE = "Vehicle.LowVoltageBattery.CurrentVoltage"
 ENGINE_RPM = "Vehicle.Powertrain.CombustionEngine.Speed"
 SPEED = "Vehicle.Speed"
@@ -51,6 +56,8 @@ WINDOW_S = 86_400.0  # a day: an overnight rest and the day's starts
 class BatteryThresholds:
     version: str = THRESHOLDS_VERSION
     settle_s: float = 600.0  # engine off this long before a reading counts as resting
+    early_settle_s: float = 60.0  # off this long: a low reading already counts (with the margin)
+    early_load_margin_v: float = 0.2  # what after-run loads can take off a healthy battery's reading
     partly_discharged_v: float = 12.4  # rest below: MINOR
     failing_v: float = 12.0  # rest below: MAJOR
     rest_ok_v: float = 12.45  # rest at or above: healthy (the band between is neither)
@@ -74,7 +81,10 @@ def detect_battery_12v_failing(
     off = np.where(is_ev, standing & (volts < th.ev_dcdc_on_v), (rpm == 0) & ~(speed > th.standing_kmh))
     on = ~off | first_rows(vehicle)
     last_on = latest_index(vehicle, on)
-    resting = off & (ts - ts[np.maximum(last_on, 0)] >= int(th.settle_s * NS_PER_S)) & ~np.isnan(volts)
+    off_ns = np.where(off & ~np.isnan(volts), ts - ts[np.maximum(last_on, 0)], -1)
+    resting = off_ns >= int(th.settle_s * NS_PER_S)
+    early = ~resting & (off_ns >= int(th.early_settle_s * NS_PER_S))
+    margin = th.early_load_margin_v
     dip = _cranking_dips(cols, rpm, volts, is_ev, th.crank_window_s)
     started = ~np.isnan(dip)
     # One stream of readings: rest readings and starts, each bad at some level, good, or neither.
@@ -82,8 +92,9 @@ def detect_battery_12v_failing(
         [
             started & (dip < th.crank_fault_v),
             started & (dip < th.crank_min_v),
-            resting & (volts < th.failing_v),
-            resting & (volts < th.partly_discharged_v),
+            (resting & (volts < th.failing_v)) | (early & (volts < th.failing_v - margin)),
+            (resting & (volts < th.partly_discharged_v))
+            | (early & (volts < th.partly_discharged_v - margin)),
         ],
         [int(Severity.CRITICAL), int(Severity.MAJOR), int(Severity.MAJOR), int(Severity.MINOR)],
         0,
@@ -115,6 +126,8 @@ def detect_battery_12v_failing(
                         "partly_discharged_below_v": th.partly_discharged_v,
                         "failing_below_v": th.failing_v,
                         "settle_s": th.settle_s,
+                        "early_reading": bool(early[row]),
+                        "early_load_margin_v": th.early_load_margin_v,
                         "thresholds_version": th.version,
                     },
                 )
