@@ -1,0 +1,201 @@
+"""The rollout rules of an OTA campaign (hawkBit's model, stricter), as pure functions.
+
+Owns:
+- The campaign's life as one transition table (`TRANSITIONS`): proposed -approve-> approved
+  -start-> running; running -pause-> paused -resume-> running; running -finish-> finished; and
+  -cancel-> cancelled from any open state. Anything else is refused with `TransitionError`.
+- Waves: every vehicle gets a wave by a random draw that depends only on the campaign and the
+  vehicle (a keyed hash), so the assignment is random across the fleet, stable across restarts
+  and needs no stored random state. Wave k takes the vehicles whose draw is below the k-th
+  cumulative share (default 1% -> 10% -> 50% -> 100%). A vehicle that joins later has its wave
+  by the same draw, but never one already closed: it goes into the current wave.
+- The gate of the current wave, decided from its vehicles' states and times:
+  - a vehicle succeeds once it reported `committed` and then stayed `soak_s` without a new alarm;
+    a new alarm within the soak is a failure (the health gate);
+  - failed and rolled-back installs are failures;
+  - the campaign PAUSES when the failures reach `error_threshold` of the wave, or `max_failures`
+    over the whole campaign, whichever comes first;
+  - the wave is done, and the next one opens, when the successes reach `success_threshold` of
+    the wave and nothing in it is still in progress beyond that; an empty wave counts as done;
+  - after the last wave, the campaign finishes.
+Leaves reading reports, sending offers and writing state to the controller shell.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+DEFAULT_WAVES_PCT = (1.0, 10.0, 50.0, 100.0)
+
+
+class Status(enum.StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+
+
+class Event(enum.StrEnum):
+    APPROVE = "approve"
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    FINISH = "finish"
+    CANCEL = "cancel"
+
+
+TRANSITIONS: dict[tuple[Status, Event], Status] = {
+    (Status.PROPOSED, Event.APPROVE): Status.APPROVED,
+    (Status.APPROVED, Event.START): Status.RUNNING,
+    (Status.RUNNING, Event.PAUSE): Status.PAUSED,
+    (Status.PAUSED, Event.RESUME): Status.RUNNING,
+    (Status.RUNNING, Event.FINISH): Status.FINISHED,
+    (Status.PROPOSED, Event.CANCEL): Status.CANCELLED,
+    (Status.APPROVED, Event.CANCEL): Status.CANCELLED,
+    (Status.RUNNING, Event.CANCEL): Status.CANCELLED,
+    (Status.PAUSED, Event.CANCEL): Status.CANCELLED,
+}
+
+
+class TransitionError(ValueError):
+    """The event is not allowed in the campaign's status."""
+
+
+def transition(status: Status, event: Event) -> Status:
+    try:
+        return TRANSITIONS[(status, event)]
+    except KeyError:
+        raise TransitionError(f"a {status.value} campaign cannot {event.value}") from None
+
+
+class VehicleState(enum.StrEnum):
+    PENDING = "pending"  # in the campaign, not offered yet (its wave has not opened)
+    OFFERED = "offered"
+    DOWNLOADING = "downloading"
+    INSTALLED = "installed"  # written and switched, not yet committed
+    COMMITTED = "committed"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    EXCLUDED = "excluded"  # left the campaign (its alarm cleared, or removed by a person)
+
+
+IN_PROGRESS = frozenset({VehicleState.OFFERED, VehicleState.DOWNLOADING, VehicleState.INSTALLED})
+FAILURES = frozenset({VehicleState.FAILED, VehicleState.ROLLED_BACK})
+
+
+@dataclass(frozen=True)
+class Policy:
+    waves_pct: tuple[float, ...] = DEFAULT_WAVES_PCT  # cumulative shares of the fleet, ending at 100
+    success_threshold: float = 0.95  # of the wave's vehicles
+    error_threshold: float = 0.05  # of the wave's vehicles
+    max_failures: int = 20  # over the whole campaign
+    soak_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        w = self.waves_pct
+        if not w or any(b <= a for a, b in zip(w, w[1:], strict=False)) or w[0] <= 0 or w[-1] != 100.0:
+            raise ValueError("waves_pct must rise strictly from above 0 to 100")
+        if not (0 < self.success_threshold <= 1 and 0 < self.error_threshold <= 1 and self.max_failures >= 1):
+            raise ValueError("thresholds are shares in (0, 1] and max_failures at least 1")
+        if self.soak_s < 0:
+            raise ValueError("soak_s must not be negative")
+
+
+def draw(campaign_id: int, vehicle_id: str) -> float:
+    """The vehicle's random draw in [0, 1) for this campaign (SHA-256 of both)."""
+    digest = hashlib.sha256(f"{campaign_id}\x00{vehicle_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def wave_of(campaign_id: int, vehicle_id: str, policy: Policy, current_wave: int = 0) -> int:
+    """The vehicle's wave: by its draw, but never one before `current_wave` (closed waves stay
+    closed; a late joiner goes into the open one)."""
+    share = 100.0 * draw(campaign_id, vehicle_id)
+    wave = next(k for k, pct in enumerate(policy.waves_pct) if share < pct)
+    return max(wave, current_wave)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A vehicle of the current wave as the gate sees it."""
+
+    vehicle_id: str
+    state: VehicleState
+    committed_s: float | None = None  # when it reported committed (seconds, any epoch)
+    alarm_after_commit_s: float | None = None  # its first new alarm after committing, if any
+
+
+class Verdict(enum.StrEnum):
+    WAIT = "wait"
+    NEXT_WAVE = "next_wave"
+    FINISH = "finish"
+    PAUSE = "pause"
+
+
+@dataclass(frozen=True)
+class Gate:
+    verdict: Verdict
+    successes: int
+    failures: int
+    in_progress: int
+    soaking: int
+    reason: str
+
+
+def judge_wave(
+    members: Sequence[Member],
+    policy: Policy,
+    *,
+    now_s: float,
+    wave: int,
+    failures_before: int = 0,
+) -> Gate:
+    """The verdict on the open wave `wave` from its members (excluded ones left out)."""
+    counted = [m for m in members if m.state is not VehicleState.EXCLUDED]
+    successes = failures = in_progress = soaking = 0
+    for m in counted:
+        if m.state in FAILURES:
+            failures += 1
+        elif m.state is VehicleState.COMMITTED and m.committed_s is not None:
+            if m.alarm_after_commit_s is not None and m.alarm_after_commit_s - m.committed_s <= policy.soak_s:
+                failures += 1  # the health gate: a new alarm within the soak
+            elif now_s - m.committed_s >= policy.soak_s:
+                successes += 1
+            else:
+                soaking += 1
+        else:
+            in_progress += 1
+    n = len(counted)
+    last = wave == len(policy.waves_pct) - 1
+    if failures_before + failures >= policy.max_failures:
+        why = (
+            f"{failures_before + failures} failed installs reach the campaign's cap of {policy.max_failures}"
+        )
+        return Gate(Verdict.PAUSE, successes, failures, in_progress, soaking, why)
+    if n and failures >= math.ceil(policy.error_threshold * n):
+        why = f"{failures} of {n} in wave {wave + 1} failed: at or above the error threshold"
+        return Gate(Verdict.PAUSE, successes, failures, in_progress, soaking, why)
+    if n == 0 or successes >= math.ceil(policy.success_threshold * n):
+        verdict = Verdict.FINISH if last else Verdict.NEXT_WAVE
+        why = (
+            f"wave {wave + 1}: {successes} of {n} succeeded after the soak"
+            if n
+            else f"wave {wave + 1} is empty"
+        )
+        return Gate(verdict, successes, failures, in_progress, soaking, why)
+    why = f"wave {wave + 1}: {successes} of {n} succeeded, {soaking} soaking, {in_progress} in progress"
+    return Gate(Verdict.WAIT, successes, failures, in_progress, soaking, why)
+
+
+def wave_sizes(campaign_id: int, vehicle_ids: Iterable[str], policy: Policy) -> list[int]:
+    """How many of the vehicles each wave gets (for a plan shown before approval)."""
+    sizes = [0] * len(policy.waves_pct)
+    for vid in vehicle_ids:
+        sizes[wave_of(campaign_id, vid, policy)] += 1
+    return sizes
