@@ -38,6 +38,7 @@ def register(app: typer.Typer, settings: Callable[[], Any]) -> None:
     _settings = settings
     app.add_typer(remedies_app, name="remedies")
     app.add_typer(bookings_app, name="bookings")
+    register_campaigns(app)
 
 
 def _catalogue() -> Any:
@@ -204,3 +205,81 @@ def _show(rows: list[dict[str, Any]], as_json: bool, columns: tuple[str, ...]) -
     for r in rows:
         table.add_row(*(str(r[c]) for c in columns))
     Console().print(table)
+
+
+campaigns_app = typer.Typer(
+    help="OTA campaigns: list, show, approve, pause, resume, cancel.", no_args_is_help=True
+)
+
+
+def register_campaigns(app: typer.Typer) -> None:
+    app.add_typer(campaigns_app, name="campaigns")
+
+
+@campaigns_app.command("list")
+def list_campaigns(as_json: JsonOpt = False) -> None:
+    """Every campaign with its status, open wave and members by state."""
+    from fleet.runtime import migrated_database
+
+    with migrated_database(_settings()) as conn:
+        rows = conn.execute(
+            "SELECT c.campaign_id, c.name, c.status, c.current_wave + 1, c.ecu, c.from_version, c.to_version,"
+            " c.reason, (SELECT jsonb_object_agg(state, n) FROM (SELECT state, count(*) AS n FROM"
+            " campaign_vehicles v WHERE v.campaign_id = c.campaign_id GROUP BY state) s)"
+            " FROM campaigns c ORDER BY c.campaign_id"
+        ).fetchall()
+    keys = (
+        "campaign_id",
+        "name",
+        "status",
+        "open_wave",
+        "ecu",
+        "from_version",
+        "to_version",
+        "reason",
+        "states",
+    )
+    shown = ("campaign_id", "name", "status", "open_wave", "states", "reason")
+    _show([dict(zip(keys, r, strict=True)) for r in rows], as_json, shown)
+
+
+def _campaign_act(event_name: str, campaign_id: int, by: str, reason: str) -> None:
+    from fleet.runtime import migrated_database
+    from ota.controller import act
+    from ota.rollout import Event, TransitionError
+
+    with migrated_database(_settings()) as conn:
+        try:
+            status = act(conn, campaign_id, Event(event_name), by, reason)
+        except LookupError as exc:
+            raise typer.BadParameter(str(exc), param_hint="CAMPAIGN_ID") from None
+        except TransitionError as exc:
+            raise typer.BadParameter(str(exc), param_hint="CAMPAIGN_ID") from None
+    print(f"campaign {campaign_id}: {status.value}")
+
+
+ReasonOpt = Annotated[str, typer.Option(help="Why (recorded).")]
+
+
+@campaigns_app.command("approve")
+def approve(campaign_id: int, by: ActorOpt, reason: ReasonOpt = "") -> None:
+    """Approve a proposed campaign: the controller starts it at its next step."""
+    _campaign_act("approve", campaign_id, by, reason)
+
+
+@campaigns_app.command("pause")
+def pause(campaign_id: int, by: ActorOpt, reason: ReasonOpt = "") -> None:
+    """Pause a running campaign: no further offers until it is resumed."""
+    _campaign_act("pause", campaign_id, by, reason)
+
+
+@campaigns_app.command("resume")
+def resume(campaign_id: int, by: ActorOpt, reason: ReasonOpt = "") -> None:
+    """Resume a paused campaign; the failures so far are accepted (they stay recorded)."""
+    _campaign_act("resume", campaign_id, by, reason)
+
+
+@campaigns_app.command("cancel")
+def cancel_campaign(campaign_id: int, by: ActorOpt, reason: ReasonOpt = "") -> None:
+    """Cancel a campaign for good."""
+    _campaign_act("cancel", campaign_id, by, reason)

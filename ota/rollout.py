@@ -7,8 +7,10 @@ Owns:
 - Waves: every vehicle gets a wave by a random draw that depends only on the campaign and the
   vehicle (a keyed hash), so the assignment is random across the fleet, stable across restarts
   and needs no stored random state. Wave k takes the vehicles whose draw is below the k-th
-  cumulative share (default 1% -> 10% -> 50% -> 100%). A vehicle that joins later has its wave
-  by the same draw, but never one already closed: it goes into the current wave.
+  cumulative share (default 1% -> 10% -> 50% -> 100%). A vehicle that joins once the campaign
+  runs has its wave by the same draw, but never the open wave or one already closed: it joins the
+  next wave (the last one when the last is open), so a wave's gate judges the vehicles it began
+  with.
 - The gate of the current wave, decided from its vehicles' states and times:
   - a vehicle succeeds once it reported `committed` and then stayed `soak_s` without a new alarm;
     a new alarm within the soak is a failure (the health gate);
@@ -113,12 +115,18 @@ def draw(campaign_id: int, vehicle_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def wave_of(campaign_id: int, vehicle_id: str, policy: Policy, current_wave: int = 0) -> int:
-    """The vehicle's wave: by its draw, but never one before `current_wave` (closed waves stay
-    closed; a late joiner goes into the open one)."""
+def wave_of(campaign_id: int, vehicle_id: str, policy: Policy, earliest: int = 0) -> int:
+    """The vehicle's wave: by its draw, but never before `earliest` (nor after the last wave)."""
     share = 100.0 * draw(campaign_id, vehicle_id)
     wave = next(k for k, pct in enumerate(policy.waves_pct) if share < pct)
-    return max(wave, current_wave)
+    return min(max(wave, earliest), len(policy.waves_pct) - 1)
+
+
+def joiner_wave(campaign_id: int, vehicle_id: str, policy: Policy, open_wave: int | None) -> int:
+    """The wave of a vehicle that joins: by its draw before the campaign runs (`open_wave` None),
+    else never the open wave or an earlier one (the last wave when the last is open)."""
+    earliest = 0 if open_wave is None else open_wave + 1
+    return wave_of(campaign_id, vehicle_id, policy, earliest)
 
 
 @dataclass(frozen=True)

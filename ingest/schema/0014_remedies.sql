@@ -70,9 +70,14 @@ CREATE TABLE IF NOT EXISTS campaign_vehicles (
     state       text        NOT NULL DEFAULT 'pending' CHECK (state IN (
         'pending', 'offered', 'downloading', 'installed', 'committed', 'failed', 'rolled_back', 'excluded'
     )),
-    updated_at  timestamptz NOT NULL DEFAULT now(),
+    offered_at   timestamptz,
+    committed_at timestamptz,  -- when the vehicle's report said committed: the soak starts
+    reason       text        NOT NULL DEFAULT '',
+    failure_accepted boolean NOT NULL DEFAULT false,  -- a person resumed the campaign past this failure
+    updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (campaign_id, vehicle_id)
 );
+CREATE INDEX IF NOT EXISTS campaign_vehicles_wave_idx ON campaign_vehicles (campaign_id, wave, state);
 
 CREATE TABLE IF NOT EXISTS campaign_history (
     campaign_id bigint      NOT NULL REFERENCES campaigns (campaign_id) ON DELETE CASCADE,

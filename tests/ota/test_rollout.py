@@ -16,6 +16,7 @@ from ota.rollout import (
     TransitionError,
     VehicleState,
     Verdict,
+    joiner_wave,
     judge_wave,
     transition,
     wave_of,
@@ -48,9 +49,13 @@ def test_waves_are_random_stable_and_near_their_shares() -> None:
 
 
 @given(st.integers(0, 10**6), st.text(min_size=1, max_size=12), st.integers(0, 3))
-def test_a_late_joiner_never_lands_in_a_closed_wave(campaign: int, vid: str, current: int) -> None:
-    assert wave_of(campaign, vid, POLICY, current) >= current
-    assert wave_of(campaign, vid, POLICY, current) == max(wave_of(campaign, vid, POLICY), current)
+def test_a_late_joiner_never_lands_in_the_open_wave_or_a_closed_one(
+    campaign: int, vid: str, open_wave: int
+) -> None:
+    wave = joiner_wave(campaign, vid, POLICY, open_wave)
+    assert wave > open_wave or wave == open_wave == 3
+    assert wave == max(wave_of(campaign, vid, POLICY), min(open_wave + 1, 3))
+    assert joiner_wave(campaign, vid, POLICY, None) == wave_of(campaign, vid, POLICY)
 
 
 def members(*states: tuple[VehicleState, float | None, float | None]) -> list[Member]:
