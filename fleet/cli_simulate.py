@@ -113,10 +113,18 @@ def build_simulation(sc: Any, osm: Path | None) -> Any:
 def default_start_unix_s(sc: Any, now_unix_s: float) -> float:
     """Start so that no sample is ever stamped ahead of the wall clock (ingest refuses batches from
     the future): at speedup s the sample of simulated second t goes out at about now + t/s, so
-    starting at now - duration * (1 - 1/s) keeps every stamp at or before its sending time, and
-    the run's last sample is stamped with the real end time."""
+    starting at now - duration * (1 - 1/s) keeps every stamp at or before its sending time. An
+    accelerated run then moves back (less than a day) to the scenario's `start_local_hour`; a
+    real-time run (speedup 1) starts now."""
     lead = 1.0 - 1.0 / sc.speedup if sc.speedup > 1 else 0.0
-    return float(int(now_unix_s - sc.duration_s * lead))
+    latest = float(int(now_unix_s - sc.duration_s * lead))
+    hour = getattr(sc, "start_local_hour", None)
+    if sc.speedup <= 1 or hour is None:
+        return latest
+    # Back to the latest instant at `hour` local time (the scenario's UTC offset): a replay's
+    # traffic then does not depend on the time of day it was launched.
+    local_s = latest + sc.utc_offset_h * 3600.0
+    return latest - float(int((local_s - hour * 3600.0) % 86_400.0))
 
 
 def run_simulation(

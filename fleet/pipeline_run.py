@@ -195,14 +195,22 @@ def import_network(database_url: str, sim: FleetSimulation) -> dict[str, int]:
 
 
 def analyse_run(database_url: str, vehicle_ids: list[str]) -> dict[str, Any]:
-    """Run the fault analysis over what ingest stored (all of it is committed: no settle time) and
-    summarise the run's alarms (by fault, how many were raised and how many are active now) and the
-    hazards on the map by kind."""
+    """Run the fault analysis over what ingest stored (all of it is committed: no settle time), then
+    the remedy engine, and summarise the run's alarms (by fault, how many were raised and how many
+    are active now), the remedies decided, and the hazards on the map by kind."""
     from analytics.job import run_analysis
     from analytics.suite import default_detectors
+    from remedies.catalogue import load_catalogue
+    from remedies.run import run_remedies
 
     with psycopg.connect(database_url) as conn:
         report = run_analysis(conn, default_detectors(), settle_s=0.0)
+        remedy_report = run_remedies(conn, load_catalogue())
+        remedies = conn.execute(
+            "SELECT kind, status, count(*) FROM remedies WHERE vehicle_id = ANY(%s) GROUP BY kind, status"
+            " ORDER BY kind, status",
+            (vehicle_ids,),
+        ).fetchall()
         rows = conn.execute(
             "SELECT fault, count(*), count(*) FILTER (WHERE cleared_at IS NULL) FROM alarms"
             " WHERE vehicle_id = ANY(%s) GROUP BY fault ORDER BY fault",
@@ -222,6 +230,14 @@ def analyse_run(database_url: str, vehicle_ids: list[str]) -> dict[str, Any]:
             for issue in report.software_issues
         ],
         "hazards_on_map": on_map,
+        "remedies": {
+            "by_kind_and_status": {f"{kind}:{status}": n for kind, status, n in remedies},
+            "visits_booked": remedy_report.visits_booked,
+            "visits_late": remedy_report.visits_late,
+            "visits_unbookable": remedy_report.visits_unbookable,
+            "campaigns_proposed": len(remedy_report.campaigns_created),
+            "patches_waiting_for_a_cure": remedy_report.patches_waiting,
+        },
     }
 
 

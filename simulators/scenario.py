@@ -85,6 +85,10 @@ class Scenario:
     duration_s: float = 600.0
     speedup: float = 1.0
     start_unix_s: float | None = None  # None: the wall clock at launch (the shell decides)
+    # An accelerated run (speedup > 1) without start_unix_s starts at this local hour, on the latest
+    # day that keeps every stamp in the past, so its traffic (and what its faults can show) does not
+    # depend on when it is launched; None: as late as possible.
+    start_local_hour: float | None = 9.0
     utc_offset_h: float = 1.0
     ambient_c: float = 12.0
     ev_share: float = 0.3

@@ -46,5 +46,12 @@ def test_every_fault_and_hazard_kind_through_the_real_pipeline(
         assert s["median_error_m"] <= 10.0, (kind, s)
     assert hazards["kinds"]["pothole"]["repaired_checked"] == 1
     assert hazards["repaired_still_on_map"] == []
+    # The remedy engine ran after the analysis: every active alarm got one remedy, and visits were
+    # booked at the simulated fleet's service centres.
+    analysis = summary["analysis"]
+    remedies = analysis["remedies"]
+    active = sum(a["active"] for a in analysis["alarms"].values())
+    assert sum(remedies["by_kind_and_status"].values()) == active
+    assert remedies["visits_booked"] > 0 and remedies["visits_unbookable"] == 0
     for picture in ("hazards.png", "routes.png", "signals.png"):
         assert (report / picture).stat().st_size > 10_000

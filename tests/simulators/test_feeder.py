@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
 import numpy as np
+import pytest
 
 from contract import topics, wire_v1
 from contract.batch import TelemetryBatch
@@ -170,3 +172,17 @@ def test_default_start_keeps_every_stamp_behind_the_wall_clock() -> None:
             sent_at = now + (t / speedup if math.isfinite(speedup) else 0.0)
             assert start + t <= sent_at + 1.0
     assert default_start_unix_s(busy_scenario(speedup=1.0), now) == now
+
+
+def test_an_accelerated_run_starts_at_its_local_hour_whenever_it_is_launched() -> None:
+    from fleet.cli_simulate import default_start_unix_s
+
+    sc = busy_scenario(duration_s=7200.0, speedup=1000.0)
+    for now in np.linspace(1_800_000_000.0, 1_800_000_000.0 + 86_400.0, 25):
+        start = default_start_unix_s(sc, float(now))
+        latest = float(int(now - 7200.0 * (1 - 1 / 1000.0)))
+        assert latest - 86_400.0 < start <= latest
+        local_hour = ((start + sc.utc_offset_h * 3600.0) % 86_400.0) / 3600.0
+        assert local_hour == pytest.approx(sc.start_local_hour)
+    late = dataclasses.replace(sc, start_local_hour=None)
+    assert default_start_unix_s(late, 1_800_000_000.0) == float(int(1_800_000_000.0 - 7200.0 * 0.999))
