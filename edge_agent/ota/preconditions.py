@@ -5,7 +5,7 @@ while, engine off), it has enough power (12 V battery voltage, or the traction b
 charge), the vehicle's local time is inside the offer's maintenance window, and the owner gave
 consent when the offer asks for it. Each refusal names the precondition that failed, for the
 report. Building the snapshot from signals is the agent's job; the terms come from the offer.
-A reading that is missing or not a number proves nothing, so it refuses.
+A reading that is missing, NaN or infinite proves nothing, so it refuses.
 """
 
 from __future__ import annotations
@@ -86,9 +86,9 @@ class Refusal:
 
 
 def _number(value: float | None) -> float | None:
-    if value is None or isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    return float(value) if math.isfinite(value) else None  # NaN or infinite: a broken reading
 
 
 def check_parked(c: VehicleConditions, th: Thresholds) -> Refusal | None:
