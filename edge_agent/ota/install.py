@@ -13,7 +13,8 @@ Use (the agent's integration, one process, single-threaded per state directory):
     installer.inventory()                       # the check-in's software list
 
 Both `offer` and `resume` return the last event and never raise for an install that fails: the
-result says so. They raise InstallerBusy while another process holds the state directory's lock.
+result says so. They raise InstallerBusy while another process holds the state directory's lock,
+and OSError only when `<state_dir>/ota` cannot even be created or locked.
 """
 
 from __future__ import annotations
@@ -113,8 +114,8 @@ class Installer:
         self, artifact: VerifiedArtifact, conditions: VehicleConditions, terms: OfferTerms | None = None
     ) -> InstallEvent:
         """Install `artifact` now if the preconditions hold; returns the last event (its result:
-        installed, rolled_back, failed or refused). An install already under way refuses it
-        (precondition "busy"). Raises InstallerBusy."""
+        installed, rolled_back, failed or refused; or stalled, see InstallEvent). An install
+        already under way refuses it (precondition "busy"). Raises InstallerBusy, OSError."""
         terms = terms or OfferTerms()
         with self._locked():
             pending = self._load_or_recover()
@@ -134,17 +135,20 @@ class Installer:
                 event = self._event(job)
                 self._emit(event)
                 return event
+            self._settle_all(except_ecu=None)
             return self._run(job, None, conditions, terms)
 
     def resume(self) -> InstallEvent | None:
         """After a start: settle any ECU left on an unconfirmed tentative slot, and carry on with
         the saved install (event RESTARTED). Returns its last event, None when none was saved.
-        Raises InstallerBusy."""
+        Raises InstallerBusy, OSError."""
         with self._locked():
             job = self._load_or_recover()
             self._settle_all(except_ecu=None if job is None else job.ecu)
             if job is None:
                 return None
+            if job.state not in TERMINAL:
+                job = replace(job, reason=f"interrupted by a restart in {job.state}")
             return self._run(job, Event.RESTARTED, None, None)
 
     def status(self) -> InstallerStatus:
@@ -191,6 +195,11 @@ class Installer:
             try:
                 self._save(job)
             except OSError as exc:
+                if job.saves == 1:  # nothing was ever saved, or done: there is nothing to resume
+                    failed = replace(job, state=State.FAILED, reason=f"cannot save the install state: {exc}")
+                    event_out = self._event(failed)
+                    self._emit(event_out)
+                    return event_out
                 return self._stalled(job, f"cannot save the install state: {exc}")
             event_out = self._event(job)
             self._emit(event_out)

@@ -114,9 +114,10 @@ class Actions:
         configured = self.configured.get(job.ecu)
         if configured is None and not slots.exists():
             refusals.append(Refusal(UNKNOWN_ECU, f"{job.ecu} is not in this vehicle's software inventory"))
-        elif configured and configured.hardware_id and job.hardware_id not in ("", configured.hardware_id):
+        elif configured and configured.hardware_id and job.hardware_id != configured.hardware_id:
+            built_for = job.hardware_id or "no hardware id"
             refusals.append(
-                Refusal(HARDWARE_ID, f"built for {job.hardware_id}, the ECU is {configured.hardware_id}")
+                Refusal(HARDWARE_ID, f"built for {built_for}, the ECU is {configured.hardware_id}")
             )
         if refusals:
             return self._refuse(job, refusals)

@@ -127,9 +127,11 @@ class Slots:
         return EcuSlots(self.root, name)
 
     def ecus(self) -> list[str]:
-        """The ECUs that have slots (a directory with a valid name), sorted."""
+        """The ECUs that have slots (a directory with a valid name and a boot marker), sorted. A
+        directory without a marker was being seeded when the power went: its ECU still runs its
+        configured software, and the next install seeds it again."""
         try:
-            names = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+            names = sorted(p.name for p in self.root.iterdir() if (p / BOOT).exists())
         except OSError:
             return []
         valid = []

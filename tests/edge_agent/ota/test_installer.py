@@ -269,3 +269,50 @@ def test_an_ecu_first_seen_in_slots_is_reported_with_its_manifest(tmp_path: Path
     assert versions(bare) == {"BCM": "1.7.0", "ECM": "4.3.0"}
     (state / "ota/ecus/ECM/b" / MANIFEST).write_bytes(b"{")
     assert versions(bare) == {"BCM": "1.7.0"}
+
+
+def test_an_artifact_without_the_ecus_hardware_id_is_refused(tmp_path: Path) -> None:
+    art = make_artifact(tmp_path / "dl", "4.3.0")
+    bare = type(art)(art.path, "ECM", "4.3.0", art.sha256, art.length_bytes)  # no hardware id
+    refused = installer(tmp_path / "state").offer(bare, PARKED)
+    assert [r.as_json() for r in refused.refusals] == [
+        {"precondition": "hardware_id", "detail": "built for no hardware id, the ECU is ecm-b12"}
+    ]
+
+
+def test_a_half_seeded_ecu_runs_its_configured_software_and_is_seeded_again(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "ota/ecus/ECM/a").mkdir(parents=True)  # the power went before its boot marker was written
+    inst = installer(state)
+    assert versions(inst) == {"ECM": "4.2.1", "BCM": "1.7.0"} and inst.status().ecus == ()
+    assert inst.offer(make_artifact(tmp_path / "dl", "4.3.0"), PARKED).result == "installed"
+
+
+def test_a_state_that_cannot_be_saved_is_never_acted_on(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    blocker = state / "ota/install.json.part"  # the save's temporary file cannot be created
+    blocker.mkdir(parents=True)
+    inst = installer(state)
+    first = inst.offer(make_artifact(tmp_path / "dl", "4.3.0"), PARKED)
+    assert first.result == "failed" and "cannot save the install state" in first.reason
+    assert not (state / "ota/ecus/ECM").exists()  # nothing was done
+    blocker.rmdir()
+
+    def block_saves(point: str) -> None:
+        if point == "acted:write":
+            blocker.mkdir()
+
+    events: list[InstallEvent] = []
+    stalled = installer(state, events, probe=block_saves).offer(
+        make_artifact(tmp_path / "dl", "4.3.0"), PARKED
+    )
+    assert stalled.stalled and stalled.result is None and stalled.state is State.VERIFY
+    assert [e.state for e in events][-2:] == [State.WRITE, State.VERIFY]  # the last one: stalled
+    assert stalled.running_version == "4.2.1" and versions(inst)["ECM"] == "4.2.1"
+    assert inst.status().state is State.WRITE  # the last saved state, resumed later
+    again = inst.resume()
+    assert again is not None and again.stalled  # still cannot save
+    blocker.rmdir()
+    done = inst.resume()
+    assert done is not None and done.result == "failed" and versions(inst)["ECM"] == "4.2.1"
+    assert inst.offer(make_artifact(tmp_path / "dl", "4.3.0"), PARKED).result == "installed"

@@ -166,6 +166,7 @@ def test_killed_at_each_step_it_comes_back_on_a_working_slot_with_the_right_vers
     if point in BEFORE_SWITCH_COMMITTED:
         assert at_start["version"] == old
         assert event["result"] == "failed" and event["running"]["version"] == old
+        assert event["reason"].startswith("interrupted by a restart in ")
     else:
         assert event["result"] == "installed" and event["running"]["version"] == new
         assert event["running"]["sha256"] == artifacts[new][1]
