@@ -5,7 +5,8 @@ Built so far (the install):
 - `preconditions`: parked, enough power, maintenance window, consent (pure);
 - `bootstate`: an ECU's A/B boot marker and RAUC's marks (pure); `slots`: the slots on disk;
 - `state`: the install state machine's one transition table and its saved record (pure);
-- `install`, `install_actions`, `install_status`: the installer (`Installer.offer/resume/status`);
+- `install`, `install_actions`, `install_status`, `record`: the installer (`Installer.offer`,
+  `.resume`, `.status`, `.inventory`) and its saved record;
 - `health`: the health check after the switch; `events`: what becomes the reports;
 - `inventory`: the check-in's software list from the running slots; `durable`: fsync'd writes.
 

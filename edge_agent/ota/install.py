@@ -1,9 +1,9 @@
 """The installer: runs the install state machine (edge_agent.ota.state) over the A/B slots.
 
-Owns the actions of the states and the order of durable writes: the install record is saved
-(temp, fsync, rename, fsync the directory) before each action, and read back by `resume()` after a
-restart. The table of what follows what is `state`'s; the slots' files are `slots`'; the marks
-are `bootstate`'s; the preconditions are pure functions in `preconditions`.
+Owns running the machine: save the install record before each action (`record`: temp, fsync,
+rename, fsync the directory), run the action (`install_actions`), follow the one table (`state`),
+emit the events, finish a result; and `resume()` after a restart, from the saved record. The slots'
+files are `slots`'; the marks are `bootstate`'s; the preconditions are pure (`preconditions`).
 
 Use (the agent's integration, one process, single-threaded per state directory):
 
@@ -19,26 +19,23 @@ and OSError only when `<state_dir>/ota` cannot even be created or locked.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
 from contract.software import EcuSoftware
 from edge_agent.ota import bootstate
 from edge_agent.ota.artifact import Manifest, VerifiedArtifact
-from edge_agent.ota.durable import fsync_dir, write_atomic
 from edge_agent.ota.events import InstallEvent
 from edge_agent.ota.health import HealthCheck, default_health_check
 from edge_agent.ota.install_actions import Actions, Stalled
 from edge_agent.ota.install_status import EcuStatus, InstallerStatus, read_status
 from edge_agent.ota.inventory import running_inventory
 from edge_agent.ota.preconditions import OfferTerms, Refusal, Thresholds, VehicleConditions
+from edge_agent.ota.record import InstallerBusy, InstallRecord
 from edge_agent.ota.slots import Slots, SlotsCorrupt
 from edge_agent.ota.state import (
     MAX_STATE_SAVES,
@@ -53,16 +50,10 @@ from edge_agent.ota.state import (
 
 log = logging.getLogger(__name__)
 
-RECORD = "install.json"
-LOCK = "lock"
 DEFAULT_BOOT_TRIES = 3
 BUSY = "busy"
 
 __all__ = ["EcuStatus", "Installer", "InstallerBusy", "InstallerStatus"]
-
-
-class InstallerBusy(RuntimeError):
-    """Another process holds this state directory's installer lock."""
 
 
 class Installer:
@@ -94,6 +85,7 @@ class Installer:
         self.state_dir = state_dir
         self.dir = state_dir / "ota"
         self.slots = Slots(state_dir)
+        self.record = InstallRecord(self.dir)
         self.configured = tuple(configured)
         self._on_event = on_event
         self._probe = probe or (lambda point: None)
@@ -117,8 +109,8 @@ class Installer:
         installed, rolled_back, failed or refused; or stalled, see InstallEvent). An install
         already under way refuses it (precondition "busy"). Raises InstallerBusy, OSError."""
         terms = terms or OfferTerms()
-        with self._locked():
-            pending = self._load_or_recover()
+        with self.record.locked():
+            pending = self.record.load_or_recover()
             job = Job(
                 install_id=terms.offer_id or uuid.uuid4().hex,
                 state=State.PRECONDITIONS,
@@ -142,8 +134,8 @@ class Installer:
         """After a start: settle any ECU left on an unconfirmed tentative slot, and carry on with
         the saved install (event RESTARTED). Returns its last event, None when none was saved.
         Raises InstallerBusy, OSError."""
-        with self._locked():
-            job = self._load_or_recover()
+        with self.record.locked():
+            job = self.record.load_or_recover()
             self._settle_all(except_ecu=None if job is None else job.ecu)
             if job is None:
                 return None
@@ -154,7 +146,7 @@ class Installer:
     def status(self) -> InstallerStatus:
         """The saved install (if any) and each ECU's slots, read from disk; never raises."""
         try:
-            job: Job | None = self._load()
+            job: Job | None = self.record.load()
         except (JobError, OSError):
             job = None
         return read_status(self.slots, job)
@@ -193,7 +185,7 @@ class Installer:
                 continue
             job = replace(job, state=state, saves=job.saves + 1)
             try:
-                self._save(job)
+                self.record.save(job)
             except OSError as exc:
                 if job.saves == 1:  # nothing was ever saved, or done: there is nothing to resume
                     failed = replace(job, state=State.FAILED, reason=f"cannot save the install state: {exc}")
@@ -218,8 +210,7 @@ class Installer:
         """A result was reported: leave the target slot clean, then forget the install."""
         try:
             self.actions.clean_target(job)
-            self._record().unlink(missing_ok=True)
-            fsync_dir(self.dir)
+            self.record.remove()
         except OSError as exc:  # the record stays; the next resume() repeats the result and this
             log.error("install %s: cannot finish (%s); retried at the next resume", job.install_id, exc)
 
@@ -237,47 +228,6 @@ class Installer:
                     slots.write_boot(settled)
             except (OSError, bootstate.BootError) as exc:
                 log.error("ECU %s: cannot settle its slots: %s", ecu, exc)
-
-    # -- the record ------------------------------------------------------------------------------
-    def _record(self) -> Path:
-        return self.dir / RECORD
-
-    def _save(self, job: Job) -> None:
-        write_atomic(self._record(), job.to_json())
-
-    def _load(self) -> Job | None:
-        """Raises JobError, OSError."""
-        try:
-            data = self._record().read_bytes()
-        except FileNotFoundError:
-            return None
-        return Job.from_json(data)
-
-    def _load_or_recover(self) -> Job | None:
-        """The saved install; an unreadable record is moved aside (every ECU then settles on its
-        confirmed slot, as with no install) and reported in the log."""
-        try:
-            return self._load()
-        except (JobError, OSError) as exc:
-            aside = self._record().with_name(f"{RECORD}.corrupt-{time.time_ns()}")
-            log.error("unreadable install record (%s); moved to %s", exc, aside.name)
-            with contextlib.suppress(OSError):
-                os.replace(self._record(), aside)
-                fsync_dir(self.dir)
-            return None
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise InstallerBusy(f"another process installs in {self.dir}") from None
-            yield
-        finally:
-            os.close(fd)
 
     # -- events ----------------------------------------------------------------------------------
     def _event(self, job: Job, *, stalled: bool = False) -> InstallEvent:
