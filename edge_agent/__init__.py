@@ -9,6 +9,7 @@ The in-car agent (run by `fleet agent --config` or `python -m edge_agent --confi
   while the disk is full;
 - `sender`: drains the spool over the link, live and backlog interleaved, at least once;
 - `link`: the MQTT connection (backoff, last will, check-in, campaigns on the config topic);
+- `ota/`: installing software into A/B slots per ECU (the check-in's software list comes from it);
 - `ratelimit`: rate-limited log lines.
 
 The many-vehicle path (`edge_agent.fleet_publishing`: `FleetBatcher`, `MqttPublisher`,

@@ -36,6 +36,7 @@ from edge_agent.campaign import Campaign, CampaignError, default_campaign, parse
 from edge_agent.collector import PRIORITY_DTC, PRIORITY_LOW, Chunk, Collector, merge_chunks
 from edge_agent.config import AgentConfig
 from edge_agent.link import AgentLink, LinkConfig
+from edge_agent.ota.install import Installer
 from edge_agent.ratelimit import LogThrottle
 from edge_agent.sender import Sender
 from edge_agent.sources.base import Source, SourceError
@@ -97,6 +98,9 @@ class Agent:
         self.source = source
         self._manage_source = manage_source
         self.stats = AgentStats()
+        # The A/B slots under the state directory (edge_agent.ota); offers are not handled yet.
+        self.installer = Installer(config.state_dir, configured=config.software)
+        self.software = self.installer.inventory()
         self.queue = Spool(
             config.queue_path, config.queue_max_bytes, memory_max_bytes=config.queue_memory_max_bytes
         )
@@ -170,6 +174,11 @@ class Agent:
         self.link.send_checkin()
         return True
 
+    def refresh_software(self) -> None:
+        """Read the running software again (after an install): each ECU's running slot, else the
+        configured entry (edge_agent.ota.inventory). Reported in check-ins and DTC messages."""
+        self.software = self.installer.inventory()
+
     def _check_spool_size(self, campaign: Campaign) -> None:
         """Warn when the spool holds few of this campaign's batches (it splits those too big)."""
         try:
@@ -198,7 +207,7 @@ class Agent:
                 "campaign_id": self.campaign.campaign_id,
                 "campaign_version": self.campaign.version,
                 "agent_version": AGENT_VERSION,
-                "software": [e.as_json() for e in self.config.software],
+                "software": [e.as_json() for e in self.software],
                 "source": self.source.kind,
                 **self._spool_status(),
                 "queue_bytes": self.queue.bytes_used,
@@ -397,7 +406,7 @@ class Agent:
             ts_us,
             sorted(codes),
             agent_version=AGENT_VERSION,
-            software=versions_of(self.config.software),
+            software=versions_of(self.software),
         )
 
     def _put_dtc(self, payload: bytes) -> None:

@@ -129,3 +129,42 @@ def test_readings_the_wire_cannot_carry_are_dropped_and_counted_not_fatal(tmp_pa
     assert batch.n_rows == 3 and batch.columns["Vehicle.TraveledDistance"].tolist() == [12.5] * 3
     assert set(batch.columns) == {"Vehicle.TraveledDistance"}
     assert agent.stats.values_unsendable == 3 and agent.stats.loop_errors == 0
+
+
+def test_the_checkin_reports_the_running_slots_software(tmp_path: Path) -> None:
+    """The check-in's and the DTC message's software come from the A/B slots where an ECU has them
+    (edge_agent.ota), so after an install, or a rollback, the vehicle reports what really runs."""
+    import dataclasses
+    import json
+
+    from contract.software import EcuSoftware
+    from edge_agent.ota.install import Installer
+    from tests.edge_agent.ota.conftest import PARKED, make_artifact
+
+    configured = (EcuSoftware("ECM", "4.2.1", "ecm-b12"), EcuSoftware("BCM", "1.7.0", "bcm-a3"))
+    agent, _ = _agent(tmp_path)
+    agent.queue.close()
+    config = dataclasses.replace(agent.config, software=configured)
+    before = Agent(config, MemorySource())
+    assert json.loads(before._checkin_payload())["software"] == [e.as_json() for e in sorted(configured)]
+    before.queue.close()
+
+    installed = Installer(tmp_path, configured=configured).offer(
+        make_artifact(tmp_path / "dl", "4.3.0"), PARKED
+    )
+    assert installed.result == "installed"
+    after = Agent(config, MemorySource())
+    assert json.loads(after._checkin_payload())["software"] == [
+        {"ecu": "BCM", "version": "1.7.0", "hardware_id": "bcm-a3"},
+        {"ecu": "ECM", "version": "4.3.0", "hardware_id": "ecm-b12"},
+    ]
+    dtc = json.loads(after._dtc_message(1, frozenset({"P0301"})))
+    assert dtc["software"] == {"BCM": "1.7.0", "ECM": "4.3.0"}
+
+    rolled_back = Installer(tmp_path, configured=configured, ecu_checks={"ECM": lambda ctx: "no"}).offer(
+        make_artifact(tmp_path / "dl", "4.4.0"), PARKED
+    )
+    assert rolled_back.result == "rolled_back"
+    after.refresh_software()
+    assert {e.ecu: e.version for e in after.software} == {"BCM": "1.7.0", "ECM": "4.3.0"}
+    after.queue.close()
