@@ -92,7 +92,9 @@ class UpdateOffer:
             "version": self.version,
             "urgency": self.urgency,
             "forced_after_us": self.forced_after_us,
-            "maintenance_window": None if self.maintenance_window is None else self.maintenance_window.as_json(),
+            "maintenance_window": None
+            if self.maintenance_window is None
+            else self.maintenance_window.as_json(),
             "consent_required": self.consent_required,
             "repository_url": self.repository_url,
         }
@@ -120,8 +122,7 @@ def parse_update_offer(payload: bytes) -> UpdateOffer:
         raise OfferError("forced_after_us is required with urgency forced_after, and only then")
     if forced_after is not None:
         _check_time(forced_after, "forced_after_us", OfferError)
-    issued = doc.get("issued_at_us")
-    _check_time(issued, "issued_at_us", OfferError)
+    issued = _check_time(doc.get("issued_at_us"), "issued_at_us", OfferError)
     consent = doc.get("consent_required", False)
     if not isinstance(consent, bool):
         raise OfferError("consent_required must be true or false")
@@ -320,6 +321,7 @@ def _text(value: Any, what: str, error: type[Exception]) -> str:
     return value
 
 
-def _check_time(value: Any, what: str, error: type[Exception]) -> None:
+def _check_time(value: Any, what: str, error: type[Exception]) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 2**62:
         raise error(f"{what} must be an integer (microseconds since the Unix epoch)")
+    return value
