@@ -93,19 +93,20 @@ def _now() -> dt.datetime:
 
 
 class OtaRepository:
-    """One repository directory, signed with the keys of `keys_dir` (never inside `repo_dir`)."""
+    """One repository directory, signed with the keys of `keys_dir` (never inside `repo_dir`;
+    None: read-only use)."""
 
     def __init__(
         self,
         repo_dir: Path,
-        keys_dir: Path,
+        keys_dir: Path | None = None,
         *,
         passphrase: str | None = None,
         policy: ExpiryPolicy | None = None,
     ) -> None:
         self.repo_dir = repo_dir.resolve()
-        self.keys_dir = keys_dir.resolve()
-        if self.keys_dir == self.repo_dir or self.keys_dir.is_relative_to(self.repo_dir):
+        self.keys_dir = None if keys_dir is None else keys_dir.resolve()
+        if self.keys_dir is not None and self.keys_dir.is_relative_to(self.repo_dir):
             raise RepositoryError(f"the key directory {keys_dir} must not be inside the served {repo_dir}")
         self._passphrase = passphrase
         self.policy = policy or ExpiryPolicy()
@@ -232,6 +233,8 @@ class OtaRepository:
     # -- internals --------------------------------------------------------------------------------
 
     def _signers(self, role: str) -> list[Signer]:
+        if self.keys_dir is None:
+            raise RepositoryError("signing needs the key directory (--keys-dir)")
         return list(keys.load_signers(self.keys_dir, role, self._passphrase))
 
     def _root(self) -> Metadata[Root]:
