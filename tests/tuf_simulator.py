@@ -76,7 +76,12 @@ class RepositorySimulator(ResumableFetcher):
         self.signed_roots.append(self.root_md.to_bytes(JSONSerializer()))
 
     def add_target(
-        self, data: bytes, *, ecu: str = "ECM", version: str = "4.2.1", hardware_ids: tuple[str, ...] = ("ecm-b12",)
+        self,
+        data: bytes,
+        *,
+        ecu: str = "ECM",
+        version: str = "4.2.1",
+        hardware_ids: tuple[str, ...] = ("ecm-b12",),
     ) -> TargetFile:
         name = f"{ecu}/{version}/{ecu.lower()}.bin"
         custom = {"ecu": ecu, "version": version, "hardware_ids": list(hardware_ids)}
@@ -111,7 +116,9 @@ class RepositorySimulator(ResumableFetcher):
             if number > len(self.signed_roots):
                 raise DownloadHTTPError(f"no root version {number}", 404)
             return self.signed_roots[number - 1]
-        md = {"targets": self.md_targets, "snapshot": self.md_snapshot, "timestamp": self.md_timestamp}.get(role)
+        md = {"targets": self.md_targets, "snapshot": self.md_snapshot, "timestamp": self.md_timestamp}.get(
+            role
+        )
         if md is None:
             raise DownloadHTTPError(f"no metadata {name}", 404)
         md.signatures.clear()

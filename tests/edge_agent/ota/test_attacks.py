@@ -63,7 +63,9 @@ def artifacts(config: VerifierConfig) -> list[str]:
     return sorted(p.name for p in config.download_dir.iterdir()) if config.download_dir.exists() else []
 
 
-def rejected(config: VerifierConfig, sim: RepositorySimulator, reason: str, cause: type[Exception], **offer: str):
+def rejected(
+    config: VerifierConfig, sim: RepositorySimulator, reason: str, cause: type[Exception], **offer: str
+):
     with pytest.raises(UpdateRejected) as caught:
         verify(config, sim, **offer)
     assert caught.value.reason == reason, caught.value
@@ -96,7 +98,9 @@ def test_arbitrary_software_targets_signed_by_a_key_root_does_not_list(config, s
     sim.signers["targets"] = [sim.signers["snapshot"][0]]  # an attacker's key, not the targets key
     sim.add_target(b"malware" * 100, version="6.6.6")
     sim.publish_targets()
-    error = rejected(config, sim, "bad_signature", exceptions.UnsignedMetadataError, target="ECM/6.6.6/ecm.bin")
+    error = rejected(
+        config, sim, "bad_signature", exceptions.UnsignedMetadataError, target="ECM/6.6.6/ecm.bin"
+    )
     assert "targets" in str(error.__cause__)
     # The new snapshot and timestamp are genuine (and trusted); the forged targets is not.
     assert trusted_version(config, "targets") == before["targets"] == 2
