@@ -44,7 +44,8 @@ FINAL_STATES = ("committed", "rolled_back", "failed")
 OFFER_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 REASON = re.compile(r"[a-z0-9_]{1,64}")
 NONCE = re.compile(r"[A-Za-z0-9_-]{22,128}")  # URL-safe base64 of at least 16 random bytes
-TARGET_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}(/[A-Za-z0-9_.+-]{1,128}){0,3}")
+# Path segments of a target name: no empty, hidden or `..` segment.
+TARGET_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,127}(/[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,127}){0,3}")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 CLOCK_HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 TIMEZONE = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")
