@@ -205,3 +205,45 @@ def test_reports_through_ingest_are_verified_once_and_a_replay_is_refused(
             "SELECT reason FROM dead_letters WHERE topic = %s", (topics.topic_for(vid, topics.UPDATE),)
         ).fetchall()
         assert dead == [("bad_update_report",)]
+
+
+@pytest.mark.postgres
+@pytest.mark.broker
+def test_a_vehicle_publishes_its_report_through_the_broker(broker, running_ingest, pg_url: str) -> None:  # noqa: ANN001
+    """The vehicle's own login may publish on its `update` topic (the ACL follows from the kind);
+    ingest stores the report and it verifies."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    vid = f"OTAE2E-{broker.name}-{time.time_ns() % 10**9}"
+    vehicle = ReportSigner(Ed25519PrivateKey.generate())
+    offer = offer_for(now_us=time.time_ns() // 1000)
+    with psycopg.connect(pg_url) as conn:
+        register_key(conn, vid, keys_of(vehicle)[vehicle.key_id])
+        record_offer(conn, vid, offer)
+    payload = signed(
+        vehicle, offer, vid, 1, state="failed", ts_us=offer.issued_at_us + 5, reason="wrong_hardware_id"
+    )
+
+    def stored() -> int | None:
+        with psycopg.connect(pg_url) as conn:
+            row = conn.execute(
+                "SELECT report_id FROM update_reports WHERE vehicle_id = %s", (vid,)
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    with running_ingest(broker.ingest) as ingest:
+        ep = broker.vehicle(vid)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=vid, protocol=mqtt.MQTTv311)
+        client.username_pw_set(ep.username, ep.password)
+        client.connect(broker.host, broker.port)
+        client.loop_start()
+        try:
+            client.publish(report_topic(vid), payload, qos=1).wait_for_publish(10)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        assert ingest.wait_for(lambda t: stored() is not None), ingest.service.totals
+    with psycopg.connect(pg_url) as conn:
+        report = verify_stored_report(conn, stored() or 0)
+    assert (report.state, report.reason, report.after) == ("failed", "wrong_hardware_id", BEFORE)
