@@ -21,6 +21,7 @@ from ingest.pipeline import Envelope, triage
 from ota.offers import new_offer, record_offer
 from ota.reports import CLOCK_SKEW_US, OfferRecord, ReportRejected, judge, verify_stored_report
 from ota.vehicle_keys import new_key_pair, register_key, write_private_key
+from tests.conftest import TEST_VEHICLES
 
 T0_US = 1_780_000_000_000_000
 BEFORE = Software("4.2.0", "a" * 64)
@@ -215,7 +216,7 @@ def test_a_vehicle_publishes_its_report_through_the_broker(broker, running_inges
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    vid = f"OTAE2E-{broker.name}-{time.time_ns() % 10**9}"
+    vid = TEST_VEHICLES[3]  # a vehicle login both brokers know
     vehicle = ReportSigner(Ed25519PrivateKey.generate())
     offer = offer_for(now_us=time.time_ns() // 1000)
     with psycopg.connect(pg_url) as conn:
@@ -228,7 +229,7 @@ def test_a_vehicle_publishes_its_report_through_the_broker(broker, running_inges
     def stored() -> int | None:
         with psycopg.connect(pg_url) as conn:
             row = conn.execute(
-                "SELECT report_id FROM update_reports WHERE vehicle_id = %s", (vid,)
+                "SELECT report_id FROM update_reports WHERE offer_id = %s", (offer.offer_id,)
             ).fetchone()
         return None if row is None else int(row[0])
 
