@@ -5,7 +5,8 @@ signers listed for each role, so an attack test changes one thing (a version, an
 the bytes served) and asserts what the client does. Root versions are published explicitly
 (`publish_root`). Artifacts are served with Range support, and can be served wrong on purpose:
 `extra_bytes` appended (endless data), `replace_bytes` (tampered), `cut_after` (a connection that
-breaks off), `ignore_range` (a server that always answers 200 from byte 0).
+breaks off), `ignore_range` (a server that always answers 200 from byte 0), `seconds_per_chunk` (a server that
+trickles, on a simulated clock).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class RepositorySimulator(ResumableFetcher):
         self.replace_bytes: bytes | None = None
         self.cut_after: int | None = None
         self.ignore_range = False
+        self.seconds_per_chunk = 0.0  # simulated time each artifact chunk takes (slow retrieval)
+        self.now_s = 0.0
+        self.clock = lambda: self.now_s
         self.requests: list[tuple[str, int]] = []  # (path, offset) of every request
         self.publish_root()
 
@@ -141,7 +145,12 @@ class RepositorySimulator(ResumableFetcher):
         body = data[start:]
         if self.cut_after is not None:
             body = body[: self.cut_after]
-        return start, _chunks(body, broken=self.cut_after is not None)
+        return start, self._timed(_chunks(body, broken=self.cut_after is not None))
+
+    def _timed(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self.now_s += self.seconds_per_chunk
+            yield chunk
 
 
 class BrokenConnection(ConnectionError):

@@ -4,8 +4,11 @@ Owns: the transport under `tuf.ngclient` (`ResumableFetcher` is a `FetcherInterf
 downloads keep python-tuf's length limits) and `download_resumable`, which appends to a partial
 file with `Range: bytes=<have>-` and never accepts more bytes than the signed metadata lists.
 Subclasses write one hook, `_fetch_from(url, offset)`: `HttpFetcher` over httpx here, an in-memory
-repository in the tests. Errors are python-tuf's: `DownloadLengthMismatchError` for bytes beyond
-the listed length (endless data), `SlowRetrievalError` for a stalled server, `DownloadHTTPError`
+repository in the tests. A server that trickles (slow retrieval: each byte in time for the read
+timeout, but the whole never arriving) is cut off once the download runs below `min_bytes_per_s`
+on average after `grace_s`; what arrived stays for the resume. Errors are python-tuf's:
+`DownloadLengthMismatchError` for bytes beyond the listed length (endless data),
+`SlowRetrievalError` for a stalled or trickling server, `DownloadHTTPError`
 for an HTTP error, `DownloadError` for the rest of the transport; foreign exceptions are wrapped.
 Leaves verifying the bytes to `edge_agent.ota.verify`.
 """
@@ -15,7 +18,8 @@ from __future__ import annotations
 import abc
 import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -27,6 +31,10 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 class ResumableFetcher(FetcherInterface):
     """A python-tuf fetcher that can also resume a download at a byte offset."""
+
+    min_bytes_per_s: float = 1024.0  # average over one resumed download, checked after grace_s
+    grace_s: float = 60.0
+    clock: Callable[[], float] = staticmethod(time.monotonic)
 
     @abc.abstractmethod
     def _fetch_from(self, url: str, offset: int) -> tuple[int, Iterator[bytes]]:
@@ -41,7 +49,8 @@ class ResumableFetcher(FetcherInterface):
         """Make `part` hold the first `length_bytes` bytes of `url`, keeping what it holds already.
         On a transport failure the bytes received so far stay in `part` for the next try. Raises
         DownloadLengthMismatchError (the server sent more than `length_bytes`: `part` is removed),
-        DownloadError and its children for the transport (an incomplete body included)."""
+        SlowRetrievalError (below `min_bytes_per_s`: `part` keeps what arrived), DownloadError and
+        its children for the transport (an incomplete body included)."""
         have = part.stat().st_size if part.exists() else 0
         if have > length_bytes:
             part.unlink()
@@ -60,6 +69,7 @@ class ResumableFetcher(FetcherInterface):
             out.truncate(start)
             out.seek(start)
             received = start
+            began = self.clock()
             try:
                 for chunk in chunks:
                     if received + len(chunk) > length_bytes:
@@ -68,6 +78,11 @@ class ResumableFetcher(FetcherInterface):
                         )
                     out.write(chunk)
                     received += len(chunk)
+                    elapsed_s = self.clock() - began
+                    if elapsed_s > self.grace_s and (received - start) / elapsed_s < self.min_bytes_per_s:
+                        raise exceptions.SlowRetrievalError(
+                            f"{received - start} bytes in {elapsed_s:.0f} s, below {self.min_bytes_per_s:.0f} B/s"
+                        )
             except exceptions.DownloadLengthMismatchError:
                 out.close()
                 part.unlink()

@@ -264,6 +264,18 @@ def test_a_server_that_ignores_the_range_still_gives_the_right_file(config, sim)
     assert verify(config, sim).path.read_bytes() == IMAGE
 
 
+def test_slow_retrieval_a_trickling_server_is_cut_off_and_the_download_resumes(config, sim) -> None:
+    sim.seconds_per_chunk = 20.0  # 1,000-byte chunks: 50 B/s, below the 1 KiB/s floor after 60 s
+    with pytest.raises(UpdateUnavailable) as caught:
+        verify(config, sim)
+    assert isinstance(caught.value.__cause__, exceptions.SlowRetrievalError)
+    [part] = [p for p in config.download_dir.iterdir() if p.suffix == ".part"]
+    kept = part.stat().st_size
+    assert 0 < kept < len(IMAGE)
+    sim.seconds_per_chunk = 0.0
+    assert verify(config, sim).path.read_bytes() == IMAGE
+
+
 def test_the_hardware_id_comes_from_the_software_inventory() -> None:
     inventory = (EcuSoftware("ECM", "4.2.0", "ecm-b12"), EcuSoftware("TCU", "1.0", ""))
     assert hardware_id_of(inventory, "ECM") == "ecm-b12"
