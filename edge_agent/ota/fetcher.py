@@ -79,9 +79,10 @@ class ResumableFetcher(FetcherInterface):
                     out.write(chunk)
                     received += len(chunk)
                     elapsed_s = self.clock() - began
-                    if elapsed_s > self.grace_s and (received - start) / elapsed_s < self.min_bytes_per_s:
+                    rate = (received - start) / elapsed_s if elapsed_s > 0 else float("inf")
+                    if elapsed_s > self.grace_s and rate < self.min_bytes_per_s:
                         raise exceptions.SlowRetrievalError(
-                            f"{received - start} bytes in {elapsed_s:.0f} s, below {self.min_bytes_per_s:.0f} B/s"
+                            f"{rate:.0f} B/s after {elapsed_s:.0f} s, below {self.min_bytes_per_s:.0f} B/s"
                         )
             except exceptions.DownloadLengthMismatchError:
                 out.close()
