@@ -214,7 +214,7 @@ def update_document(updates: Sequence[AcceptedUpdate]) -> str:
                 "av": u.report.after.version,
                 "as": u.report.after.sha256,
                 "tv": u.report.target.version,
-                "ts": u.report.target.sha256,
+                "tsha": u.report.target.sha256,
                 "k": u.report.key_id,
                 "p": u.envelope.payload.hex(),
                 "at": _iso(u.envelope.received_at_ns // 1000),

@@ -79,10 +79,10 @@ _UPDATE_SQL = (
     "INSERT INTO update_reports (vehicle_id, offer_id, seq, state, reason, ts, ecu, before_version,"
     " before_sha256, after_version, after_sha256, target_version, target_sha256, key_id, payload,"
     " payload_sha256, received_at)"
-    " SELECT v, o, seq, st, r, t, ecu, bv, bs, av, \"as\", tv, ts, k, decode(p, 'hex'),"
+    " SELECT v, o, seq, st, r, t, ecu, bv, bs, av, \"as\", tv, tsha, k, decode(p, 'hex'),"
     " sha256(decode(p, 'hex')), at FROM jsonb_to_recordset(%s::jsonb) AS x(v text, o text, seq int,"
     ' st text, r text, t timestamptz, ecu text, bv text, bs text, av text, "as" text, tv text,'
-    " ts text, k text, p text, at timestamptz) ON CONFLICT (vehicle_id, payload_sha256) DO NOTHING"
+    " tsha text, k text, p text, at timestamptz) ON CONFLICT (vehicle_id, payload_sha256) DO NOTHING"
 )
 # Status has no vehicle clock: ingest's receive time orders it, and an older one never wins. A bare
 # `online`/`offline` updates the state and keeps the last check-in's details. A retained replay
