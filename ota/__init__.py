@@ -5,9 +5,9 @@
   metadata: ECU, version, hardware ids; snapshot, timestamp), `expiry` its lifetimes (pure);
 - `server`: the ASGI app serving metadata and artifacts with Range requests;
 - `offers`: update offers with the server's nonce; `vehicle_keys`: each vehicle's report key;
-- `reports`: verifying the vehicles' signed update reports (signature, nonce, replay).
+- `reports`: verifying the vehicles' signed update reports (signature, nonce, replay);
+- `rollout` (pure) and `controller`: campaigns in waves (docs/remedies.md).
 
-docs/ota.md is the user's guide and the protocol. Left to others: the campaign controller (which
-vehicles get which offer, waves, thresholds), and the agent's side (`edge_agent.ota`), which
-imports nothing from here.
+docs/ota.md is the signed-update guide and the protocol. The agent's side is `edge_agent.ota`,
+which imports nothing from here.
 """
