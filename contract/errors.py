@@ -24,7 +24,7 @@ class DeadLetterReason(enum.StrEnum):
         member.meaning = meaning
         return member
 
-    # Found by the decoders (wire v1, DTC and status messages), raised as DecodeError.
+    # Found by the decoders (wire v1, DTC, status and update-report messages), raised as DecodeError.
     TRUNCATED = "truncated", "the payload ends before a field it announces"
     BAD_MAGIC = "bad_magic", "not a wire-format frame (the first two bytes are not `FP`)"
     UNSUPPORTED_VERSION = "unsupported_version", "a wire-format version this decoder does not read"
@@ -45,6 +45,7 @@ class DeadLetterReason(enum.StrEnum):
     TRAILING_BYTES = "trailing_bytes", "bytes after the end of the frame's body"
     BAD_DTC_MESSAGE = "bad_dtc_message", "a DTC report that is not a valid DTC message"
     BAD_STATUS_MESSAGE = "bad_status_message", "a status that is neither online/offline nor a check-in"
+    BAD_UPDATE_REPORT = "bad_update_report", "an OTA update report that is not a valid report (docs/ota.md)"
     # Found by ingest after decoding.
     BAD_TOPIC = "bad_topic", "the message arrived on a topic that is not its kind's"
     TOPIC_MISMATCH = "topic_mismatch", "the payload's vehicle id differs from its topic's"

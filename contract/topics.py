@@ -27,6 +27,7 @@ STATUS = "status"
 DTC = "dtc"
 CONFIG = "config"
 COMMAND = "command"
+UPDATE = "update"
 
 
 class Direction(enum.Enum):
@@ -44,6 +45,7 @@ TOPIC_KINDS = (
     TopicKind(TELEMETRY, Direction.UPLINK),  # wire-format batches, QoS 1
     TopicKind(STATUS, Direction.UPLINK),  # online/offline and the agent's check-in (retained, last will)
     TopicKind(DTC, Direction.UPLINK),  # diagnostic trouble codes
+    TopicKind(UPDATE, Direction.UPLINK),  # signed OTA update reports: progress and result (docs/ota.md)
     TopicKind(CONFIG, Direction.DOWNLINK),  # collection campaigns (retained)
     TopicKind(COMMAND, Direction.DOWNLINK),  # one-off commands: update offers, in-car messages (not retained)
 )

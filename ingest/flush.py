@@ -21,7 +21,15 @@ import numpy as np
 from contract.errors import DeadLetterReason
 from contract.signals import SIGNALS
 from ingest.copy_binary import RowBlock, encode_copy_binary, rows_from_batches
-from ingest.pipeline import Accepted, AcceptedDtc, AcceptedStatus, DeadLetter, Triage, dead_letter
+from ingest.pipeline import (
+    Accepted,
+    AcceptedDtc,
+    AcceptedStatus,
+    AcceptedUpdate,
+    DeadLetter,
+    Triage,
+    dead_letter,
+)
 from ingest.validation import ValidationPolicy, null_out_of_range, time_window_violations
 
 
@@ -40,6 +48,7 @@ class PreparedFlush:
     dtcs: tuple[AcceptedDtc, ...] = ()  # DTC reports that passed the checks
     statuses: tuple[AcceptedStatus, ...] = ()  # the newest status message per vehicle
     superseded_statuses: int = 0  # older status messages of a vehicle in this flush (not stored)
+    updates: tuple[AcceptedUpdate, ...] = ()  # OTA update reports that passed the checks
 
     @property
     def n_envelopes(self) -> int:
@@ -52,6 +61,7 @@ class PreparedFlush:
             + len(self.dtcs)
             + len(self.statuses)
             + self.superseded_statuses
+            + len(self.updates)
         )
 
     def only_batches(self, keep: np.ndarray) -> PreparedFlush:
@@ -72,6 +82,7 @@ class PreparedFlush:
             dtcs=self.dtcs,
             statuses=self.statuses,
             superseded_statuses=self.superseded_statuses,
+            updates=self.updates,
         )
         return replace(subset, params=storage_params(subset))
 
@@ -163,6 +174,7 @@ def prepare_flush(triaged: Triage, policy: ValidationPolicy | None = None) -> Pr
         dtcs=tuple(dtcs),
         statuses=statuses,
         superseded_statuses=len(triaged.statuses) - len(statuses),
+        updates=tuple(triaged.updates),
     )
     return replace(prepared, params=storage_params(prepared))
 
@@ -180,6 +192,34 @@ def dtc_document(dtcs: Sequence[AcceptedDtc]) -> str:
                 "fw1": d.report.v1_firmware_version,
             }
             for d in dtcs
+        ]
+    )
+
+
+def update_document(updates: Sequence[AcceptedUpdate]) -> str:
+    """The OTA update reports of a flush as one JSON document (the payload as hex: the signature
+    is verified over those exact bytes)."""
+    return json.dumps(
+        [
+            {
+                "v": u.report.vehicle_id,
+                "o": u.report.offer_id,
+                "seq": u.report.seq,
+                "st": u.report.state,
+                "r": u.report.reason,
+                "t": _iso(u.report.ts_us),
+                "ecu": u.report.ecu,
+                "bv": u.report.before.version,
+                "bs": u.report.before.sha256,
+                "av": u.report.after.version,
+                "as": u.report.after.sha256,
+                "tv": u.report.target.version,
+                "tsha": u.report.target.sha256,
+                "k": u.report.key_id,
+                "p": u.envelope.payload.hex(),
+                "at": _iso(u.envelope.received_at_ns // 1000),
+            }
+            for u in updates
         ]
     )
 

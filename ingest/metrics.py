@@ -21,6 +21,7 @@ DUPLICATES = Counter(
 )
 DTC_REPORTS = Counter("fleet_ingest_dtc_reports_total", "DTC reports stored")
 DTC_DUPLICATES = Counter("fleet_ingest_dtc_duplicate_reports_total", "DTC reports skipped as already stored")
+UPDATE_REPORTS = Counter("fleet_ingest_update_reports_total", "OTA update reports stored")
 DEAD_LETTERS = Counter("fleet_ingest_dead_letters_total", "Payloads dead-lettered", ["reason"])
 STORAGE_FAILURES = Counter("fleet_ingest_storage_failures_total", "Flushes that failed and were retried")
 BROKER_DISCONNECTS = Counter("fleet_ingest_broker_disconnects_total", "Lost broker connections")
@@ -57,6 +58,7 @@ def record_write(result: WriteResult) -> None:
     DUPLICATES.inc(result.duplicates)
     DTC_REPORTS.inc(result.dtc_reports)
     DTC_DUPLICATES.inc(result.dtc_duplicates)
+    UPDATE_REPORTS.inc(result.update_reports)
     for reason in result.dead_reasons:
         DEAD_LETTERS.labels(reason=reason).inc()
     LAST_COMMIT.set(result.committed_at_ns / 1e9)

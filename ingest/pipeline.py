@@ -2,9 +2,10 @@
 
 Owns: decoding and the ordered chain of checks an accepted batch must pass. Leaves MQTT to
 `ingest.service` and SQL to `ingest.store`. Three kinds of message arrive: telemetry batches (wire
-format v1), DTC reports (`contract.dtc` JSON) and vehicle status (`contract.status`). Every message
-ends up in exactly one of `accepted`, `dtcs`, `statuses`, `duplicates` or `dead`: nothing is
-dropped silently.
+format v1), DTC reports (`contract.dtc` JSON), vehicle status (`contract.status`) and OTA update
+reports (`contract.update`: shape only; `ota.reports` verifies their signatures later). Every
+message ends up in exactly one of `accepted`, `dtcs`, `statuses`, `updates`, `duplicates` or
+`dead`: nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contract.batch import TelemetryBatch
 from contract.dtc import DtcReport, parse_dtc_message
 from contract.errors import DeadLetterReason, DecodeError
 from contract.status import StatusReport, parse_status_message
+from contract.update import UpdateReport, parse_update_report
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,12 @@ class AcceptedStatus:
     report: StatusReport
 
 
+@dataclass(frozen=True, slots=True)
+class AcceptedUpdate:
+    envelope: Envelope
+    report: UpdateReport
+
+
 @dataclass
 class Triage:
     """The outcome of every message of a flush, by kind. `add` is the one way in, so that the
@@ -88,6 +96,7 @@ class Triage:
     dead: list[DeadLetter] = field(default_factory=list)
     dtcs: list[AcceptedDtc] = field(default_factory=list)
     statuses: list[AcceptedStatus] = field(default_factory=list)
+    updates: list[AcceptedUpdate] = field(default_factory=list)
     consumed: int = 0  # how many of the given envelopes were examined; the rest wait for a later flush
     rows: int = 0
     signals: set[str] = field(default_factory=set, repr=False)
@@ -111,15 +120,17 @@ class Triage:
             self.dtcs.append(outcome)
         elif isinstance(outcome, AcceptedStatus):
             self.statuses.append(outcome)
+        elif isinstance(outcome, AcceptedUpdate):
+            self.updates.append(outcome)
         else:
             self.dead.append(outcome)
 
     def outcomes(self) -> list[Outcome]:
         """Every outcome (not the in-flush duplicates, which are only counted)."""
-        return [*self.accepted, *self.dtcs, *self.statuses, *self.dead]
+        return [*self.accepted, *self.dtcs, *self.statuses, *self.updates, *self.dead]
 
 
-Outcome = Accepted | AcceptedDtc | AcceptedStatus | DeadLetter
+Outcome = Accepted | AcceptedDtc | AcceptedStatus | AcceptedUpdate | DeadLetter
 
 
 # Measured (tracemalloc, prepared flushes of 1, 12 and 46 signals): a prepared flush holds about
@@ -193,6 +204,8 @@ def classify(envelope: Envelope, checks: tuple[Check, ...] = CHECKS) -> Outcome:
             return _classify_dtc(envelope)
         if envelope.topic.endswith("/" + topics.STATUS):
             return _classify_status(envelope)
+        if envelope.topic.endswith("/" + topics.UPDATE):
+            return _classify_update(envelope)
         batch = wire_v1.decode(envelope.payload)
         for check in checks:
             check(envelope, batch)
@@ -220,3 +233,11 @@ def _classify_status(envelope: Envelope) -> AcceptedStatus:
     report = parse_status_message(envelope.payload)
     _check_topic(envelope.topic, topics.STATUS, report.vehicle_id or parsed[0])
     return AcceptedStatus(envelope, parsed[0], report)
+
+
+def _classify_update(envelope: Envelope) -> AcceptedUpdate:
+    """An OTA update report: its shape checked, its vehicle its topic's. Its signature, nonce and
+    seq are `ota.reports`' business; a redelivery is left to the store (keyed on the bytes)."""
+    report = parse_update_report(envelope.payload)
+    _check_topic(envelope.topic, topics.UPDATE, report.vehicle_id)
+    return AcceptedUpdate(envelope, report)

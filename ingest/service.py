@@ -88,6 +88,7 @@ class IngestTotals:
     duplicates: int = 0
     dead_letters: int = 0
     dtc_reports: int = 0
+    update_reports: int = 0
     flushes: int = 0
     storage_failures: int = 0
     acked: int = 0
@@ -304,8 +305,15 @@ class IngestService:
         t.duplicates += result.duplicates
         t.dead_letters += result.dead_letters
         t.dtc_reports += result.dtc_reports
+        t.update_reports += result.update_reports
         metrics.record_write(result)
-        if result.batches or result.dead_letters or result.duplicates or result.dtc_reports:
+        if (
+            result.batches
+            or result.dead_letters
+            or result.duplicates
+            or result.dtc_reports
+            or result.update_reports
+        ):
             log.debug(
                 "flush stored",
                 extra={
@@ -315,6 +323,7 @@ class IngestService:
                     "duplicates": result.duplicates,
                     "dead_letters": result.dead_letters,
                     "dtc_reports": result.dtc_reports,
+                    "update_reports": result.update_reports,
                 },
             )
         for reason in set(result.dead_reasons):

@@ -8,16 +8,17 @@ redelivers) and duplicates nothing (the ledger drops what was already committed)
 
 Errors: a lost database raises StorageUnavailable (the caller keeps the flush and retries it); data
 the database refuses is isolated batch by batch and dead-lettered as `storage_rejected`.
-Round trips per flush: ledger, vehicles, COPY, latest state, DTC reports and dead letters (if
-any), commit. A DTC report is keyed on (vehicle, time, codes), so a redelivered one adds no row.
+Round trips per flush: ledger, vehicles, COPY, latest state, DTC reports, update reports and dead
+letters (if any), commit. A DTC report is keyed on (vehicle, time, codes), an OTA update report on
+(vehicle, SHA-256 of its bytes), so a redelivered one adds no row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -33,13 +34,14 @@ from ingest.flush import (
     software_document,
     status_document,
     storage_params,
+    update_document,
 )
-from ingest.pipeline import AcceptedDtc, AcceptedStatus, DeadLetter, Triage, dead_letter
+from ingest.pipeline import AcceptedDtc, AcceptedStatus, AcceptedUpdate, DeadLetter, Triage, dead_letter
 from ingest.row_writers import COPY_SQL, RowWriter, copy_rows, insert_rows
 from ingest.validation import ValidationPolicy
 
 T = TypeVar("T")
-M = TypeVar("M", AcceptedDtc, AcceptedStatus)
+M = TypeVar("M", AcceptedDtc, AcceptedStatus, AcceptedUpdate)
 
 _CLAIM_SQL = (
     "INSERT INTO ingest_batches (vehicle_id, seq, first_ts, last_ts, n_rows, n_samples) "
@@ -71,6 +73,16 @@ _DTC_SQL = (
     "INSERT INTO dtc_reports (vehicle_id, ts, codes, agent_version, software, v1_firmware_version)"
     " SELECT v, t, ARRAY(SELECT jsonb_array_elements_text(c)), av, sw, fw1 FROM jsonb_to_recordset(%s::jsonb)"
     " AS r(v text, t timestamptz, c jsonb, av text, sw jsonb, fw1 text) ON CONFLICT DO NOTHING"
+)
+# OTA update reports, verified later by `ota.reports` over the stored payload.
+_UPDATE_SQL = (
+    "INSERT INTO update_reports (vehicle_id, offer_id, seq, state, reason, ts, ecu, before_version,"
+    " before_sha256, after_version, after_sha256, target_version, target_sha256, key_id, payload,"
+    " payload_sha256, received_at)"
+    " SELECT v, o, seq, st, r, t, ecu, bv, bs, av, \"as\", tv, tsha, k, decode(p, 'hex'),"
+    " sha256(decode(p, 'hex')), at FROM jsonb_to_recordset(%s::jsonb) AS x(v text, o text, seq int,"
+    ' st text, r text, t timestamptz, ecu text, bv text, bs text, av text, "as" text, tv text,'
+    " tsha text, k text, p text, at timestamptz) ON CONFLICT (vehicle_id, payload_sha256) DO NOTHING"
 )
 # Status has no vehicle clock: ingest's receive time orders it, and an older one never wins. A bare
 # `online`/`offline` updates the state and keeps the last check-in's details. A retained replay
@@ -144,6 +156,7 @@ class _Screened:
     dtcs: list[AcceptedDtc]
     statuses: list[AcceptedStatus]
     dead: list[DeadLetter]
+    updates: list[AcceptedUpdate] = field(default_factory=list)
 
 
 class StorageUnavailable(RuntimeError):
@@ -162,8 +175,7 @@ class WriteResult:
     newest_ts_us: tuple[int, ...] = ()  # newest sample time of each stored batch (for the lag metric)
     dtc_reports: int = 0  # DTC reports stored
     dtc_duplicates: int = 0  # DTC reports already stored (redeliveries)
-
-
+    update_reports: int = 0  # OTA update reports stored (redeliveries not counted)
 
 
 class TelemetryStore:
@@ -261,7 +273,7 @@ class TelemetryStore:
         passed = _Screened(np.ones(1, dtype=bool), [], [], [])  # screened above: not queried again
         for i in np.flatnonzero(screened.keep).tolist():
             one = prepared.only_batches(everything == i)
-            one = replace(one, dead=(), duplicates=0, dtcs=(), statuses=(), superseded_statuses=0)
+            one = replace(one, dead=(), duplicates=0, dtcs=(), statuses=(), superseded_statuses=0, updates=())
             result, detail = _in_savepoint(conn, self._write_screened, conn, one, passed)
             if result is not None:
                 results.append(result)
@@ -279,9 +291,14 @@ class TelemetryStore:
                 _store_statuses(conn, statuses)
                 return len(statuses)
 
+            def store_updates(updates: list[AcceptedUpdate]) -> int:
+                _upsert_vehicles(conn, _seen_at([], [], {}, updates))
+                return _store_updates(conn, updates)
+
             dtc_stored, dtc_dead = _store_isolated(conn, screened.dtcs, store_dtcs)
             _, status_dead = _store_isolated(conn, screened.statuses, store_statuses)
-            flush_dead += dtc_dead + status_dead
+            updates_stored, update_dead = _store_isolated(conn, screened.updates, store_updates)
+            flush_dead += dtc_dead + status_dead + update_dead
             self._store_dead_letters(conn, flush_dead)
         dtcs_kept = len(screened.dtcs) - len(dtc_dead)
         return WriteResult(
@@ -296,6 +313,7 @@ class TelemetryStore:
             newest_ts_us=tuple(x for r in results for x in r.newest_ts_us),
             dtc_reports=dtc_stored,
             dtc_duplicates=dtcs_kept - dtc_stored,
+            update_reports=updates_stored,
         )
 
     def _write(self, conn: psycopg.Connection, prepared: PreparedFlush) -> WriteResult:
@@ -316,7 +334,7 @@ class TelemetryStore:
         samples = 0
         new_params = (new.params or storage_params(new)) if new.accepted else None
         seen = dict(zip(new_params.latest_vehicles, new_params.latest_ts, strict=True)) if new_params else {}
-        _upsert_vehicles(conn, _seen_at(screened.dtcs, screened.statuses, seen))
+        _upsert_vehicles(conn, _seen_at(screened.dtcs, screened.statuses, seen, screened.updates))
         if new_params is not None:
             samples = sum(new_params.n_samples)  # counted once, while preparing
             if self._row_writer == "copy":
@@ -326,6 +344,7 @@ class TelemetryStore:
             conn.execute(_LATEST_SQL, (new_params.latest_json,))
         dtc_stored = _store_dtcs(conn, screened.dtcs)
         _store_statuses(conn, screened.statuses)
+        updates_stored = _store_updates(conn, screened.updates)
         self._store_dead_letters(conn, dead)
         return WriteResult(
             batches=len(new.accepted),
@@ -338,17 +357,19 @@ class TelemetryStore:
             newest_ts_us=tuple(int(a.batch.ts_ns[-1]) // 1000 for a in new.accepted),
             dtc_reports=dtc_stored,
             dtc_duplicates=len(screened.dtcs) - dtc_stored,
+            update_reports=updates_stored,
         )
 
     def _screen(self, conn: psycopg.Connection, prepared: PreparedFlush) -> _Screened:
         """The unknown-vehicle policy, applied alike to every message kind: under `reject`, what an
         unregistered vehicle sent (telemetry, DTC report or status) is dead-lettered."""
-        dtcs, statuses = list(prepared.dtcs), list(prepared.statuses)
+        dtcs, statuses, updates = list(prepared.dtcs), list(prepared.statuses), list(prepared.updates)
         if self._unknown_vehicles != "reject":
-            return _Screened(np.ones(len(prepared.accepted), dtype=bool), dtcs, statuses, [])
+            return _Screened(np.ones(len(prepared.accepted), dtype=bool), dtcs, statuses, [], updates)
         senders = [(a.batch.vehicle_id, a.envelope) for a in prepared.accepted]
         senders += [(d.report.vehicle_id, d.envelope) for d in dtcs]
         senders += [(st.vehicle_id, st.envelope) for st in statuses]
+        senders += [(u.report.vehicle_id, u.envelope) for u in updates]
         known = _known_vehicles(conn, {v for v, _ in senders}) if senders else set()
         reason = "vehicle is not registered and the policy is reject"
         dead = [
@@ -361,6 +382,7 @@ class TelemetryStore:
             [d for d in dtcs if d.report.vehicle_id in known],
             [st for st in statuses if st.vehicle_id in known],
             dead,
+            [u for u in updates if u.report.vehicle_id in known],
         )
 
     def _claim_new(
@@ -449,6 +471,13 @@ def _store_dtcs(conn: psycopg.Connection, dtcs: list[AcceptedDtc]) -> int:
     return max(conn.execute(_DTC_SQL, (dtc_document(dtcs),)).rowcount, 0)
 
 
+def _store_updates(conn: psycopg.Connection, updates: list[AcceptedUpdate]) -> int:
+    """Insert the update reports (their vehicles are upserted before); how many were new."""
+    if not updates:
+        return 0
+    return max(conn.execute(_UPDATE_SQL, (update_document(updates),)).rowcount, 0)
+
+
 def _store_statuses(conn: psycopg.Connection, statuses: list[AcceptedStatus]) -> None:
     if any(s.envelope.retained for s in statuses):
         conn.execute(_STATUS_REPLAY_SQL, (status_document(statuses, retained=True),))
@@ -467,10 +496,14 @@ def _store_statuses(conn: psycopg.Connection, statuses: list[AcceptedStatus]) ->
 
 
 def _seen_at(
-    dtcs: list[AcceptedDtc], statuses: list[AcceptedStatus], seen: Mapping[str, dt.datetime | None]
+    dtcs: list[AcceptedDtc],
+    statuses: list[AcceptedStatus],
+    seen: Mapping[str, dt.datetime | None],
+    updates: Sequence[AcceptedUpdate] = (),
 ) -> dict[str, dt.datetime | None]:
     """`seen` extended with the vehicles of DTC reports (newest report time wins) and of statuses
-    (registered, but with no time: a status has no vehicle clock, so it leaves `last_seen_at`)."""
+    and update reports (registered, but with no time: they leave `last_seen_at` to telemetry and
+    DTCs)."""
     out = dict(seen)
     for d in dtcs:
         at = _ts(d.report.ts_us * 1000)
@@ -478,6 +511,8 @@ def _seen_at(
         out[d.report.vehicle_id] = at if before is None else max(before, at)
     for status in statuses:
         out.setdefault(status.vehicle_id, None)
+    for update in updates:
+        out.setdefault(update.report.vehicle_id, None)
     return out
 
 

@@ -1,6 +1,15 @@
-"""The agent's OTA client: installing a verified software image into the inactive A/B slot.
+"""The agent's OTA client: verifying an offered update, installing it into the inactive A/B slot,
+and reporting.
 
-Built so far (the install):
+Verification and reports:
+- `verify`: `verify_update`, python-tuf's `ngclient` from the root.json shipped with the vehicle's
+  provisioning, the target checked against the offer and the ECU's hardware id, the artifact
+  fetched and checked (`VerifiedTarget`, which carries every field of the installer's
+  `VerifiedArtifact`);
+- `fetcher`: the HTTP transport under python-tuf, with resumable, length-capped artifact downloads;
+- `report`: the vehicle's signed update reports (`ReportSigner`, `build_report`, `ReportCounter`).
+
+The install:
 - `artifact`: `VerifiedArtifact`, the installer's input, and a slot's `Manifest`;
 - `preconditions`: parked, enough power, maintenance window, consent (pure);
 - `bootstate`: an ECU's A/B boot marker and RAUC's marks (pure); `slots`: the slots on disk;
@@ -10,7 +19,7 @@ Built so far (the install):
 - `health`: the health check after the switch; `events`: what becomes the reports;
 - `inventory`: the check-in's software list from the running slots; `durable`: fsync'd writes.
 
-Left to others: verifying the signed metadata and fetching the artifact (`verify`, `fetcher`,
-python-tuf), signing the reports (`report`), and the agent's handling of offers on the command
-topic. Nothing is imported here, so that a car loads only the modules it runs.
+Not yet: the agent's handling of offers on the command topic (offer -> verify -> install ->
+signed reports through the spool). Nothing is imported here, so that a car loads only the modules
+it runs. docs/ota.md describes the protocol and the install.
 """

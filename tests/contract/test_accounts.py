@@ -92,10 +92,20 @@ def test_provisioned_logins() -> None:
 
 def test_permissions() -> None:
     ingest = topics.permissions_of("fleet-ingest-4")
-    assert ingest.subscribe == ("fleet/v1/+/telemetry", "fleet/v1/+/status", "fleet/v1/+/dtc")
+    assert ingest.subscribe == (
+        "fleet/v1/+/telemetry",
+        "fleet/v1/+/status",
+        "fleet/v1/+/dtc",
+        "fleet/v1/+/update",
+    )
     assert ingest.publish == ("fleet/v1/+/config", "fleet/v1/+/command")
     assert topics.permissions_of("fleet-simulator-dtc").publish == ingest.subscribe
     vehicle = topics.permissions_of("VEH-1")
-    assert vehicle.publish == ("fleet/v1/VEH-1/telemetry", "fleet/v1/VEH-1/status", "fleet/v1/VEH-1/dtc")
+    assert vehicle.publish == (
+        "fleet/v1/VEH-1/telemetry",
+        "fleet/v1/VEH-1/status",
+        "fleet/v1/VEH-1/dtc",
+        "fleet/v1/VEH-1/update",
+    )
     assert vehicle.subscribe == ("fleet/v1/VEH-1/config", "fleet/v1/VEH-1/command")
     assert topics.permissions_of("a/b") == topics.Permissions((), ())

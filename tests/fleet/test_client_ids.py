@@ -333,6 +333,7 @@ def test_creds_mosquitto_dynsec_binds_every_login_to_its_client_id(tmp_path: Pat
         ("publishClientSend", "fleet/v1/VEH-2/telemetry"),
         ("publishClientSend", "fleet/v1/VEH-2/status"),
         ("publishClientSend", "fleet/v1/VEH-2/dtc"),
+        ("publishClientSend", "fleet/v1/VEH-2/update"),
         ("subscribePattern", "fleet/v1/VEH-2/config"),
         ("publishClientReceive", "fleet/v1/VEH-2/config"),
         ("subscribePattern", "fleet/v1/VEH-2/command"),
