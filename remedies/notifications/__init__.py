@@ -20,7 +20,13 @@ from remedies.notifications.channels import (
 from remedies.notifications.delivery import DeliveryConfig, DeliveryResult, deliver, due_notifications
 from remedies.notifications.facts import NoticeFacts, OtaPatch, ShopVisit
 from remedies.notifications.messages import Message, render
-from remedies.notifications.outbox import Notification, NotificationCounts, counts, enqueue, list_notifications
+from remedies.notifications.outbox import (
+    Notification,
+    NotificationCounts,
+    counts,
+    enqueue,
+    list_notifications,
+)
 from remedies.notifications.policy import Channel, PolicyConfig, Reason, VehicleState
 
 __all__ = [

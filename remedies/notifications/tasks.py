@@ -36,6 +36,7 @@ QUEUE = "notifications"
 DELIVER = "notifications.deliver"
 SWEEP = "notifications.sweep"
 SWEEP_LOCK = "notifications:sweep"
+DEFAULT_CONFIG = DeliveryConfig()
 STALLED_AFTER_S = 30.0  # a worker whose heartbeat is older than this is dead (procrastinate's default)
 
 
@@ -47,7 +48,7 @@ def lock_of(notification_id: int) -> str:
 def make_app(
     database_url: str,
     transports: Mapping[Channel, Transport],
-    config: DeliveryConfig = DeliveryConfig(),
+    config: DeliveryConfig = DEFAULT_CONFIG,
     *,
     sweep_every_s: int | None = 10,
 ) -> procrastinate.App:
