@@ -10,10 +10,10 @@ queue of its own, `notifications`.
   fails outright (the database went away), its deliveries stay pending and the sweep defers a
   new one.
 - `notifications.sweep` (periodic, every `sweep_every_s`; procrastinate defers it once per instant
-  however many workers run): ends the jobs of workers that died (their heartbeat stopped), which
-  frees their notifications; makes failed deliveries due again `failed_retry_after_s` after they
-  failed; releases held in-car messages of vehicles that are parked now; and defers a job for
-  every notification that has something due.
+  however many workers run): ends the jobs of workers that died (their heartbeat stopped for
+  `stalled_after_s`), which frees their notifications' locks; makes failed deliveries due again
+  `failed_retry_after_s` after they failed; releases held in-car messages of vehicles that are
+  parked now; and defers a job for every notification that has something due.
 Nothing is lost while a channel is down: the rows stay, and the jobs come back for them.
 """
 
@@ -51,9 +51,11 @@ def make_app(
     config: DeliveryConfig = DEFAULT_CONFIG,
     *,
     sweep_every_s: int | None = 10,
+    stalled_after_s: float = STALLED_AFTER_S,
 ) -> procrastinate.App:
     """The task app of this process, delivering through `transports` (a channel without one is
-    switched off). With `sweep_every_s` (1-59), the periodic sweep."""
+    switched off). With `sweep_every_s` (1-59), the periodic sweep; it takes a job whose worker's
+    heartbeat is older than `stalled_after_s` for the job of a dead worker."""
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=database_url))
     channels = dict(transports)
 
@@ -70,9 +72,10 @@ def make_app(
             raise ValueError("sweep_every_s must be 1-59")
 
         async def sweep(timestamp: int) -> dict[str, int]:
-            return await sweep_once(app, database_url, config)
+            return await sweep_once(app, database_url, config, stalled_after_s=stalled_after_s)
 
-        task = app.task(name=SWEEP, queue=QUEUE, lock=SWEEP_LOCK, queueing_lock=SWEEP_LOCK)(sweep)
+        # No lock: two sweeps at once do no harm, and a sweep of a dead worker must not block the next.
+        task = app.task(name=SWEEP, queue=QUEUE, queueing_lock=SWEEP_LOCK)(sweep)
         app.periodic(cron=f"* * * * * */{sweep_every_s}", periodic_id="notifications-sweep")(task)
     return app
 
@@ -91,13 +94,17 @@ def defer_delivery(app: procrastinate.App, notification_id: int, *, at: Any = No
     return True
 
 
-async def sweep_once(app: procrastinate.App, database_url: str, config: DeliveryConfig) -> dict[str, int]:
+async def sweep_once(
+    app: procrastinate.App,
+    database_url: str,
+    config: DeliveryConfig,
+    *,
+    stalled_after_s: float = STALLED_AFTER_S,
+) -> dict[str, int]:
     """One sweep (the periodic task's body): how many stalled jobs it ended, how many
     notifications were due and how many jobs it deferred."""
     stalled = list(
-        await app.job_manager.get_stalled_jobs(
-            queue=QUEUE, task_name=DELIVER, seconds_since_heartbeat=STALLED_AFTER_S
-        )
+        await app.job_manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=stalled_after_s)
     )
     for job in stalled:
         await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
