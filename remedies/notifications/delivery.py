@@ -2,9 +2,9 @@
 
 Owns the imperative shell around `policy.decide`: one transaction per notification, which locks
 the notification's row (no two runs of it at once, whatever runs them) and the owner (an
-advisory lock, so that the rate limit counts every other delivery of that owner); reading the
-owner's preferences from the registry and the vehicle's movement from ingest's latest state and
-telemetry; sending through the channels; and recording each change of a delivery with an event.
+advisory lock, so that the rate limit counts every other delivery of that owner); sending through
+the channels; and recording each change of a delivery with an event. What it reads (the owner's
+preferences, recent sends, the vehicle's movement) is `situation`'s.
 A failed send leaves the delivery pending with a retry time that doubles each time; after
 `max_attempts` in a row it is failed, kept, and a sweep tries it again `failed_retry_after_s`
 later (`due_notifications`). Delivery is at least once: a crash between a send and the commit
@@ -15,8 +15,6 @@ is `tasks`'; the rules are `policy`'s; the wording is `messages`'.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -33,7 +31,6 @@ from remedies.notifications.policy import (
     Hold,
     Motion,
     PolicyConfig,
-    Preferences,
     Send,
     Situation,
     Suppress,
@@ -41,8 +38,8 @@ from remedies.notifications.policy import (
     decide,
     vehicle_state,
 )
+from remedies.notifications.situation import OWNER_SQL, preferences_of, read_motion, recent_sends
 
-log = logging.getLogger(__name__)
 _ORDER = {c: i for i, c in enumerate(Channel)}
 
 
@@ -130,7 +127,7 @@ def deliver(
         if head is None:
             return DeliveryResult(notification_id)
         vehicle_id, critical, facts_json, expires_at = head
-        owner = conn.execute(_OWNER_SQL, (vehicle_id,)).fetchone()
+        owner = conn.execute(OWNER_SQL, (vehicle_id,)).fetchone()
         owner_id: str | None = owner[0] if owner else None
         if owner_id is not None:
             conn.execute(
@@ -152,7 +149,7 @@ def deliver(
             return DeliveryResult(
                 notification_id, tuple(record.failed(d, error, permanent=True) for d in open_)
             )
-        prefs, language = _preferences(owner, vehicle_id)
+        prefs, language = preferences_of(owner, vehicle_id)
         sent_before = conn.execute(
             "SELECT EXISTS (SELECT 1 FROM notification_deliveries"
             " WHERE notification_id = %s AND state = 'sent')",
@@ -160,13 +157,13 @@ def deliver(
         ).fetchone()
         motion = None
         if any(d.channel is Channel.IN_CAR for d in open_):
-            motion = read_motion(conn, [vehicle_id], config).get(vehicle_id)
+            motion = _motion(conn, [vehicle_id], config).get(vehicle_id)
         situation = Situation(
             now=now,
             owner=prefs,
             vehicle=vehicle_state(motion, now, config.policy),
             critical=critical,
-            recent_sends=_recent_sends(conn, owner_id, notification_id, now, config.policy),
+            recent_sends=recent_sends(conn, owner_id, notification_id, now, config.policy),
             already_sent=bool(sent_before and sent_before[0]),
             expires_at=expires_at,
             channels_on=frozenset(transports),
@@ -276,74 +273,6 @@ class _Recorder:
         return ChannelResult(d.channel, "failed", error=error)
 
 
-# -- what the decision reads ---------------------------------------------------------------------------
-
-_OWNER_SQL = (
-    "SELECT v.owner_id, o.email, o.phone, o.consent_email, o.consent_sms, o.consent_in_car, o.time_zone,"
-    " o.quiet_hours_start, o.quiet_hours_end, o.language"
-    " FROM vehicles v LEFT JOIN owners o USING (owner_id) WHERE v.vehicle_id = %s"
-)
-
-
-def _preferences(row: tuple | None, vehicle_id: str) -> tuple[Preferences | None, str]:
-    """The owner's preferences and language from `_OWNER_SQL`'s row (None: no owner)."""
-    if row is None or row[0] is None:
-        return None, "en"
-    _, email, phone, consent_email, consent_sms, consent_in_car, zone, quiet_start, quiet_end, language = row
-    try:
-        zoneinfo.ZoneInfo(zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):  # the registry refuses these; a hand edit
-        log.warning("owner %s has an unknown time zone %r: quiet hours taken in UTC", row[0], zone)
-        zone = "UTC"
-    consent = {Channel.IN_CAR: consent_in_car, Channel.EMAIL: consent_email, Channel.WEBHOOK: consent_sms}
-    addresses = {Channel.IN_CAR: vehicle_id, Channel.EMAIL: email or "", Channel.WEBHOOK: phone or ""}
-    quiet = (quiet_start, quiet_end) if quiet_start is not None and quiet_end is not None else None
-    prefs = Preferences(
-        time_zone=zone,
-        quiet_hours=quiet if quiet is None or quiet[0] != quiet[1] else None,
-        consented=frozenset(c for c, ok in consent.items() if ok),
-        addresses={c: a for c, a in addresses.items() if a},
-    )
-    return prefs, language or "en"
-
-
-def _recent_sends(
-    conn: psycopg.Connection,
-    owner_id: str | None,
-    notification_id: int,
-    now: dt.datetime,
-    policy: PolicyConfig,
-) -> tuple[dt.datetime, ...]:
-    """When each other notification of the owner first went out, within the rate-limit window."""
-    if owner_id is None:
-        return ()
-    rows = conn.execute(
-        "SELECT min(sent_at) FROM notification_deliveries WHERE owner_id = %s AND state = 'sent'"
-        " AND notification_id <> %s GROUP BY notification_id HAVING min(sent_at) > %s",
-        (owner_id, notification_id, now - dt.timedelta(seconds=policy.window_s)),
-    ).fetchall()
-    return tuple(r[0] for r in rows)
-
-
-def read_motion(
-    conn: psycopg.Connection, vehicle_ids: Iterable[str], config: DeliveryConfig = DeliveryConfig()
-) -> dict[str, Motion]:
-    """Each vehicle's newest speed with its time (ingest's `vehicle_latest`) and its newest reading
-    above the moving speed within `motion_lookback_s` before its newest data (`telemetry`).
-    Vehicles without latest data are left out (their state is unknown)."""
-    rows = conn.execute(
-        "SELECT l.vehicle_id,"
-        " CASE WHEN jsonb_typeof(l.signals -> 'Vehicle.Speed' -> 'value') = 'number'"
-        "  THEN (l.signals -> 'Vehicle.Speed' ->> 'value')::float8 END,"
-        " (l.signals -> 'Vehicle.Speed' ->> 'ts')::timestamptz,"
-        " (SELECT max(t.ts) FROM telemetry t WHERE t.vehicle_id = l.vehicle_id"
-        "  AND t.ts > l.ts - make_interval(secs => %s) AND t.speed_kmh > %s)"
-        " FROM vehicle_latest l WHERE l.vehicle_id = ANY(%s)",
-        (config.motion_lookback_s, config.policy.moving_kmh, list(vehicle_ids)),
-    ).fetchall()
-    return {v: Motion(speed, at, moving) for v, speed, at, moving in rows}
-
-
 def due_notifications(
     conn: psycopg.Connection, config: DeliveryConfig = DeliveryConfig(), *, now: dt.datetime | None = None
 ) -> list[int]:
@@ -378,8 +307,16 @@ def due_notifications(
             "SELECT DISTINCT d.notification_id, n.vehicle_id FROM notification_deliveries d"
             " JOIN notifications n USING (notification_id) WHERE d.state = 'held' AND d.hold_until IS NULL"
         ).fetchall()
-        motion = read_motion(conn, {v for _, v in waiting}, config)
+        motion = _motion(conn, {v for _, v in waiting}, config)
         due |= {
             n for n, v in waiting if vehicle_state(motion.get(v), now, config.policy) is VehicleState.PARKED
         }
     return sorted(due)
+
+
+def _motion(
+    conn: psycopg.Connection, vehicle_ids: Iterable[str], config: DeliveryConfig
+) -> dict[str, Motion]:
+    return read_motion(
+        conn, vehicle_ids, lookback_s=config.motion_lookback_s, moving_kmh=config.policy.moving_kmh
+    )
