@@ -15,6 +15,7 @@ is `tasks`'; the rules are `policy`'s; the wording is `messages`'.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -40,6 +41,7 @@ from remedies.notifications.policy import (
 )
 from remedies.notifications.situation import OWNER_SQL, preferences_of, read_motion, recent_sends
 
+log = logging.getLogger(__name__)
 _ORDER = {c: i for i, c in enumerate(Channel)}
 
 
@@ -195,12 +197,18 @@ def _send(transport: Transport, out: Outgoing, d: _Delivery, record: _Recorder) 
     config = record.config
     try:
         transport.send(out)
-    except DeliveryError as exc:
-        error = str(exc).replace(out.address, "<address>")[:500]
+    except Exception as exc:  # noqa: BLE001 (a backend's bug must not stop the other channels)
+        permanent = isinstance(exc, DeliveryError) and exc.permanent
+        if not isinstance(exc, DeliveryError):
+            log.exception(
+                "notification %s: the %s channel failed unexpectedly", out.notification_id, d.channel
+            )
+        text = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
+        error = text.replace(out.address, "<address>")[:500]
         attempts = d.attempts + 1
-        if exc.permanent or attempts >= config.max_attempts:
+        if permanent or attempts >= config.max_attempts:
             record.attempt_failed(d, error)
-            return record.failed(d, error, permanent=exc.permanent, attempts=attempts)
+            return record.failed(d, error, permanent=permanent, attempts=attempts)
         retry_at = record.now + dt.timedelta(seconds=config.backoff_s(attempts))
         return record.attempt_failed(d, error, retry_at=retry_at)
     return record.sent(d, out.message)

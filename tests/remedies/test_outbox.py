@@ -285,3 +285,28 @@ def test_listing_and_erasing_an_owner(notify_db: str) -> None:
         n2 = enqueue(conn, "VEH-1", raise_alarm(conn, "VEH-1", "b"), 7, OTA).notification_id
         deliver(conn, n2, ch)
         assert set(states(conn, n2).values()) == {("suppressed", "no_owner")}
+
+
+class _Broken(MemoryTransport):
+    def _send(self, out: object) -> None:  # type: ignore[override]
+        raise RuntimeError("a bug in a backend")
+
+
+def test_a_backend_bug_is_a_failed_attempt_and_the_other_channels_go_out(notify_db: str) -> None:
+    ch = channels()
+    ch[Channel.EMAIL] = _Broken(Channel.EMAIL)
+    with psycopg.connect(notify_db) as conn:
+        seed_owner(conn, "O-1", ("VEH-1",), consent_in_car=False)
+        n = enqueue(conn, "VEH-1", raise_alarm(conn, "VEH-1"), 1, OTA).notification_id
+        conn.commit()
+        result = deliver(conn, n, ch)
+        assert {c.channel: c.state for c in result.channels} == {
+            Channel.IN_CAR: "suppressed",
+            Channel.EMAIL: "pending",
+            Channel.WEBHOOK: "sent",
+        }
+        (error,) = conn.execute(
+            "SELECT last_error FROM notification_deliveries WHERE notification_id = %s AND channel = 'email'",
+            (n,),
+        ).fetchone()  # type: ignore[misc]
+        assert error == "RuntimeError: a bug in a backend" and result.next_at is not None
