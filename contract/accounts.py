@@ -35,8 +35,12 @@ SERVICE_ACCOUNTS = (INGEST, SIMULATOR)
 INGEST_CAMPAIGN = f"{INGEST}-campaign"  # `fleet campaign push`
 INGEST_DEMO = f"{INGEST}-demo"  # the ingest service `fleet demo` runs
 INGEST_SIMULATE = f"{INGEST}-simulate"  # the ingest service `fleet simulate` runs
+INGEST_NOTIFY = f"{INGEST}-notify"  # in-car notices from `fleet notify worker`
 SIMULATOR_DTC = f"{SIMULATOR}-dtc"  # the simulator's DTC publisher beside its gateway connection
-AUXILIARY_LOGINS = {INGEST: (INGEST_CAMPAIGN, INGEST_DEMO, INGEST_SIMULATE), SIMULATOR: (SIMULATOR_DTC,)}
+AUXILIARY_LOGINS = {
+    INGEST: (INGEST_CAMPAIGN, INGEST_DEMO, INGEST_SIMULATE, INGEST_NOTIFY),
+    SIMULATOR: (SIMULATOR_DTC,),
+}
 
 # Worker logins `<account>-0` ... provisioned by default on Mosquitto (`fleet ingest --workers N`
 # with N up to this needs no new provisioning).

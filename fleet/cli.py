@@ -302,6 +302,7 @@ def _register_areas() -> None:
         cli_driving,
         cli_hazards,
         cli_ingest,
+        cli_notify,
         cli_ota,
         cli_registry,
         cli_remedies,
@@ -316,6 +317,7 @@ def _register_areas() -> None:
     cli_driving.register(app, _settings)
     cli_remedies.register(app, _settings)
     cli_ota.register(app, _settings)
+    cli_notify.register(app, _settings)
 
 
 _register_areas()

@@ -55,6 +55,21 @@ class FleetSettings(BaseSettings):
         default=False, description="The remedy engine approves the OTA campaigns it creates (else people do)"
     )
     log_level: str = "INFO"
+    # Owner notifications (`fleet notify worker`, docs/notifications.md). A channel whose settings
+    # are missing is switched off: its messages are suppressed as `channel_off`.
+    notify_smtp_host: str | None = Field(default=None, description="SMTP server for e-mail notices")
+    notify_smtp_port: int = Field(default=587, ge=1, le=65535)
+    notify_smtp_security: str = Field(default="starttls", pattern="^(starttls|tls|none)$")
+    notify_smtp_username: str | None = None
+    notify_smtp_password: SecretStr | None = None
+    notify_email_from: str | None = Field(default=None, description="The From address of e-mail notices")
+    notify_webhook_url: str | None = Field(
+        default=None, description="The operator's receiver for phone notices (https; http only to loopback)"
+    )
+    notify_webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key of the webhook signature (at least 16 bytes)"
+    )
+    notify_max_per_24h: int = Field(default=3, ge=1, le=100, description="Notifications per owner a day")
 
 
 def load_settings() -> FleetSettings:

@@ -80,6 +80,7 @@ def test_provisioned_logins() -> None:
         "fleet-ingest-campaign",
         "fleet-ingest-demo",
         "fleet-ingest-simulate",
+        "fleet-ingest-notify",
         "fleet-ingest-t0",
     ]
     assert accounts.provisioned_logins(accounts.SIMULATOR, workers=0) == [
