@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from contract.accounts import service_account_of
 from contract.credentials import vehicle_password
@@ -20,6 +21,11 @@ from contract.endpoint import MqttEndpoint
 from ingest import IngestConfig, IngestService, TelemetryStore, migrate
 from localservers.embedded import INGEST_USER, SIMULATOR_USER, BrokerAccounts, EmbeddedBroker
 from localservers.mosquitto import MosquittoProcess, find_mosquitto
+
+# Property tests check behaviour, never speed (speed is `fleet bench`'s): no per-example deadline,
+# which the first example on a loaded CI machine (imports, cold caches) would otherwise miss.
+settings.register_profile("fleetpulse", deadline=None)
+settings.load_profile("fleetpulse")
 
 TEST_VEHICLES = ("VEH-A", "VEH-B", "VEH-C", "VEH-D")
 
