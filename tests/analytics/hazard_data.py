@@ -13,7 +13,7 @@ from contract.batch import TelemetryBatch
 from ingest import TelemetryStore
 from ingest.pipeline import Envelope, triage
 from simulators.scenario import CitySpec, HazardSpec, NetworkSpec, Scenario
-from tests.analytics.simulated import SimulatedRun, simulate
+from tests.analytics.simulated import SimulatedRun, recent_morning_unix_s, simulate
 
 
 def hazard_scenario(
@@ -36,13 +36,6 @@ def hazard_scenario(
         ),
         mean_parking_s=600.0,
     )
-
-
-def recent_morning_unix_s() -> float:
-    """Yesterday 09:00 UTC (10:00 local in the simulated city): daytime traffic, and recent enough
-    for ingest to accept (it refuses samples older than its limit)."""
-    day = 86_400
-    return float((int(time.time()) // day - 1) * day + 9 * 3600)
 
 
 def simulate_hazards(scenario: Scenario) -> SimulatedRun:

@@ -15,6 +15,7 @@ kernel's own. A row exists where the vehicle sampled (parked vehicles sample eve
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,13 @@ START_UNIX_S = 1_764_237_600.0  # 2025-11-27 10:00 local (utc_offset_h 1): dayti
 TYRE_PRESSURES = tuple(s.vss_path for s in SIGNALS if s.vss_path.endswith(".Tire.Pressure"))
 TYRE_TEMPERATURES = tuple(s.vss_path for s in SIGNALS if s.vss_path.endswith(".Tire.Temperature"))
 PAD_WEARS = tuple(s.vss_path for s in SIGNALS if s.vss_path.endswith(".Brake.PadWear"))
+
+
+def recent_morning_unix_s() -> float:
+    """Yesterday 09:00 UTC (10:00 local in the simulated city): daytime traffic, and recent enough
+    for ingest to accept (it refuses samples older than its limit)."""
+    day = 86_400
+    return float((int(time.time()) // day - 1) * day + 9 * 3600)
 
 
 @dataclass(frozen=True)

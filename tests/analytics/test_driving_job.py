@@ -25,7 +25,7 @@ from ingest import TelemetryStore
 from ingest.pipeline import Envelope, triage
 from simulators.network_export import network_geojson
 from simulators.scenario import CitySpec, NetworkSpec, Scenario
-from tests.analytics.simulated import SimulatedRun, simulate
+from tests.analytics.simulated import SimulatedRun, recent_morning_unix_s, simulate
 from tests.conftest import migrated_fresh_database
 
 pytestmark = pytest.mark.postgres
@@ -44,7 +44,7 @@ def run() -> SimulatedRun:
         mean_parking_s=300.0,
         network=NetworkSpec(outage_vehicle_share=0.0, duplicate_batch_probability=0.0),
     )
-    return simulate(scenario, SIGNALS, start_unix_s=float(int(time.time()) - 3 * 3600))
+    return simulate(scenario, SIGNALS, start_unix_s=recent_morning_unix_s())
 
 
 def _store(url: str, run: SimulatedRun, since_ns: int, until_ns: int, seq: int) -> None:

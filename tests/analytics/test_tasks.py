@@ -14,8 +14,8 @@ import pytest
 
 from analytics.job import partition_of, run_analysis
 from analytics.suite import default_detectors
-from tests.analytics.hazard_data import recent_morning_unix_s, store_run
-from tests.analytics.simulated import simulate, standard_scenarios
+from tests.analytics.hazard_data import store_run
+from tests.analytics.simulated import recent_morning_unix_s, simulate, standard_scenarios
 from tests.conftest import migrated_fresh_database
 
 pytestmark = pytest.mark.postgres
