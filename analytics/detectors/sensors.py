@@ -25,7 +25,7 @@ one stuck tyre sensor hide another); `evidence["signal"]` carries the path too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,10 +33,12 @@ from analytics.columns import TelemetryColumns, VehicleParams
 from analytics.detectors.persistence import (
     NS_PER_S,
     Persistence,
+    Transitions,
     first_rows,
     latest_index,
+    previous_index,
 )
-from analytics.detectors.streaks import flag_changes
+from analytics.detectors.streaks import JudgedRows, flag_changes, judged_flag_changes, judged_rows
 from analytics.detectors.vehicle_state import LAT, LON, ODOMETER, SPEED, moving_rows
 from analytics.findings import Finding, Severity
 
@@ -112,48 +114,51 @@ def detect_sensor_stuck(
     vehicle, ts = cols.vehicle, cols.ts_ns
     moving = moving_rows(cols, th.moving_kmh)
     after = ~first_rows(vehicle)  # rows with an earlier row of the same vehicle
-    moving_has = {k: moving & v for k, v in _powertrain_rows(params, vehicle).items()}
+    has = _powertrain_rows(params, vehicle)
+    moving_has = {k: moving & v for k, v in has.items()}
+    # A signal read on every row of the vehicles that have it is judged on the rows where such a
+    # vehicle moves and has an earlier row, which depend only on the powertrain: those signals
+    # share the judged rows and their clock.
+    everywhere: dict[str, tuple[np.ndarray, JudgedRows]] = {}
     out: list[Finding] = []
     for w in th.watched:  # a loop over signals; each pass is vectorised over vehicles and time
         x = cols.column(w.path)
         present = ~np.isnan(x)
         if not present.any():
             continue
-        # Over the rows that carry the signal (all of them, mostly: no gather then), each reading
-        # against the one before it of the same vehicle.
-        if present.all():
-            read, xr, vr, tr_ns = None, x, vehicle, ts
-            judged = after & moving_has[w.powertrain]
-        else:
-            read = np.flatnonzero(present)
-            xr, vr, tr_ns = x[read], vehicle[read], ts[read]
-            judged = ~first_rows(vr) & moving_has[w.powertrain][read]
-        unchanged = np.zeros(xr.shape[0], dtype=bool)
-        np.equal(xr[1:], xr[:-1], out=unchanged[1:])
-        same = unchanged & judged
         rule = Persistence(w.stuck_s, th.stuck_min_rows, 0.0, th.stuck_clear_rows, gap_cap_s=th.gap_cap_s)
-        tr = flag_changes(vr, tr_ns, judged, same, int(th.stuck_severity), rule)
-        if read is not None:
-            tr = replace(tr, row=read[tr.row])
-        rows_levels = [(tr.row, tr.level, tr.since_ns)]
+        if (present | ~has[w.powertrain]).all():  # each reading against the row before (judged: same vehicle)
+            if w.powertrain not in everywhere:
+                rows = np.flatnonzero(after & moving_has[w.powertrain])
+                everywhere[w.powertrain] = (rows, judged_rows(vehicle[rows], ts[rows], th.gap_cap_s))
+            rows, judged = everywhere[w.powertrain]
+            unchanged = np.zeros(x.shape[0], dtype=bool)
+            np.equal(x[1:], x[:-1], out=unchanged[1:])
+        else:  # each reading against the vehicle's reading before it
+            prev = previous_index(vehicle, present)
+            rows = np.flatnonzero(present & (prev >= 0) & moving_has[w.powertrain])
+            judged = judged_rows(vehicle[rows], ts[rows], th.gap_cap_s)
+            unchanged = x == x.take(np.maximum(prev, 0))
+        tr = judged_flag_changes(judged, unchanged.take(rows), int(th.stuck_severity), rule)
+        rows_levels = [(rows.take(tr.row), tr.level, tr.since_ns)]
         if w.regulated_c is not None:
-            rows_levels.append(_regulated_changes(cols, params, w, th, read, xr, vr, tr_ns, unchanged))
-        for row, lvl, since in (t for r, lv, sn in rows_levels for t in zip(r, lv, sn, strict=True)):
-            vid = cols.vehicle_ids[int(vehicle[row])]
-            evidence = {
-                "signal": w.path,
-                "value": float(x[row]),
-                "stuck_for_moving_s": w.stuck_s,
-                "thresholds_version": th.version,
-            }
-            out.append(
-                _finding(
-                    vid, f"{STUCK}:{w.path}", int(lvl), int(ts[row]), int(since), evidence,
-                    f"The {w.path} sensor's readings vary again.",
-                    f"The {w.path} sensor reports the same value while the vehicle drives: check "
-                    "the sensor and its wiring; alarms that rely on it are unreliable meanwhile.",
-                )
-            )  # fmt: skip
+            rows_levels.append(_regulated_changes(cols, params, w, th, x, unchanged))
+        fault = f"{STUCK}:{w.path}"
+        cleared = f"The {w.path} sensor's readings vary again."
+        raised = (
+            f"The {w.path} sensor reports the same value while the vehicle drives: check "
+            "the sensor and its wiring; alarms that rely on it are unreliable meanwhile."
+        )
+        for r, lv, sn in rows_levels:
+            for row, lvl, since in zip(r.tolist(), lv.tolist(), sn.tolist(), strict=True):
+                evidence = {
+                    "signal": w.path,
+                    "value": float(x[row]),
+                    "stuck_for_moving_s": w.stuck_s,
+                    "thresholds_version": th.version,
+                }
+                vid = cols.vehicle_ids[int(vehicle[row])]
+                out.append(_finding(vid, fault, lvl, int(ts[row]), since, evidence, cleared, raised))
     return out
 
 
@@ -162,16 +167,18 @@ def _regulated_changes(
     params: VehicleParams,
     w: WatchedSignal,
     th: SensorThresholds,
-    read: np.ndarray | None,
-    xr: np.ndarray,
-    vr: np.ndarray,
-    tr_ns: np.ndarray,
+    x: np.ndarray,
     unchanged: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The stuck rule on the rows where a regulated temperature must move: engine off and above
-    the regulated value (cooling), or engine running and below it (warming). (rows, levels,
+    the regulated value (cooling), or engine running and below it (warming); over the rows that
+    carry a reading, each against the vehicle's one before (`unchanged`, per row). (rows, levels,
     since) transitions in the columns' row space."""
+    vehicle, ts = cols.vehicle, cols.ts_ns
+    present = ~np.isnan(x)
+    read = None if present.all() else np.flatnonzero(present)
     rows = slice(None) if read is None else read
+    xr, vr, tr_ns = x[rows], vehicle[rows], ts[rows]
     rpm = cols.column(ENGINE_SPEED)[rows]
     speed = cols.column(SPEED)[rows]
     combustion = ~params.is_ev[vr] if vr.size else np.zeros(0, dtype=bool)
@@ -187,7 +194,7 @@ def _regulated_changes(
         th.stuck_clear_rows,
         gap_cap_s=th.regulated_gap_cap_s,
     )
-    tr = flag_changes(vr, tr_ns, judged, judged & unchanged, int(th.stuck_severity), rule)
+    tr = flag_changes(vr, tr_ns, judged, judged & unchanged[rows], int(th.stuck_severity), rule)
     row = tr.row if read is None else read[tr.row]
     return row, tr.level, tr.since_ns
 
@@ -201,40 +208,49 @@ def detect_sensor_dropout(
     present_by = {w.path: ~np.isnan(cols.column(w.path)) for w in th.watched}
     reporting = np.sum(list(present_by.values()), axis=0) if present_by else np.zeros(cols.n_rows)
     rule = Persistence(0.0, 1, th.dropout_clear_s, 2, gap_cap_s=th.gap_cap_s)
-    moving_has = {k: moving & v for k, v in _powertrain_rows(params, vehicle).items()}
+    has = _powertrain_rows(params, vehicle)
+    moving_has = {k: moving & v for k, v in has.items()}
+    # A signal read on every row of the vehicles that have it is never unread: its judged rows are
+    # all fresh, and they depend only on the powertrain, so every such signal of a powertrain has
+    # the same state changes.
+    everywhere: dict[str, Transitions] = {}
     out: list[Finding] = []
     for w in th.watched:  # a loop over signals; each pass is vectorised over vehicles and time
         present = present_by[w.path]
         if not present.any():
             continue
-        judged = (reporting - present >= th.min_other_signals) & moving_has[w.powertrain]
-        if present.all():  # read on every row: never unread, every judged row is fresh
-            last_read, age_s = np.arange(cols.n_rows), np.zeros(cols.n_rows)
-            bad, good = np.zeros(cols.n_rows, dtype=bool), judged
+        last_read: np.ndarray | None = None
+        if (present | ~has[w.powertrain]).all():
+            tr = everywhere.get(w.powertrain)
+            if tr is None:
+                judged = (reporting - 1 >= th.min_other_signals) & moving_has[w.powertrain]
+                never = np.zeros(cols.n_rows, dtype=bool)
+                tr = flag_changes(vehicle, ts, judged, never, int(th.dropout_severity), rule)
+                everywhere[w.powertrain] = tr
         else:
+            judged = (reporting - present >= th.min_other_signals) & moving_has[w.powertrain]
             last_read = latest_index(vehicle, present)
             judged &= last_read >= 0
             age_s = _unread_time_s(vehicle, ts, judged, present, th.gap_cap_s)
             bad = judged & (age_s > th.dropout_s)
             good = judged & (age_s <= th.dropout_fresh_s)
-        tr = flag_changes(vehicle, ts, bad | good, bad, int(th.dropout_severity), rule)
-        for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
+            tr = flag_changes(vehicle, ts, bad | good, bad, int(th.dropout_severity), rule)
+        fault = f"{DROPOUT}:{w.path}"
+        cleared = f"The {w.path} sensor reports again."
+        raised = (
+            f"The {w.path} sensor has stopped reporting while the rest of the vehicle "
+            "reports: check the sensor, its wiring and its bus connection."
+        )
+        for row, lvl, since in zip(tr.row.tolist(), tr.level.tolist(), tr.since_ns.tolist(), strict=True):
             vid = cols.vehicle_ids[int(vehicle[row])]
             evidence = {
                 "signal": w.path,
-                "last_read_ns": int(ts[last_read[row]]),
-                "unread_moving_s": round(float(age_s[row]), 1),
+                "last_read_ns": int(ts[row if last_read is None else last_read[row]]),
+                "unread_moving_s": 0.0 if last_read is None else round(float(age_s[row]), 1),
                 "dropout_after_moving_s": th.dropout_s,
                 "thresholds_version": th.version,
             }
-            out.append(
-                _finding(
-                    vid, f"{DROPOUT}:{w.path}", int(lvl), int(ts[row]), int(since), evidence,
-                    f"The {w.path} sensor reports again.",
-                    f"The {w.path} sensor has stopped reporting while the rest of the vehicle "
-                    "reports: check the sensor, its wiring and its bus connection.",
-                )
-            )  # fmt: skip
+            out.append(_finding(vid, fault, lvl, int(ts[row]), since, evidence, cleared, raised))
     return out
 
 
