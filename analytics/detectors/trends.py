@@ -13,6 +13,8 @@ same value in both: re-running on a later trailing window repeats the same state
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +29,14 @@ def first_index(vehicle: np.ndarray) -> np.ndarray:
     start = np.ones(n, dtype=bool)
     start[1:] = vehicle[1:] != vehicle[:-1]
     return np.maximum.accumulate(np.where(start, np.arange(n), 0)) if n else np.zeros(0, dtype=np.int64)
+
+
+def nan_to_num(x: float, *, nan: float) -> float:
+    """`np.nan_to_num(x, nan=nan)` for one float, without an array: NaN as `nan`, an infinity as
+    the largest finite float of its sign (for ranking a few values by key)."""
+    if math.isnan(x):
+        return nan
+    return math.copysign(sys.float_info.max, x) if math.isinf(x) else x
 
 
 def forward_fill(vehicle: np.ndarray, values: np.ndarray) -> np.ndarray:
