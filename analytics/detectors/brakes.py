@@ -32,6 +32,7 @@ from analytics.detectors.trends import (
     state_changes,
     window_start,
 )
+from analytics.detectors.wheel_lines import forward_fill as forward_fill_wheels
 from analytics.detectors.wheel_lines import wheel_lines, wheel_sums
 from analytics.findings import Finding, Severity
 from contract.signals import WHEELS, wheel_paths
@@ -88,12 +89,22 @@ def detect_brake_pad_wear(
     any_judged = (worn | low).any(axis=0)
     row_severity = np.where(worn, int(Severity.MAJOR), np.where(low, int(Severity.MINOR), 0)).max(axis=0)
     at = np.flatnonzero(t_s >= th.window_s)
-    line = wheel_lines(wheel_sums(km, pct), window_start(veh, t_s, th.window_s, at), at)
-    rate_known = valid.take(at, axis=1) & (line.n >= th.min_rows)  # no distance: no wear
+    start = window_start(veh, t_s, th.window_s, at)
+    used = valid & ~np.isnan(km)  # the readings a rate is fitted to: with a distance
+    rate_known = valid.take(at, axis=1) & (_counts(used, start, at) >= th.min_rows)  # no distance: no wear
+    # PadWear moves in whole percent, rarely: in most windows every reading is the same, the fitted
+    # rise is 0 and nothing wears. The lines are fitted only where some wheel's readings change.
+    fitted = np.flatnonzero(_counts(_changes(veh, pct, used), start + 1, at).any(axis=0))
+    wearing = np.zeros((4, at.size), dtype=bool)
+    slope = np.full((4, at.size), np.nan)
+    if fitted.size:
+        line = wheel_lines(wheel_sums(km, pct), start[fitted], at[fitted])
+        with np.errstate(invalid="ignore"):
+            w = rate_known.take(fitted, axis=1) & (line.span_x >= th.min_km) & (line.slope > 0)
+            w &= line.slope * line.span_x >= th.min_rise_pct
+        wearing[:, fitted], slope[:, fitted] = w, line.slope
     with np.errstate(invalid="ignore", divide="ignore"):
-        wearing = rate_known & (line.span_x >= th.min_km) & (line.slope > 0)
-        wearing &= line.slope * line.span_x >= th.min_rise_pct
-        due = wearing & (np.maximum(limit_pct - pct.take(at, axis=1), 0.0) / line.slope <= th.due_km)
+        due = wearing & (np.maximum(limit_pct - pct.take(at, axis=1), 0.0) / slope <= th.due_km)
     any_judged[at] |= rate_known.any(axis=0)
     row_severity[at] = np.maximum(row_severity[at], np.where(due, int(Severity.MINOR), 0).max(axis=0))
     changes = state_changes(veh, cols.ts_ns, any_judged, row_severity, th.sustain_s, th.hold_s)
@@ -105,16 +116,16 @@ def detect_brake_pad_wear(
     has_rate[has_rate] = at[col[has_rate]] == rows[has_rate]
     col[~has_rate] = at.size  # the column appended below: no rate
     wear = pct.take(rows, axis=1)
-    slope = np.column_stack((line.slope, np.full(4, np.nan))).take(col, axis=1)
+    slope_r = np.column_stack((slope, np.full(4, np.nan))).take(col, axis=1)
     wearing_r = np.column_stack((wearing, np.zeros(4, dtype=bool))).take(col, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        km_left = np.where(wearing_r, np.maximum(limit_pct - wear, 0.0) / slope, np.nan)
+        km_left = np.where(wearing_r, np.maximum(limit_pct - wear, 0.0) / slope_r, np.nan)
     severity = np.where(
         worn.take(rows, axis=1),
         int(Severity.MAJOR),
         np.where(low.take(rows, axis=1) | (wearing_r & (km_left <= th.due_km)), int(Severity.MINOR), 0),
     )
-    rate = np.where(wearing_r, slope, np.nan)
+    rate = np.where(wearing_r, slope_r, np.nan)
     thresholds_dict = _thresholds_dict(th)
     return [  # one iteration per finding, not per sample
         _finding(
@@ -130,9 +141,24 @@ def detect_brake_pad_wear(
             km_left[:, i],
             odo,
             pace_km_per_s,
-        )  # fmt: skip
+        )
         for i, (r, lv, since) in enumerate(zip(rows, changes.level, changes.since_ns, strict=True))
     ]
+
+
+def _counts(flags: np.ndarray, start: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Per wheel, how many of rows start[k]..at[k] are flagged (integer prefix sums: exact)."""
+    c = np.zeros((flags.shape[0], flags.shape[1] + 1), dtype=np.int32)
+    np.cumsum(flags, axis=1, dtype=np.int32, out=c[:, 1:])
+    return c.take(at + 1, axis=1) - c.take(start, axis=1)
+
+
+def _changes(veh: np.ndarray, pct: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """Per wheel, the readings used that differ from the vehicle's previous reading used (or have
+    none before them): a window without one after its first row has one value throughout."""
+    prev = np.full(pct.shape, np.nan)
+    prev[:, 1:] = forward_fill_wheels(veh, np.where(used, pct, np.nan))[:, :-1]
+    return used & ~(pct == prev)
 
 
 def _window_pace(start: np.ndarray, rows: np.ndarray, t_s: np.ndarray, km: np.ndarray) -> dict[int, float]:

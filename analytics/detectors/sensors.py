@@ -38,7 +38,7 @@ from analytics.detectors.persistence import (
     latest_index,
     previous_index,
 )
-from analytics.detectors.streaks import JudgedRows, flag_changes, judged_flag_changes, judged_rows
+from analytics.detectors.streaks import flag_changes, judged_flag_changes, judged_rows, stacked_flag_changes
 from analytics.detectors.vehicle_state import LAT, LON, ODOMETER, SPEED, moving_rows
 from analytics.findings import Finding, Severity
 
@@ -116,33 +116,45 @@ def detect_sensor_stuck(
     after = ~first_rows(vehicle)  # rows with an earlier row of the same vehicle
     has = _powertrain_rows(params, vehicle)
     moving_has = {k: moving & v for k, v in has.items()}
+    level = int(th.stuck_severity)
+    found: dict[str, tuple[np.ndarray, Transitions]] = {}  # per signal: its rows and transitions there
     # A signal read on every row of the vehicles that have it is judged on the rows where such a
-    # vehicle moves and has an earlier row, which depend only on the powertrain: those signals
-    # share the judged rows and their clock.
-    everywhere: dict[str, tuple[np.ndarray, JudgedRows]] = {}
-    out: list[Finding] = []
+    # vehicle moves and has an earlier row (so the row before is its previous reading), which depend
+    # only on the powertrain: those signals go through the streak rule together.
+    everywhere: dict[str, list[WatchedSignal]] = {}
     for w in th.watched:  # a loop over signals; each pass is vectorised over vehicles and time
-        x = cols.column(w.path)
-        present = ~np.isnan(x)
+        present = ~np.isnan(cols.column(w.path))
         if not present.any():
             continue
-        rule = Persistence(w.stuck_s, th.stuck_min_rows, 0.0, th.stuck_clear_rows, gap_cap_s=th.gap_cap_s)
-        if (present | ~has[w.powertrain]).all():  # each reading against the row before (judged: same vehicle)
-            if w.powertrain not in everywhere:
-                rows = np.flatnonzero(after & moving_has[w.powertrain])
-                everywhere[w.powertrain] = (rows, judged_rows(vehicle[rows], ts[rows], th.gap_cap_s))
-            rows, judged = everywhere[w.powertrain]
-            unchanged = np.zeros(x.shape[0], dtype=bool)
-            np.equal(x[1:], x[:-1], out=unchanged[1:])
-        else:  # each reading against the vehicle's reading before it
-            prev = previous_index(vehicle, present)
-            rows = np.flatnonzero(present & (prev >= 0) & moving_has[w.powertrain])
-            judged = judged_rows(vehicle[rows], ts[rows], th.gap_cap_s)
-            unchanged = x == x.take(np.maximum(prev, 0))
-        tr = judged_flag_changes(judged, unchanged.take(rows), int(th.stuck_severity), rule)
+        if (present | ~has[w.powertrain]).all():
+            everywhere.setdefault(w.powertrain, []).append(w)
+            continue
+        x = cols.column(w.path)  # each reading against the vehicle's reading before it
+        prev = previous_index(vehicle, present)
+        rows = np.flatnonzero(present & (prev >= 0) & moving_has[w.powertrain])
+        judged = judged_rows(vehicle[rows], ts[rows], th.gap_cap_s)
+        found[w.path] = (
+            rows,
+            judged_flag_changes(judged, x[rows] == x[prev[rows]], level, _stuck_rule(w, th)),
+        )
+    for powertrain, group in everywhere.items():
+        rows = np.flatnonzero(after & moving_has[powertrain])
+        unchanged = np.empty((len(group), rows.shape[0]), dtype=bool)
+        for k, w in enumerate(group):
+            x = cols.column(w.path)
+            np.equal(x.take(rows), x.take(rows - 1), out=unchanged[k])
+        judged = judged_rows(vehicle[rows], ts[rows], th.gap_cap_s)
+        stacked = stacked_flag_changes(judged, unchanged, level, [_stuck_rule(w, th) for w in group])
+        found.update((w.path, (rows, tr)) for w, tr in zip(group, stacked, strict=True))
+    out: list[Finding] = []
+    for w in th.watched:
+        if w.path not in found:
+            continue
+        x = cols.column(w.path)
+        rows, tr = found[w.path]
         rows_levels = [(rows.take(tr.row), tr.level, tr.since_ns)]
         if w.regulated_c is not None:
-            rows_levels.append(_regulated_changes(cols, params, w, th, x, unchanged))
+            rows_levels.append(_regulated_changes(cols, params, w, th, x))
         fault = f"{STUCK}:{w.path}"
         cleared = f"The {w.path} sensor's readings vary again."
         raised = (
@@ -150,35 +162,36 @@ def detect_sensor_stuck(
             "the sensor and its wiring; alarms that rely on it are unreliable meanwhile."
         )
         for r, lv, sn in rows_levels:
-            for row, lvl, since in zip(r.tolist(), lv.tolist(), sn.tolist(), strict=True):
+            at = zip(vehicle.take(r).tolist(), x.take(r).tolist(), ts.take(r).tolist(), strict=True)
+            for (v, value, at_ns), lvl, since in zip(at, lv.tolist(), sn.tolist(), strict=True):
                 evidence = {
                     "signal": w.path,
-                    "value": float(x[row]),
+                    "value": value,
                     "stuck_for_moving_s": w.stuck_s,
                     "thresholds_version": th.version,
                 }
-                vid = cols.vehicle_ids[int(vehicle[row])]
-                out.append(_finding(vid, fault, lvl, int(ts[row]), since, evidence, cleared, raised))
+                out.append(_finding(cols.vehicle_ids[v], fault, lvl, at_ns, since, evidence, cleared, raised))
     return out
 
 
+def _stuck_rule(w: WatchedSignal, th: SensorThresholds) -> Persistence:
+    return Persistence(w.stuck_s, th.stuck_min_rows, 0.0, th.stuck_clear_rows, gap_cap_s=th.gap_cap_s)
+
+
 def _regulated_changes(
-    cols: TelemetryColumns,
-    params: VehicleParams,
-    w: WatchedSignal,
-    th: SensorThresholds,
-    x: np.ndarray,
-    unchanged: np.ndarray,
+    cols: TelemetryColumns, params: VehicleParams, w: WatchedSignal, th: SensorThresholds, x: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The stuck rule on the rows where a regulated temperature must move: engine off and above
     the regulated value (cooling), or engine running and below it (warming); over the rows that
-    carry a reading, each against the vehicle's one before (`unchanged`, per row). (rows, levels,
-    since) transitions in the columns' row space."""
+    carry a reading, each against the one before. (rows, levels, since) transitions in the
+    columns' row space."""
     vehicle, ts = cols.vehicle, cols.ts_ns
     present = ~np.isnan(x)
     read = None if present.all() else np.flatnonzero(present)
     rows = slice(None) if read is None else read
     xr, vr, tr_ns = x[rows], vehicle[rows], ts[rows]
+    unchanged = np.zeros(xr.shape[0], dtype=bool)
+    np.equal(xr[1:], xr[:-1], out=unchanged[1:])
     rpm = cols.column(ENGINE_SPEED)[rows]
     speed = cols.column(SPEED)[rows]
     combustion = ~params.is_ev[vr] if vr.size else np.zeros(0, dtype=bool)
@@ -194,7 +207,7 @@ def _regulated_changes(
         th.stuck_clear_rows,
         gap_cap_s=th.regulated_gap_cap_s,
     )
-    tr = flag_changes(vr, tr_ns, judged, judged & unchanged[rows], int(th.stuck_severity), rule)
+    tr = flag_changes(vr, tr_ns, judged, judged & unchanged, int(th.stuck_severity), rule)
     row = tr.row if read is None else read[tr.row]
     return row, tr.level, tr.since_ns
 

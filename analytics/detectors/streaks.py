@@ -13,6 +13,7 @@ in which rows are bad (`judged_flag_changes`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,6 +190,70 @@ def judged_flag_changes(
     since = rows.t_ns[np.concatenate((raised_began, clear_began))[order[changed]]]
     code = code[changed]
     return Transitions(row=at[changed], level=code, since_ns=since, rule=np.where(code > 0, 0, -1))
+
+
+def stacked_flag_changes(
+    rows: JudgedRows, bad: np.ndarray, level: int, rules: Sequence[Persistence]
+) -> list[Transitions]:
+    """`judged_flag_changes` of several series that judge the same rows (a row of `bad` and a rule
+    each; the rules may differ in `raise_s` only), in one pass over all of them: series k's
+    positions follow series k-1's, and a streak never runs from one series into the next. One
+    `Transitions` per series, its `row` positions in `rows`."""
+    n_series, m = bad.shape
+    if (
+        len(rules) != n_series
+        or len({(r.raise_rows, r.clear_s, r.clear_rows, r.gap_cap_s) for r in rules}) > 1
+    ):
+        raise ValueError("one rule per series, differing in raise_s only")
+    if rules and rows.gap_cap_ns != int(rules[0].gap_cap_s * NS_PER_S):
+        raise ValueError("the judged rows' clock has another gap cap than the rules")
+    if not n_series or not m:
+        z = np.zeros(0, dtype=np.int64)
+        return [Transitions(z, z, z, z) for _ in range(n_series)]
+    brk = np.empty((n_series, m), dtype=bool)
+    brk[:, :1] = True
+    np.not_equal(bad[:, 1:], bad[:, :-1], out=brk[:, 1:])
+    brk |= rows.new_key
+    start = np.flatnonzero(brk)  # streaks of all series, series after series
+    end = np.empty_like(start)
+    end[:-1], end[-1:] = start[1:], n_series * m
+    member = bad.ravel()[start]
+    raise_ns = np.array([int(r.raise_s * NS_PER_S) for r in rules], dtype=np.int64)
+    first = []
+    for is_member, need_rows, need in (
+        (True, rules[0].raise_rows, raise_ns),
+        (False, rules[0].clear_rows, np.full(n_series, int(rules[0].clear_s * NS_PER_S))),
+    ):
+        s, e = (start[member], end[member]) if is_member else (start[~member], end[~member])
+        first_ok = s + max(need_rows - 1, 0)
+        if s.size and (need > 0).any():  # the deadline on the series' clock (the judged rows' own)
+            base = s // m * m
+            deadline = rows.clock[s - base] + need[s // m]
+            first_ok = np.maximum(first_ok, base + np.searchsorted(rows.clock, deadline, side="left"))
+        ok = first_ok < e
+        first.append((first_ok[ok], s[ok]))
+    (raised, raised_began), (clear, clear_began) = first
+    # As in `judged_flag_changes`: the state changes where the series, key or code changes.
+    at = np.concatenate((raised, clear))
+    order = np.argsort(at, kind="stable")
+    at = at[order]
+    code = np.zeros(at.shape[0], dtype=np.int64)
+    code[: raised.shape[0]] = level
+    code = code[order]
+    series = at // m
+    pos = at - series * m
+    key = rows.key[pos]
+    changed = np.ones(at.shape[0], dtype=bool)
+    changed[1:] = (series[1:] != series[:-1]) | (key[1:] != key[:-1]) | (code[1:] != code[:-1])
+    began = np.concatenate((raised_began, clear_began))[order[changed]]
+    since = rows.t_ns[began % m]
+    pos, code, series = pos[changed], code[changed], series[changed]
+    bounds = np.searchsorted(series, np.arange(n_series + 1))
+    rule = np.where(code > 0, 0, -1)
+    return [
+        Transitions(pos[lo:hi], code[lo:hi], since[lo:hi], rule[lo:hi])
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+    ]
 
 
 def _events_to_transitions(
