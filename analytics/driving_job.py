@@ -59,8 +59,10 @@ class DrivingReport:
 class TripWindow:
     """The rows `update_trips` reads, taken from the pieces of a read that covers them (the same
     vehicles, in pieces of whole vehicles in order, from at least each one's window start on, with
-    at least `SIGNALS`): each piece cut to the vehicles' windows and the driving signals. Pure; the
-    caller hands it every piece, then `columns()` are the rows the window's own read returns."""
+    at least `SIGNALS`): each piece cut to the vehicles' windows and the driving signals, appended
+    to buffers that grow by doubling (so the copying happens while the caller still reads, not
+    after it). Pure; the caller hands it every piece, then `columns()` are the rows the window's
+    own read returns."""
 
     def __init__(self, oldest_new_ns: Mapping[str, int], config: DrivingJobConfig | None = None) -> None:
         cfg = config or DrivingJobConfig()
@@ -68,33 +70,40 @@ class TripWindow:
         trailing_ns = int(cfg.trailing_s * 1e9)
         self.since_ns = {v: oldest_new_ns[v] - trailing_ns for v in self.vehicles}
         self._since = np.array([self.since_ns[v] for v in self.vehicles], dtype=np.int64)
-        self._pieces: list[TelemetryColumns] = []
         self.signals = SIGNALS
         self.complete = False  # set by the caller once every piece of its read is added
+        self._rows = 0
+        self._vehicle = np.empty(0, dtype=np.int32)
+        self._ts_ns = np.empty(0, dtype=np.int64)
+        self._values = np.empty((len(SIGNALS), 0))
 
     def add(self, piece: TelemetryColumns) -> None:
-        """Keep the piece's rows of the windows (a copy: the piece's other columns are let go)."""
+        """Append the piece's rows of the windows (a copy: the piece's other columns are let go)."""
         if piece.vehicle_ids != self.vehicles or not set(SIGNALS) <= set(piece.values):
             raise ValueError("a piece of other vehicles than the window's, or without its signals")
         keep = piece.ts_ns >= self._since[piece.vehicle]
-        self._pieces.append(
-            TelemetryColumns(
-                self.vehicles,
-                piece.vehicle[keep],
-                piece.ts_ns[keep],
-                {s: piece.values[s][keep] for s in SIGNALS},
-            )
-        )
+        n = int(np.count_nonzero(keep))
+        if self._rows + n > self._ts_ns.shape[0]:
+            self._grow(max(2 * self._ts_ns.shape[0], self._rows + n))
+        at = slice(self._rows, self._rows + n)
+        np.compress(keep, piece.vehicle, out=self._vehicle[at])
+        np.compress(keep, piece.ts_ns, out=self._ts_ns[at])
+        for i, s in enumerate(SIGNALS):
+            np.compress(keep, piece.values[s], out=self._values[i, at])
+        self._rows += n
 
     def columns(self) -> TelemetryColumns:
-        """The rows of every piece added, as one `TelemetryColumns` (pieces in order)."""
-        pieces = self._pieces
-        return TelemetryColumns(
-            self.vehicles,
-            np.concatenate([p.vehicle for p in pieces]) if pieces else np.empty(0, np.int32),
-            np.concatenate([p.ts_ns for p in pieces]) if pieces else np.empty(0, np.int64),
-            {s: np.concatenate([p.values[s] for p in pieces]) if pieces else np.empty(0) for s in SIGNALS},
-        )
+        """The rows of every piece added, in order (views of the buffers)."""
+        n = self._rows
+        values = {s: self._values[i, :n] for i, s in enumerate(SIGNALS)}
+        return TelemetryColumns(self.vehicles, self._vehicle[:n], self._ts_ns[:n], values)
+
+    def _grow(self, capacity: int) -> None:
+        n = self._rows
+        vehicle, ts_ns = np.empty(capacity, dtype=np.int32), np.empty(capacity, dtype=np.int64)
+        values = np.empty((len(SIGNALS), capacity))
+        vehicle[:n], ts_ns[:n], values[:, :n] = self._vehicle[:n], self._ts_ns[:n], self._values[:, :n]
+        self._vehicle, self._ts_ns, self._values = vehicle, ts_ns, values
 
 
 def update_trips(

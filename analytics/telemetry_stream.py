@@ -4,7 +4,9 @@ rest: what the analysis job reads, so that the kernels run during the COPY inste
 Owns: the per-vehicle COPY statement and its decoding. One `COPY ... TO STDOUT (FORMAT BINARY)`
 row per vehicle: its index, the array of its times, and its values as at most two 2-D arrays (one
 row per time): the signals stored as `real` or `boolean` as float4 (exact), those stored as
-`double precision` as float8, NULL as NaN, `array_agg(... ORDER BY ts)`. So the client handles one
+`double precision` as float8, NULL as NaN. The arrays are in the order the server reads the rows
+(an ORDER BY inside the aggregates made it sort every vehicle's rows, about a fifth of its time);
+the client puts each vehicle's rows in time order. So the client handles one
 protocol message per vehicle instead of one per row (psycopg spends about 1 µs of Python per
 message: the whole of a raw COPY's client cost), and the server builds three arrays per vehicle
 instead of one per signal, sends float4 where the table stores it, and casts nothing. A thread
@@ -99,12 +101,12 @@ def _vehicle_copy_sql(chosen: Sequence[Signal]) -> str:
     """One row per vehicle; column names come from the catalogue, never from the caller."""
     narrow, wide = _groups(chosen)
     fields = "".join(
-        f", array_agg(ARRAY[{', '.join(_as_element(chosen[i], kind) for i in group)}] ORDER BY t.ts)"
+        f", array_agg(ARRAY[{', '.join(_as_element(chosen[i], kind) for i in group)}])"
         for kind, group in (("float4", narrow), ("float8", wide))
         if group
     )
     return (
-        f"COPY (SELECT (r.k - 1)::int4, array_agg(t.ts ORDER BY t.ts){fields}"
+        f"COPY (SELECT (r.k - 1)::int4, array_agg(t.ts){fields}"
         " FROM unnest(%(ids)s::text[], %(since)s::timestamptz[]) WITH ORDINALITY AS r(vehicle_id, since, k)"
         " JOIN telemetry t ON t.vehicle_id = r.vehicle_id"
         " AND t.ts >= COALESCE(r.since, '-infinity'::timestamptz)"
@@ -204,9 +206,27 @@ def _decode(
     if ts_us.min() < _MIN_US - PG_EPOCH_US or ts_us.max() > _MAX_US - PG_EPOCH_US:
         raise CopyFormatError("a timestamp does not fit int64 nanoseconds (infinite or out of range)")
     ts_ns = (ts_us + PG_EPOCH_US) * 1000
+    if _unsorted(vehicle, ts_ns):  # the arrays come in the order the server read the rows
+        rows = _by_time(vehicle, ts_ns, counts)
+        vehicle, ts_ns, values = vehicle[rows], ts_ns[rows], values[:, rows]
     cols = TelemetryColumns(ids, vehicle, ts_ns, {chosen[i].vss_path: values[r] for r, i in enumerate(order)})
     cols.check()
     return cols
+
+
+def _unsorted(vehicle: np.ndarray, ts_ns: np.ndarray) -> bool:
+    """Whether some vehicle's rows are not in time order."""
+    return bool(((ts_ns[1:] < ts_ns[:-1]) & (vehicle[1:] == vehicle[:-1])).any())
+
+
+def _by_time(vehicle: np.ndarray, ts_ns: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The rows' order by (vehicle, time), vehicles in place: each vehicle's rows reversed when that
+    sorts them (a scan of the (vehicle, ts DESC) index gives them newest first), else sorted."""
+    end = np.cumsum(counts)
+    rows = np.repeat(2 * end - counts - 1, counts) - np.arange(ts_ns.shape[0])  # each vehicle reversed
+    if _unsorted(vehicle, ts_ns[rows]):
+        rows = np.lexsort((ts_ns, vehicle))  # e.g. a vehicle's rows from several partitions
+    return rows
 
 
 def _field_bytes(ndim: int, n: T, per_row: int, width: int) -> T:
