@@ -211,6 +211,12 @@ def state_changes(
     pos = np.arange(m)
     new_vehicle = np.ones(m, dtype=bool)
     new_vehicle[1:] = v[1:] != v[:-1]
+    if not c.any():  # absent throughout (most pieces): each vehicle turns clear once it has held
+        first_row = np.maximum.accumulate(np.where(new_vehicle, pos, 0))
+        held = t - t[first_row] >= int(hold_s * NS_PER_S)
+        turns = held.copy()
+        turns[1:] &= new_vehicle[1:] | ~held[:-1]  # held only grows within a vehicle
+        return Changes(rows[turns], np.zeros(int(turns.sum()), dtype=np.int64), t[first_row[turns]])
     brk = new_vehicle.copy()
     brk[1:] |= c[1:] != c[:-1]
     run_start = np.maximum.accumulate(np.where(brk, pos, 0))
