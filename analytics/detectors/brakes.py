@@ -32,8 +32,8 @@ from analytics.detectors.trends import (
     state_changes,
     window_start,
 )
+from analytics.detectors.wheel_lines import WheelLines, wheel_lines, wheel_sums
 from analytics.detectors.wheel_lines import forward_fill as forward_fill_wheels
-from analytics.detectors.wheel_lines import wheel_lines, wheel_sums
 from analytics.findings import Finding, Severity
 from contract.signals import WHEELS, wheel_paths
 
@@ -96,15 +96,17 @@ def detect_brake_pad_wear(
     # rise is 0 and nothing wears. The lines are fitted only where some wheel's readings change.
     fitted = np.flatnonzero(_counts(_changes(veh, pct, used), start + 1, at).any(axis=0))
     wearing = np.zeros((4, at.size), dtype=bool)
+    due = np.zeros((4, at.size), dtype=bool)
     slope = np.full((4, at.size), np.nan)
     if fitted.size:
-        line = wheel_lines(wheel_sums(km, pct), start[fitted], at[fitted])
+        line = _lines_of_vehicles(veh, km, pct, start[fitted], at[fitted])
         with np.errstate(invalid="ignore"):
             w = rate_known.take(fitted, axis=1) & (line.span_x >= th.min_km) & (line.slope > 0)
             w &= line.slope * line.span_x >= th.min_rise_pct
         wearing[:, fitted], slope[:, fitted] = w, line.slope
-    with np.errstate(invalid="ignore", divide="ignore"):
-        due = wearing & (np.maximum(limit_pct - pct.take(at, axis=1), 0.0) / slope <= th.due_km)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            left_km = np.maximum(limit_pct - pct.take(at[fitted], axis=1), 0.0) / line.slope
+        due[:, fitted] = w & (left_km <= th.due_km)
     any_judged[at] |= rate_known.any(axis=0)
     row_severity[at] = np.maximum(row_severity[at], np.where(due, int(Severity.MINOR), 0).max(axis=0))
     changes = state_changes(veh, cols.ts_ns, any_judged, row_severity, th.sustain_s, th.hold_s)
@@ -144,6 +146,20 @@ def detect_brake_pad_wear(
         )
         for i, (r, lv, since) in enumerate(zip(rows, changes.level, changes.since_ns, strict=True))
     ]
+
+
+def _lines_of_vehicles(
+    veh: np.ndarray, km: np.ndarray, pct: np.ndarray, start: np.ndarray, at: np.ndarray
+) -> WheelLines:
+    """The lines at rows `at` (each from its `start`, a row of the same vehicle), with the sums
+    over those vehicles' rows only: a few of the piece's, as if they were a piece of their own."""
+    vehicles = np.unique(veh[at])
+    lo = np.searchsorted(veh, vehicles, side="left")
+    size = np.searchsorted(veh, vehicles, side="right") - lo
+    shift = lo - (np.cumsum(size) - size)  # a kept row's index minus its position among the kept
+    rows = np.repeat(shift, size) + np.arange(int(size.sum()))
+    at_shift = shift[np.searchsorted(vehicles, veh[at])]
+    return wheel_lines(wheel_sums(km[rows], pct[:, rows]), start - at_shift, at - at_shift)
 
 
 def _counts(flags: np.ndarray, start: np.ndarray, at: np.ndarray) -> np.ndarray:
