@@ -237,26 +237,30 @@ def _stuck_suspect(
     temperature: a stuck sensor, whose compensated value would otherwise fake a trend. Those rows
     are left out."""
     valid = ~np.isnan(p)
-    prev = np.empty_like(p)
-    prev[:, :1] = np.nan
-    prev[:, 1:] = forward_fill(veh, p)[:, :-1]
-    prev[:, first_row] = np.nan
-    changed = valid & (p != prev)
+    n = p.shape[1]
     if valid.all():  # every vehicle's first row is a change: the newest change is the vehicle's own
-        last = np.where(changed, np.arange(p.shape[1]), -1)
+        changed = np.empty(p.shape, dtype=bool)
+        changed[:, :1] = True
+        np.not_equal(p[:, 1:], p[:, :-1], out=changed[:, 1:])
+        changed |= first_row
+        last = np.where(changed, np.arange(n), -1)
         np.maximum.accumulate(last, axis=1, out=last)
     else:
+        prev = np.empty_like(p)
+        prev[:, :1] = np.nan
+        prev[:, 1:] = forward_fill(veh, p)[:, :-1]
+        changed = valid & ((p != prev) | first_row)
         last = latest_index(veh, changed)
     temp_ff = forward_fill(veh, temp)
     at = np.maximum(last, 0)
     # Suspect from the first row of a flat run (since the last change) whose temperature has moved
     # that much from the run's first one, until the value moves again: once the flatness
-    # contradicts the gas law it stays suspect.
+    # contradicts the gas law it stays suspect. Counted with integer prefix sums of such rows.
     with np.errstate(invalid="ignore"):
         moved = np.abs(temp_ff - take_rows(temp_ff, at)) >= th.stuck_temperature_change_c
-    latest_moved = np.where(moved, np.arange(p.shape[1]), -1)
-    np.maximum.accumulate(latest_moved, axis=1, out=latest_moved)
-    suspect = latest_moved >= last
+    moves = np.zeros((p.shape[0], n + 1), dtype=np.int32)
+    np.cumsum(moved, axis=1, dtype=np.int32, out=moves[:, 1:])
+    suspect = moves[:, 1:] > take_rows(moves, at)  # a move in [at, row]
     no_temp = np.isnan(temp_ff)
     if no_temp.any():  # flat for long without a temperature to judge by
         suspect |= no_temp & (t_s - t_s.take(at) >= th.stuck_without_temperature_s)
