@@ -208,7 +208,7 @@ def _decode(
     ts_ns = (ts_us + PG_EPOCH_US) * 1000
     if _unsorted(vehicle, ts_ns):  # the arrays come in the order the server read the rows
         rows = _by_time(vehicle, ts_ns, counts)
-        vehicle, ts_ns, values = vehicle[rows], ts_ns[rows], values[:, rows]
+        vehicle, ts_ns, values = vehicle[rows], ts_ns[rows], values.take(rows, axis=1)  # rows contiguous
     cols = TelemetryColumns(ids, vehicle, ts_ns, {chosen[i].vss_path: values[r] for r, i in enumerate(order)})
     cols.check()
     return cols

@@ -159,7 +159,7 @@ def _lines_of_vehicles(
     shift = lo - (np.cumsum(size) - size)  # a kept row's index minus its position among the kept
     rows = np.repeat(shift, size) + np.arange(int(size.sum()))
     at_shift = shift[np.searchsorted(vehicles, veh[at])]
-    return wheel_lines(wheel_sums(km[rows], pct[:, rows]), start - at_shift, at - at_shift)
+    return wheel_lines(wheel_sums(km[rows], pct.take(rows, axis=1)), start - at_shift, at - at_shift)
 
 
 def _counts(flags: np.ndarray, start: np.ndarray, at: np.ndarray) -> np.ndarray:
