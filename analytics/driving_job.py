@@ -86,10 +86,17 @@ class TripWindow:
         if self._rows + n > self._ts_ns.shape[0]:
             self._grow(max(2 * self._ts_ns.shape[0], self._rows + n))
         at = slice(self._rows, self._rows + n)
-        np.compress(keep, piece.vehicle, out=self._vehicle[at])
-        np.compress(keep, piece.ts_ns, out=self._ts_ns[at])
-        for i, s in enumerate(SIGNALS):
-            np.compress(keep, piece.values[s], out=self._values[i, at])
+        whole = n == keep.shape[0]  # the window cuts nothing: plain copies
+        pairs: list[tuple[np.ndarray, np.ndarray]] = [
+            (self._vehicle[at], piece.vehicle),
+            (self._ts_ns[at], piece.ts_ns),
+            *((self._values[i, at], piece.values[s]) for i, s in enumerate(SIGNALS)),
+        ]
+        for out, column in pairs:
+            if whole:
+                out[:] = column
+            else:
+                np.compress(keep, column, out=out)
         self._rows += n
 
     def columns(self) -> TelemetryColumns:
