@@ -140,9 +140,11 @@ def detect_sensor_stuck(
     for powertrain, group in everywhere.items():
         rows = np.flatnonzero(after & moving_has[powertrain])
         unchanged = np.empty((len(group), rows.shape[0]), dtype=bool)
+        repeated = np.zeros(cols.n_rows, dtype=bool)
         for k, w in enumerate(group):
             x = cols.column(w.path)
-            np.equal(x.take(rows), x.take(rows - 1), out=unchanged[k])
+            np.equal(x[1:], x[:-1], out=repeated[1:])  # each row against the row before
+            np.take(repeated, rows, out=unchanged[k])
         judged = judged_rows(vehicle[rows], ts[rows], th.gap_cap_s)
         stacked = stacked_flag_changes(judged, unchanged, level, [_stuck_rule(w, th) for w in group])
         found.update((w.path, (rows, tr)) for w, tr in zip(group, stacked, strict=True))
@@ -219,7 +221,9 @@ def detect_sensor_dropout(
     vehicle, ts = cols.vehicle, cols.ts_ns
     moving = moving_rows(cols, th.moving_kmh)
     present_by = {w.path: ~np.isnan(cols.column(w.path)) for w in th.watched}
-    reporting = np.sum(list(present_by.values()), axis=0) if present_by else np.zeros(cols.n_rows)
+    reporting = np.zeros(cols.n_rows, dtype=np.int16)  # how many watched signals each row carries
+    for present in present_by.values():
+        reporting += present
     rule = Persistence(0.0, 1, th.dropout_clear_s, 2, gap_cap_s=th.gap_cap_s)
     has = _powertrain_rows(params, vehicle)
     moving_has = {k: moving & v for k, v in has.items()}
@@ -254,16 +258,22 @@ def detect_sensor_dropout(
             f"The {w.path} sensor has stopped reporting while the rest of the vehicle "
             "reports: check the sensor, its wiring and its bus connection."
         )
-        for row, lvl, since in zip(tr.row.tolist(), tr.level.tolist(), tr.since_ns.tolist(), strict=True):
-            vid = cols.vehicle_ids[int(vehicle[row])]
+        r = tr.row
+        at_ns = ts.take(r).tolist()
+        read_ns = at_ns if last_read is None else ts.take(last_read.take(r)).tolist()
+        unread = [0.0] * r.shape[0] if last_read is None else [round(a, 1) for a in age_s.take(r).tolist()]
+        at = zip(vehicle.take(r).tolist(), at_ns, read_ns, unread, strict=True)
+        for (v, t_ns, read, unread_s), lvl, since in zip(
+            at, tr.level.tolist(), tr.since_ns.tolist(), strict=True
+        ):
             evidence = {
                 "signal": w.path,
-                "last_read_ns": int(ts[row if last_read is None else last_read[row]]),
-                "unread_moving_s": 0.0 if last_read is None else round(float(age_s[row]), 1),
+                "last_read_ns": read,
+                "unread_moving_s": unread_s,
                 "dropout_after_moving_s": th.dropout_s,
                 "thresholds_version": th.version,
             }
-            out.append(_finding(vid, fault, lvl, int(ts[row]), since, evidence, cleared, raised))
+            out.append(_finding(cols.vehicle_ids[v], fault, lvl, t_ns, since, evidence, cleared, raised))
     return out
 
 
