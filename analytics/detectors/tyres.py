@@ -1,10 +1,11 @@
 """`tyre_slow_leak`: a tyre losing air, warned before it is 25% under placard (FMVSS 138), and
 raised higher once it is.
 
-Owns: the temperature compensation (ideal gas at constant volume: absolute pressure is
-proportional to absolute temperature, so each reading is brought to the pressure the same air
-would have at `reference_c`), the trend per wheel over a trailing window (least squares on the
-compensated pressure), the projected time to the 25%-under limit, and the rule:
+Owns: the trend per wheel over a trailing window (least squares on the compensated pressure:
+ideal gas at constant volume, absolute pressure proportional to absolute temperature, so each
+reading is brought to the pressure the same air would have at `reference_c`; the readings and
+the stuck-sensor rows are `analytics.detectors.tyre_readings`'), the projected time to the
+25%-under limit, and the rule:
 - MAJOR: over the trailing window (or a shorter one, which can only add a fast leak), the
   compensated pressure falls significantly (t statistic), faster than
   `min_leak_kpa_per_h` (about a hundred times natural permeation, which loses 1-3 psi a month),
@@ -38,13 +39,11 @@ from analytics.detectors.trends import (
     state_changes,
     window_start,
 )
+from analytics.detectors.tyre_readings import compensate_kpa, early_median, stuck_suspect
 from analytics.detectors.wheel_lines import (
     WheelLines,
     WheelSums,
-    forward_fill,
-    latest_index,
     slope_se,
-    take_rows,
     wheel_lines,
     wheel_sums,
     y_squared_sums,
@@ -57,8 +56,6 @@ THRESHOLDS_VERSION = "tyre_slow_leak/1"
 PRESSURE = wheel_paths("Tire.Pressure")
 TEMPERATURE = wheel_paths("Tire.Temperature")
 SIGNALS: tuple[str, ...] = PRESSURE + TEMPERATURE
-ATMOSPHERE_KPA = 101.325
-KELVIN = 273.15
 
 
 @dataclass(frozen=True)
@@ -82,15 +79,6 @@ class TyreLeakThresholds:
 WINDOW_S = TyreLeakThresholds().window_s + TyreLeakThresholds().hold_s
 
 
-def compensate_kpa(pressure_kpa: np.ndarray, temperature_c: np.ndarray, reference_c: float) -> np.ndarray:
-    """Gauge pressure the same air would have at `reference_c` (ideal gas, constant volume);
-    the raw pressure where the temperature is unknown."""
-    scaled = (pressure_kpa + ATMOSPHERE_KPA) * (reference_c + KELVIN) / (
-        temperature_c + KELVIN
-    ) - ATMOSPHERE_KPA
-    return np.where(np.isnan(temperature_c), pressure_kpa, scaled)
-
-
 def detect_tyre_slow_leak(
     cols: TelemetryColumns, params: VehicleParams, thresholds: TyreLeakThresholds = TyreLeakThresholds()
 ) -> list[Finding]:
@@ -110,9 +98,12 @@ def detect_tyre_slow_leak(
     placard = params.tyre_placard_kpa[veh].astype(np.float64)
     ref = np.broadcast_to(placard, pc.shape)
     if np.isnan(placard).any():
-        early = np.stack([_early_median(veh, t_s, pc[w], th.window_s) for w in range(4)])
+        early = np.stack([early_median(veh, t_s, pc[w], th.window_s) for w in range(4)])
         ref = np.where(np.isnan(placard), early, placard)
-    plausible = ~np.isnan(pc) & ~_stuck_suspect(veh, t_s, p, temp, th, first_row)
+    suspect = stuck_suspect(
+        veh, t_s, p, temp, first_row, th.stuck_temperature_change_c, th.stuck_without_temperature_s
+    )
+    plausible = ~np.isnan(pc) & ~suspect
     sums = wheel_sums(t_s, np.where(plausible, pc - ref, np.nan))
     # Lines only where a row can be judged: its whole window of data behind it. The long window's
     # rows are among the short one's; everything below is on the short window's rows (columns).
@@ -166,7 +157,7 @@ def detect_tyre_slow_leak(
             lvl[:, k],
             kpa_per_h[:, i],
             reference[:, i],
-        )  # fmt: skip
+        )
         for i, (r, k, lv, since) in enumerate(zip(rows, col, changes.level, changes.since_ns, strict=True))
     ]
 
@@ -221,68 +212,6 @@ def _compensated_share(cols: TelemetryColumns, wheel: int, vehicle: int) -> floa
     temp = cols.column(TEMPERATURE[wheel])[lo:hi]
     have = ~np.isnan(p)  # the compensated value exists wherever the raw one does
     return float((have & ~np.isnan(temp)).sum() / max(int(have.sum()), 1))
-
-
-def _stuck_suspect(
-    veh: np.ndarray,
-    t_s: np.ndarray,
-    p: np.ndarray,
-    temp: np.ndarray,
-    th: TyreLeakThresholds,
-    first_row: np.ndarray,
-) -> np.ndarray:
-    """Per wheel (rows of `p` and `temp`) and row: where the raw pressure has not changed although
-    the tyre temperature has changed by `stuck_temperature_change_c` since it last did (ideal gas:
-    it must have moved by about 0.7% per 2 K), or for `stuck_without_temperature_s` without a
-    temperature: a stuck sensor, whose compensated value would otherwise fake a trend. Those rows
-    are left out."""
-    valid = ~np.isnan(p)
-    n = p.shape[1]
-    if valid.all():  # every vehicle's first row is a change: the newest change is the vehicle's own
-        changed = np.empty(p.shape, dtype=bool)
-        changed[:, :1] = True
-        np.not_equal(p[:, 1:], p[:, :-1], out=changed[:, 1:])
-        changed |= first_row
-        last = np.where(changed, np.arange(n), -1)
-        np.maximum.accumulate(last, axis=1, out=last)
-    else:
-        prev = np.empty_like(p)
-        prev[:, :1] = np.nan
-        prev[:, 1:] = forward_fill(veh, p)[:, :-1]
-        changed = valid & ((p != prev) | first_row)
-        last = latest_index(veh, changed)
-    temp_ff = forward_fill(veh, temp)
-    at = np.maximum(last, 0)
-    # Suspect from the first row of a flat run (since the last change) whose temperature has moved
-    # that much from the run's first one, until the value moves again: once the flatness
-    # contradicts the gas law it stays suspect. Counted with integer prefix sums of such rows.
-    with np.errstate(invalid="ignore"):
-        moved = np.abs(temp_ff - take_rows(temp_ff, at)) >= th.stuck_temperature_change_c
-    moves = np.zeros((p.shape[0], n + 1), dtype=np.int32)
-    np.cumsum(moved, axis=1, dtype=np.int32, out=moves[:, 1:])
-    suspect = moves[:, 1:] > take_rows(moves, at)  # a move in [at, row]
-    no_temp = np.isnan(temp_ff)
-    if no_temp.any():  # flat for long without a temperature to judge by
-        suspect |= no_temp & (t_s - t_s.take(at) >= th.stuck_without_temperature_s)
-    return valid & (last >= 0) & suspect
-
-
-def _early_median(veh: np.ndarray, t_s: np.ndarray, pc: np.ndarray, window_s: float) -> np.ndarray:
-    """Per row: the median compensated pressure over its vehicle's first `window_s` of data."""
-    early = (t_s < window_s) & ~np.isnan(pc)
-    n_vehicles = int(veh.max()) + 1 if veh.size else 0
-    med = np.full(n_vehicles, np.nan)
-    v, x = veh[early], pc[early]
-    if v.size:
-        order = np.lexsort((x, v))
-        v, x = v[order], x[order]
-        bounds = np.searchsorted(v, np.arange(n_vehicles + 1))
-        cnt = np.diff(bounds)
-        has = cnt > 0
-        lo = bounds[:-1] + (cnt - 1) // 2
-        hi = bounds[:-1] + cnt // 2
-        med[has] = 0.5 * (x[lo[has]] + x[hi[has]])
-    return med[veh]
 
 
 @functools.lru_cache(maxsize=8)
