@@ -19,6 +19,7 @@ Two jobs, so that the work can be split over workers (`analytics.tasks`):
 `run_analysis` runs both, for one process. The kernels and the lifecycle are pure; this module is
 the shell that feeds them.
 """
+
 from __future__ import annotations
 
 import datetime as dt
