@@ -44,7 +44,8 @@ def store_findings(
     """Apply `findings` to the stored alarms and write the changes; commits. Raises psycopg.Error."""
     if not findings:
         return AlarmCounts()
-    cut = [replace(f, at_ns=f.at_ns - f.at_ns % 1000) for f in findings]
+    # Times to the database's microseconds (findings from stored rows are already whole ones).
+    cut = [replace(f, at_ns=f.at_ns - f.at_ns % 1000) if f.at_ns % 1000 else f for f in findings]
     vehicles = sorted({f.vehicle_id for f in cut})
     with conn.transaction():
         for partition in sorted({partition_of(v) for v in vehicles}):

@@ -53,12 +53,16 @@ class TelemetryColumns:
         return np.searchsorted(self.vehicle, np.arange(len(self.vehicle_ids) + 1), side="left")
 
     def vehicle_chunks(self, max_rows: int) -> Iterator[TelemetryColumns]:
-        """The rows in pieces of about `max_rows`, cut only between vehicles (a vehicle with more
+        """The rows in pieces of about `max_rows`: as many pieces as the rows divided by `max_rows`
+        round to (at least one), of about equal size, cut only between vehicles (a vehicle with more
         rows is a piece of its own); views, no copies. Every kernel is per vehicle, so it finds the
-        same on the pieces as on the whole, while its temporaries stay in the CPU's cache."""
+        same on the pieces as on the whole, while its temporaries stay in the CPU's cache. (Equal
+        sizes: a read that comes in pieces of a little more than `max_rows` rows is not cut into
+        one full piece and a sliver.)"""
         n = self.n_rows
         b = self.bounds()
-        cuts = np.unique(b[np.searchsorted(b, np.arange(max_rows, n, max_rows), side="left")])
+        k = max(1, round(n / max(max_rows, 1)))
+        cuts = np.unique(b[np.searchsorted(b, np.arange(1, k) * n // k, side="left")])
         edges = [0, *(int(c) for c in cuts if 0 < c < n), n]
         for lo, hi in zip(edges[:-1], edges[1:], strict=True):
             yield TelemetryColumns(

@@ -5,9 +5,10 @@ Owns the order of one pass (`update_trips`, called by the analysis job for the v
 oldest new sample time it found):
 1. each vehicle's window, from `trailing_s` before its oldest new sample: it must hold a whole trip
    and the parking gap before it (docs/driving-score.md);
-2. the rows (binary COPY, `analytics.telemetry_reader`), the roads near them (`road_segments`) and
-   each vehicle's local time offset (its home service centre's time zone, else its owner's, else
-   UTC);
+2. the rows (binary COPY, `analytics.telemetry_reader`; or, when the caller already reads a wider
+   window of the same vehicles, cut from its pieces by `TripWindow`, so the telemetry is read
+   once), the roads near them (`road_segments`) and each vehicle's local time offset (its home
+   service centre's time zone, else its owner's, else UTC);
 3. the kernels (`analytics.driving`): limits by snapping, trips, events, scores;
 4. one transaction: within each vehicle's region (see `analytics.driving.window`), the stored trips
    the window no longer has are deleted and the window's trips upserted by (vehicle, start), so a
@@ -26,6 +27,7 @@ import numpy as np
 import psycopg
 
 from analytics import telemetry_reader as reader
+from analytics.columns import TelemetryColumns
 from analytics.driving.config import DrivingThresholds
 from analytics.driving.roads import snap_speed_limit_kmh
 from analytics.driving.score import HEADING, LAT, LON, SIGNALS, SPEED
@@ -54,10 +56,73 @@ class DrivingReport:
         return dict(vars(self))
 
 
+class TripWindow:
+    """The rows `update_trips` reads, taken from the pieces of a read that covers them (the same
+    vehicles, in pieces of whole vehicles in order, from at least each one's window start on, with
+    at least `SIGNALS`): each piece cut to the vehicles' windows and the driving signals, appended
+    to buffers that grow by doubling (so the copying happens while the caller still reads, not
+    after it). Pure; the caller hands it every piece, then `columns()` are the rows the window's
+    own read returns."""
+
+    def __init__(self, oldest_new_ns: Mapping[str, int], config: DrivingJobConfig | None = None) -> None:
+        cfg = config or DrivingJobConfig()
+        self.vehicles = tuple(sorted(oldest_new_ns))
+        trailing_ns = int(cfg.trailing_s * 1e9)
+        self.since_ns = {v: oldest_new_ns[v] - trailing_ns for v in self.vehicles}
+        self._since = np.array([self.since_ns[v] for v in self.vehicles], dtype=np.int64)
+        self.signals = SIGNALS
+        self.complete = False  # set by the caller once every piece of its read is added
+        self._rows = 0
+        self._vehicle = np.empty(0, dtype=np.int32)
+        self._ts_ns = np.empty(0, dtype=np.int64)
+        self._values = np.empty((len(SIGNALS), 0))
+
+    def add(self, piece: TelemetryColumns) -> None:
+        """Append the piece's rows of the windows (a copy: the piece's other columns are let go)."""
+        if piece.vehicle_ids != self.vehicles or not set(SIGNALS) <= set(piece.values):
+            raise ValueError("a piece of other vehicles than the window's, or without its signals")
+        keep = piece.ts_ns >= self._since[piece.vehicle]
+        n = int(np.count_nonzero(keep))
+        if self._rows + n > self._ts_ns.shape[0]:
+            self._grow(max(2 * self._ts_ns.shape[0], self._rows + n))
+        at = slice(self._rows, self._rows + n)
+        whole = n == keep.shape[0]  # the window cuts nothing: plain copies
+        pairs: list[tuple[np.ndarray, np.ndarray]] = [
+            (self._vehicle[at], piece.vehicle),
+            (self._ts_ns[at], piece.ts_ns),
+            *((self._values[i, at], piece.values[s]) for i, s in enumerate(SIGNALS)),
+        ]
+        for out, column in pairs:
+            if whole:
+                out[:] = column
+            else:
+                np.compress(keep, column, out=out)
+        self._rows += n
+
+    def columns(self) -> TelemetryColumns:
+        """The rows of every piece added, in order (views of the buffers)."""
+        n = self._rows
+        values = {s: self._values[i, :n] for i, s in enumerate(SIGNALS)}
+        return TelemetryColumns(self.vehicles, self._vehicle[:n], self._ts_ns[:n], values)
+
+    def _grow(self, capacity: int) -> None:
+        n = self._rows
+        vehicle, ts_ns = np.empty(capacity, dtype=np.int32), np.empty(capacity, dtype=np.int64)
+        values = np.empty((len(SIGNALS), capacity))
+        vehicle[:n], ts_ns[:n], values[:, :n] = self._vehicle[:n], self._ts_ns[:n], self._values[:, :n]
+        self._vehicle, self._ts_ns, self._values = vehicle, ts_ns, values
+
+
 def update_trips(
-    conn: psycopg.Connection, oldest_new_ns: Mapping[str, int], config: DrivingJobConfig | None = None
+    conn: psycopg.Connection,
+    oldest_new_ns: Mapping[str, int],
+    config: DrivingJobConfig | None = None,
+    *,
+    window: TripWindow | None = None,
 ) -> DrivingReport:
-    """Score and store the trips around the new data of these vehicles. Raises psycopg.Error."""
+    """Score and store the trips around the new data of these vehicles: from the rows the caller
+    already read into `window` (made with the same vehicles and config), else from a read of its
+    own. Raises psycopg.Error and, for a window of other vehicles or bounds, ValueError."""
     cfg = config or DrivingJobConfig()
     report = DrivingReport()
     if not oldest_new_ns:
@@ -65,7 +130,13 @@ def update_trips(
     vehicles = sorted(oldest_new_ns)
     trailing_ns = int(cfg.trailing_s * 1e9)
     since = {v: oldest_new_ns[v] - trailing_ns for v in vehicles}
-    cols = reader.read_columns(conn, vehicles, SIGNALS, since_ns_per_vehicle=since)
+    if window is not None and (window.vehicles != tuple(vehicles) or window.since_ns != since):
+        raise ValueError("the rows read are not this window's")
+    cols = (
+        window.columns()
+        if window is not None
+        else reader.read_columns(conn, vehicles, SIGNALS, since_ns_per_vehicle=since)
+    )
     report.vehicles, report.rows_read = len(vehicles), cols.n_rows
     limit = np.full(cols.n_rows, np.nan)
     moving = cols.column(SPEED) > cfg.thresholds.trips.moving_kmh

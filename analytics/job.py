@@ -8,9 +8,10 @@ Two jobs, so that the work can be split over workers (`analytics.tasks`):
      flush's rows could otherwise land behind a watermark already moved past them);
   2. the partition's vehicles with anything new in it: telemetry batches, DTC reports or software
      reports; late and backlogged data is analysed when it arrives, whatever its vehicle time;
-  3. per detector, each such vehicle's trailing window of the signals it needs, read with binary
-     COPY (`analytics.telemetry_reader`), then the kernels; then their trouble codes, and their
-     trips' driving scores (`analytics.driving_job`);
+  3. per detector, each such vehicle's trailing window of the signals it needs, then the kernels;
+     then their trouble codes, and their trips' driving scores (`analytics.driving_job`). The
+     telemetry is read once, with binary COPY (`analytics.telemetry_stream`), over the widest
+     window and every signal any of these steps needs, each cut in memory to its own;
   4. the alarm lifecycle and its store, then the new watermark, in that order: a crash between the
      two re-runs the window, which changes nothing (findings already applied are known).
 - `run_fleet_analysis`, once for the fleet: the firmware test over every report, and the hazard
@@ -18,6 +19,7 @@ Two jobs, so that the work can be split over workers (`analytics.tasks`):
 `run_analysis` runs both, for one process. The kernels and the lifecycle are pure; this module is
 the shell that feeds them.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -35,7 +37,7 @@ from analytics.code_state import with_code_columns
 from analytics.columns import TelemetryColumns, VehicleParams, is_code_signal
 from analytics.detectors.dtcs import DtcReportRow, detect_dtc_alarms
 from analytics.detectors.software import Inventory, SoftwareIssue, detect_firmware_bug, find_software_issues
-from analytics.driving_job import update_trips
+from analytics.driving_job import TripWindow, update_trips
 from analytics.findings import Finding
 from analytics.hazard_job import update_hazard_map
 from analytics.telemetry_stream import stream_columns
@@ -138,9 +140,10 @@ def run_vehicle_analysis(
         mine = set(vehicles)
         new_telemetry = {v: ns for v, ns in _new_telemetry(conn, after, until).items() if v in mine}
         reports = _dtc_reports(conn, vehicles)
-        findings += _telemetry_findings(conn, new_telemetry, detectors, reports, report)
+        trips = TripWindow(new_telemetry)  # the driving step's rows, cut from the detectors' read
+        findings += _telemetry_findings(conn, new_telemetry, detectors, reports, report, trips)
         findings += detect_dtc_alarms(reports)
-        report.driving = update_trips(conn, new_telemetry).as_dict()
+        report.driving = update_trips(conn, new_telemetry, window=trips if trips.complete else None).as_dict()
     _store(conn, findings, "+".join(sorted({d.thresholds_version for d in detectors} - {""})), report)
     _advance(conn, job, until)
     return report
@@ -215,11 +218,13 @@ def _telemetry_findings(
     detectors: Sequence[TelemetryDetector],
     dtc_reports: Sequence[DtcReportRow],
     report: AnalysisReport,
+    trips: TripWindow,
 ) -> list[Finding]:
     """Each detector over each vehicle's new rows and its own trailing window before them: one read
-    of the widest window and every signal, cut in memory to each window. The read comes in pieces
-    of whole vehicles (`stream_columns`), each analysed while PostgreSQL still sends the rest. The
-    trouble-code columns that detectors list among their signals come from `dtc_reports`."""
+    of the widest window and every signal, cut in memory to each window; the driving step's rows
+    (`trips`) are cut from the same read. The read comes in pieces of whole vehicles
+    (`stream_columns`), each analysed while PostgreSQL still sends the rest. The trouble-code
+    columns that detectors list among their signals come from `dtc_reports`."""
     if not detectors or not oldest_new_ns:
         return []
     vehicles = sorted(oldest_new_ns)
@@ -228,11 +233,12 @@ def _telemetry_findings(
     widest_ns = int(max(d.window_s for d in detectors) * 1e9)
     wanted = {s for d in detectors for s in d.signals}
     codes = sorted(s for s in wanted if is_code_signal(s))
-    signals = sorted(wanted - set(codes))
-    since = {v: oldest_new_ns[v] - widest_ns for v in vehicles}
+    signals = sorted((wanted - set(codes)) | set(trips.signals))
+    since = {v: min(oldest_new_ns[v] - widest_ns, trips.since_ns[v]) for v in vehicles}
     findings: list[Finding] = []
     for piece in stream_columns(conn, vehicles, signals, since_ns_per_vehicle=since):  # one read
         report.rows_read += piece.n_rows
+        trips.add(piece)
         everything = with_code_columns(piece, dtc_reports, codes)
         for window_s, group in _by_window(detectors):
             keep = everything.ts_ns >= oldest[everything.vehicle] - int(window_s * 1e9)
@@ -246,6 +252,7 @@ def _telemetry_findings(
                 )
             for detector in group:
                 findings += detector.detect(cols, params)
+    trips.complete = True
     return findings
 
 

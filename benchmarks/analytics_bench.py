@@ -65,6 +65,7 @@ def run_analytics_bench(cfg: AnalyticsBenchConfig) -> dict[str, Any]:
         "config": asdict(cfg) | {"database_url": "(given)" if cfg.database_url else "(embedded)"},
         "scenario": fleet.scenario.name,
         "seed": fleet.scenario.seed,
+        "utc_offset_h": fleet.scenario.utc_offset_h,  # so that the run starts at about LOCAL_START_H
         "faults_injected": fleet.faults_by_kind(),
         "simulate_s": round(fleet.simulate_s, 1),
         "rows": cols.n_rows,

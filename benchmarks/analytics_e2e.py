@@ -4,18 +4,19 @@
 Owns: loading the bench fleet the way production does (the simulator's registry through
 `registry.import_records`; the telemetry through ingest's own path: wire v1 batches of ten
 minutes, `triage`, `TelemetryStore.write`), and timing, interleaved and best of `repeats`:
-- `raw_copy`: the job's COPY statement (`analytics.telemetry_reader.copy_query`, every signal the
-  suite reads, every row of the fleet), drained without parsing: what any COPY TO client pays;
+- `raw_copy`: the row-wise reader's COPY statement (`analytics.telemetry_reader.copy_query`: one
+  COPY row per telemetry row, every signal the suite reads as float8, every row of the fleet, in
+  (vehicle, time) order), drained without parsing: what any COPY TO client of these rows pays;
 - `raw_table_copy`: `COPY (SELECT ts, vehicle_id, <columns> FROM telemetry ... ORDER BY
   vehicle_id, ts)`, the same rows in their stored types, drained (for reference);
 - `raw_vehicle_copy`: the statement the job runs (`analytics.telemetry_stream`: one row of arrays
-  per vehicle), drained without decoding (for reference: the job's own ceiling);
+  per vehicle, unsorted), drained without decoding (for reference: the server's share of the job);
 - `job`: `analytics.job.run_analysis` from an empty watermark and no alarms (reset before each
-  run): the arrival queries, the registry parameters, the COPY and its parsing, every detector,
-  trouble codes, the fleet firmware test and the alarms written. The road-hazard map's step, which
-  the job also runs by default over its own read, is left out (`hazards=False`). The driving
-  scores' step (`update_trips`, its own read), which the job runs for every partition since the
-  driving work landed, is in: the job has no switch for it.
+  run): the arrival queries, the registry parameters, the DTC reports, the COPY and its decoding,
+  every detector, trouble codes, the driving scores' step (`update_trips`, which takes its rows
+  from the same read: its signals are among the suite's), the fleet firmware test, and the alarms
+  and trips written. The road-hazard map's step, which the job also runs by default over a read of
+  its own, is left out (`hazards=False`).
 `job_vs_raw_copy` is raw_copy's wall time / the job's (1.0: everything but the COPY is free).
 Wall times; PostgreSQL runs in its own processes. The alarms the job stored are checked against
 the kernels' in-memory run (same vehicles and faults).

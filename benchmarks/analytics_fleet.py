@@ -7,7 +7,10 @@ bench's vehicles and hours, and collecting what the vehicles sample into `Teleme
 suite's signals, with the `VehicleParams` the registry gives them. The collection is the one of
 the analytics tests' harness (`tests/analytics/simulated.py`): true sample time, a row wherever a
 vehicle sampled, float32 values as they travel on the wire, widened to float64. The run ends
-`hours` before now so that ingest accepts the rows for the end-to-end part.
+about now so that ingest accepts the rows for the end-to-end part, and the city's time zone is
+chosen so that it starts at about `LOCAL_START_H` local time: the simulated fleet parks at night, so a
+run taken at night had less than half the rows of one taken by day, and the measurements depended
+on the hour they were taken at.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from analytics.columns import TelemetryColumns, VehicleParams
 from simulators.engine import FleetSimulation
 from simulators.roads import city_grid
 from simulators.scenario import Scenario, builtin_scenario_path, load_scenario
+
+LOCAL_START_H = 14.0  # the simulated city's local time when a bench run starts: the fleet drives
 
 
 @dataclass(frozen=True)
@@ -68,10 +73,19 @@ def bench_scenario(vehicles: int, hours: float, seed: int | None = None) -> Scen
     )
 
 
+def daytime_utc_offset_h(start_unix_s: float) -> float:
+    """The whole-hour UTC offset (-11..12) at which `start_unix_s` is within half an hour of
+    `LOCAL_START_H` local time."""
+    utc_h = (start_unix_s / 3600.0) % 24.0
+    return float((math.floor(LOCAL_START_H - utc_h + 0.5) + 11) % 24 - 11)
+
+
 def simulate_fleet(scenario: Scenario, signals: tuple[str, ...]) -> BenchFleet:
-    """Run `scenario` in memory, ending about now, and collect `signals` as columns."""
+    """Run `scenario` in memory, ending about now, starting at about `LOCAL_START_H` local time (the
+    scenario's time zone is replaced), and collect `signals` as columns."""
     started = time.perf_counter()
     start_unix_s = float(math.floor(time.time() - scenario.duration_s - 60.0))
+    scenario = dataclasses.replace(scenario, utc_offset_h=daytime_utc_offset_h(start_unix_s))
     sim = FleetSimulation(
         scenario, city_grid(blocks=scenario.city.blocks, block_m=scenario.city.block_m), start_unix_s
     )

@@ -17,6 +17,7 @@ has held for `hold_s` (new pads read near 0%).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -24,15 +25,15 @@ import numpy as np
 from analytics.columns import TelemetryColumns, VehicleParams
 from analytics.detectors.trends import (
     NS_PER_S,
-    SharedX,
     first_index,
     forward_fill,
+    nan_to_num,
     report_rows,
-    rolling_lines,
     state_changes,
     window_start,
-    window_start_where,
 )
+from analytics.detectors.wheel_lines import WheelLines, wheel_lines, wheel_sums
+from analytics.detectors.wheel_lines import forward_fill as forward_fill_wheels
 from analytics.findings import Finding, Severity
 from contract.signals import WHEELS, wheel_paths
 
@@ -75,54 +76,105 @@ def detect_brake_pad_wear(
     veh = cols.vehicle.astype(np.int64)
     first = first_index(veh)
     t_s = (cols.ts_ns - cols.ts_ns[first]) / NS_PER_S
-    start = window_start_where(veh, t_s, th.window_s, t_s >= th.window_s)  # where a rate can be judged
     odo = forward_fill(veh, cols.column(ODOMETER))
     km = odo - odo[first]  # NaN before the vehicle's first odometer reading
     limit_pct, warn_pct = th.pct_at_mm(th.limit_mm), th.pct_at_mm(th.warn_remaining_mm)
-    # Per wheel, one row array each (not (4, n) arrays, which are page-faulted in on every call).
-    severity: list[np.ndarray] = []
-    judged: list[np.ndarray] = []
-    wear: list[np.ndarray] = []
-    rate: list[np.ndarray] = []  # percent per km
-    to_limit_km: list[np.ndarray] = []
-    shared = SharedX()  # the wheels' lines share the distance
-    for w in range(4):  # four wheels, each vectorised over every vehicle and row
-        pct = cols.column(PAD_WEAR[w])
-        valid = ~np.isnan(pct)
-        at = np.flatnonzero(valid & (t_s >= th.window_s))  # the rate needs its whole window
-        (line,) = rolling_lines(km, pct, ((start, at),), shared)
-        rate_known = np.zeros(n, dtype=bool)
-        rate_known[at] = line.n >= th.min_rows  # no distance: no wear
-        with np.errstate(invalid="ignore", divide="ignore"):
-            wearing_at = (
-                rate_known[at]
-                & (line.span_x >= th.min_km)
-                & (line.slope > 0)
-                & (line.slope * line.span_x >= th.min_rise_pct)
-            )
-        wearing = np.zeros(n, dtype=bool)
-        wearing[at] = wearing_at
-        slope = np.full(n, np.nan)
-        slope[at] = line.slope
-        with np.errstate(invalid="ignore", divide="ignore"):
-            km_left = np.where(wearing, np.maximum(limit_pct - pct, 0.0) / slope, np.nan)
-        due = wearing & (km_left <= th.due_km)
+    # The four wheels as rows of (4, n) arrays: each step below runs once for all of them.
+    pct = np.stack([cols.column(path) for path in PAD_WEAR])
+    valid = ~np.isnan(pct)
+    with np.errstate(invalid="ignore"):
         worn = valid & (pct >= limit_pct)
         low = valid & (pct >= warn_pct)
-        # The level rules judge every reading; the rate rule only with its whole window of history.
-        judged.append(worn | low | due | rate_known)
-        severity.append(np.where(worn, int(Severity.MAJOR), np.where(low | due, int(Severity.MINOR), 0)))
-        wear.append(pct)
-        rate.append(np.where(wearing, slope, np.nan))
-        to_limit_km.append(km_left)
-    any_judged = np.logical_or.reduce(judged)
-    changes = state_changes(veh, cols.ts_ns, any_judged, np.maximum.reduce(severity), th.sustain_s, th.hold_s)
+    # The level rules judge every reading; the rate rule only with its whole window of history.
+    any_judged = (worn | low).any(axis=0)
+    row_severity = np.where(worn, int(Severity.MAJOR), np.where(low, int(Severity.MINOR), 0)).max(axis=0)
+    at = np.flatnonzero(t_s >= th.window_s)
+    start = window_start(veh, t_s, th.window_s, at)
+    used = valid & ~np.isnan(km)  # the readings a rate is fitted to: with a distance
+    rate_known = valid.take(at, axis=1) & (_counts(used, start, at) >= th.min_rows)  # no distance: no wear
+    # PadWear moves in whole percent, rarely: in most windows every reading is the same, the fitted
+    # rise is 0 and nothing wears. The lines are fitted only where some wheel's readings change.
+    fitted = np.flatnonzero(_counts(_changes(veh, pct, used), start + 1, at).any(axis=0))
+    wearing = np.zeros((4, at.size), dtype=bool)
+    due = np.zeros((4, at.size), dtype=bool)
+    slope = np.full((4, at.size), np.nan)
+    if fitted.size:
+        line = _lines_of_vehicles(veh, km, pct, start[fitted], at[fitted])
+        with np.errstate(invalid="ignore"):
+            w = rate_known.take(fitted, axis=1) & (line.span_x >= th.min_km) & (line.slope > 0)
+            w &= line.slope * line.span_x >= th.min_rise_pct
+        wearing[:, fitted], slope[:, fitted] = w, line.slope
+        with np.errstate(invalid="ignore", divide="ignore"):
+            left_km = np.maximum(limit_pct - pct.take(at[fitted], axis=1), 0.0) / line.slope
+        due[:, fitted] = w & (left_km <= th.due_km)
+    any_judged[at] |= rate_known.any(axis=0)
+    row_severity[at] = np.maximum(row_severity[at], np.where(due, int(Severity.MINOR), 0).max(axis=0))
+    changes = state_changes(veh, cols.ts_ns, any_judged, row_severity, th.sustain_s, th.hold_s)
     rows = report_rows(changes, veh, any_judged)
     pace_km_per_s = _window_pace(window_start(veh, t_s, th.window_s, rows), rows, t_s, km)
+    # The evidence, at the reported rows only (a row before the rate's window has no rate).
+    col = np.searchsorted(at, rows)
+    has_rate = col < at.size
+    has_rate[has_rate] = at[col[has_rate]] == rows[has_rate]
+    col[~has_rate] = at.size  # the column appended below: no rate
+    wear = pct.take(rows, axis=1)
+    slope_r = np.column_stack((slope, np.full(4, np.nan))).take(col, axis=1)
+    wearing_r = np.column_stack((wearing, np.zeros(4, dtype=bool))).take(col, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        km_left = np.where(wearing_r, np.maximum(limit_pct - wear, 0.0) / slope_r, np.nan)
+    severity = np.where(
+        worn.take(rows, axis=1),
+        int(Severity.MAJOR),
+        np.where(low.take(rows, axis=1) | (wearing_r & (km_left <= th.due_km)), int(Severity.MINOR), 0),
+    )
+    rate = np.where(wearing_r, slope_r, np.nan)
+    thresholds_dict = _thresholds_dict(th)
     return [  # one iteration per finding, not per sample
-        _finding(cols, th, int(r), int(lv), int(since), severity, wear, rate, to_limit_km, odo, pace_km_per_s)
-        for r, lv, since in zip(rows, changes.level, changes.since_ns, strict=True)
+        _finding(
+            cols,
+            th,
+            thresholds_dict,
+            int(r),
+            int(lv),
+            int(since),
+            severity[:, i],
+            wear[:, i],
+            rate[:, i],
+            km_left[:, i],
+            odo,
+            pace_km_per_s,
+        )
+        for i, (r, lv, since) in enumerate(zip(rows, changes.level, changes.since_ns, strict=True))
     ]
+
+
+def _lines_of_vehicles(
+    veh: np.ndarray, km: np.ndarray, pct: np.ndarray, start: np.ndarray, at: np.ndarray
+) -> WheelLines:
+    """The lines at rows `at` (each from its `start`, a row of the same vehicle), with the sums
+    over those vehicles' rows only: a few of the piece's, as if they were a piece of their own."""
+    vehicles = np.unique(veh[at])
+    lo = np.searchsorted(veh, vehicles, side="left")
+    size = np.searchsorted(veh, vehicles, side="right") - lo
+    shift = lo - (np.cumsum(size) - size)  # a kept row's index minus its position among the kept
+    rows = np.repeat(shift, size) + np.arange(int(size.sum()))
+    at_shift = shift[np.searchsorted(vehicles, veh[at])]
+    return wheel_lines(wheel_sums(km[rows], pct.take(rows, axis=1)), start - at_shift, at - at_shift)
+
+
+def _counts(flags: np.ndarray, start: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Per wheel, how many of rows start[k]..at[k] are flagged (integer prefix sums: exact)."""
+    c = np.zeros((flags.shape[0], flags.shape[1] + 1), dtype=np.int32)
+    np.cumsum(flags, axis=1, dtype=np.int32, out=c[:, 1:])
+    return c.take(at + 1, axis=1) - c.take(start, axis=1)
+
+
+def _changes(veh: np.ndarray, pct: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """Per wheel, the readings used that differ from the vehicle's previous reading used (or have
+    none before them): a window without one after its first row has one value throughout."""
+    prev = np.full(pct.shape, np.nan)
+    prev[:, 1:] = forward_fill_wheels(veh, np.where(used, pct, np.nan))[:, :-1]
+    return used & ~(pct == prev)
 
 
 def _window_pace(start: np.ndarray, rows: np.ndarray, t_s: np.ndarray, km: np.ndarray) -> dict[int, float]:
@@ -132,30 +184,38 @@ def _window_pace(start: np.ndarray, rows: np.ndarray, t_s: np.ndarray, km: np.nd
     return dict(zip(rows.tolist(), pace.tolist(), strict=True))
 
 
+@functools.lru_cache(maxsize=8)
+def _thresholds_dict(th: PadWearThresholds) -> dict:
+    """The thresholds as the evidence carries them (each finding gets its own copy)."""
+    return asdict(th)
+
+
 def _finding(
     cols: TelemetryColumns,
     th: PadWearThresholds,
+    thresholds: dict,
     row: int,
     level: int,
     since_ns: int,
-    severity: list[np.ndarray],
-    wear: list[np.ndarray],
-    rate: list[np.ndarray],
-    to_limit_km: list[np.ndarray],
+    severity: np.ndarray,
+    wear: np.ndarray,
+    rate: np.ndarray,
+    to_limit_km: np.ndarray,
     odo: np.ndarray,
     pace_km_per_s: dict[int, float],
 ) -> Finding:
+    """The finding at `row`, with each wheel's severity, wear, rate and distance left there."""
     vid = cols.vehicle_ids[int(cols.vehicle[row])]
     at_ns = int(cols.ts_ns[row])
-    # The wheel to name: the worst severity at this row, then the most worn pad.
-    wears = np.array([x[row] for x in wear])
-    w = int(np.lexsort((-np.nan_to_num(wears, nan=-1.0), -np.array([x[row] for x in severity])))[0])
-    pct = float(wear[w][row])
+    # The wheel to name: the worst severity at this row, then the most worn pad, then the first.
+    sev, wears = severity.tolist(), wear.tolist()
+    w = min(range(4), key=lambda k: (-sev[k], -nan_to_num(wears[k], nan=-1.0)))
+    pct = float(wears[w])
     mm = th.new_pad_mm * (1.0 - pct / 100.0)
-    km_left = float(to_limit_km[w][row])
+    km_left = float(to_limit_km[w])
     pace = float(pace_km_per_s[row])
     eta_s = km_left / pace if np.isfinite(km_left) and np.isfinite(pace) and pace > 0 else None
-    per_km = float(rate[w][row])
+    per_km = float(rate[w])
     evidence = {
         "signal": PAD_WEAR[w],
         "wheel": WHEELS[w],
@@ -167,7 +227,7 @@ def _finding(
         "projected_km_to_limit": None if np.isnan(km_left) else round(km_left, 1),
         "projected_time_to_limit_s_at_window_pace": None if eta_s is None else round(eta_s, 1),
         "odometer_km": None if np.isnan(odo[row]) else round(float(odo[row]), 1),
-        "thresholds": asdict(th),
+        "thresholds": dict(thresholds),
     }
     if level == 0:
         text = "Brake pads have wear left and are wearing at a normal rate."

@@ -25,7 +25,7 @@ one stuck tyre sensor hide another); `evidence["signal"]` carries the path too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,10 +33,12 @@ from analytics.columns import TelemetryColumns, VehicleParams
 from analytics.detectors.persistence import (
     NS_PER_S,
     Persistence,
+    Transitions,
     first_rows,
     latest_index,
+    previous_index,
 )
-from analytics.detectors.streaks import flag_changes
+from analytics.detectors.streaks import flag_changes, judged_flag_changes, judged_rows, stacked_flag_changes
 from analytics.detectors.vehicle_state import LAT, LON, ODOMETER, SPEED, moving_rows
 from analytics.findings import Finding, Severity
 
@@ -112,66 +114,86 @@ def detect_sensor_stuck(
     vehicle, ts = cols.vehicle, cols.ts_ns
     moving = moving_rows(cols, th.moving_kmh)
     after = ~first_rows(vehicle)  # rows with an earlier row of the same vehicle
-    moving_has = {k: moving & v for k, v in _powertrain_rows(params, vehicle).items()}
-    out: list[Finding] = []
+    has = _powertrain_rows(params, vehicle)
+    moving_has = {k: moving & v for k, v in has.items()}
+    level = int(th.stuck_severity)
+    found: dict[str, tuple[np.ndarray, Transitions]] = {}  # per signal: its rows and transitions there
+    # A signal read on every row of the vehicles that have it is judged on the rows where such a
+    # vehicle moves and has an earlier row (so the row before is its previous reading), which depend
+    # only on the powertrain: those signals go through the streak rule together.
+    everywhere: dict[str, list[WatchedSignal]] = {}
     for w in th.watched:  # a loop over signals; each pass is vectorised over vehicles and time
-        x = cols.column(w.path)
-        present = ~np.isnan(x)
+        present = ~np.isnan(cols.column(w.path))
         if not present.any():
             continue
-        # Over the rows that carry the signal (all of them, mostly: no gather then), each reading
-        # against the one before it of the same vehicle.
-        if present.all():
-            read, xr, vr, tr_ns = None, x, vehicle, ts
-            judged = after & moving_has[w.powertrain]
-        else:
-            read = np.flatnonzero(present)
-            xr, vr, tr_ns = x[read], vehicle[read], ts[read]
-            judged = ~first_rows(vr) & moving_has[w.powertrain][read]
-        unchanged = np.zeros(xr.shape[0], dtype=bool)
-        np.equal(xr[1:], xr[:-1], out=unchanged[1:])
-        same = unchanged & judged
-        rule = Persistence(w.stuck_s, th.stuck_min_rows, 0.0, th.stuck_clear_rows, gap_cap_s=th.gap_cap_s)
-        tr = flag_changes(vr, tr_ns, judged, same, int(th.stuck_severity), rule)
-        if read is not None:
-            tr = replace(tr, row=read[tr.row])
-        rows_levels = [(tr.row, tr.level, tr.since_ns)]
+        if (present | ~has[w.powertrain]).all():
+            everywhere.setdefault(w.powertrain, []).append(w)
+            continue
+        x = cols.column(w.path)  # each reading against the vehicle's reading before it
+        prev = previous_index(vehicle, present)
+        rows = np.flatnonzero(present & (prev >= 0) & moving_has[w.powertrain])
+        judged = judged_rows(vehicle[rows], ts[rows], th.gap_cap_s)
+        found[w.path] = (
+            rows,
+            judged_flag_changes(judged, x[rows] == x[prev[rows]], level, _stuck_rule(w, th)),
+        )
+    for powertrain, group in everywhere.items():
+        rows = np.flatnonzero(after & moving_has[powertrain])
+        unchanged = np.empty((len(group), rows.shape[0]), dtype=bool)
+        repeated = np.zeros(cols.n_rows, dtype=bool)
+        for k, w in enumerate(group):
+            x = cols.column(w.path)
+            np.equal(x[1:], x[:-1], out=repeated[1:])  # each row against the row before
+            np.take(repeated, rows, out=unchanged[k])
+        judged = judged_rows(vehicle[rows], ts[rows], th.gap_cap_s)
+        stacked = stacked_flag_changes(judged, unchanged, level, [_stuck_rule(w, th) for w in group])
+        found.update((w.path, (rows, tr)) for w, tr in zip(group, stacked, strict=True))
+    out: list[Finding] = []
+    for w in th.watched:
+        if w.path not in found:
+            continue
+        x = cols.column(w.path)
+        rows, tr = found[w.path]
+        rows_levels = [(rows.take(tr.row), tr.level, tr.since_ns)]
         if w.regulated_c is not None:
-            rows_levels.append(_regulated_changes(cols, params, w, th, read, xr, vr, tr_ns, unchanged))
-        for row, lvl, since in (t for r, lv, sn in rows_levels for t in zip(r, lv, sn, strict=True)):
-            vid = cols.vehicle_ids[int(vehicle[row])]
-            evidence = {
-                "signal": w.path,
-                "value": float(x[row]),
-                "stuck_for_moving_s": w.stuck_s,
-                "thresholds_version": th.version,
-            }
-            out.append(
-                _finding(
-                    vid, f"{STUCK}:{w.path}", int(lvl), int(ts[row]), int(since), evidence,
-                    f"The {w.path} sensor's readings vary again.",
-                    f"The {w.path} sensor reports the same value while the vehicle drives: check "
-                    "the sensor and its wiring; alarms that rely on it are unreliable meanwhile.",
-                )
-            )  # fmt: skip
+            rows_levels.append(_regulated_changes(cols, params, w, th, x))
+        fault = f"{STUCK}:{w.path}"
+        cleared = f"The {w.path} sensor's readings vary again."
+        raised = (
+            f"The {w.path} sensor reports the same value while the vehicle drives: check "
+            "the sensor and its wiring; alarms that rely on it are unreliable meanwhile."
+        )
+        for r, lv, sn in rows_levels:
+            at = zip(vehicle.take(r).tolist(), x.take(r).tolist(), ts.take(r).tolist(), strict=True)
+            for (v, value, at_ns), lvl, since in zip(at, lv.tolist(), sn.tolist(), strict=True):
+                evidence = {
+                    "signal": w.path,
+                    "value": value,
+                    "stuck_for_moving_s": w.stuck_s,
+                    "thresholds_version": th.version,
+                }
+                out.append(_finding(cols.vehicle_ids[v], fault, lvl, at_ns, since, evidence, cleared, raised))
     return out
 
 
+def _stuck_rule(w: WatchedSignal, th: SensorThresholds) -> Persistence:
+    return Persistence(w.stuck_s, th.stuck_min_rows, 0.0, th.stuck_clear_rows, gap_cap_s=th.gap_cap_s)
+
+
 def _regulated_changes(
-    cols: TelemetryColumns,
-    params: VehicleParams,
-    w: WatchedSignal,
-    th: SensorThresholds,
-    read: np.ndarray | None,
-    xr: np.ndarray,
-    vr: np.ndarray,
-    tr_ns: np.ndarray,
-    unchanged: np.ndarray,
+    cols: TelemetryColumns, params: VehicleParams, w: WatchedSignal, th: SensorThresholds, x: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The stuck rule on the rows where a regulated temperature must move: engine off and above
-    the regulated value (cooling), or engine running and below it (warming). (rows, levels,
-    since) transitions in the columns' row space."""
+    the regulated value (cooling), or engine running and below it (warming); over the rows that
+    carry a reading, each against the one before. (rows, levels, since) transitions in the
+    columns' row space."""
+    vehicle, ts = cols.vehicle, cols.ts_ns
+    present = ~np.isnan(x)
+    read = None if present.all() else np.flatnonzero(present)
     rows = slice(None) if read is None else read
+    xr, vr, tr_ns = x[rows], vehicle[rows], ts[rows]
+    unchanged = np.zeros(xr.shape[0], dtype=bool)
+    np.equal(xr[1:], xr[:-1], out=unchanged[1:])
     rpm = cols.column(ENGINE_SPEED)[rows]
     speed = cols.column(SPEED)[rows]
     combustion = ~params.is_ev[vr] if vr.size else np.zeros(0, dtype=bool)
@@ -199,42 +221,59 @@ def detect_sensor_dropout(
     vehicle, ts = cols.vehicle, cols.ts_ns
     moving = moving_rows(cols, th.moving_kmh)
     present_by = {w.path: ~np.isnan(cols.column(w.path)) for w in th.watched}
-    reporting = np.sum(list(present_by.values()), axis=0) if present_by else np.zeros(cols.n_rows)
+    reporting = np.zeros(cols.n_rows, dtype=np.int16)  # how many watched signals each row carries
+    for present in present_by.values():
+        reporting += present
     rule = Persistence(0.0, 1, th.dropout_clear_s, 2, gap_cap_s=th.gap_cap_s)
-    moving_has = {k: moving & v for k, v in _powertrain_rows(params, vehicle).items()}
+    has = _powertrain_rows(params, vehicle)
+    moving_has = {k: moving & v for k, v in has.items()}
+    # A signal read on every row of the vehicles that have it is never unread: its judged rows are
+    # all fresh, and they depend only on the powertrain, so every such signal of a powertrain has
+    # the same state changes.
+    everywhere: dict[str, Transitions] = {}
     out: list[Finding] = []
     for w in th.watched:  # a loop over signals; each pass is vectorised over vehicles and time
         present = present_by[w.path]
         if not present.any():
             continue
-        judged = (reporting - present >= th.min_other_signals) & moving_has[w.powertrain]
-        if present.all():  # read on every row: never unread, every judged row is fresh
-            last_read, age_s = np.arange(cols.n_rows), np.zeros(cols.n_rows)
-            bad, good = np.zeros(cols.n_rows, dtype=bool), judged
+        last_read: np.ndarray | None = None
+        if (present | ~has[w.powertrain]).all():
+            tr = everywhere.get(w.powertrain)
+            if tr is None:
+                judged = (reporting - 1 >= th.min_other_signals) & moving_has[w.powertrain]
+                never = np.zeros(cols.n_rows, dtype=bool)
+                tr = flag_changes(vehicle, ts, judged, never, int(th.dropout_severity), rule)
+                everywhere[w.powertrain] = tr
         else:
+            judged = (reporting - present >= th.min_other_signals) & moving_has[w.powertrain]
             last_read = latest_index(vehicle, present)
             judged &= last_read >= 0
             age_s = _unread_time_s(vehicle, ts, judged, present, th.gap_cap_s)
             bad = judged & (age_s > th.dropout_s)
             good = judged & (age_s <= th.dropout_fresh_s)
-        tr = flag_changes(vehicle, ts, bad | good, bad, int(th.dropout_severity), rule)
-        for row, lvl, since in zip(tr.row, tr.level, tr.since_ns, strict=True):
-            vid = cols.vehicle_ids[int(vehicle[row])]
+            tr = flag_changes(vehicle, ts, bad | good, bad, int(th.dropout_severity), rule)
+        fault = f"{DROPOUT}:{w.path}"
+        cleared = f"The {w.path} sensor reports again."
+        raised = (
+            f"The {w.path} sensor has stopped reporting while the rest of the vehicle "
+            "reports: check the sensor, its wiring and its bus connection."
+        )
+        r = tr.row
+        at_ns = ts.take(r).tolist()
+        read_ns = at_ns if last_read is None else ts.take(last_read.take(r)).tolist()
+        unread = [0.0] * r.shape[0] if last_read is None else [round(a, 1) for a in age_s.take(r).tolist()]
+        at = zip(vehicle.take(r).tolist(), at_ns, read_ns, unread, strict=True)
+        for (v, t_ns, read, unread_s), lvl, since in zip(
+            at, tr.level.tolist(), tr.since_ns.tolist(), strict=True
+        ):
             evidence = {
                 "signal": w.path,
-                "last_read_ns": int(ts[last_read[row]]),
-                "unread_moving_s": round(float(age_s[row]), 1),
+                "last_read_ns": read,
+                "unread_moving_s": unread_s,
                 "dropout_after_moving_s": th.dropout_s,
                 "thresholds_version": th.version,
             }
-            out.append(
-                _finding(
-                    vid, f"{DROPOUT}:{w.path}", int(lvl), int(ts[row]), int(since), evidence,
-                    f"The {w.path} sensor reports again.",
-                    f"The {w.path} sensor has stopped reporting while the rest of the vehicle "
-                    "reports: check the sensor, its wiring and its bus connection.",
-                )
-            )  # fmt: skip
+            out.append(_finding(cols.vehicle_ids[v], fault, lvl, t_ns, since, evidence, cleared, raised))
     return out
 
 

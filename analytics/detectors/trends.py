@@ -13,6 +13,8 @@ same value in both: re-running on a later trailing window repeats the same state
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +29,14 @@ def first_index(vehicle: np.ndarray) -> np.ndarray:
     start = np.ones(n, dtype=bool)
     start[1:] = vehicle[1:] != vehicle[:-1]
     return np.maximum.accumulate(np.where(start, np.arange(n), 0)) if n else np.zeros(0, dtype=np.int64)
+
+
+def nan_to_num(x: float, *, nan: float) -> float:
+    """`np.nan_to_num(x, nan=nan)` for one float, without an array: NaN as `nan`, an infinity as
+    the largest finite float of its sign (for ranking a few values by key)."""
+    if math.isnan(x):
+        return nan
+    return math.copysign(sys.float_info.max, x) if math.isinf(x) else x
 
 
 def forward_fill(vehicle: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -201,6 +211,12 @@ def state_changes(
     pos = np.arange(m)
     new_vehicle = np.ones(m, dtype=bool)
     new_vehicle[1:] = v[1:] != v[:-1]
+    if not c.any():  # absent throughout (most pieces): each vehicle turns clear once it has held
+        first_row = np.maximum.accumulate(np.where(new_vehicle, pos, 0))
+        held = t - t[first_row] >= int(hold_s * NS_PER_S)
+        turns = held.copy()
+        turns[1:] &= new_vehicle[1:] | ~held[:-1]  # held only grows within a vehicle
+        return Changes(rows[turns], np.zeros(int(turns.sum()), dtype=np.int64), t[first_row[turns]])
     brk = new_vehicle.copy()
     brk[1:] |= c[1:] != c[:-1]
     run_start = np.maximum.accumulate(np.where(brk, pos, 0))

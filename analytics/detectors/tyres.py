@@ -1,10 +1,11 @@
 """`tyre_slow_leak`: a tyre losing air, warned before it is 25% under placard (FMVSS 138), and
 raised higher once it is.
 
-Owns: the temperature compensation (ideal gas at constant volume: absolute pressure is
-proportional to absolute temperature, so each reading is brought to the pressure the same air
-would have at `reference_c`), the trend per wheel over a trailing window (least squares on the
-compensated pressure), the projected time to the 25%-under limit, and the rule:
+Owns: the trend per wheel over a trailing window (least squares on the compensated pressure:
+ideal gas at constant volume, absolute pressure proportional to absolute temperature, so each
+reading is brought to the pressure the same air would have at `reference_c`; the readings and
+the stuck-sensor rows are `analytics.detectors.tyre_readings`'), the projected time to the
+25%-under limit, and the rule:
 - MAJOR: over the trailing window (or a shorter one, which can only add a fast leak), the
   compensated pressure falls significantly (t statistic), faster than
   `min_leak_kpa_per_h` (about a hundred times natural permeation, which loses 1-3 psi a month),
@@ -23,6 +24,8 @@ tyre temperature use the raw pressure (the evidence gives the compensated share)
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -30,14 +33,20 @@ import numpy as np
 from analytics.columns import TelemetryColumns, VehicleParams
 from analytics.detectors.trends import (
     NS_PER_S,
-    SharedX,
     first_index,
-    forward_fill,
-    latest_index,
+    nan_to_num,
     report_rows,
-    rolling_lines,
     state_changes,
-    window_start_where,
+    window_start,
+)
+from analytics.detectors.tyre_readings import compensate_kpa, early_median, stuck_suspect
+from analytics.detectors.wheel_lines import (
+    WheelLines,
+    WheelSums,
+    slope_se,
+    wheel_lines,
+    wheel_sums,
+    y_squared_sums,
 )
 from analytics.findings import Finding, Severity
 from contract.signals import WHEELS, wheel_paths
@@ -47,8 +56,6 @@ THRESHOLDS_VERSION = "tyre_slow_leak/1"
 PRESSURE = wheel_paths("Tire.Pressure")
 TEMPERATURE = wheel_paths("Tire.Temperature")
 SIGNALS: tuple[str, ...] = PRESSURE + TEMPERATURE
-ATMOSPHERE_KPA = 101.325
-KELVIN = 273.15
 
 
 @dataclass(frozen=True)
@@ -72,15 +79,6 @@ class TyreLeakThresholds:
 WINDOW_S = TyreLeakThresholds().window_s + TyreLeakThresholds().hold_s
 
 
-def compensate_kpa(pressure_kpa: np.ndarray, temperature_c: np.ndarray, reference_c: float) -> np.ndarray:
-    """Gauge pressure the same air would have at `reference_c` (ideal gas, constant volume);
-    the raw pressure where the temperature is unknown."""
-    scaled = (pressure_kpa + ATMOSPHERE_KPA) * (reference_c + KELVIN) / (
-        temperature_c + KELVIN
-    ) - ATMOSPHERE_KPA
-    return np.where(np.isnan(temperature_c), pressure_kpa, scaled)
-
-
 def detect_tyre_slow_leak(
     cols: TelemetryColumns, params: VehicleParams, thresholds: TyreLeakThresholds = TyreLeakThresholds()
 ) -> list[Finding]:
@@ -92,76 +90,118 @@ def detect_tyre_slow_leak(
         return []
     first = first_index(veh)
     t_s = (cols.ts_ns - cols.ts_ns[first]) / NS_PER_S
-    windows_s = (th.window_s, th.short_window_s)
-    # Window starts only where a line can be judged: its whole window of data behind the row.
-    starts = [window_start_where(veh, t_s, window_s, t_s >= window_s) for window_s in windows_s]
     first_row = first == np.arange(n)
+    # The four wheels as rows of (4, n) arrays: each step below runs once for all of them.
+    p = np.stack([cols.column(path) for path in PRESSURE])
+    temp = np.stack([cols.column(path) for path in TEMPERATURE])
+    pc = compensate_kpa(p, temp, th.reference_c)
     placard = params.tyre_placard_kpa[veh].astype(np.float64)
-    # Per wheel, one row array each (lists, not (4, n) arrays: a block that large is mapped fresh
-    # from the OS on every call and page-faulted in, which cost a third of the detector's time).
-    severity: list[np.ndarray] = []
-    judged: list[np.ndarray] = []
-    level: list[np.ndarray] = []
-    rate: list[np.ndarray] = []
-    reference: list[np.ndarray] = []
-    shared = SharedX()  # the wheels' lines share time
-    for w in range(4):  # four wheels, each vectorised over every vehicle and row
-        p = cols.column(PRESSURE[w])
-        temp = cols.column(TEMPERATURE[w])
-        pc = compensate_kpa(p, temp, th.reference_c)
-        have = ~np.isnan(pc)
-        ref = placard
-        if np.isnan(placard).any():
-            ref = np.where(np.isnan(placard), _early_median(veh, t_s, pc, th.window_s), placard)
-        plausible = have & ~_stuck_suspect(veh, t_s, p, temp, th, first_row)
-        y = np.where(plausible, pc - ref, np.nan)
-        lvl = np.full(n, np.nan)
-        kpa_per_h = np.full(n, np.nan)
-        leak_any = np.zeros(n, dtype=bool)
-        conclusive = np.zeros(n, dtype=bool)
-        # Each window's line only where a row can be judged: plausible, with the whole window behind it.
-        ats = [np.flatnonzero(plausible & (t_s >= window_s)) for window_s in windows_s]
-        lines = rolling_lines(t_s, y, tuple(zip(starts, ats, strict=True)), shared)
-        for window_s, at, line in zip(windows_s, ats, lines, strict=True):
-            fits = (line.n >= th.min_rows) & (line.span_x >= th.min_span_fraction * window_s)
-            fits &= ~np.isnan(line.slope)
-            rate_at = -line.slope * 3600.0
-            with np.errstate(invalid="ignore", divide="ignore"):
-                steep = rate_at >= th.min_leak_kpa_per_h
-                steep &= rate_at * line.span_x / 3600.0 >= th.min_drop_kpa
-                steep &= -line.slope / line.slope_se >= th.min_t_stat
-            ok = np.zeros(n, dtype=bool)
-            ok[at] = fits
-            leaking = np.zeros(n, dtype=bool)
-            leaking[at] = fits & steep
-            rate_w = np.full(n, np.nan)
-            rate_w[at] = rate_at
-            line_level = np.full(n, np.nan)
-            line_level[at] = line.level
-            # The long window decides; the short one may only add a leak (a fast one), so a row
-            # judged in two overlapping runs gets the same verdict in both.
-            conclusive |= ok if window_s == th.window_s else leaking
-            take = np.isnan(lvl) & ok
-            lvl[take] = ref[take] + line_level[take]
-            take = leaking & ~leak_any
-            kpa_per_h[take] = rate_w[take]
-            take = np.isnan(kpa_per_h) & ok
-            kpa_per_h[take] = rate_w[take]
-            leak_any |= leaking
-        under = conclusive & (lvl <= (1.0 - th.under_placard_fraction) * ref)
-        severity.append(np.where(under, int(Severity.CRITICAL), np.where(leak_any, int(Severity.MAJOR), 0)))
-        judged.append(conclusive)
-        level.append(lvl)
-        rate.append(kpa_per_h)
-        reference.append(ref)
-    row_sev = np.maximum.reduce(severity)
-    any_judged = np.logical_or.reduce(judged)
-    changes = state_changes(veh, cols.ts_ns, any_judged, row_sev, th.sustain_s, th.hold_s)
+    ref = np.broadcast_to(placard, pc.shape)
+    if np.isnan(placard).any():
+        early = np.stack([early_median(veh, t_s, pc[w], th.window_s) for w in range(4)])
+        ref = np.where(np.isnan(placard), early, placard)
+    suspect = stuck_suspect(
+        veh, t_s, p, temp, first_row, th.stuck_temperature_change_c, th.stuck_without_temperature_s
+    )
+    plausible = ~np.isnan(pc) & ~suspect
+    sums = wheel_sums(t_s, np.where(plausible, pc - ref, np.nan))
+    # Lines only where a row can be judged: its whole window of data behind it. The long window's
+    # rows are among the short one's; everything below is on the short window's rows (columns).
+    at = np.flatnonzero(t_s >= th.short_window_s)
+    in_long = np.flatnonzero(t_s.take(at) >= th.window_s)
+    long_ = _verdict(sums, veh, t_s, plausible, at.take(in_long), th.window_s, th)
+    short = _verdict(sums, veh, t_s, plausible, at, th.short_window_s, th)
+    ok_long = _spread(long_.fits, in_long, at.size, False)
+    leak_long = _spread(long_.leaking, in_long, at.size, False)
+    ref_at = ref.take(at, axis=1) if ref.strides[0] else placard.take(at)
+    # The long window decides; the short one may only add a leak (a fast one), so a row judged in
+    # two overlapping runs gets the same verdict in both. The level: the long line's, else the short's.
+    with np.errstate(invalid="ignore"):
+        lvl = np.where(
+            ok_long,
+            ref_at + _spread(long_.line.level, in_long, at.size, np.nan),
+            np.where(short.fits, ref_at + short.line.level, np.nan),
+        )
+        conclusive = ok_long | short.leaking
+        under = conclusive & (lvl <= (1.0 - th.under_placard_fraction) * ref_at)
+    leak_any = leak_long | short.leaking
+    severity = np.where(under, int(Severity.CRITICAL), np.where(leak_any, int(Severity.MAJOR), 0))
+    any_judged = np.zeros(n, dtype=bool)
+    any_judged[at] = conclusive.any(axis=0)
+    row_severity = np.zeros(n, dtype=np.int64)
+    row_severity[at] = severity.max(axis=0)
+    changes = state_changes(veh, cols.ts_ns, any_judged, row_severity, th.sustain_s, th.hold_s)
     rows = report_rows(changes, veh, any_judged)
+    # The evidence, at the reported rows only: the leak rate of the first window that finds a
+    # leak, else of the first that fits.
+    col = np.searchsorted(at, rows)
+    rate_long = _spread(long_.rate, in_long, at.size, np.nan)[:, col]
+    rate_short = short.rate[:, col]
+    kpa_per_h = np.where(
+        leak_long[:, col],
+        rate_long,
+        np.where(short.leaking[:, col], rate_short, np.where(ok_long[:, col], rate_long, rate_short)),
+    )
+    kpa_per_h[~(ok_long[:, col] | short.fits[:, col])] = np.nan
+    reference = np.broadcast_to(ref_at, lvl.shape)[:, col]
+    thresholds_dict = _thresholds_dict(th)
     return [  # one iteration per finding, not per sample
-        _finding(cols, th, int(r), int(lv), int(since), severity, level, rate, reference)
-        for r, lv, since in zip(rows, changes.level, changes.since_ns, strict=True)
+        _finding(
+            cols,
+            th,
+            thresholds_dict,
+            int(r),
+            int(lv),
+            int(since),
+            severity[:, k],
+            lvl[:, k],
+            kpa_per_h[:, i],
+            reference[:, i],
+        )
+        for i, (r, k, lv, since) in enumerate(zip(rows, col, changes.level, changes.since_ns, strict=True))
     ]
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """One window's lines at its rows (columns) for the four wheels, and what they say: `fits`
+    (enough plausible readings over enough of the window), `rate` (kPa/h lost) and `leaking`."""
+
+    line: WheelLines
+    fits: np.ndarray
+    rate: np.ndarray
+    leaking: np.ndarray
+
+
+def _verdict(
+    sums: WheelSums,
+    veh: np.ndarray,
+    t_s: np.ndarray,
+    plausible: np.ndarray,
+    at: np.ndarray,
+    window_s: float,
+    th: TyreLeakThresholds,
+) -> _Verdict:
+    line = wheel_lines(sums, window_start(veh, t_s, window_s, at), at)
+    fits = plausible.take(at, axis=1) & (line.n >= th.min_rows) & ~np.isnan(line.slope)
+    fits &= line.span_x >= th.min_span_fraction * window_s
+    rate = -line.slope * 3600.0
+    with np.errstate(invalid="ignore"):
+        leaking = fits & (rate >= th.min_leak_kpa_per_h) & (rate * line.span_x / 3600.0 >= th.min_drop_kpa)
+    flat = np.flatnonzero(leaking)
+    if flat.size:  # the t statistic only where the rest already holds (leaks are rare)
+        wheel, col = np.divmod(flat, at.size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t_stat = -line.slope[wheel, col] / slope_se(line, y_squared_sums(sums), wheel, col)
+        leaking[wheel, col] = t_stat >= th.min_t_stat
+    return _Verdict(line, fits, rate, leaking)
+
+
+def _spread(values: np.ndarray, pos: np.ndarray, m: int, fill: float | bool) -> np.ndarray:
+    """(wheels, m) with `values` (wheels, len(pos)) at columns `pos` and `fill` elsewhere."""
+    out = np.full((values.shape[0], m), fill, dtype=values.dtype)
+    out.ravel()[(pos + (np.arange(values.shape[0]) * m)[:, None]).ravel()] = values.ravel()
+    return out
 
 
 def _compensated_share(cols: TelemetryColumns, wheel: int, vehicle: int) -> float:
@@ -174,76 +214,34 @@ def _compensated_share(cols: TelemetryColumns, wheel: int, vehicle: int) -> floa
     return float((have & ~np.isnan(temp)).sum() / max(int(have.sum()), 1))
 
 
-def _stuck_suspect(
-    veh: np.ndarray,
-    t_s: np.ndarray,
-    p: np.ndarray,
-    temp: np.ndarray,
-    th: TyreLeakThresholds,
-    first_row: np.ndarray,
-) -> np.ndarray:
-    """Rows where the raw pressure has not changed although the tyre temperature has changed by
-    `stuck_temperature_change_c` since it last did (ideal gas: it must have moved by about 0.7%
-    per 2 K), or for `stuck_without_temperature_s` without a temperature: a stuck sensor, whose
-    compensated value would otherwise fake a trend. Those rows are left out."""
-    valid = ~np.isnan(p)
-    prev = np.full(p.shape[0], np.nan)
-    prev[1:] = forward_fill(veh, p)[:-1]
-    prev[first_row] = np.nan
-    changed = valid & (p != prev)
-    last = latest_index(veh, changed)
-    temp_ff = forward_fill(veh, temp)
-    at = np.maximum(last, 0)
-    # The largest temperature move since the raw value last changed (running max per flat run:
-    # once the flatness contradicts the gas law it stays suspect until the value moves again).
-    d_temp = np.nan_to_num(np.abs(temp_ff - temp_ff.take(at)), nan=-1.0)
-    run = np.cumsum(changed)
-    d_max = np.maximum.accumulate(np.minimum(d_temp, 999.0) + run * 1000.0) - run * 1000.0
-    suspect = d_max >= th.stuck_temperature_change_c
-    no_temp = np.isnan(temp_ff)
-    if no_temp.any():  # flat for long without a temperature to judge by
-        suspect |= no_temp & (t_s - t_s.take(at) >= th.stuck_without_temperature_s)
-    return valid & (last >= 0) & suspect
-
-
-def _early_median(veh: np.ndarray, t_s: np.ndarray, pc: np.ndarray, window_s: float) -> np.ndarray:
-    """Per row: the median compensated pressure over its vehicle's first `window_s` of data."""
-    early = (t_s < window_s) & ~np.isnan(pc)
-    n_vehicles = int(veh.max()) + 1 if veh.size else 0
-    med = np.full(n_vehicles, np.nan)
-    v, x = veh[early], pc[early]
-    if v.size:
-        order = np.lexsort((x, v))
-        v, x = v[order], x[order]
-        bounds = np.searchsorted(v, np.arange(n_vehicles + 1))
-        cnt = np.diff(bounds)
-        has = cnt > 0
-        lo = bounds[:-1] + (cnt - 1) // 2
-        hi = bounds[:-1] + cnt // 2
-        med[has] = 0.5 * (x[lo[has]] + x[hi[has]])
-    return med[veh]
+@functools.lru_cache(maxsize=8)
+def _thresholds_dict(th: TyreLeakThresholds) -> dict:
+    """The thresholds as the evidence carries them (each finding gets its own copy)."""
+    return asdict(th)
 
 
 def _finding(
     cols: TelemetryColumns,
     th: TyreLeakThresholds,
+    thresholds: dict,
     row: int,
     level: int,
     since_ns: int,
-    severity: list[np.ndarray],
-    level_kpa: list[np.ndarray],
-    rate: list[np.ndarray],
-    reference: list[np.ndarray],
+    severity: np.ndarray,
+    level_kpa: np.ndarray,
+    rate: np.ndarray,
+    reference: np.ndarray,
 ) -> Finding:
+    """The finding at `row`, with each wheel's severity, level, rate and reference there."""
     vid = cols.vehicle_ids[int(cols.vehicle[row])]
     at_ns = int(cols.ts_ns[row])
-    # The wheel to name: the worst severity at this row, then the lowest pressure.
-    levels = np.array([x[row] for x in level_kpa])
-    w = int(np.lexsort((np.nan_to_num(levels, nan=np.inf), -np.array([x[row] for x in severity])))[0])
-    ref = float(reference[w][row])
+    # The wheel to name: the worst severity at this row, then the lowest pressure, then the first.
+    sev, levels = severity.tolist(), level_kpa.tolist()
+    w = min(range(4), key=lambda k: (-sev[k], nan_to_num(levels[k], nan=math.inf)))
+    ref = float(reference[w])
     limit = (1.0 - th.under_placard_fraction) * ref
-    lvl = float(level_kpa[w][row])
-    kpa_per_h = float(rate[w][row])
+    lvl = float(levels[w])
+    kpa_per_h = float(rate[w])
     to_limit_s = (lvl - limit) / kpa_per_h * 3600.0 if kpa_per_h > 0 and lvl > limit else None
     evidence = {
         "signal": PRESSURE[w],
@@ -255,7 +253,7 @@ def _finding(
         "leak_rate_kpa_per_h": round(kpa_per_h, 3),
         "projected_time_to_limit_s": None if to_limit_s is None else round(to_limit_s, 1),
         "temperature_compensated_share": round(_compensated_share(cols, w, int(cols.vehicle[row])), 3),
-        "thresholds": asdict(th),
+        "thresholds": dict(thresholds),
     }
     if level == 0:
         text = "Tyre pressures hold steady, above the 25%-under-placard limit."

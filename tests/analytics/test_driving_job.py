@@ -18,6 +18,7 @@ from analytics.driving.roads import parse_road_geojson
 from analytics.driving.score import SIGNALS
 from analytics.job import run_analysis
 from analytics.road_store import import_road_lines
+from analytics.suite import default_detectors
 from contract import topics, wire_v1
 from contract.batch import TelemetryBatch
 from fleet.cli import app
@@ -149,6 +150,26 @@ def test_two_arrivals_store_the_trips_of_one_and_a_rerun_changes_nothing(
         dist = sum(t[3] for t in mine)
         assert by_vehicle[vid]["score"] == pytest.approx(sum(t[9] * t[3] for t in mine) / dist, abs=1e-3)
     assert np.isfinite([v["score"] for v in doc["vehicles"]]).all()
+
+
+def test_the_driving_step_cut_from_the_detectors_read_stores_the_trips_of_its_own_read(
+    pg_server_url: str, run: SimulatedRun
+) -> None:
+    """With detectors, the job reads the telemetry once and cuts the driving step's rows from that
+    read; without, the driving step reads its window itself: the same trips."""
+    lines = parse_road_geojson(network_geojson(run.sim.network))
+    own = migrated_fresh_database(pg_server_url, "fleet_driving_own")
+    shared = migrated_fresh_database(pg_server_url, "fleet_driving_shared")
+    for url in (own, shared):
+        with psycopg.connect(url) as conn:
+            import_road_lines(conn, lines)
+        _store(url, run, 0, 2**62, 1)
+    alone = _analyse(own)
+    with psycopg.connect(shared) as conn:
+        report = run_analysis(conn, default_detectors(), settle_s=0.0).as_dict()
+    assert report["driving"] == alone["driving"] and report["driving"]["trips_written"] > 6
+    assert report["rows_read"] >= report["driving"]["rows_read"] > 0
+    assert _trips(shared) == _trips(own)
 
 
 def test_local_time_is_the_home_centres_else_the_owners_else_utc(pg_server_url: str) -> None:
