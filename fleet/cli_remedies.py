@@ -26,6 +26,9 @@ REMEDY_KEYS = (
     "remedy_id", "vehicle_id", "fault", "kind", "status", "rule", "reason", "details", "campaign_id",
     "created_at",
 )  # fmt: skip
+CAMPAIGN_KEYS = (
+    "campaign_id", "name", "status", "open_wave", "ecu", "from_version", "to_version", "reason", "states",
+)  # fmt: skip
 BOOKING_KEYS = (
     "booking_id", "remedy_id", "vehicle_id", "service_centre_id", "skill", "starts_at", "ends_at", "deadline",
     "late", "distance_km", "status", "reason",
@@ -109,19 +112,16 @@ def list_remedies(
     as_json: JsonOpt = False,
 ) -> None:
     """The remedies decided, newest first, with their reason."""
-    from fleet.runtime import migrated_database
-
-    with migrated_database(_settings()) as conn:
-        rows = conn.execute(
-            "SELECT remedy_id, vehicle_id, fault, kind, status, rule, reason, details, campaign_id,"
-            " created_at FROM remedies WHERE (%(v)s::text IS NULL OR vehicle_id = %(v)s)"
-            " AND (%(s)s::text IS NULL OR status = %(s)s)"
-            " ORDER BY created_at DESC, remedy_id DESC LIMIT 1000",
-            {"v": vehicle, "s": status},
-        ).fetchall()
-    keys = REMEDY_KEYS
-    shown = ("remedy_id", "vehicle_id", "fault", "kind", "status", "reason")
-    _show([dict(zip(keys, r, strict=True)) for r in rows], as_json, shown)
+    _listing(
+        "SELECT remedy_id, vehicle_id, fault, kind, status, rule, reason, details, campaign_id,"
+        " created_at FROM remedies WHERE (%(v)s::text IS NULL OR vehicle_id = %(v)s)"
+        " AND (%(s)s::text IS NULL OR status = %(s)s)"
+        " ORDER BY created_at DESC, remedy_id DESC LIMIT 1000",
+        {"v": vehicle, "s": status},
+        REMEDY_KEYS,
+        ("remedy_id", "vehicle_id", "fault", "kind", "status", "reason"),
+        as_json,
+    )
 
 
 @bookings_app.command("list")
@@ -131,17 +131,15 @@ def list_bookings(
     as_json: JsonOpt = False,
 ) -> None:
     """Bookings by start time."""
-    from fleet.runtime import migrated_database
-
-    with migrated_database(_settings()) as conn:
-        rows = conn.execute(
-            "SELECT " + ", ".join(BOOKING_KEYS) + " FROM bookings"
-            " WHERE (%(c)s::text IS NULL OR service_centre_id = %(c)s)"
-            " AND (%(s)s::text IS NULL OR status = %(s)s) ORDER BY starts_at LIMIT 1000",
-            {"c": centre, "s": status},
-        ).fetchall()
-    shown = ("booking_id", "vehicle_id", "service_centre_id", "skill", "starts_at", "late", "status")
-    _show([dict(zip(BOOKING_KEYS, r, strict=True)) for r in rows], as_json, shown)
+    _listing(
+        "SELECT " + ", ".join(BOOKING_KEYS) + " FROM bookings"
+        " WHERE (%(c)s::text IS NULL OR service_centre_id = %(c)s)"
+        " AND (%(s)s::text IS NULL OR status = %(s)s) ORDER BY starts_at LIMIT 1000",
+        {"c": centre, "s": status},
+        BOOKING_KEYS,
+        ("booking_id", "vehicle_id", "service_centre_id", "skill", "starts_at", "late", "status"),
+        as_json,
+    )
 
 
 def _act(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -195,6 +193,17 @@ def complete(booking_id: int, by: ActorOpt) -> None:
     print("done")
 
 
+def _listing(
+    sql: str, params: dict[str, Any], keys: tuple[str, ...], shown: tuple[str, ...], as_json: bool
+) -> None:
+    """Run a listing query; print its rows (named `keys`) as JSON, or the `shown` columns as a table."""
+    from fleet.runtime import migrated_database
+
+    with migrated_database(_settings()) as conn:
+        rows = conn.execute(sql, params).fetchall()
+    _show([dict(zip(keys, r, strict=True)) for r in rows], as_json, shown)
+
+
 def _show(rows: list[dict[str, Any]], as_json: bool, columns: tuple[str, ...]) -> None:
     if as_json:
         print(json.dumps(rows, default=str))
@@ -219,28 +228,16 @@ def register_campaigns(app: typer.Typer) -> None:
 @campaigns_app.command("list")
 def list_campaigns(as_json: JsonOpt = False) -> None:
     """Every campaign with its status, open wave and members by state."""
-    from fleet.runtime import migrated_database
-
-    with migrated_database(_settings()) as conn:
-        rows = conn.execute(
-            "SELECT c.campaign_id, c.name, c.status, c.current_wave + 1, c.ecu, c.from_version, c.to_version,"
-            " c.reason, (SELECT jsonb_object_agg(state, n) FROM (SELECT state, count(*) AS n FROM"
-            " campaign_vehicles v WHERE v.campaign_id = c.campaign_id GROUP BY state) s)"
-            " FROM campaigns c ORDER BY c.campaign_id"
-        ).fetchall()
-    keys = (
-        "campaign_id",
-        "name",
-        "status",
-        "open_wave",
-        "ecu",
-        "from_version",
-        "to_version",
-        "reason",
-        "states",
+    _listing(
+        "SELECT c.campaign_id, c.name, c.status, c.current_wave + 1, c.ecu, c.from_version, c.to_version,"
+        " c.reason, (SELECT jsonb_object_agg(state, n) FROM (SELECT state, count(*) AS n FROM"
+        " campaign_vehicles v WHERE v.campaign_id = c.campaign_id GROUP BY state) s)"
+        " FROM campaigns c ORDER BY c.campaign_id",
+        {},
+        CAMPAIGN_KEYS,
+        ("campaign_id", "name", "status", "open_wave", "states", "reason"),
+        as_json,
     )
-    shown = ("campaign_id", "name", "status", "open_wave", "states", "reason")
-    _show([dict(zip(keys, r, strict=True)) for r in rows], as_json, shown)
 
 
 def _campaign_act(event_name: str, campaign_id: int, by: str, reason: str) -> None:
