@@ -299,6 +299,7 @@ def _register_areas() -> None:
         cli_agent,
         cli_analyze,
         cli_bench_analytics,
+        cli_bench_ota,
         cli_driving,
         cli_hazards,
         cli_ingest,
@@ -309,7 +310,7 @@ def _register_areas() -> None:
         cli_simulate,
     )
 
-    for area in (cli_simulate, cli_ingest, cli_agent, cli_bench_analytics):
+    for area in (cli_simulate, cli_ingest, cli_agent, cli_bench_analytics, cli_bench_ota):
         area.register(app, bench_app)
     cli_registry.register(app, _settings)
     cli_analyze.register(app, _settings)
