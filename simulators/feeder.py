@@ -200,14 +200,10 @@ def _queue_messages(
 ) -> None:
     """This step's check-ins (every vehicle at the start; then each one whose software changed)
     and DTC messages (each vehicle whose set changed), sent now or kept until it is back online."""
-    if first_step:
-        software_changed = np.arange(sim.n_vehicles)
-    else:
-        fixed = sim.faults.fixed_at_s
-        software_changed = np.flatnonzero((fixed > out.t_s - sim.dt_s) & (fixed <= out.t_s))
-    messages = [(v, topics.STATUS, m) for v, m in checkin_messages(sim, software_changed, out.t_s)]
+    software_changed = np.arange(sim.n_vehicles) if first_step else out.software_vehicles
+    messages = [(v, topics.STATUS, m) for v, m in checkin_messages(sim, software_changed)]
     if out.dtc_vehicles.size:
-        firmware = sim.firmware_versions(out.t_s)
+        firmware = sim.firmware_versions()
         skew = sim.connectivity.clock_skew_ns
         for v, codes in zip(out.dtc_vehicles.tolist(), out.dtc_sets, strict=True):
             software = {powertrain_ecu(bool(sim.params.is_ev[v])): str(firmware[v])}
