@@ -191,10 +191,10 @@ class OtaResponder:
                     self._finish(job, t_s, "failed", "download_failed", "download broke off", job.before)
                 ]
             job, report = self._emit(job, t_s, "verified", None, "", job.before, image_sha256(offer))
-            job, more = self._advance(
+            waiting, more = self._advance(
                 dataclasses.replace(job, phase=WAITING, until_s=math.inf), t_s, parked_s, power_ok
             )
-            return job, [report, *more]
+            return waiting, [report, *more]
         if job.phase == WAITING:
             if offer.consent_required and not d.consents and t_s >= d.consent_at_s:
                 return None, [
