@@ -196,3 +196,17 @@ def test_offers_to_offline_vehicles_wait_until_they_are_back() -> None:
     (sent,) = loop.step(sim.step(), np.zeros(sim.n_vehicles, dtype=bool))
     assert sent[0] == 3 and sent[1] == topics.UPDATE
     assert parse_update_report(sent[2]).state == "downloading" and loop.stats.offers_received == 1
+
+
+def test_owners_keep_their_time_zones() -> None:
+    """Simulated owners live in several real IANA zones (an offer's maintenance window and the
+    notification quiet hours are read in them)."""
+    from zoneinfo import ZoneInfo
+
+    from simulators.fleet_registry import build_registry
+
+    sim = FleetSimulation(busy_scenario(vehicles=200), city_grid(blocks=6), START_UNIX_S)
+    zones = {o.time_zone for o in build_registry(sim).owners}
+    assert len(zones) >= 3
+    for zone in zones:
+        ZoneInfo(zone)
