@@ -250,3 +250,30 @@ def test_refusals_redeliveries_and_a_busy_vehicle() -> None:
 def test_the_window_is_read_in_its_own_time_zone(window: MaintenanceWindow | None, expected: bool) -> None:
     assert datetime.fromtimestamp(START_UNIX_S, ZoneInfo("UTC")).hour == 10
     assert in_window(window, START_UNIX_S) is expected
+
+
+def test_the_scenario_sections_and_their_checks() -> None:
+    from simulators.scenario import VisitSpec, builtin_scenario_path, load_scenario, parse_scenario
+
+    sc = parse_scenario(
+        {"ota": {"download_s": [1.0, 2.0], "rollback_rate": 0.5}, "visits": {"no_show_probability": 0.25}}
+    )
+    assert (
+        sc.ota.download_s == (1.0, 2.0) and sc.ota.rollback_rate == 0.5 and sc.ota.install_s == (120.0, 600.0)
+    )
+    assert sc.visits == VisitSpec(0.25)
+    assert load_scenario(builtin_scenario_path("city")).ota == OtaSpec()  # its section spells the defaults
+    for bad in (
+        {"ota": {"install_failure_rate": 1.5}},
+        {"ota": {"download_s": [5.0, 1.0]}},
+        {"ota": {"retries": 3}},
+        {"visits": {"no_show_probability": -0.1}},
+    ):
+        with pytest.raises(ValueError):
+            parse_scenario(bad)
+    old = {"faults": [{"kind": "firmware_bug", "params": {"fixed_at_s": 100.0}}]}
+    from simulators.engine import FleetSimulation
+    from simulators.roads import city_grid
+
+    with pytest.raises(ValueError, match="fixed_at_s"):
+        FleetSimulation(parse_scenario({**old, "vehicles": 5}), city_grid(blocks=3), START_UNIX_S)
