@@ -14,7 +14,6 @@ It holds no Python object per vehicle, does no I/O and reads no clock: simulated
 from __future__ import annotations
 
 import dataclasses
-import heapq
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +38,7 @@ from simulators.roads import RoadNetwork
 from simulators.sampling import TrueState, apply_sensor_faults, sample_signals, step_gps_error
 from simulators.scenario import Scenario
 from simulators.software import FleetSoftware
+from simulators.workshop import Workshop
 
 
 @dataclass
@@ -120,11 +120,10 @@ class FleetSimulation:
         self._phase = plan_rng.integers(0, self._parked_every, n)
         self.step_index = 0
         self.software = FleetSoftware(self.params.is_ev, self.faults.firmware_version)
+        self._bug_running = fault_mod.buggy_running(self.faults, self.software.powertrain())
         self.parked_s = np.zeros(n)  # how long each vehicle has been parked (0 while running)
         self.battery_12v_v = np.full(n, np.nan)  # the 12 V battery's last true voltage
-        self._visits_due: list[tuple[float, int, int]] = []  # (at_s, order, vehicle)
-        self._visits_booked = np.zeros(n, dtype=np.int64)
-        self.visits: list[dict[str, Any]] = []  # each visit's outcome, for the ground truth
+        self.workshop = Workshop(n, scenario.seed, scenario.visits)
 
     @property
     def n_vehicles(self) -> int:
@@ -164,10 +163,14 @@ class FleetSimulation:
         """A booked shop visit of `vehicle` at `at_s` seconds into the run (applied at the first
         step at or after it). The owner does not show up with `scenario.visits.no_show_probability`
         (drawn from the seed, per vehicle and visit); otherwise the hardware fault is repaired and
-        the stored codes are cleared (`faults.repair`). Raises ValueError for an unknown vehicle."""
-        if not 0 <= vehicle < self.n_vehicles:
-            raise ValueError(f"no vehicle {vehicle}")
-        heapq.heappush(self._visits_due, (float(at_s), len(self.visits) + len(self._visits_due), vehicle))
+        the stored codes are cleared (`simulators.workshop`). Raises ValueError for an unknown
+        vehicle."""
+        self.workshop.book(vehicle, at_s)
+
+    @property
+    def visits(self) -> list[dict[str, Any]]:
+        """Each visit held so far (for the ground truth)."""
+        return self.workshop.visits
 
     def _software_and_visits(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
         """Apply the installs and visits due at `t_s`: the vehicles whose software changed, and a
@@ -176,26 +179,7 @@ class FleetSimulation:
         for c in changed:
             if c.ecu in ("ECM", "VCU"):
                 fault_mod.software_changed(self.faults, c.vehicle, t_s, c.after)
-        cleared = np.zeros(self.n_vehicles, dtype=bool)
-        while self._visits_due and self._visits_due[0][0] <= t_s:
-            booked_s, _, v = heapq.heappop(self._visits_due)
-            k = int(self._visits_booked[v])
-            self._visits_booked[v] += 1
-            u = np.random.default_rng([self.scenario.seed, 0x715, v, k]).random()
-            showed = bool(u >= self.scenario.visits.no_show_probability)
-            codes = [str(self.faults.dtc_code[v])] if self.dtcs.stored[v] else []
-            repaired = fault_mod.repair(self.faults, v, t_s) if showed else None
-            cleared[v] |= showed
-            self.visits.append(
-                {
-                    "vehicle_index": v,
-                    "booked_at_s": booked_s,
-                    "t_s": t_s,
-                    "showed_up": showed,
-                    "repaired": repaired,
-                    "codes_cleared": codes if showed else [],
-                }
-            )
+        cleared = self.workshop.visit_due(t_s, self.faults, self.dtcs.stored)
         return np.array(sorted({c.vehicle for c in changed}), dtype=np.int64), cleared
 
     def step(self) -> StepOutput:
@@ -204,7 +188,9 @@ class FleetSimulation:
         t_s = self.step_index * dt
         t_unix = self.start_unix_s + t_s
         software_vehicles, workshop_cleared = self._software_and_visits(t_s)
-        bug_running = fault_mod.buggy_running(self.faults, self.software.powertrain())
+        if software_vehicles.size:  # object arrays: compared again only when software changed
+            self._bug_running = fault_mod.buggy_running(self.faults, self.software.powertrain())
+        bug_running = self._bug_running
         prev_speed = self.motion.speed_ms
         ms = step_motion(
             self.motion,
