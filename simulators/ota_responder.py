@@ -103,8 +103,8 @@ def draw(spec: OtaSpec, seed: int, vehicle: int, offer: UpdateOffer, t_s: float)
 
 def in_window(window: MaintenanceWindow | None, unix_s: float) -> bool:
     """Whether the local time at `unix_s` in the window's zone is in [start, end) (a window whose
-    end is before its start crosses midnight); no window: always. Raises ZoneInfoNotFoundError for
-    an unknown zone."""
+    end is before its start crosses midnight); no window: always. Raises ZoneInfoNotFoundError,
+    ValueError or OSError for a zone that is not one (`OtaResponder.offer` refuses those first)."""
     if window is None:
         return True
     local = datetime.fromtimestamp(unix_s, ZoneInfo(window.timezone)).time().replace(tzinfo=None)
@@ -156,7 +156,7 @@ class OtaResponder:
         elif offer.maintenance_window is not None:
             try:
                 ZoneInfo(offer.maintenance_window.timezone)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory: OSError
                 refusal = ("unknown_timezone", f"unknown time zone {offer.maintenance_window.timezone}")
         if refusal is not None:
             return [self._finish(job, t_s, "failed", refusal[0], refusal[1], before)]

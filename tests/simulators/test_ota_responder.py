@@ -232,8 +232,9 @@ def test_refusals_redeliveries_and_a_busy_vehicle() -> None:
     assert [(r.report.state, r.report.reason) for r in same] == [("failed", "already_running")]
     none = responder.offer(1, offer_for(), None, 0.0)
     assert [(r.report.state, r.report.reason) for r in none] == [("failed", "unknown_ecu")]
-    bad_zone = offer_for(MaintenanceWindow("01:00", "02:00", "Mars/Olympus_Mons"))
-    assert [r.report.reason for r in responder.offer(1, bad_zone, "4.2.0", 0.0)] == ["unknown_timezone"]
+    for zone in ("Mars/Olympus_Mons", "Europe", "a//b"):  # unknown, a directory, not a name
+        bad_zone = offer_for(MaintenanceWindow("01:00", "02:00", zone))
+        assert [r.report.reason for r in responder.offer(1, bad_zone, "4.2.0", 0.0)] == ["unknown_timezone"]
 
 
 @pytest.mark.parametrize(
