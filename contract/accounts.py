@@ -37,9 +37,10 @@ INGEST_DEMO = f"{INGEST}-demo"  # the ingest service `fleet demo` runs
 INGEST_SIMULATE = f"{INGEST}-simulate"  # the ingest service `fleet simulate` runs
 INGEST_NOTIFY = f"{INGEST}-notify"  # in-car notices from `fleet notify worker`
 SIMULATOR_DTC = f"{SIMULATOR}-dtc"  # the simulator's DTC publisher beside its gateway connection
+SIMULATOR_OTA = f"{SIMULATOR}-ota"  # the simulator's listener for its vehicles' update offers
 AUXILIARY_LOGINS = {
     INGEST: (INGEST_CAMPAIGN, INGEST_DEMO, INGEST_SIMULATE, INGEST_NOTIFY),
-    SIMULATOR: (SIMULATOR_DTC,),
+    SIMULATOR: (SIMULATOR_DTC, SIMULATOR_OTA),
 }
 
 # Worker logins `<account>-0` ... provisioned by default on Mosquitto (`fleet ingest --workers N`

@@ -1,12 +1,12 @@
 """Each vehicle's stored diagnostic trouble codes: detected, kept, and cleared again.
 
-Owns: the per-vehicle DTC state and its step. A fault's monitor detection (`simulators.faults`)
-stores the fault's code; the code stays stored until the workshop repairs the fault
-(`repaired_at_s`) or, for the kinds that heal (misfire, firmware bug after its patch), until the
-vehicle completes `clear_cycles` drive cycles in a row without a detection. Each vehicle has at
-most one fault and each fault one code, so a vehicle's current set is that code or nothing: one
-boolean per vehicle. Pure: the engine calls `step_dtcs` once per step and reports the vehicles
-whose set changed; the contract says a DTC message carries the whole current set.
+Owns: the per-vehicle DTC state and its step. A fault's monitor detection (`simulators.faults`) stores the
+fault's code; the code stays stored until the workshop repairs the fault (`repaired_at_s`; a booked visit
+clears the codes with `clear_dtcs`) or, for the kinds that heal (misfire, firmware bug after its patch is
+installed), until the vehicle completes `clear_cycles` drive cycles in a row without a detection. Each
+vehicle has at most one fault and each fault one code, so a vehicle's current set is that code or nothing:
+one boolean per vehicle. Pure: the engine calls `step_dtcs` once per step and reports the vehicles whose set
+changed; the contract says a DTC message carries the whole current set.
 """
 
 from __future__ import annotations
@@ -55,6 +55,15 @@ def step_dtcs(
         stored=stored,
         dirty_cycle=dirty & ~cycle_ended,
         clean_cycles=np.where(stored, clean_cycles, 0),
+    )
+
+
+def clear_dtcs(st: DtcState, vehicles: np.ndarray) -> DtcState:
+    """The state after a scan tool cleared the stored codes of the `vehicles` mask (a shop visit)."""
+    return DtcState(
+        stored=st.stored & ~vehicles,
+        dirty_cycle=st.dirty_cycle & ~vehicles,
+        clean_cycles=np.where(vehicles, 0, st.clean_cycles),
     )
 
 

@@ -1,8 +1,12 @@
 """The vectorised fleet simulation: one numpy array per state variable, advanced a step at a time.
 
-Owns: wiring the kernels together in a fixed order (hazards -> motion -> powertrain -> faults ->
-sampling -> stored DTCs) and the bits of state between them (GPS error, stuck sensor values, the
-stored DTCs), plus the history of every vehicle's DTC set for the ground truth.
+Owns: wiring the kernels together in a fixed order (software installs and shop visits due ->
+hazards -> motion -> powertrain -> faults -> sampling -> stored DTCs) and the bits of state between
+them (GPS error, stuck sensor values, the stored DTCs, how long each vehicle has been parked), plus
+the history of every vehicle's DTC set, software changes and visits for the ground truth.
+The closed loop's hooks: `install_software` (an OTA install that committed, from
+`simulators.closed_loop`) and `schedule_visit` (a booked shop visit: the owner may not show up;
+`VisitSpec`). Both take effect at the first step at or after their time.
 It holds no Python object per vehicle, does no I/O and reads no clock: simulated time is
 `start_unix_s + step * sample_interval_s`, so one seed and start give one history.
 """
@@ -18,7 +22,7 @@ import numpy as np
 from simulators import faults as fault_mod
 from simulators import hazards as hazard_mod
 from simulators.connectivity import ConnectivityPlan, draw_connectivity
-from simulators.dtcs import DtcState, changed_sets, initial_dtcs, step_dtcs
+from simulators.dtcs import DtcState, changed_sets, clear_dtcs, initial_dtcs, step_dtcs
 from simulators.models import MODELS, draw_models, powertrain_ecu
 from simulators.motion import (
     NIGHT_FROM_H,
@@ -33,6 +37,8 @@ from simulators.powertrain import PAD_NEW_MM, PowertrainState, initial_powertrai
 from simulators.roads import RoadNetwork
 from simulators.sampling import TrueState, apply_sensor_faults, sample_signals, step_gps_error
 from simulators.scenario import Scenario
+from simulators.software import FleetSoftware
+from simulators.workshop import Workshop
 
 
 @dataclass
@@ -68,6 +74,8 @@ class StepOutput:
     signals: dict[str, np.ndarray]
     dtc_vehicles: np.ndarray  # indices of vehicles whose set of stored codes changed in this step
     dtc_sets: list[tuple[str, ...]]  # each one's whole new set, parallel to dtc_vehicles (() = cleared)
+    # vehicles whose ECU software changed in this step (they check in again)
+    software_vehicles: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 class FleetSimulation:
@@ -111,6 +119,11 @@ class FleetSimulation:
         self._parked_every = max(1, int(round(scenario.parked_sample_interval_s / self.dt_s)))
         self._phase = plan_rng.integers(0, self._parked_every, n)
         self.step_index = 0
+        self.software = FleetSoftware(self.params.is_ev, self.faults.firmware_version)
+        self._bug_running = fault_mod.buggy_running(self.faults, self.software.powertrain())
+        self.parked_s = np.zeros(n)  # how long each vehicle has been parked (0 while running)
+        self.battery_12v_v = np.full(n, np.nan)  # the 12 V battery's last true voltage
+        self.workshop = Workshop(n, scenario.seed, scenario.visits)
 
     @property
     def n_vehicles(self) -> int:
@@ -126,11 +139,58 @@ class FleetSimulation:
             net.node_y_m[s] + frac * (net.node_y_m[d] - net.node_y_m[s]),
         )
 
+    @property
+    def t_s(self) -> float:
+        """Seconds into the run of the last step (0 before the first)."""
+        return self.step_index * self.dt_s
+
+    def unix_s_at(self, t_s: float) -> float:
+        """The true Unix time of `t_s` seconds into the run."""
+        return self.start_unix_s + t_s
+
+    def t_s_at(self, unix_s: float) -> float:
+        """Seconds into the run of the true Unix time `unix_s` (negative before the start)."""
+        return unix_s - self.start_unix_s
+
+    def install_software(self, vehicle: int, ecu: str, version: str, at_s: float, source: str) -> None:
+        """`ecu` of `vehicle` runs `version` from the first step at or after `at_s` (an OTA install
+        that committed; `source` names it, e.g. "ota:<offer id>"). The vehicle checks in with its
+        new software, and a firmware bug stops once its buggy version no longer runs. Raises
+        ValueError for an unknown vehicle or ECU, or an invalid version."""
+        self.software.schedule(vehicle, ecu, version, at_s, source)
+
+    def schedule_visit(self, vehicle: int, at_s: float) -> None:
+        """A booked shop visit of `vehicle` at `at_s` seconds into the run (applied at the first
+        step at or after it). The owner does not show up with `scenario.visits.no_show_probability`
+        (drawn from the seed, per vehicle and visit); otherwise the hardware fault is repaired and
+        the stored codes are cleared (`simulators.workshop`). Raises ValueError for an unknown
+        vehicle."""
+        self.workshop.book(vehicle, at_s)
+
+    @property
+    def visits(self) -> list[dict[str, Any]]:
+        """Each visit held so far (for the ground truth)."""
+        return self.workshop.visits
+
+    def _software_and_visits(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Apply the installs and visits due at `t_s`: the vehicles whose software changed, and a
+        mask of those whose stored codes the workshop clears."""
+        changed = self.software.apply_due(t_s)
+        for c in changed:
+            if c.ecu in ("ECM", "VCU"):
+                fault_mod.software_changed(self.faults, c.vehicle, t_s, c.after)
+        cleared = self.workshop.visit_due(t_s, self.faults, self.dtcs.stored)
+        return np.array(sorted({c.vehicle for c in changed}), dtype=np.int64), cleared
+
     def step(self) -> StepOutput:
         sc, net, dt, rng = self.scenario, self.network, self.dt_s, self._rng
         self.step_index += 1
         t_s = self.step_index * dt
         t_unix = self.start_unix_s + t_s
+        software_vehicles, workshop_cleared = self._software_and_visits(t_s)
+        if software_vehicles.size:  # object arrays: compared again only when software changed
+            self._bug_running = fault_mod.buggy_running(self.faults, self.software.powertrain())
+        bug_running = self._bug_running
         prev_speed = self.motion.speed_ms
         ms = step_motion(
             self.motion,
@@ -146,6 +206,7 @@ class FleetSimulation:
         )
         self.motion = mot = ms.state
         running = mot.mode != PARKED
+        self.parked_s = np.where(mot.mode == PARKED, self.parked_s + dt, 0.0)
         cycle_ended = self._running & ~running
         self.driving_log.record(t_s, ms, cycle_ended, running)
         self._running = running
@@ -168,6 +229,7 @@ class FleetSimulation:
             dt_s=dt,
         )
         self.powertrain = pt = pts.state
+        self.battery_12v_v = pts.battery_12v_v
         hit = hazard_mod.pothole_hits(
             self.hazards, t_s, ms.prev_edge, ms.prev_offset_m, mot.edge, mot.offset_m
         )
@@ -219,6 +281,7 @@ class FleetSimulation:
             coolant_c=pt.coolant_c,
             battery_12v_v=pts.battery_12v_v,
             front_pad_mm=pt.pad_mm[:2].min(axis=0),
+            bug_running=bug_running,
         )
         self.symptom_s += dt * fault_mod.symptom_showing(
             f,
@@ -227,15 +290,18 @@ class FleetSimulation:
             ice_on=running & ~is_ev,
             speed_ms=mot.speed_ms,
             coolant_c=pt.coolant_c,
+            bug_running=bug_running,
         )
         before, self.dtcs = (
             self.dtcs,
             step_dtcs(f, self.dtcs, t_s, detected=detected, running=running, cycle_ended=cycle_ended),
         )
+        if workshop_cleared.any():  # the workshop's scan tool clears the stored codes
+            self.dtcs = clear_dtcs(self.dtcs, workshop_cleared)
         dtc_v, dtc_sets = changed_sets(f, before, self.dtcs)
         self.dtc_history.extend((t_s, int(v), codes) for v, codes in zip(dtc_v, dtc_sets, strict=True))
         ts_ns = int(round(self.start_unix_s * 1e9)) + self.step_index * int(round(dt * 1e9))
-        return StepOutput(t_s, ts_ns, signals, dtc_v, dtc_sets)
+        return StepOutput(t_s, ts_ns, signals, dtc_v, dtc_sets, software_vehicles)
 
     def _replace_repaired_pads(self, t_s: float) -> PowertrainState:
         """The powertrain state with new front pads where the workshop repaired worn ones."""
@@ -246,8 +312,16 @@ class FleetSimulation:
         pads[:2, new] = PAD_NEW_MM
         return dataclasses.replace(self.powertrain, pad_mm=pads)
 
-    def firmware_versions(self, t_s: float) -> np.ndarray:
-        return fault_mod.firmware_at(self.faults, t_s)
+    def firmware_versions(self) -> np.ndarray:
+        """Each vehicle's powertrain controller version now (ECM, or VCU in an EV)."""
+        return self.software.powertrain()
+
+    def power_ok(self, min_battery_v: float = 12.2, min_traction_soc_pct: float = 30.0) -> np.ndarray:
+        """Which vehicles have the power to install (the agent's `Thresholds`): the 12 V battery at
+        `min_battery_v` or above, or an EV's traction battery at `min_traction_soc_pct` or above."""
+        volts = np.nan_to_num(self.battery_12v_v, nan=0.0)
+        traction = self.params.is_ev & (self.powertrain.soc_pct >= min_traction_soc_pct)
+        return (volts >= min_battery_v) | traction
 
     def fleet_description(self) -> list[dict[str, Any]]:
         """One entry per vehicle: id, model, powertrain and the software its powertrain controller

@@ -21,10 +21,16 @@ Kind-specific parameters (scenario `params`):
 - sensor_stuck / sensor_dropout: `signal` (VSS path; default front-left tyre pressure). No code.
 - misfire: `cylinder` (0 = random misfire P0300, else P030n; random if absent), `rate_per_h` (30)
   misfires while the engine runs; the code clears after `clear_cycles` (3) clean drive cycles.
-- firmware_bug: `version` ("4.2.0"), `dtc` ("P0606"), `rate_per_h` (12), `fixed_at_s` (OTA patch
-  time, none = never), `fixed_version` ("4.2.1"), `clear_cycles` (3). The chosen vehicles run the
-  buggy version; the patch stops the fault, and the code clears after `clear_cycles` clean drive
-  cycles on the patched version.
+- firmware_bug: `version` ("4.2.0"), `dtc` ("P0606"), `rate_per_h` (12), `fixed_version` ("4.2.1":
+  the version that cures it, for the ground truth and the catalogue), `clear_cycles` (3). The chosen
+  vehicles' powertrain controllers run the buggy version; the bug shows only while that version
+  runs. An OTA install that commits another version (`simulators.software`, fed by
+  `simulators.ota_responder`) stops it, and the code clears after `clear_cycles` clean drive cycles
+  on the new version; a rolled-back install keeps the bug. There is no patch time in the scenario
+  (`fixed_at_s` is refused): the campaign decides.
+
+A booked shop visit (`FleetSimulation.schedule_visit`) repairs every kind but the firmware bug at
+the visit's time, as `repaired_at_s` does, and clears the stored codes.
 """
 
 from __future__ import annotations
@@ -67,8 +73,7 @@ class FaultPlan:
     pad_start_mm: np.ndarray  # NaN = the vehicle's own random thickness
     rate_per_s: np.ndarray
     sensor_path: np.ndarray  # object array of VSS paths ('' = none)
-    fixed_at_s: np.ndarray
-    firmware_version: np.ndarray  # object array: version at the start of the run
+    firmware_version: np.ndarray  # object array: powertrain version at the start (the bug's: buggy)
     fixed_version: np.ndarray  # object array
     dtc_code: np.ndarray  # object array: the code the vehicle's fault raises ('' = none)
     heals_from_s: np.ndarray  # clean drive cycles count towards clearing from then (+inf = never)
@@ -102,7 +107,6 @@ def draw_faults(
         pad_start_mm=np.full(n, np.nan),
         rate_per_s=np.zeros(n),
         sensor_path=np.full(n, "", dtype=object),
-        fixed_at_s=np.full(n, np.inf),
         firmware_version=np.full(n, BASE_FIRMWARE, dtype=object),
         fixed_version=np.full(n, "", dtype=object),
         dtc_code=np.full(n, "", dtype=object),
@@ -136,6 +140,7 @@ def draw_faults(
                     "kind": spec.kind,
                     "onset_s": float(t0),
                     "repaired_at_s": float(repaired) if repaired is not None else None,
+                    "repaired_by": "scenario" if repaired is not None else None,
                     "params": _apply_params(plan, spec.kind, int(v), p, sensor, rng),
                 }
             )
@@ -183,16 +188,15 @@ def _apply_params(
         plan.firmware_version[v] = str(p.get("version", "4.2.0"))
         plan.dtc_code[v] = str(p.get("dtc", "P0606"))
         plan.rate_per_s[v] = float(p.get("rate_per_h", 12.0)) / 3600.0
-        fixed = p.get("fixed_at_s")
-        plan.fixed_at_s[v] = float(fixed) if fixed is not None else np.inf
+        if "fixed_at_s" in p:
+            raise ValueError("firmware_bug: fixed_at_s is gone; an OTA campaign patches the bug")
         plan.fixed_version[v] = str(p.get("fixed_version", "4.2.1"))
-        plan.heals_from_s[v] = plan.fixed_at_s[v]
+        plan.heals_from_s[v] = np.inf  # until an install moves the vehicle off the buggy version
         plan.clear_cycles[v] = int(p.get("clear_cycles", DEFAULT_CLEAR_CYCLES))
         return {
             "version": plan.firmware_version[v],
             "dtc": plan.dtc_code[v],
             "rate_per_h": plan.rate_per_s[v] * 3600,
-            "fixed_at_s": fixed,
             "fixed_version": plan.fixed_version[v],
             "clear_cycles": int(plan.clear_cycles[v]),
         }
@@ -224,9 +228,34 @@ def fault_levels(plan: FaultPlan, t_s: float) -> FaultLevels:
     )
 
 
-def firmware_at(plan: FaultPlan, t_s: float) -> np.ndarray:
-    """Each vehicle's firmware version at `t_s` (the patch replaces the buggy one at fixed_at_s)."""
-    return np.where(t_s >= plan.fixed_at_s, plan.fixed_version, plan.firmware_version)
+def repair(plan: FaultPlan, vehicle: int, t_s: float) -> str | None:
+    """The workshop repairs `vehicle`'s hardware fault at `t_s` (a visit): its effect stops and its
+    code is cleared from then on, as with `repaired_at_s`; its ground-truth record says so. Returns
+    the kind repaired, or None when there is nothing to repair (no fault, a firmware bug, a fault
+    that has not begun or was repaired already)."""
+    k = int(plan.kind[vehicle])
+    if k < 0 or FAULT_KINDS[k] == "firmware_bug":
+        return None
+    if plan.onset_s[vehicle] > t_s or plan.repaired_at_s[vehicle] <= t_s:
+        return None
+    plan.repaired_at_s[vehicle] = t_s
+    for record in plan.records:
+        if record["vehicle_index"] == vehicle:
+            record["repaired_at_s"] = float(t_s)
+            record["repaired_by"] = "visit"
+    return FAULT_KINDS[k]
+
+
+def buggy_running(plan: FaultPlan, powertrain_versions: np.ndarray) -> np.ndarray:
+    """Which vehicles with a firmware bug still run its buggy version, as a mask."""
+    return (plan.kind == KIND_INDEX["firmware_bug"]) & (powertrain_versions == plan.firmware_version)
+
+
+def software_changed(plan: FaultPlan, vehicle: int, t_s: float, new_version: str) -> None:
+    """A vehicle's powertrain software changed at `t_s`: a firmware bug's code may heal from then on
+    (clean drive cycles wholly after it), or never again once the buggy version is back."""
+    if plan.kind[vehicle] == KIND_INDEX["firmware_bug"]:
+        plan.heals_from_s[vehicle] = np.inf if new_version == plan.firmware_version[vehicle] else t_s
 
 
 SHOWING_COOLANT_C = 100.0  # a healthy engine's coolant stays below this (its regulated band)
@@ -241,6 +270,7 @@ def symptom_showing(
     ice_on: np.ndarray,
     speed_ms: np.ndarray,
     coolant_c: np.ndarray,
+    bug_running: np.ndarray,
 ) -> np.ndarray:
     """Which vehicles' faults show in what the vehicle samples in this step, as a mask: the
     ground truth's `symptom_s` adds these steps up, so a score can tell a fault no data could have
@@ -248,14 +278,14 @@ def symptom_showing(
     by kind, not by any detector's rule: a failing battery shows at rest or at a start, a charging
     fault and misfires while running, a stuck thermostat while the coolant is above the regulated
     band, a leak and worn pads always, a stuck or dropped sensor while the vehicle moves, a
-    firmware bug while its version runs."""
+    firmware bug while its buggy version runs (`bug_running`, from `buggy_running`)."""
     moving = speed_ms > MOVING_MS
     showing = plan.active("battery_12v_failing", t_s) & ~running
     showing |= (plan.active("charging_fault", t_s) | plan.active("misfire", t_s)) & ice_on
     showing |= plan.active("thermostat_stuck", t_s) & ice_on & (coolant_c > SHOWING_COOLANT_C)
     showing |= plan.active("tyre_slow_leak", t_s) | plan.active("brake_pad_wear", t_s)
     showing |= (plan.active("sensor_stuck", t_s) | plan.active("sensor_dropout", t_s)) & moving
-    showing |= plan.active("firmware_bug", t_s) & running & (t_s < plan.fixed_at_s)
+    showing |= plan.active("firmware_bug", t_s) & running & bug_running
     return showing
 
 
@@ -270,15 +300,17 @@ def detect_dtcs(
     coolant_c: np.ndarray,
     battery_12v_v: np.ndarray,
     front_pad_mm: np.ndarray,
+    bug_running: np.ndarray,
 ) -> np.ndarray:
     """Which vehicles' fault monitors detect their fault (`plan.dtc_code`) in this step, as a mask.
-    Misfires and the firmware bug are random events at their rate; the others are thresholds."""
+    Misfires and the firmware bug (while its buggy version runs: `bug_running`) are random events
+    at their rate; the others are thresholds."""
     u = rng.random(plan.kind.shape[0])
     detected = np.zeros(plan.kind.shape[0], dtype=bool)
     if not (plan.kind >= 0).any():
         return detected
     detected |= plan.active("misfire", t_s) & ice_on & (u < plan.rate_per_s * dt_s)
-    buggy = plan.active("firmware_bug", t_s) & running & (t_s < plan.fixed_at_s)
+    buggy = plan.active("firmware_bug", t_s) & running & bug_running
     detected |= buggy & (u < plan.rate_per_s * dt_s)
     detected |= plan.active("thermostat_stuck", t_s) & ice_on & (coolant_c > OVERHEAT_C)
     detected |= plan.active("charging_fault", t_s) & ice_on & (battery_12v_v < LOW_SYSTEM_V)

@@ -5,8 +5,9 @@ batch every `batch_interval_s` (staggered across the fleet, as real uploads are)
 out the connectivity plan: an offline vehicle's batches and DTCs wait in its backlog and go out
 when it is back online, some batches are delivered twice (same seq, same content), and every
 vehicle stamps samples with its own skewed clock. A vehicle sends a DTC message (its whole current
-set of stored codes, empty when cleared) whenever that set changes, and a check-in with its ECU
-software when the run starts and when its software changes (`simulators.fleet_registry`). Publishing
+set of stored codes, empty when cleared) whenever that set changes, a check-in with its ECU
+software when the run starts and when its software changes (`simulators.fleet_registry`), and,
+with a closed loop (`simulators.closed_loop`), its signed OTA update reports. Publishing
 itself is `simulators.runner.VehiclePublishers` (edge_agent.fleet_publishing.MqttPublisher
 underneath).
 """
@@ -24,6 +25,7 @@ from contract import topics
 from contract.batch import TelemetryBatch
 from contract.dtc import dtc_message
 from edge_agent.fleet_publishing import FleetBatcher, SequenceCounter
+from simulators.closed_loop import ClosedLoop
 from simulators.engine import FleetSimulation, StepOutput
 from simulators.fleet_registry import checkin_messages
 from simulators.models import powertrain_ecu
@@ -48,6 +50,7 @@ class FeedStats:
     backlogged_batches: int = 0
     dtc_messages: int = 0
     checkins: int = 0  # status check-ins (online, with the vehicle's software)
+    update_reports: int = 0  # signed OTA update reports (`simulators.closed_loop`)
     max_lag_s: float = 0.0  # the furthest behind the pacing schedule a step finished (0 = kept up)
 
 
@@ -65,11 +68,16 @@ def feed(
     publish_message: Callable[[str, str, bytes], None] | None = None,
     on_step: Callable[[FleetSimulation, StepOutput], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    closed_loop: ClosedLoop | None = None,
 ) -> FeedStats:
     """Run the simulation for `config.duration_s` simulated seconds and publish everything:
-    batches through `publishers`, DTC messages and check-ins through `publish_message(vehicle_id,
-    topic kind, payload)` (none are sent without it). Raises PublishError
-    (edge_agent.fleet_publishing) when the broker refuses a publish."""
+    batches through `publishers`, DTC messages, check-ins and (with `closed_loop`) OTA update
+    reports through `publish_message(vehicle_id, topic kind, payload)` (none are sent without it).
+    `closed_loop.step` runs after each engine step. Raises PublishError
+    (edge_agent.fleet_publishing) when the broker refuses a publish, ValueError for a closed loop
+    without `publish_message`."""
+    if closed_loop is not None and publish_message is None:
+        raise ValueError("the closed loop's reports need publish_message (the simulator's gateway)")
     conn = sim.connectivity
     steps_per_batch = max(1, int(round(config.batch_interval_s / sim.dt_s)))
     groups = _staggered_batchers(sim, steps_per_batch)
@@ -89,7 +97,9 @@ def feed(
         for rows, batcher in groups:
             batcher.add(out.ts_ns, {path: col[rows] for path, col in out.signals.items()})
         if publish_message is not None:
-            _queue_messages(sim, out, i == 0, backlog, conn.offline(out.t_s), publish_message, stats)
+            offline_now = conn.offline(out.t_s)
+            reports = closed_loop.step(out, offline_now) if closed_loop is not None else []
+            _queue_messages(sim, out, i == 0, backlog, offline_now, publish_message, stats, reports)
         due = (i + 1) % steps_per_batch  # one group cuts per step: uploads are spread evenly
         if due < len(groups):
             offline = conn.offline(out.t_s)
@@ -197,22 +207,21 @@ def _queue_messages(
     offline: np.ndarray,
     publish_message: Callable[[str, str, bytes], None],
     stats: FeedStats,
+    extra: list[tuple[int, str, bytes]],
 ) -> None:
-    """This step's check-ins (every vehicle at the start; then each one whose software changed)
-    and DTC messages (each vehicle whose set changed), sent now or kept until it is back online."""
-    if first_step:
-        software_changed = np.arange(sim.n_vehicles)
-    else:
-        fixed = sim.faults.fixed_at_s
-        software_changed = np.flatnonzero((fixed > out.t_s - sim.dt_s) & (fixed <= out.t_s))
-    messages = [(v, topics.STATUS, m) for v, m in checkin_messages(sim, software_changed, out.t_s)]
+    """This step's check-ins (every vehicle at the start; then each one whose software changed),
+    DTC messages (each vehicle whose set changed) and `extra` messages (update reports), sent now
+    or kept until the vehicle is back online."""
+    software_changed = np.arange(sim.n_vehicles) if first_step else out.software_vehicles
+    messages = [(v, topics.STATUS, m) for v, m in checkin_messages(sim, software_changed)]
     if out.dtc_vehicles.size:
-        firmware = sim.firmware_versions(out.t_s)
+        firmware = sim.firmware_versions()
         skew = sim.connectivity.clock_skew_ns
         for v, codes in zip(out.dtc_vehicles.tolist(), out.dtc_sets, strict=True):
             software = {powertrain_ecu(bool(sim.params.is_ev[v])): str(firmware[v])}
             ts_us = (out.ts_ns + int(skew[v])) // 1000
             messages.append((v, topics.DTC, dtc_message(sim.vehicle_ids[v], ts_us, codes, software=software)))
+    messages += extra
     for v, kind, payload in messages:
         vid = sim.vehicle_ids[v]
         if offline[v]:
@@ -227,5 +236,7 @@ def _send(
     publish_message(vid, kind, payload)
     if kind == topics.DTC:
         stats.dtc_messages += 1
+    elif kind == topics.UPDATE:
+        stats.update_reports += 1
     else:
         stats.checkins += 1

@@ -44,8 +44,6 @@ CENTRE_SKILLS = (
     (Skill.HIGH_VOLTAGE, Skill.ELECTRICAL, Skill.TYRES, Skill.BRAKES, Skill.DIAGNOSTICS),
     (Skill.TYRES, Skill.BRAKES),
 )
-# ECUs besides the powertrain controller (ECM for combustion, VCU for electric), same in every car.
-OTHER_ECUS = (("BCM", "1.7.0"), ("TCU", "2.3.0"))
 
 
 @dataclass(frozen=True)
@@ -207,16 +205,17 @@ def _vin(seed: int, v: int) -> str:
     return f"FPS{seed % 10_000:04d}{v:010d}"
 
 
-def checkin_messages(sim: FleetSimulation, vehicles: np.ndarray, t_s: float) -> list[tuple[int, bytes]]:
-    """The check-ins (contract.status) that `vehicles` send at `t_s`: online, with their ECU
-    software. The powertrain controller's version changes when the scenario's OTA patch lands
-    (`firmware_bug.fixed_at_s`)."""
-    versions = sim.firmware_versions(t_s)
+def checkin_messages(sim: FleetSimulation, vehicles: np.ndarray) -> list[tuple[int, bytes]]:
+    """The check-ins (contract.status) that `vehicles` send now: online, with the ECU software they
+    run (`sim.software`: it changes when an OTA install commits)."""
     out = []
     for v in vehicles.tolist():
-        ecu = powertrain_ecu(bool(sim.params.is_ev[v]))
-        own = EcuSoftware(ecu, str(versions[v]), f"{ecu.lower()}-{model_id(int(sim.params.model_index[v]))}")
-        software = sorted([own, *(EcuSoftware(name, ver, f"{name.lower()}-sim") for name, ver in OTHER_ECUS)])
+        own = powertrain_ecu(bool(sim.params.is_ev[v]))
+        hardware = {own: f"{own.lower()}-{model_id(int(sim.params.model_index[v]))}"}
+        software = sorted(
+            EcuSoftware(ecu, version, hardware.get(ecu, f"{ecu.lower()}-sim"))
+            for ecu, version in sim.software.inventory(v).items()
+        )
         doc = {
             "state": "online",
             "vehicle_id": sim.vehicle_ids[v],

@@ -10,7 +10,12 @@ and each vehicle entry names its VIN, model, fleet, home service centre and owne
 (`simulators.fleet_registry`). Each fault has `symptom_s`: how long it showed in what its vehicle
 sampled (`simulators.faults.symptom_showing`), so that a score can set apart a fault no data could
 have shown. `driving` holds what the driving scores are checked against: trips,
-harsh-brake instants and each driver's mean aggression (`driving_truth`). It covers the steps
+harsh-brake instants and each driver's mean aggression (`driving_truth`). The closed loop's
+truth: `software_changes` (every ECU version change, e.g. an OTA install that committed, with its
+source), each firmware bug's `patched_at_s` (when its vehicle first stopped running the buggy
+version; None: never), each fault's `repaired_by` ("scenario", "visit" or None), `visits` (each
+booked visit: when, whether the owner showed up, what was repaired and which codes cleared) and,
+given the run's `ClosedLoop`, `ota` (each offer's final state and reason). It covers the steps
 simulated so far: write the file after the run.
 """
 
@@ -35,9 +40,15 @@ def _ns(sim: FleetSimulation, t_s: float | None) -> int | None:
     return int(round((sim.start_unix_s + t_s) * 1e9))
 
 
-def ground_truth(sim: FleetSimulation) -> dict[str, Any]:
-    """Faults, hazards, outages and clock skews of the run, plus the fleet list."""
+def ground_truth(sim: FleetSimulation, ota: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Faults, hazards, outages and clock skews of the run, plus the fleet list; `ota` is the closed
+    loop's `truth()` when the run answered update offers."""
     ids = sim.vehicle_ids
+    patched: dict[int, float] = {}
+    for c in sim.software.changes:
+        buggy = str(sim.faults.firmware_version[c.vehicle])
+        if c.ecu in ("ECM", "VCU") and c.before == buggy and c.vehicle not in patched:
+            patched[c.vehicle] = c.t_s
     faults = [
         {
             "vehicle_id": ids[r["vehicle_index"]],
@@ -46,6 +57,8 @@ def ground_truth(sim: FleetSimulation) -> dict[str, Any]:
             "onset_ts_ns": _ns(sim, r["onset_s"]),
             "repaired_at_s": r["repaired_at_s"],
             "repaired_at_ts_ns": _ns(sim, r["repaired_at_s"]),
+            "repaired_by": r.get("repaired_by"),
+            **({"patched_at_s": patched.get(r["vehicle_index"])} if r["kind"] == "firmware_bug" else {}),
             "params": r["params"],
             "symptom_s": round(float(sim.symptom_s[r["vehicle_index"]]), 1),
         }
@@ -96,6 +109,27 @@ def ground_truth(sim: FleetSimulation) -> dict[str, Any]:
         "clock_skew_s": skews,
         "duplicate_batch_probability": conn.duplicate_probability,
         "driving": driving_truth(sim),
+        "software_changes": [
+            {
+                "vehicle_id": ids[c.vehicle],
+                "ecu": c.ecu,
+                "before": c.before,
+                "after": c.after,
+                "t_s": c.t_s,
+                "ts_ns": _ns(sim, c.t_s),
+                "source": c.source,
+            }
+            for c in sim.software.changes
+        ],
+        "visits": [
+            {
+                "vehicle_id": ids[v["vehicle_index"]],
+                **{k: val for k, val in v.items() if k != "vehicle_index"},
+                "ts_ns": _ns(sim, v["t_s"]),
+            }
+            for v in sim.visits
+        ],
+        **({"ota": ota} if ota is not None else {}),
     }
 
 
@@ -137,9 +171,9 @@ def current_dtc_sets(truth: dict[str, Any]) -> dict[str, list[str]]:
     return {vid: timeline[-1]["codes"] for vid, timeline in truth["dtc_sets"].items()}
 
 
-def write_ground_truth(sim: FleetSimulation, path: Path) -> Path:
+def write_ground_truth(sim: FleetSimulation, path: Path, ota: dict[str, Any] | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(ground_truth(sim), indent=1, default=_jsonable))
+    path.write_text(json.dumps(ground_truth(sim, ota), indent=1, default=_jsonable))
     return path
 
 

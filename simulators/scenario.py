@@ -78,6 +78,49 @@ class CitySpec:
 
 
 @dataclass(frozen=True)
+class OtaSpec:
+    """How the simulated vehicles answer OTA update offers (`simulators.ota_responder`;
+    docs/simulator-ota.md). Durations are drawn uniformly within their (low, high) range per offer;
+    each failure happens with its probability per offer. `min_parked_s`: an install starts only
+    after this long parked (the agent's `Thresholds.min_parked_s`); `give_up_after_s`: an offer
+    still not installed this long after it arrived ends `failed` with reason `expired`, so every
+    offer ends."""
+
+    download_s: tuple[float, float] = (60.0, 600.0)
+    install_s: tuple[float, float] = (120.0, 600.0)
+    health_check_s: float = 60.0
+    download_failure_rate: float = 0.02  # the download breaks off or fails verification: `failed`
+    install_failure_rate: float = 0.02  # writing the inactive slot fails before the switch: `failed`
+    rollback_rate: float = 0.01  # the new slot fails its health check after the switch: `rolled_back`
+    consent_probability: float = 0.9  # an owner asked for consent gives it (else declines: `failed`)
+    consent_delay_s: tuple[float, float] = (60.0, 3600.0)  # how long the owner takes to answer
+    min_parked_s: float = 60.0
+    give_up_after_s: float = 7 * 86_400.0
+
+    def __post_init__(self) -> None:
+        for name in ("download_failure_rate", "install_failure_rate", "rollback_rate", "consent_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"ota.{name} must be a probability (0 to 1)")
+        for name in ("download_s", "install_s", "consent_delay_s"):
+            low, high = getattr(self, name)
+            if not 0.0 <= low <= high:
+                raise ValueError(f"ota.{name} must be [low, high] with 0 <= low <= high")
+        if self.health_check_s < 0 or self.min_parked_s < 0 or self.give_up_after_s <= 0:
+            raise ValueError("ota durations must not be negative (give_up_after_s above 0)")
+
+
+@dataclass(frozen=True)
+class VisitSpec:
+    """Booked shop visits: the owner misses one with `no_show_probability` (then nothing is repaired)."""
+
+    no_show_probability: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.no_show_probability <= 1.0:
+            raise ValueError("visits.no_show_probability must be a probability (0 to 1)")
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str = "default"
     seed: int = 0
@@ -102,6 +145,8 @@ class Scenario:
     faults: tuple[FaultSpec, ...] = ()
     hazards: tuple[HazardSpec, ...] = ()
     network: NetworkSpec = field(default_factory=NetworkSpec)
+    ota: OtaSpec = field(default_factory=OtaSpec)
+    visits: VisitSpec = field(default_factory=VisitSpec)
 
     def with_overrides(self, **changes: Any) -> Scenario:
         """A copy with the given top-level fields replaced; None values are ignored."""
@@ -109,16 +154,21 @@ class Scenario:
 
 
 def parse_scenario(data: Mapping[str, Any]) -> Scenario:
-    """Build a Scenario from parsed TOML. Raises ValueError for unknown keys, fault or hazard kinds."""
+    """Build a Scenario from parsed TOML. Raises ValueError for unknown keys, fault or hazard kinds,
+    and out-of-range `[ota]` or `[visits]` values."""
     data = dict(data)
     try:
         city = CitySpec(**data.pop("city", {}))
         network = _network(data.pop("network", {}))
+        ota = _ota(data.pop("ota", {}))
+        visits = VisitSpec(**data.pop("visits", {}))
         faults = tuple(_fault(f) for f in data.pop("faults", []))
         hazards = tuple(HazardSpec(**h) for h in data.pop("hazards", []))
         if "trip_length_m" in data:
             data["trip_length_m"] = tuple(data["trip_length_m"])
-        scenario = Scenario(**data, city=city, network=network, faults=faults, hazards=hazards)
+        scenario = Scenario(
+            **data, city=city, network=network, faults=faults, hazards=hazards, ota=ota, visits=visits
+        )
     except TypeError as exc:
         raise ValueError(f"bad scenario: {exc}") from None
     for f in scenario.faults:
@@ -146,6 +196,14 @@ def _network(raw: Mapping[str, Any]) -> NetworkSpec:
     if "outage_duration_s" in raw:
         raw["outage_duration_s"] = tuple(raw["outage_duration_s"])
     return NetworkSpec(**raw)
+
+
+def _ota(raw: Mapping[str, Any]) -> OtaSpec:
+    raw = dict(raw)
+    for name in ("download_s", "install_s", "consent_delay_s"):
+        if name in raw:
+            raw[name] = tuple(raw[name])
+    return OtaSpec(**raw)
 
 
 def _fault(raw: Mapping[str, Any]) -> FaultSpec:

@@ -27,10 +27,13 @@ from analytics.columns import TelemetryColumns, VehicleParams
 from analytics.detectors.dtcs import DtcReportRow
 from contract.signals import SIGNALS
 from simulators.engine import FleetSimulation
+from simulators.faults import KIND_INDEX
 from simulators.ground_truth import ground_truth
 from simulators.roads import city_grid
 from simulators.scenario import FAULT_KINDS, CitySpec, FaultSpec, NetworkSpec, Scenario
 
+# When a standard scenario's firmware bug is patched (by name and seed; `standard_scenarios` draws it).
+PATCH_AT_S: dict[tuple[str, int], float] = {}
 START_UNIX_S = 1_764_237_600.0  # 2025-11-27 10:00 local (utc_offset_h 1): daytime traffic
 
 TYRE_PRESSURES = tuple(s.vss_path for s in SIGNALS if s.vss_path.endswith(".Tire.Pressure"))
@@ -76,6 +79,11 @@ def simulate(
     sim = FleetSimulation(
         scenario, city_grid(blocks=scenario.city.blocks, block_m=scenario.city.block_m), start_unix_s
     )
+    patch_at_s = PATCH_AT_S.get((scenario.name, scenario.seed))
+    if patch_at_s is not None:  # the bug's cure installed over the air, as a committed OTA install
+        for v in np.flatnonzero(sim.faults.kind == KIND_INDEX["firmware_bug"]).tolist():
+            ecu = "VCU" if sim.params.is_ev[v] else "ECM"
+            sim.install_software(v, ecu, str(sim.faults.fixed_version[v]), patch_at_s, "test")
     n_steps = steps if steps is not None else int(round(scenario.duration_s / scenario.sample_interval_s))
     wanted: list[str] | None = list(dict.fromkeys(signals)) if signals is not None else None
     ts_ns = np.empty(n_steps, dtype=np.int64)
@@ -139,7 +147,7 @@ VARYING_SIGNALS = (
 )
 
 
-def random_faults(rng: np.random.Generator, duration_s: float) -> tuple[FaultSpec, ...]:
+def random_faults(rng: np.random.Generator, duration_s: float) -> tuple[tuple[FaultSpec, ...], float | None]:
     """Every fault kind, on one to three vehicles each, with parameters and onsets drawn from
     ranges (one spec per vehicle where parameters differ: slow and fast leaks, other wheels,
     other stuck or dropped signals, other firmware versions and codes)."""
@@ -186,22 +194,29 @@ def random_faults(rng: np.random.Generator, duration_s: float) -> tuple[FaultSpe
         for path in rng.choice(VARYING_SIGNALS, 2, replace=False):
             specs.append(FaultSpec(kind, 1, onset_range_s=onset, params={"signal": str(path)}))
     minor = int(rng.integers(1, 9))
+    buggy_vehicles = int(rng.integers(4, 9))
+    fixed_version, dtc, rate_per_h = (
+        f"5.{minor}.1",
+        str(rng.choice(["P0606", "P0601", "U0100", "P0700"])),
+        float(rng.uniform(6.0, 30.0)),
+    )
+    # Half the scenarios patch their bug over the air part-way (the draw order is kept as it was).
+    patch_at_s = float(rng.uniform(0.5, 0.8) * duration_s) if rng.random() < 0.5 else None
     specs.append(
         FaultSpec(
             "firmware_bug",
-            int(rng.integers(4, 9)),
+            buggy_vehicles,
             onset_s=0.0,
             params={
                 "version": f"5.{minor}.0",
-                "fixed_version": f"5.{minor}.1",
-                "dtc": str(rng.choice(["P0606", "P0601", "U0100", "P0700"])),
-                "rate_per_h": float(rng.uniform(6.0, 30.0)),
-                "fixed_at_s": float(rng.uniform(0.5, 0.8) * duration_s) if rng.random() < 0.5 else None,
+                "fixed_version": fixed_version,
+                "dtc": dtc,
+                "rate_per_h": rate_per_h,
             },
         )
     )
     assert {s.kind for s in specs} == set(FAULT_KINDS)
-    return tuple(specs)
+    return tuple(specs), patch_at_s
 
 
 def standard_scenarios(
@@ -214,16 +229,23 @@ def standard_scenarios(
     out = []
     for i in range(count):
         s = int(rng.integers(1, 1_000_000))
+        name = f"standard-{i}"
+        n_vehicles = int(rng.integers(vehicles[0], vehicles[1] + 1))
+        ambient_c = float(rng.uniform(-5.0, 30.0))
+        mean_parking_s = float(rng.uniform(300.0, 900.0))
+        faults, patch_at_s = random_faults(rng, duration_s)
+        if patch_at_s is not None:
+            PATCH_AT_S[(name, s)] = patch_at_s
         out.append(
             Scenario(
-                name=f"standard-{i}",
+                name=name,
                 seed=s,
-                vehicles=int(rng.integers(vehicles[0], vehicles[1] + 1)),
+                vehicles=n_vehicles,
                 duration_s=duration_s,
-                ambient_c=float(rng.uniform(-5.0, 30.0)),
+                ambient_c=ambient_c,
                 city=CitySpec(blocks=8),
-                mean_parking_s=float(rng.uniform(300.0, 900.0)),
-                faults=random_faults(rng, duration_s),
+                mean_parking_s=mean_parking_s,
+                faults=faults,
                 network=NetworkSpec(outage_vehicle_share=0.0, duplicate_batch_probability=0.0),
             )
         )

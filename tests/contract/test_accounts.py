@@ -86,6 +86,7 @@ def test_provisioned_logins() -> None:
     assert accounts.provisioned_logins(accounts.SIMULATOR, workers=0) == [
         "fleet-simulator",
         "fleet-simulator-dtc",
+        "fleet-simulator-ota",
     ]
     with pytest.raises(ValueError):
         accounts.provisioned_logins("VEH-1")

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulators.engine import FleetSimulation
+from simulators.faults import KIND_INDEX
 from simulators.motion import PARKED
 from simulators.roads import city_grid
 from simulators.scenario import CitySpec, FaultSpec, HazardSpec, NetworkSpec, Scenario
 
 START_UNIX_S = 1_764_237_600.0  # 10:00 local: daytime traffic
+PATCH_S = 500.0  # when `run(..., patch_at_s=PATCH_S)` patches ALL_FAULTS' firmware bugs
 
 
 def busy_scenario(**overrides) -> Scenario:  # noqa: ANN003
@@ -46,7 +48,7 @@ ALL_FAULTS = (
         "firmware_bug",
         4,
         onset_s=0.0,
-        params={"version": "4.2.0", "dtc": "P0606", "rate_per_h": 300.0, "fixed_at_s": 500.0},
+        params={"version": "4.2.0", "dtc": "P0606", "rate_per_h": 300.0},
     ),
 )
 HAZARDS = (
@@ -69,9 +71,23 @@ class Run:
     running: np.ndarray  # (steps, vehicles): engine on / EV ready (the truth, not a signal)
 
 
-def run(scenario: Scenario, steps: int | None = None) -> Run:
+def schedule_patches(sim: FleetSimulation, at_s: float) -> list[int]:
+    """Install each firmware bug's cure (`fixed_version`) at `at_s`, as an OTA install that
+    committed then would (`FleetSimulation.install_software`); the patched vehicles."""
+    patched = []
+    for v in np.flatnonzero(sim.faults.kind == KIND_INDEX["firmware_bug"]).tolist():
+        ecu = "VCU" if sim.params.is_ev[v] else "ECM"
+        sim.install_software(v, ecu, str(sim.faults.fixed_version[v]), at_s, "test")
+        patched.append(v)
+    return patched
+
+
+def run(scenario: Scenario, steps: int | None = None, *, patch_at_s: float | None = None) -> Run:
+    """Step `scenario` in memory; with `patch_at_s`, its firmware bugs are patched then."""
     net = city_grid(blocks=scenario.city.blocks, block_m=scenario.city.block_m)
     sim = FleetSimulation(scenario, net, START_UNIX_S)
+    if patch_at_s is not None:
+        schedule_patches(sim, patch_at_s)
     n_steps = steps or int(scenario.duration_s / scenario.sample_interval_s)
     t, cols, xy, dtcs, pads, running = [], {}, [], [], [], []
     for _ in range(n_steps):

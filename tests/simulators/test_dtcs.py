@@ -18,15 +18,13 @@ CLEARING_FAULTS = (
     FaultSpec("misfire", 6, onset_s=0.0, params={"rate_per_h": 30.0, "clear_cycles": 1}),
     FaultSpec("misfire", 2, onset_s=0.0, repaired_at_s=REPAIR_S, params={"rate_per_h": 3600.0}),
     FaultSpec("brake_pad_wear", 2, onset_s=0.0, repaired_at_s=REPAIR_S, params={"start_mm": 1.9}),
-    FaultSpec(
-        "firmware_bug", 4, onset_s=0.0, params={"rate_per_h": 600.0, "fixed_at_s": FIX_S, "clear_cycles": 2}
-    ),
+    FaultSpec("firmware_bug", 4, onset_s=0.0, params={"rate_per_h": 600.0, "clear_cycles": 2}),
 )
 
 
 @pytest.fixture(scope="module")
 def clearing() -> Run:
-    return run(busy_scenario(vehicles=120, duration_s=1500.0, faults=CLEARING_FAULTS))
+    return run(busy_scenario(vehicles=120, duration_s=1500.0, faults=CLEARING_FAULTS), patch_at_s=FIX_S)
 
 
 def _timeline(r: Run, v: int) -> list[tuple[float, tuple[str, ...]]]:

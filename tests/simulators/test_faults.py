@@ -7,12 +7,12 @@ import pytest
 
 from simulators.ground_truth import ground_truth
 from simulators.sampling import BATTERY_12V, COOLANT, RPM, SPEED, TYRES
-from tests.simulators.helpers import ALL_FAULTS, Run, busy_scenario, run
+from tests.simulators.helpers import ALL_FAULTS, PATCH_S, Run, busy_scenario, run
 
 
 @pytest.fixture(scope="module")
 def faulty() -> Run:
-    return run(busy_scenario(vehicles=200, duration_s=900.0, faults=ALL_FAULTS))
+    return run(busy_scenario(vehicles=200, duration_s=900.0, faults=ALL_FAULTS), patch_at_s=PATCH_S)
 
 
 def _faults(r: Run, kind: str) -> list[tuple[int, float, dict]]:
@@ -122,12 +122,13 @@ def test_misfire_raises_its_cylinder_code_after_onset(faulty: Run) -> None:
 def test_firmware_bug_raises_its_code_on_the_buggy_version_until_patched(faulty: Run) -> None:
     faults = _faults(faulty, "firmware_bug")
     buggy = {v for v, _, _ in faults}
-    fixed_at = faults[0][2]["fixed_at_s"]
     hits = [(t, v) for t, v, codes in faulty.dtcs if "P0606" in codes]
     assert hits and {v for _, v in hits} <= buggy
-    assert max(t for t, _ in hits) < fixed_at
-    versions = faulty.sim.firmware_versions(fixed_at)
+    assert max(t for t, _ in hits) < PATCH_S
+    versions = faulty.sim.firmware_versions()  # after the run: patched at PATCH_S
     assert {str(versions[v]) for v in buggy} == {"4.2.1"}
+    truth = {f["vehicle_id"]: f for f in ground_truth(faulty.sim)["faults"] if f["kind"] == "firmware_bug"}
+    assert {f["patched_at_s"] for f in truth.values()} == {PATCH_S}
     assert all(str(faulty.sim.faults.firmware_version[v]) == "4.2.0" for v in buggy)
 
 

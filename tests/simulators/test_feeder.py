@@ -17,7 +17,7 @@ from simulators.feeder import FeedConfig, feed
 from simulators.ground_truth import ground_truth, write_ground_truth
 from simulators.roads import city_grid
 from simulators.scenario import FaultSpec, NetworkSpec
-from tests.simulators.helpers import START_UNIX_S, busy_scenario
+from tests.simulators.helpers import START_UNIX_S, busy_scenario, schedule_patches
 
 
 class RecordingPublishers:
@@ -32,10 +32,15 @@ class RecordingPublishers:
         self.published.append((self.sim.step_index, batch))
 
 
-def _feed(network: NetworkSpec, **overrides) -> tuple[FleetSimulation, RecordingPublishers, dict, object]:  # noqa: ANN003
-    """The run, its batches, its other messages by topic kind (step, vehicle, payload), its stats."""
+def _feed(
+    network: NetworkSpec, patch_at_s: float | None = None, **overrides
+) -> tuple[FleetSimulation, RecordingPublishers, dict, object]:  # noqa: ANN003
+    """The run, its batches, its other messages by topic kind (step, vehicle, payload), its stats;
+    with `patch_at_s`, the firmware bugs are patched then."""
     sc = busy_scenario(vehicles=40, duration_s=240.0, network=network, **overrides)
     sim = FleetSimulation(sc, city_grid(blocks=6), START_UNIX_S)
+    if patch_at_s is not None:
+        schedule_patches(sim, patch_at_s)
     pubs = RecordingPublishers(sim)
     sent: dict[str, list[tuple[int, str, bytes]]] = {topics.DTC: [], topics.STATUS: []}
     stats = feed(
@@ -129,8 +134,9 @@ def test_vehicles_check_in_with_their_software_at_the_start_and_after_a_patch() 
     """Each vehicle reports its ECU software as a real agent does: in its first check-in, and again
     when the OTA patch changes its powertrain controller's version."""
     net = NetworkSpec(outage_vehicle_share=0.3, duplicate_batch_probability=0.0, clock_skew_sd_s=0.0)
-    bug = {"version": "4.2.0", "fixed_at_s": 100.0, "fixed_version": "4.2.1", "rate_per_h": 60.0}
-    sim, _, messages, stats = _feed(net, faults=(FaultSpec("firmware_bug", 3, onset_s=0.0, params=bug),))
+    bug = {"version": "4.2.0", "fixed_version": "4.2.1", "rate_per_h": 60.0}
+    faults = (FaultSpec("firmware_bug", 3, onset_s=0.0, params=bug),)
+    sim, _, messages, stats = _feed(net, patch_at_s=100.0, faults=faults)
     checkins = [(step, vid, parse_status_message(payload)) for step, vid, payload in messages[topics.STATUS]]
     assert stats.checkins == len(checkins)
     first = {}
@@ -138,7 +144,7 @@ def test_vehicles_check_in_with_their_software_at_the_start_and_after_a_patch() 
         first.setdefault(vid, (step, report))
         assert report.vehicle_id == vid and report.agent_version == "simulator"
     assert set(first) == set(sim.vehicle_ids)  # everyone checks in (late if it starts offline)
-    patched = {sim.vehicle_ids[v] for v in np.flatnonzero(np.isfinite(sim.faults.fixed_at_s))}
+    patched = {sim.vehicle_ids[c.vehicle] for c in sim.software.changes}
     assert len(patched) == 3
     for vid in patched:
         mine = [r.software for _, v, r in checkins if v == vid]
