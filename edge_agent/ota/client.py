@@ -157,8 +157,9 @@ class OtaClient:
             for offer_id, due in sorted(self._due.items(), key=lambda item: item[1]):
                 if self._stop.is_set() or due > now or offer_id not in self.records:
                     continue
-                self._due[offer_id] = now + self.settings.check_interval_s
                 self._guarded(offer_id, functools.partial(self._step, self.records[offer_id]))
+                if offer_id in self._due:  # still pending: next try one interval after this one
+                    self._due[offer_id] = time.monotonic() + self.settings.check_interval_s
 
     def _guarded(self, what: str, step: Callable[[], None]) -> None:
         """One step; a failure is logged and counted, and the offer is tried again later."""
