@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from edge_agent.collector import PRIORITY_DTC
-from edge_agent.commands import CommandError, parse_command
+from edge_agent.commands import NOT_HANDLED, CommandError, parse_command
 from edge_agent.config import AgentConfig
 from edge_agent.ota.client import ClientSettings, OtaClient
 from edge_agent.ota.conditions import ConditionTracker
@@ -42,7 +42,8 @@ STOP_TIMEOUT_S = 10.0
 @dataclass
 class CommandStats:
     commands_received: int = 0
-    commands_rejected: int = 0  # not a command this agent acts on (CommandError)
+    commands_rejected: int = 0  # not a valid command (CommandError)
+    commands_not_handled: int = 0  # valid, for something this agent does not have (an in-car notice)
     last_command_error: str = ""
     offers_refused: int = 0  # offers and consents while OTA is off
 
@@ -154,6 +155,10 @@ class AgentOta:
             try:
                 command = parse_command(payload)
             except CommandError as exc:
+                if exc.reason == NOT_HANDLED:
+                    self.stats.commands_not_handled += 1
+                    self._throttle.log(logging.INFO, exc.reason, "command not handled: %s", exc.detail)
+                    continue
                 self.stats.commands_rejected += 1
                 self.stats.last_command_error = str(exc)[:200]
                 self._throttle.log(logging.WARNING, exc.reason, "ignored a command: %s", exc)

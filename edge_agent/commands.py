@@ -7,9 +7,11 @@ a `type`; the agent acts on two:
 - `consent`: the owner's answer to an offer that needs consent, sent by the backend when the owner
   answers in the app: `{"type": "consent", "offer_id": "...", "given": true|false}`.
 
-Anything else (not JSON, no `type`, a type the agent does not know, a bad offer or consent) raises
-CommandError with a short machine-readable `reason` and a detail; the agent logs and counts it and
-goes on. What is done with a command belongs to `edge_agent.ota.client`. docs/ota.md, section 3.
+Anything else raises CommandError with a short machine-readable `reason` and a detail: `not_handled`
+for a known command the agent has no use for (an in-car `notice`: this agent has no screen), else
+why it is not a command (not JSON, no `type`, a type nobody sends, a bad offer or consent). The
+agent logs and counts it and goes on. What is done with a command belongs to
+`edge_agent.ota.client`. docs/ota.md, section 3.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from contract.update import OFFER_ID, OFFER_TYPE, OfferError, UpdateOffer, parse_update_offer
 
 CONSENT_TYPE = "consent"
+NOTICE_TYPE = "notice"  # an in-car notice for the owner (docs/wire-format.md): for a screen
 MAX_COMMAND_BYTES = 8 << 10
 # CommandError reasons
 NOT_JSON = "not_json"
@@ -28,6 +31,7 @@ NO_TYPE = "no_type"
 UNKNOWN_TYPE = "unknown_type"
 BAD_OFFER = "bad_offer"
 BAD_CONSENT = "bad_consent"
+NOT_HANDLED = "not_handled"
 
 
 class CommandError(ValueError):
@@ -72,4 +76,8 @@ def parse_command(payload: bytes) -> UpdateOffer | Consent:
         if not isinstance(given, bool):
             raise CommandError(BAD_CONSENT, "given must be true or false")
         return Consent(offer_id, given)
+    if kind == NOTICE_TYPE:
+        raise CommandError(
+            NOT_HANDLED, f"an in-car notice ({doc.get('notification_id')!r:.40}); this agent has no screen"
+        )
     raise CommandError(UNKNOWN_TYPE, f"type {kind[:40]!r} is not one this agent acts on")

@@ -48,7 +48,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def served_repository(directory: Path, versions: tuple[str, ...] = ("4.3.0",)) -> Iterator[tuple[OtaRepository, str]]:
+def served_repository(
+    directory: Path, versions: tuple[str, ...] = ("4.3.0",)
+) -> Iterator[tuple[OtaRepository, str]]:
     """A TUF repository with ECM `versions` (hardware id ecm-b12), served over HTTP; yields it and
     its URL."""
     keys.init_keys(directory / "keys")
@@ -59,7 +61,9 @@ def served_repository(directory: Path, versions: tuple[str, ...] = ("4.3.0",)) -
         artifact.write_bytes(image(version))
         repo.publish(artifact, ecu="ECM", version=version, hardware_ids=("ecm-b12",), file_name="ecm.bin")
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(repo.repo_dir), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(repo.repo_dir), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -104,7 +108,9 @@ def provision(
     key = Ed25519PrivateKey.generate()
     key_file = directory / "report.pem"
     key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     key_file.chmod(0o600)
     ota = ""
@@ -134,10 +140,20 @@ class AgentProcess:
         if kill:
             command = [sys.executable, str(DRIVER), str(vehicle.config), "--kill", kill]
         else:
-            command = [sys.executable, "-m", "edge_agent", "--config", str(vehicle.config), "--log-level", "INFO"]
+            command = [
+                sys.executable,
+                "-m",
+                "edge_agent",
+                "--config",
+                str(vehicle.config),
+                "--log-level",
+                "INFO",
+            ]
         self.log_path = vehicle.config.parent / f"agent-{time.time_ns()}.log"
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        self.proc = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ)
+        )
 
     def stop(self) -> int:
         """SIGTERM and wait; returns the exit code."""

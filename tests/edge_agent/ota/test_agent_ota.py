@@ -62,13 +62,17 @@ def slot_image(vehicle: Vehicle) -> bytes:
     return installer.slots.ecu("ECM").image_path(status.boot.booted).read_bytes()
 
 
-def test_an_offer_is_verified_installed_committed_and_reported(broker: BrokerUnderTest, tmp_path: Path) -> None:
+def test_an_offer_is_verified_installed_committed_and_reported(
+    broker: BrokerUnderTest, tmp_path: Path
+) -> None:
     with served_repository(tmp_path / "ota") as (repo, url):
         vehicle = provision(tmp_path / "car", VEHICLE, broker.vehicle(VEHICLE), repo.root_bytes())
         cloud = Cloud(broker.login(INGEST_OBSERVER), VEHICLE)
         agent = AgentProcess(vehicle)
         try:
-            assert cloud.wait_for(lambda: any(c.get("state") == "online" for c in cloud.checkins), 30), agent.log
+            assert cloud.wait_for(lambda: any(c.get("state") == "online" for c in cloud.checkins), 30), (
+                agent.log
+            )
             offer = offer_for(url)
             cloud.send(offer.encode())
             assert cloud.wait_for(lambda: "committed" in cloud.states(offer), 60), agent.log
@@ -166,7 +170,9 @@ def test_an_agent_killed_mid_install_finishes_or_rolls_back_and_reports(
         assert slot_image(vehicle) == image("4.3.0")
 
 
-def test_it_waits_to_be_parked_and_for_consent_then_installs(amqtt_broker: BrokerUnderTest, tmp_path: Path) -> None:
+def test_it_waits_to_be_parked_and_for_consent_then_installs(
+    amqtt_broker: BrokerUnderTest, tmp_path: Path
+) -> None:
     broker = amqtt_broker
     with served_repository(tmp_path / "ota") as (repo, url):
         vehicle = provision(
@@ -216,6 +222,7 @@ def test_invalid_commands_never_crash_it_and_without_ota_offers_are_refused(
             b'{"type": "update_offer", "offer_id": "x"}',
             b'{"type": "consent", "offer_id": "offer-1", "given": "yes"}',
             b"{" * 20000,
+            b'{"type": "notice", "notification_id": 3, "vehicle_id": "VEH-C"}',  # valid, but no screen here
         ):
             cloud.send(payload)
         offer = offer_for("http://127.0.0.1:9/")
@@ -229,8 +236,9 @@ def test_invalid_commands_never_crash_it_and_without_ota_offers_are_refused(
     assert stats == {
         "enabled": False,
         "disabled_reason": "no [ota] section in the configuration",
-        "commands_received": 8,
+        "commands_received": 9,
         "commands_rejected": 7,
+        "commands_not_handled": 1,
         "last_command_error": stats["last_command_error"],
         "offers_refused": 1,
     }
