@@ -177,7 +177,8 @@ class Cloud:
     """The backend's side: publishes commands to one vehicle and collects its update reports and
     check-ins."""
 
-    def __init__(self, endpoint: MqttEndpoint, vehicle_id: str) -> None:
+    def __init__(self, endpoint: MqttEndpoint, vehicle_id: str, *, persistent: bool = False) -> None:
+        """`persistent`: a persistent session (what the broker holds for it while it reconnects)."""
         self.vehicle_id = vehicle_id
         self.reports: list[bytes] = []
         self.checkins: list[dict[str, Any]] = []
@@ -187,8 +188,10 @@ class Cloud:
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=endpoint.username or "",
             protocol=mqtt.MQTTv311,
+            clean_session=not persistent,
         )
         client.username_pw_set(endpoint.username, endpoint.password)
+        client.reconnect_delay_set(0.1, 1.0)
         update = topics.topic_for(vehicle_id, topics.UPDATE)
         status = topics.topic_for(vehicle_id, topics.STATUS)
 

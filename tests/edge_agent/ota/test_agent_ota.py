@@ -17,6 +17,7 @@ from contract.update import UpdateOffer, UpdateReport
 from edge_agent.ota.install import Installer
 from ota.offers import new_offer
 from tests.conftest import INGEST_OBSERVER, BrokerUnderTest
+from tests.edge_agent.conftest import PrivateBroker
 from tests.edge_agent.ota.agent_harness import (
     AgentProcess,
     Cloud,
@@ -245,3 +246,36 @@ def test_invalid_commands_never_crash_it_and_without_ota_offers_are_refused(
     assert stats["last_command_error"].startswith("too_large")
     assert f"refused UpdateOffer {offer.offer_id}: OTA is off" in agent.log
     assert cloud.states(offer) == []
+
+
+@pytest.mark.mosquitto
+def test_reports_of_an_install_during_a_broker_outage_arrive_afterwards(
+    private_broker: PrivateBroker, tmp_path: Path
+) -> None:
+    vid = "AGT-OTA"
+    with served_repository(tmp_path / "ota") as (repo, url):
+        vehicle = provision(
+            tmp_path / "car", vid, private_broker.vehicle(vid), repo.root_bytes(), parked_at_s=8.0
+        )
+        cloud = Cloud(private_broker.login(INGEST_OBSERVER), vid, persistent=True)
+        agent = AgentProcess(vehicle)
+        try:
+            assert cloud.wait_for(lambda: bool(cloud.checkins), 30), agent.log
+            offer = offer_for(url)
+            cloud.send(offer.encode())
+            assert cloud.wait_for(lambda: len(cloud.states(offer)) == 3, 30), agent.log  # waiting: driving
+            private_broker.mosquitto.stop()  # the car parks (8 s after its start) during the outage
+            stats = vehicle.state_dir / "stats.json"
+            assert cloud.wait_for(
+                lambda: stats.exists() and '"installs_finished": 1' in stats.read_text(), 30
+            )
+            assert "committed" not in cloud.states(offer)
+            private_broker.mosquitto.start()
+            assert cloud.wait_for(lambda: "committed" in cloud.states(offer), 60), agent.log
+        finally:
+            assert agent.stop() == 0, agent.log
+            cloud.close()
+    reports = cloud.parsed(offer)
+    assert [r.state for r in reports] == ["downloading", "verified", "verified", "installed", "committed"]
+    assert judged(offer, vehicle, reports) == ["accepted"] * 5
+    assert running_version(vehicle) == "4.3.0"
