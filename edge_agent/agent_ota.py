@@ -19,19 +19,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_agent.collector import PRIORITY_DTC
 from edge_agent.commands import NOT_HANDLED, CommandError, parse_command
 from edge_agent.config import AgentConfig
-from edge_agent.ota.client import ClientSettings, OtaClient
 from edge_agent.ota.conditions import ConditionTracker
 from edge_agent.ota.install import Installer
-from edge_agent.ota.offer_store import OfferStore
 from edge_agent.ota.preconditions import Thresholds
-from edge_agent.ota.report import ReportKeyError, ReportSigner
-from edge_agent.ota.reporter import Reporter
 from edge_agent.ratelimit import LogThrottle
+
+if TYPE_CHECKING:
+    from edge_agent.ota.client import OtaClient
 
 log = logging.getLogger(__name__)
 PRIORITY_REPORT = PRIORITY_DTC + 1  # update reports: dropped after everything else
@@ -81,6 +80,12 @@ class AgentOta:
         self.disabled_reason = "" if ota else "no [ota] section in the configuration"
         if ota is None:
             return
+        # Only now: python-tuf, httpx and cryptography cost memory a car without OTA does not spend.
+        from edge_agent.ota.client import ClientSettings, OtaClient
+        from edge_agent.ota.offer_store import OfferStore
+        from edge_agent.ota.report import ReportKeyError, ReportSigner
+        from edge_agent.ota.reporter import Reporter
+
         try:
             signer = ReportSigner.from_file(ota.report_key)
             ota.trusted_root.read_bytes()
