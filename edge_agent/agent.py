@@ -1,10 +1,11 @@
 """The agent's imperative shell, its orchestrator: source -> collector -> spool -> sender, in one loop.
 
 Owns: timing (read the source at the campaign's base rate, flush and fsync every flush interval),
-applying campaigns received on the config topic, the check-in and the stats file. The work itself
+applying campaigns received on the config topic, handing commands (update offers, consents) to the
+OTA wiring and its signed reports to the spool, the check-in and the stats file. The work itself
 lives in other modules: the decisions in pure ones (`collector`, `sampling`, `trigger`,
 `expression`), store-and-forward in `spool_router`, draining the spool fairly over the link in
-`sender`, and the connection in `link`.
+`sender`, the connection in `link`, and OTA in `agent_ota` and `edge_agent.ota`.
 
 Never a crash loop: the spool (`edge_agent.spool_router`) rides out a full or failing disk in
 memory, a campaign that cannot be saved still runs, and a step of the loop that fails anyway is
@@ -21,7 +22,8 @@ import logging
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +34,11 @@ from contract.dtc import dtc_message
 from contract.errors import DecodeError, EncodeError
 from contract.signals import BY_PATH, WireType
 from contract.software import versions_of
+from edge_agent.agent_ota import AgentOta
 from edge_agent.campaign import Campaign, CampaignError, default_campaign, parse_campaign, supersedes
 from edge_agent.collector import PRIORITY_DTC, PRIORITY_LOW, Chunk, Collector, merge_chunks
 from edge_agent.config import AgentConfig
 from edge_agent.link import AgentLink, LinkConfig
-from edge_agent.ota.install import Installer
 from edge_agent.ratelimit import LogThrottle
 from edge_agent.sender import Sender
 from edge_agent.sources.base import Source, SourceError
@@ -91,15 +93,23 @@ class Agent:
     """One vehicle's agent. `run(stop)` blocks until `stop` is set; everything else is for tests."""
 
     def __init__(
-        self, config: AgentConfig, source: Source, *, client_id: str | None = None, manage_source: bool = True
+        self,
+        config: AgentConfig,
+        source: Source,
+        *,
+        client_id: str | None = None,
+        manage_source: bool = True,
+        ota_probe: Callable[[str], None] | None = None,
     ) -> None:
-        """`manage_source=False`: the caller opens and closes `source` (a shared test session)."""
+        """`manage_source=False`: the caller opens and closes `source` (a shared test session).
+        `ota_probe`: the installer's probe (the tests stop the process at a step of an install)."""
         self.config = config
         self.source = source
         self._manage_source = manage_source
         self.stats = AgentStats()
-        # The A/B slots under the state directory (edge_agent.ota); offers are not handled yet.
-        self.installer = Installer(config.state_dir, configured=config.software)
+        # The A/B slots under the state directory and the OTA client (edge_agent.agent_ota).
+        self.ota = AgentOta(config, source.available_paths, self._put_report, self._commit, probe=ota_probe)
+        self.installer = self.ota.installer
         self.software = self.installer.inventory()
         self.queue = Spool(
             config.queue_path, config.queue_max_bytes, memory_max_bytes=config.queue_memory_max_bytes
@@ -131,6 +141,8 @@ class Agent:
         self._dtcs_sent: frozenset[str] | None = None
         self._spool_state = self.queue.state
         self.sender = Sender(self.queue, self.link, config.vehicle_id, config.max_inflight)
+        self.ota.resume()  # an install a restart interrupted is finished (and reported) first
+        self.software = self.installer.inventory()
 
     # -- campaigns ------------------------------------------------------------------------------
     def _initial_campaign(self) -> Campaign:
@@ -235,6 +247,7 @@ class Agent:
         if self._manage_source:
             self.source.open()
         self.link.start()
+        self.ota.start()
         now = time.monotonic()
         due = _Schedule(
             tick=now,
@@ -254,6 +267,7 @@ class Agent:
                     continue
                 stop.wait(max(0.0, min(due.tick, due.flush) - time.monotonic()))
         finally:
+            self.ota.stop()
             self._flush(cut=True)
             deadline = time.monotonic() + 2.0  # a short grace period to send what is left
             self.pump()
@@ -276,6 +290,12 @@ class Agent:
             due.tick = max(due.tick + period_s, now)
         for payload in self.link.take_configs():
             self.offer_campaign(payload)
+        self.ota.take(self.link.take_commands())
+        self.ota.drain()
+        if self.ota.software_changed.is_set():
+            self.ota.software_changed.clear()
+            self.refresh_software()
+            self.link.send_checkin()
         if now >= due.flush:
             cut = now >= due.cut
             if cut:
@@ -292,12 +312,17 @@ class Agent:
 
     def sample_once(self, timeout_s: float = 0.05) -> None:
         """Read one row from the source (errors are counted; the row is then skipped)."""
+        paths = self.collector.paths
+        extra = [p for p in self.ota.paths if p not in paths]
         try:
-            reading = self.source.read(self.collector.paths, timeout_s)
+            reading = self.source.read([*paths, *extra] if extra else paths, timeout_s)
         except SourceError as exc:
             self.stats.source_errors += 1
             log.warning("source read failed: %s", exc)
             return
+        self.ota.observe(reading.ts_ns, reading.values)
+        if extra:  # read for the OTA preconditions only: not the campaign's data
+            reading = replace(reading, values={p: v for p, v in reading.values.items() if p not in extra})
         # Whole milliseconds: finer than the loop's own jitter, and steady deltas compress well.
         # Times must strictly increase for the wire format (µs resolution).
         ts = max(reading.ts_ns // TS_RESOLUTION_NS * TS_RESOLUTION_NS, self._last_ts_ns + 1000)
@@ -409,6 +434,10 @@ class Agent:
             software=versions_of(self.software),
         )
 
+    def _put_report(self, payload: bytes, priority: int) -> None:
+        """A signed OTA update report, on the `update` topic (committed by the caller)."""
+        self.queue.put(topics.UPDATE, payload, priority=priority, samples=0)
+
     def _put_dtc(self, payload: bytes) -> None:
         self.queue.put(topics.DTC, payload, priority=PRIORITY_DTC, samples=0)
         self.stats.dtc_messages_queued += 1
@@ -438,6 +467,7 @@ class Agent:
         doc["campaign"] = self.campaign.version_tag
         doc["signals"] = len(self.collector.paths)
         doc["disconnects"] = self.link.disconnects
+        doc["ota"] = self.ota.status()
         with contextlib.suppress(OSError):
             _write_atomically(self.config.stats_path, json.dumps(doc).encode(), fsync=False)
 

@@ -9,9 +9,11 @@ See deploy/agent.example.toml for every key.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,20 @@ from edge_agent.spool_budget import DEFAULT_MEMORY_MAX_BYTES, check_max_bytes, s
 
 log = logging.getLogger(__name__)
 DEFAULT_QUEUE_MAX_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class OtaConfig:
+    """The `[ota]` section: without it OTA is off and offers are refused (docs/ota.md, section 5)."""
+
+    trusted_root: Path  # root.json of the OTA repository, shipped with the provisioning
+    report_key: Path  # the vehicle's Ed25519 report key (PEM, mode 0600; `fleet ota vehicle-key`)
+    min_battery_v: float = 12.2  # 12 V battery at least this, or the traction battery at min_soc_pct
+    min_traction_soc_pct: float = 30.0
+    min_parked_s: float = 60.0  # speed 0 and engine off for at least this long
+    check_interval_s: float = 60.0  # how often a waiting offer is tried again
+    give_up_after_s: float = 30 * 86400.0  # an offer not installed by then is reported failed
+    download_timeout_s: float = 30.0  # connect and read timeout of the repository's HTTP server
 
 
 class ConfigError(ValueError):
@@ -53,6 +69,7 @@ class AgentConfig:
     cert_file: Path | None = None
     key_file: Path | None = None
     software: tuple[EcuSoftware, ...] = ()  # the vehicle's ECU software, reported in each check-in
+    ota: OtaConfig | None = None  # None: OTA off ([ota] missing)
 
     @property
     def queue_path(self) -> Path:
@@ -131,11 +148,35 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> AgentConfi
             cert_file=rel(broker.get("cert_file")),
             key_file=rel(broker.get("key_file")),
             software=software,
+            ota=_ota(doc.get("ota"), rel),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     _check_queue(config)
     return config
+
+
+def _ota(section: Any, rel: Callable[[str | None], Path | None]) -> OtaConfig | None:
+    """The [ota] section, or None without one. Raises ConfigError."""
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise ConfigError("[ota] must be a table")
+    unknown = set(section) - {f.name for f in fields(OtaConfig)}
+    if unknown:
+        raise ConfigError(f"[ota] has unknown keys: {', '.join(sorted(unknown))}")
+    for key in ("trusted_root", "report_key"):
+        if not isinstance(section.get(key), str) or not section[key]:
+            raise ConfigError(f"[ota] {key} (a file path) is required")
+    numbers = {k: float(v) for k, v in section.items() if k not in ("trusted_root", "report_key")}
+    for key, value in numbers.items():
+        if not math.isfinite(value) or value < 0 or (key.endswith("_s") and value <= 0):
+            raise ConfigError(f"[ota] {key} must be a finite number above 0")
+    return OtaConfig(
+        trusted_root=rel(section["trusted_root"]) or Path(),
+        report_key=rel(section["report_key"]) or Path(),
+        **numbers,  # type: ignore[arg-type]
+    )
 
 
 def _check_queue(config: AgentConfig) -> None:

@@ -3,8 +3,9 @@
 Owns: one network thread that connects, runs paho's loop, and on loss waits an exponentially
 growing, jittered delay before the next attempt (so a fleet does not reconnect in lock-step after a
 broker restart); TLS and client certificates; the last will (`offline`, retained) and the retained
-check-in on connect; receiving campaigns on the config topic. paho callbacks only record facts in
-thread-safe queues; the agent loop drains them (`take_acks`, `take_configs`).
+check-in on connect; receiving campaigns on the config topic and one-off commands (update offers,
+consents) on the command topic, both subscribed at QoS 1. paho callbacks only record facts in
+thread-safe queues; the agent loop drains them (`take_acks`, `take_configs`, `take_commands`).
 
 Each connection uses a fresh paho client, tagged with an `epoch`: in-flight messages of a lost
 connection are forgotten here and re-sent by the agent from its disk queue (same seq and bytes, so
@@ -29,6 +30,7 @@ from contract import topics
 from contract.endpoint import MqttEndpoint
 
 log = logging.getLogger(__name__)
+MAX_PENDING_COMMANDS = 1000
 
 
 def backoff_delay_s(attempt: int, initial_s: float, max_s: float, rng: random.Random) -> float:
@@ -69,9 +71,11 @@ class AgentLink:
         self.last_error: str | None = None
         self._acks: deque[tuple[int, int]] = deque()
         self._configs: deque[bytes] = deque()
+        self._commands: deque[bytes] = deque(maxlen=MAX_PENDING_COMMANDS)
         self._thread = threading.Thread(target=self._run, name="agent-mqtt", daemon=True)
         self._status_topic = topics.topic_for(config.vehicle_id, topics.STATUS)
         self._config_topic = topics.topic_for(config.vehicle_id, topics.CONFIG)
+        self._command_topic = topics.topic_for(config.vehicle_id, topics.COMMAND)
 
     def start(self) -> None:
         self._thread.start()
@@ -113,6 +117,14 @@ class AgentLink:
             out.append(self._configs.popleft())
         return out
 
+    def take_commands(self) -> list[bytes]:
+        """The payloads received on the command topic since the last call, oldest first (at most
+        MAX_PENDING_COMMANDS are held: a flood drops the oldest)."""
+        out = []
+        while self._commands:
+            out.append(self._commands.popleft())
+        return out
+
     def send_checkin(self) -> None:
         with self._client_lock:
             client = self._client
@@ -146,7 +158,7 @@ class AgentLink:
                 self.last_refusal = str(reason_code)
                 log.error("broker refused the connection: %s", reason_code)
                 return
-            client.subscribe(self._config_topic, qos=1)
+            client.subscribe([(self._config_topic, 1), (self._command_topic, 1)])
             client.publish(self._status_topic, self._checkin(), qos=1, retain=True)
             self.connected.set()
 
@@ -159,6 +171,8 @@ class AgentLink:
         def on_message(client, userdata, message) -> None:  # noqa: ANN001
             if message.topic == self._config_topic:
                 self._configs.append(bytes(message.payload))
+            elif message.topic == self._command_topic:
+                self._commands.append(bytes(message.payload))
 
         def on_log(client, userdata, level, buf) -> None:  # noqa: ANN001
             if level == mqtt.MQTT_LOG_ERR and self.last_error is None:  # the first, the cause

@@ -19,7 +19,12 @@ The install:
 - `health`: the health check after the switch; `events`: what becomes the reports;
 - `inventory`: the check-in's software list from the running slots; `durable`: fsync'd writes.
 
-Not yet: the agent's handling of offers on the command topic (offer -> verify -> install ->
-signed reports through the spool). Nothing is imported here, so that a car loads only the modules
-it runs. docs/ota.md describes the protocol and the install.
+The agent's client:
+- `client`: the worker that takes offers and consents, verifies, installs and reports (`policy`:
+  its decisions, pure; `offer_store`: the pending offers on disk; `reporter`: signed reports into
+  the agent's spool; `conditions`: the live conditions from the signals). The agent's wiring is
+  `edge_agent.agent_ota`.
+
+Nothing is imported here, so that a car loads only the modules it runs. docs/ota.md describes the
+protocol, the install and the client.
 """

@@ -131,9 +131,30 @@ def drive_values(t_s: float, noise: np.ndarray, hard_brake_at_s: float | None = 
     return out
 
 
+# A parked car: at a standstill, engine off, parking brake on, the 12 V battery resting.
+PARKED = {
+    "Vehicle.Speed": 0.0,
+    **{f"Vehicle.Chassis.Axle.{c}.Speed": 0.0 for c in _CORNERS.values()},
+    "Vehicle.Powertrain.CombustionEngine.Speed": 0.0,
+    "Vehicle.Powertrain.CombustionEngine.MAF": 0.0,
+    "Vehicle.Powertrain.CombustionEngine.Torque": 0.0,
+    "Vehicle.Powertrain.FuelSystem.InstantConsumption": 0.0,
+    "Vehicle.Powertrain.TractionBattery.CurrentCurrent": 0.0,
+    "Vehicle.Acceleration.Longitudinal": 0.0,
+    "Vehicle.Acceleration.Lateral": 0.0,
+    "Vehicle.AngularVelocity.Yaw": 0.0,
+    "Vehicle.Chassis.SteeringWheel.Angle": 0.0,
+    "Vehicle.Chassis.Accelerator.PedalPosition": 0.0,
+    "Vehicle.Powertrain.Transmission.CurrentGear": 0.0,
+    "Vehicle.Chassis.ParkingBrake.IsEngaged": 1.0,
+    "Vehicle.LowVoltageBattery.CurrentVoltage": 12.6,
+}
+
+
 class SimulatedSource(Source):
     """Every catalogue signal, seeded. `hard_brake_at_s` (seconds after start) injects a hard brake
-    (−5.5 m/s² for 1.5 s, ABS engaged) so trigger campaigns can be exercised."""
+    (−5.5 m/s² for 1.5 s, ABS engaged) so trigger campaigns can be exercised. `parked_at_s`: from
+    then on the car is parked (`PARKED`: speed 0, engine off), e.g. to let an OTA update install."""
 
     kind = "simulated"
 
@@ -143,12 +164,14 @@ class SimulatedSource(Source):
         seed: int = 0,
         hard_brake_at_s: float | None = None,
         dtcs_at_s: dict[float, list[str]] | None = None,
+        parked_at_s: float | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         super().__init__(clock_ns=clock_ns)
         self._rng = np.random.default_rng(seed)
         self._start_ns: int | None = None
         self._hard_brake_at_s = hard_brake_at_s
+        self._parked_at_s = parked_at_s
         self._dtcs_at_s = sorted((dtcs_at_s or {}).items())
 
     @property
@@ -163,6 +186,8 @@ class SimulatedSource(Source):
         values = drive_values(
             t_s, self._rng.standard_normal(len(RESOLUTION_AND_NOISE)), self._hard_brake_at_s
         )
+        if self._parked_at_s is not None and t_s >= self._parked_at_s:
+            values.update(PARKED)
         dtcs = None
         while self._dtcs_at_s and self._dtcs_at_s[0][0] <= t_s:
             dtcs = frozenset(self._dtcs_at_s.pop(0)[1])

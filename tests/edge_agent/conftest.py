@@ -19,7 +19,15 @@ from localservers.embedded import INGEST_USER, BrokerAccounts, free_port
 from localservers.mosquitto import MosquittoProcess, wait_port
 from tests.conftest import TEST_LOGIN_SUFFIXES
 
-AGENT_VEHICLES = ("AGT-OUTAGE", "AGT-KILL", "AGT-CAMPAIGN", "AGT-CORRUPT", "AGT-OBD", "AGT-DISKFULL")
+AGENT_VEHICLES = (
+    "AGT-OUTAGE",
+    "AGT-KILL",
+    "AGT-CAMPAIGN",
+    "AGT-CORRUPT",
+    "AGT-OBD",
+    "AGT-DISKFULL",
+    "AGT-OTA",
+)
 EMULATED_DTCS = ("0301", "0420")  # P0301 (cylinder 1 misfire), P0420 (catalyst efficiency)
 
 

@@ -86,3 +86,35 @@ def test_lean_entry_point_refuses_a_bad_config(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "inline-secret" not in proc.stderr
+
+
+def test_the_ota_section_is_optional_and_checked(tmp_path: Path) -> None:
+    base = '[vehicle]\nid = "V1"\n[broker]\nurl = "mqtt://h:1"\n'
+    path = tmp_path / "agent.toml"
+    path.write_text(base)
+    assert load_config(path, {}).ota is None  # OTA off
+    path.write_text(
+        base + '[ota]\ntrusted_root = "ota/root.json"\nreport_key = "/etc/k.pem"\nmin_battery_v = 12.4\n'
+        "check_interval_s = 30\n"
+    )
+    ota = load_config(path, {}).ota
+    assert ota is not None and ota.trusted_root == tmp_path / "ota" / "root.json"
+    assert ota.report_key == Path("/etc/k.pem") and ota.min_battery_v == 12.4 and ota.check_interval_s == 30.0
+    assert ota.min_parked_s == 60.0 and ota.give_up_after_s == 30 * 86400.0
+    for bad, message in (
+        ('report_key = "k.pem"\n', r"\[ota\] trusted_root"),
+        ('trusted_root = "r.json"\n', r"\[ota\] report_key"),
+        ('trusted_root = "r"\nreport_key = "k"\ncheck_interval_s = 0\n', "check_interval_s must be"),
+        ('trusted_root = "r"\nreport_key = "k"\nmin_battery_v = nan\n', "min_battery_v must be"),
+        ('trusted_root = "r"\nreport_key = "k"\nmin_batery_v = 12\n', "unknown keys: min_batery_v"),
+        ('trusted_root = "r"\nreport_key = "k"\nmin_battery_v = "low"\n', "could not convert"),
+    ):
+        path.write_text(base + "[ota]\n" + bad)
+        with pytest.raises(ConfigError, match=message):
+            load_config(path, {})
+
+
+def test_the_example_config_turns_ota_on() -> None:
+    cfg = load_config(REPO / "deploy" / "agent.example.toml", {"FLEET_AGENT_MQTT_PASSWORD": "pw"})
+    assert cfg.ota is not None and cfg.ota.trusted_root == Path("/etc/fleetpulse/ota-root.json")
+    assert cfg.ota.report_key == Path("/etc/fleetpulse/report-key.pem")
