@@ -13,10 +13,10 @@ def bench_ota(
     repeats: Annotated[int, typer.Option(min=1, max=20, help="Runs; the medians are reported.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """The agent's verify-and-install of one artifact (TUF refresh, download through the real
-    repository server, hash, copy into the inactive slot, slot switch, health check) against the
-    floor measured in the same run: `sha256sum` plus `cp` of the same file (and with `sync`).
-    Target: at most 2x the floor."""
+    """The agent's verify (TUF refresh, length and SHA-256 of the downloaded artifact) and install
+    (copy into the inactive slot with its fsyncs, slot switch, health check) against the floor
+    measured in the same run: `sha256sum` plus `cp` of the same file (and with `sync`). Target: at
+    most 2x the floor. The download through the real repository server is reported beside it."""
     from benchmarks.ota_install import bench_install
 
     result = bench_install(size_mb=size_mb, repeats=repeats)
