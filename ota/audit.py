@@ -1,0 +1,166 @@
+"""The UNECE R156 audit register of every vehicle and update (table `ota_audit`, view
+`ota_audit_register`, migration 0017; docs/ota.md §5).
+
+Owns writing its rows, which happens in the transaction of what they record: `record_check` when
+the campaign step checks a vehicle's compatibility (and offers the update, or not), `record_report`
+when a verified report is recorded. The table is append-only (a trigger refuses UPDATE, DELETE and
+TRUNCATE). Owns reading the register (`register`): one entry per vehicle and update, with the
+software before and after, the check, the result and the notices the owner got before and after
+(the sent notifications of the member's remedy, read from `remedies.notifications`' tables by SQL).
+Raises psycopg.Error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import psycopg
+
+from contract.update import UpdateOffer, UpdateReport
+from ota.compatibility import Compatibility, TargetInfo
+
+
+def record_check(
+    conn: psycopg.Connection,
+    *,
+    vehicle_id: str,
+    target: TargetInfo,
+    check: Compatibility,
+    before_version: str | None,
+    at: dt.datetime,
+    offer: UpdateOffer | None = None,
+    campaign_id: int | None = None,
+    remedy_id: int | None = None,
+) -> None:
+    """Record a compatibility check: `offered` with the offer made, `incompatible` without one."""
+    conn.execute(
+        "INSERT INTO ota_audit (at, event, vehicle_id, offer_id, campaign_id, remedy_id, ecu, target,"
+        " target_version, target_sha256, target_hardware_ids, vehicle_hardware_id, compatible, compatibility,"
+        " before_version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            at, "offered" if offer is not None else "incompatible", vehicle_id,
+            None if offer is None else offer.offer_id, campaign_id, remedy_id, target.ecu, target.name,
+            target.version, target.sha256 or None, list(target.hardware_ids), check.hardware_id,
+            check.compatible, check.detail, before_version,
+        ),
+    )  # fmt: skip
+
+
+def record_report(
+    conn: psycopg.Connection,
+    report_id: int,
+    report: UpdateReport,
+    at: dt.datetime,
+    *,
+    campaign_id: int | None,
+    remedy_id: int | None,
+    target_name: str | None,
+) -> None:
+    """Record an accepted report (once per report: a second call for it adds nothing)."""
+    conn.execute(
+        "INSERT INTO ota_audit (at, event, vehicle_id, offer_id, campaign_id, remedy_id, ecu, target,"
+        " target_version, target_sha256, seq, state, reason, before_version, before_sha256, after_version,"
+        " after_sha256, report_id) VALUES (%s, 'report', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " %s, %s, %s) ON CONFLICT (report_id) DO NOTHING",
+        (
+            at, report.vehicle_id, report.offer_id, campaign_id, remedy_id, report.ecu, target_name,
+            report.target.version, report.target.sha256, report.seq, report.state, report.reason,
+            report.before.version, report.before.sha256, report.after.version, report.after.sha256, report_id,
+        ),
+    )  # fmt: skip
+
+
+_REGISTER_COLUMNS = (
+    "vehicle_id", "offer_id", "campaign_id", "remedy_id", "ecu", "target", "target_version", "target_sha256",
+    "target_hardware_ids", "vehicle_hardware_id", "compatible", "compatibility", "checked_at", "published_at",
+    "before_version", "before_sha256", "after_version", "after_sha256", "last_state", "last_report_at",
+    "result", "result_at", "result_reason",
+)  # fmt: skip
+
+
+def register(
+    conn: psycopg.Connection, *, vehicle_id: str | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """The register, newest check first (of one vehicle, or all): one entry per vehicle and update
+    with `before` and `after` ({version, sha256}), the compatibility check and its result, the final
+    `result` (committed, rolled_back, failed; in_progress; not_offered after a failed check) with its
+    time, every accepted report (`reports`) and the notices (`notices_before`, `notices_after`:
+    each notification of the member's remedy sent to the owner, by channel, before the result or at
+    or after it)."""
+    rows = conn.execute(
+        f"SELECT {', '.join(_REGISTER_COLUMNS)} FROM ota_audit_register"
+        " WHERE (%(v)s::text IS NULL OR vehicle_id = %(v)s) ORDER BY checked_at DESC, offer_id LIMIT %(n)s",
+        {"v": vehicle_id, "n": limit},
+    ).fetchall()
+    entries = []
+    for row in rows:
+        r = dict(zip(_REGISTER_COLUMNS, row, strict=True))
+        entry = {
+            "vehicle_id": r["vehicle_id"],
+            "offer_id": r["offer_id"],
+            "campaign_id": r["campaign_id"],
+            "remedy_id": r["remedy_id"],
+            "ecu": r["ecu"],
+            "target": {"name": r["target"], "version": r["target_version"], "sha256": r["target_sha256"]},
+            "compatibility": {
+                "checked_at": _iso(r["checked_at"]),
+                "ecu": r["ecu"],
+                "vehicle_hardware_id": r["vehicle_hardware_id"],
+                "target_hardware_ids": list(r["target_hardware_ids"] or []),
+                "compatible": r["compatible"],
+                "detail": r["compatibility"],
+            },
+            "published_at": _iso(r["published_at"]),
+            "before": {"version": r["before_version"], "sha256": r["before_sha256"]},
+            "after": {"version": r["after_version"], "sha256": r["after_sha256"]},
+            "result": r["result"],
+            "result_at": _iso(r["result_at"]),
+            "result_reason": r["result_reason"],
+            "reports": _reports(conn, r["offer_id"]) if r["offer_id"] else [],
+        }
+        before, after = _notices(conn, r["vehicle_id"], r["remedy_id"], r["result_at"])
+        entry["notices_before"], entry["notices_after"] = before, after
+        entries.append(entry)
+    return entries
+
+
+def _reports(conn: psycopg.Connection, offer_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT seq, state, reason, at, recorded_at, before_version, before_sha256, after_version,"
+        " after_sha256, report_id FROM ota_audit WHERE event = 'report' AND offer_id = %s"
+        " ORDER BY seq, audit_id",
+        (offer_id,),
+    ).fetchall()
+    keys = ("seq", "state", "reason", "at", "recorded_at", "before_version", "before_sha256", "after_version",
+            "after_sha256", "report_id")  # fmt: skip
+    return [{k: _iso(v) for k, v in zip(keys, row, strict=True)} for row in rows]
+
+
+def _notices(
+    conn: psycopg.Connection, vehicle_id: str, remedy_id: int | None, result_at: dt.datetime | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    if remedy_id is None:
+        return [], []
+    rows = conn.execute(
+        "SELECT n.notification_id, d.channel, d.sent_at, n.facts->'remedy'->>'kind', d.message->>'subject'"
+        " FROM notifications n JOIN notification_deliveries d ON d.notification_id = n.notification_id"
+        " WHERE n.vehicle_id = %s AND n.remedy_id = %s AND d.state = 'sent' ORDER BY d.sent_at, d.channel",
+        (vehicle_id, remedy_id),
+    ).fetchall()
+    before: list[dict[str, Any]] = []
+    after: list[dict[str, Any]] = []
+    for notification_id, channel, sent_at, kind, subject in rows:
+        notice = {
+            "notification_id": notification_id,
+            "channel": channel,
+            "sent_at": _iso(sent_at),
+            "remedy_kind": kind,
+            "subject": subject,
+        }
+        (after if result_at is not None and sent_at >= result_at else before).append(notice)
+    return before, after
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.datetime) else value
