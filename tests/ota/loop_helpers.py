@@ -22,6 +22,7 @@ from contract.update import (
     Software,
     UpdateOffer,
     UpdateReport,
+    key_id_of,
     parse_update_offer,
     signed_payload,
     signing_bytes,
@@ -87,6 +88,30 @@ def insert_campaign(conn: psycopg.Connection, waves: list[float], **fields: Any)
     return int(cid)
 
 
+def signed_report(
+    key: Ed25519PrivateKey,
+    vehicle_id: str,
+    offer: UpdateOffer,
+    seq: int,
+    state: str,
+    *,
+    after: Software,
+    target_sha256: str | None,
+    reason: str | None = None,
+    ts_us: int | None = None,
+) -> bytes:
+    """A report in contract/update.py's format, signed with `key` over its canonical bytes."""
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    report = UpdateReport(
+        vehicle_id=vehicle_id, offer_id=offer.offer_id, nonce=offer.nonce, seq=seq,
+        ts_us=ts_us or time.time_ns() // 1000, state=state, ecu=offer.ecu,
+        before=Software("4.2.0", BEFORE_SHA), after=after, target=Software(offer.version, target_sha256),
+        key_id=key_id_of(public), reason=reason,
+    )  # fmt: skip
+    document = report.unsigned_document()
+    return signed_payload(document, key.sign(signing_bytes(document)))
+
+
 @dataclass
 class Car:
     """A vehicle with its own login and report key: it keeps the offers that reach its command
@@ -148,14 +173,10 @@ class Car:
         if seq is None:
             self.seq += 1
             seq = self.seq
-        report = UpdateReport(
-            vehicle_id=self.vehicle_id, offer_id=offer.offer_id, nonce=offer.nonce, seq=seq,
-            ts_us=ts_us or time.time_ns() // 1000, state=state, ecu=offer.ecu,
-            before=Software("4.2.0", BEFORE_SHA), after=after, target=Software(offer.version, target_sha256),
-            key_id=self.key_id, reason=reason,
+        payload = signed_report(
+            self.key, self.vehicle_id, offer, seq, state, after=after, target_sha256=target_sha256,
+            reason=reason, ts_us=ts_us,
         )  # fmt: skip
-        document = report.unsigned_document()
-        payload = signed_payload(document, self.key.sign(signing_bytes(document)))
         self.publish(payload)
         return payload
 
@@ -163,12 +184,6 @@ class Car:
         info = self._client.publish(topics.topic_for(self.vehicle_id, topics.UPDATE), payload, qos=1)
         info.wait_for_publish(10)
         assert info.is_published()
-
-    @property
-    def key_id(self) -> str:
-        from contract.update import key_id_of
-
-        return key_id_of(self.public_key)
 
     def close(self) -> None:
         self._client.disconnect()
