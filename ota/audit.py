@@ -93,73 +93,88 @@ def register(
         " WHERE (%(v)s::text IS NULL OR vehicle_id = %(v)s) ORDER BY checked_at DESC, offer_id LIMIT %(n)s",
         {"v": vehicle_id, "n": limit},
     ).fetchall()
+    found = [dict(zip(_REGISTER_COLUMNS, row, strict=True)) for row in rows]
+    reports = _reports(conn, [r["offer_id"] for r in found if r["offer_id"]])
+    notices = _notices(conn, [(r["vehicle_id"], r["remedy_id"]) for r in found if r["remedy_id"] is not None])
     entries = []
-    for row in rows:
-        r = dict(zip(_REGISTER_COLUMNS, row, strict=True))
-        entry = {
-            "vehicle_id": r["vehicle_id"],
-            "offer_id": r["offer_id"],
-            "campaign_id": r["campaign_id"],
-            "remedy_id": r["remedy_id"],
-            "ecu": r["ecu"],
-            "target": {"name": r["target"], "version": r["target_version"], "sha256": r["target_sha256"]},
-            "compatibility": {
-                "checked_at": _iso(r["checked_at"]),
+    for r in found:
+        sent = notices.get((r["vehicle_id"], r["remedy_id"]), [])
+        result_at = r["result_at"]
+        entries.append(
+            {
+                "vehicle_id": r["vehicle_id"],
+                "offer_id": r["offer_id"],
+                "campaign_id": r["campaign_id"],
+                "remedy_id": r["remedy_id"],
                 "ecu": r["ecu"],
-                "vehicle_hardware_id": r["vehicle_hardware_id"],
-                "target_hardware_ids": list(r["target_hardware_ids"] or []),
-                "compatible": r["compatible"],
-                "detail": r["compatibility"],
-            },
-            "published_at": _iso(r["published_at"]),
-            "before": {"version": r["before_version"], "sha256": r["before_sha256"]},
-            "after": {"version": r["after_version"], "sha256": r["after_sha256"]},
-            "result": r["result"],
-            "result_at": _iso(r["result_at"]),
-            "result_reason": r["result_reason"],
-            "reports": _reports(conn, r["offer_id"]) if r["offer_id"] else [],
-        }
-        before, after = _notices(conn, r["vehicle_id"], r["remedy_id"], r["result_at"])
-        entry["notices_before"], entry["notices_after"] = before, after
-        entries.append(entry)
+                "target": {"name": r["target"], "version": r["target_version"], "sha256": r["target_sha256"]},
+                "compatibility": {
+                    "checked_at": _iso(r["checked_at"]),
+                    "ecu": r["ecu"],
+                    "vehicle_hardware_id": r["vehicle_hardware_id"],
+                    "target_hardware_ids": list(r["target_hardware_ids"] or []),
+                    "compatible": r["compatible"],
+                    "detail": r["compatibility"],
+                },
+                "published_at": _iso(r["published_at"]),
+                "before": {"version": r["before_version"], "sha256": r["before_sha256"]},
+                "after": {"version": r["after_version"], "sha256": r["after_sha256"]},
+                "result": r["result"],
+                "result_at": _iso(r["result_at"]),
+                "result_reason": r["result_reason"],
+                "reports": reports.get(r["offer_id"], []),
+                "notices_before": [_notice(n) for n in sent if result_at is None or n[2] < result_at],
+                "notices_after": [_notice(n) for n in sent if result_at is not None and n[2] >= result_at],
+            }
+        )
     return entries
 
 
-def _reports(conn: psycopg.Connection, offer_id: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT seq, state, reason, at, recorded_at, before_version, before_sha256, after_version,"
-        " after_sha256, report_id FROM ota_audit WHERE event = 'report' AND offer_id = %s"
-        " ORDER BY seq, audit_id",
-        (offer_id,),
-    ).fetchall()
-    keys = ("seq", "state", "reason", "at", "recorded_at", "before_version", "before_sha256", "after_version",
-            "after_sha256", "report_id")  # fmt: skip
-    return [{k: _iso(v) for k, v in zip(keys, row, strict=True)} for row in rows]
+_REPORT_KEYS = ("seq", "state", "reason", "at", "recorded_at", "before_version", "before_sha256",
+                "after_version", "after_sha256", "report_id")  # fmt: skip
+
+
+def _reports(conn: psycopg.Connection, offer_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The accepted reports of each offer, in seq order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for offer_id, *row in conn.execute(
+        f"SELECT offer_id, {', '.join(_REPORT_KEYS)} FROM ota_audit WHERE event = 'report'"
+        " AND offer_id = ANY(%s) ORDER BY offer_id, seq, audit_id",
+        (offer_ids,),
+    ).fetchall():
+        out.setdefault(offer_id, []).append({k: _iso(v) for k, v in zip(_REPORT_KEYS, row, strict=True)})
+    return out
 
 
 def _notices(
-    conn: psycopg.Connection, vehicle_id: str, remedy_id: int | None, result_at: dt.datetime | None
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    if remedy_id is None:
-        return [], []
-    rows = conn.execute(
-        "SELECT n.notification_id, d.channel, d.sent_at, n.facts->'remedy'->>'kind', d.message->>'subject'"
-        " FROM notifications n JOIN notification_deliveries d ON d.notification_id = n.notification_id"
-        " WHERE n.vehicle_id = %s AND n.remedy_id = %s AND d.state = 'sent' ORDER BY d.sent_at, d.channel",
-        (vehicle_id, remedy_id),
-    ).fetchall()
-    before: list[dict[str, Any]] = []
-    after: list[dict[str, Any]] = []
-    for notification_id, channel, sent_at, kind, subject in rows:
-        notice = {
-            "notification_id": notification_id,
-            "channel": channel,
-            "sent_at": _iso(sent_at),
-            "remedy_kind": kind,
-            "subject": subject,
-        }
-        (after if result_at is not None and sent_at >= result_at else before).append(notice)
-    return before, after
+    conn: psycopg.Connection, keys: list[tuple[str, int]]
+) -> dict[tuple[str, int], list[tuple[Any, ...]]]:
+    """The sent deliveries of the notifications of each (vehicle, remedy), by time: (notification,
+    channel, sent_at, remedy kind, subject)."""
+    out: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
+    if not keys:
+        return out
+    for vehicle_id, remedy_id, *notice in conn.execute(
+        "SELECT n.vehicle_id, n.remedy_id, n.notification_id, d.channel, d.sent_at,"
+        " n.facts->'remedy'->>'kind', d.message->>'subject' FROM notifications n"
+        " JOIN notification_deliveries d ON d.notification_id = n.notification_id"
+        " WHERE (n.vehicle_id, n.remedy_id) IN (SELECT * FROM unnest(%s::text[], %s::bigint[]))"
+        " AND d.state = 'sent' ORDER BY d.sent_at, d.channel",
+        ([k[0] for k in keys], [k[1] for k in keys]),
+    ).fetchall():
+        out.setdefault((vehicle_id, remedy_id), []).append(tuple(notice))
+    return out
+
+
+def _notice(n: tuple[Any, ...]) -> dict[str, Any]:
+    notification_id, channel, sent_at, kind, subject = n
+    return {
+        "notification_id": notification_id,
+        "channel": channel,
+        "sent_at": _iso(sent_at),
+        "remedy_kind": kind,
+        "subject": subject,
+    }
 
 
 def _iso(value: Any) -> Any:
