@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from contract.update import MaintenanceWindow, OfferError
+from contract.update import MaintenanceWindow, OfferError, UpdateOffer
 from ota import audit
 from ota.command_link import CommandPublisher, PublishError
 from ota.compatibility import TargetInfo, check_compatibility, find_target
@@ -74,10 +74,15 @@ class OfferRecorder:
         now = self._clock()
         check = check_compatibility(target, inventory)
         before = inventory.get(offer.ecu, (None, ""))[0]
-        context = {"vehicle_id": offer.vehicle_id, "target": target, "check": check, "before_version": before,
-                   "at": now, "campaign_id": offer.campaign_id, "remedy_id": remedy_id}  # fmt: skip
+
+        def record_check(made: UpdateOffer | None) -> None:
+            audit.record_check(
+                conn, vehicle_id=offer.vehicle_id, target=target, check=check, before_version=before, at=now,
+                offer=made, campaign_id=offer.campaign_id, remedy_id=remedy_id,
+            )  # fmt: skip
+
         if not check.compatible:
-            audit.record_check(conn, **context)  # type: ignore[arg-type]
+            record_check(None)
             raise OfferRefused(f"incompatible: {check.detail}")
         try:
             update = new_offer(
@@ -94,7 +99,7 @@ class OfferRecorder:
         except (OfferError, KeyError, TypeError) as exc:
             raise OfferDeferred(f"the campaign's offer is not valid: {exc}") from None
         record_offer(conn, offer.vehicle_id, update, offer.campaign_id)
-        audit.record_check(conn, offer=update, **context)  # type: ignore[arg-type]
+        record_check(update)
         self.recorded.append(update.offer_id)
 
 
@@ -157,7 +162,8 @@ def publish_offers(
             " publish_attempts = publish_attempts + 1, last_publish_error = NULL WHERE offer_id = ANY(%s)",
             (done,),
         )
-        left = [r[0] for r in rows if r[0] not in set(done)]
+        acknowledged = set(done)
+        left = [r[0] for r in rows if r[0] not in acknowledged]
         conn.execute(
             "UPDATE update_offers SET publish_attempts = publish_attempts + 1, last_publish_error = %s"
             " WHERE offer_id = ANY(%s)",
