@@ -9,7 +9,9 @@ transaction:
 - updates the vehicle's software inventory (`vehicle_software`, changes in `software_history`)
   from the report's `after`: the signed report is the truth about what runs, also after a
   rollback. An inventory entry reported later (a newer check-in) is left alone;
-- adds the report to the audit register (`ota.audit`).
+- adds the report to the audit register (`ota.audit`) and marks it applied (`applied_at`).
+A report accepted without being applied (by `ota.reports.verify_pending`, `fleet ota
+verify-reports`) is applied by the next step, in its offer's seq order.
 One transaction per report, its row locked with SKIP LOCKED: two steps at once never judge or
 record a report twice, and a replayed or refused report changes nothing but its verdict. The time
 recorded is the vehicle's, never later than ingest's receipt (a clock ahead cannot stretch a soak).
@@ -25,7 +27,7 @@ from typing import Any
 import psycopg
 
 from contract.timestamps import datetime_of_ns
-from contract.update import UpdateReport
+from contract.update import UpdateReport, parse_update_report
 from ota import audit
 from ota.controller import record_report
 from ota.reports import ACCEPTED, ReportRejected, verify_stored_report
@@ -37,37 +39,45 @@ class ReportStepReport:
     recorded: int = 0  # accepted reports that moved a campaign member
     not_in_campaign: int = 0  # accepted reports of offers without a campaign, or of non-members
     inventory_updated: int = 0  # accepted reports that changed the vehicle's software inventory
+    caught_up: int = 0  # reports accepted before (by `fleet ota verify-reports`) and applied now
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def check_reports(conn: psycopg.Connection, *, limit: int = 1000) -> ReportStepReport:
-    """Judge and record up to `limit` reports not judged yet, each offer's in seq order."""
+    """Judge and record up to `limit` reports not judged yet, each offer's in seq order; reports
+    accepted before but not applied (judged by `ota.reports.verify_pending` alone) are applied in
+    the same order."""
     out = ReportStepReport()
     ids = [
         r[0]
         for r in conn.execute(
             "SELECT report_id FROM update_reports WHERE verdict IS NULL"
-            " ORDER BY offer_id, seq, report_id LIMIT %s",
+            " OR (verdict = 'accepted' AND applied_at IS NULL) ORDER BY offer_id, seq, report_id LIMIT %s",
             (limit,),
         ).fetchall()
     ]
     for report_id in ids:
         with conn.transaction():
             row = conn.execute(
-                "SELECT verdict, received_at FROM update_reports WHERE report_id = %s FOR UPDATE SKIP LOCKED",
+                "SELECT verdict, applied_at, received_at, payload FROM update_reports WHERE report_id = %s"
+                " FOR UPDATE SKIP LOCKED",
                 (report_id,),
             ).fetchone()
-            if row is None or row[0] is not None:
-                continue  # another step holds it, or judged it
-            try:
-                report = verify_stored_report(conn, report_id)
-            except ReportRejected as exc:
-                out.verdicts[exc.verdict] = out.verdicts.get(exc.verdict, 0) + 1
-                continue
-            out.verdicts[ACCEPTED] = out.verdicts.get(ACCEPTED, 0) + 1
-            _apply(conn, report_id, report, row[1], out)
+            if row is None or row[1] is not None or row[0] not in (None, ACCEPTED):
+                continue  # another step holds it, or it was judged and applied meanwhile
+            if row[0] == ACCEPTED:
+                report = parse_update_report(bytes(row[3]))  # it parsed when it was accepted
+                out.caught_up += 1
+            else:
+                try:
+                    report = verify_stored_report(conn, report_id)
+                except ReportRejected as exc:
+                    out.verdicts[exc.verdict] = out.verdicts.get(exc.verdict, 0) + 1
+                    continue
+                out.verdicts[ACCEPTED] = out.verdicts.get(ACCEPTED, 0) + 1
+            _apply(conn, report_id, report, row[2], out)
     return out
 
 
@@ -95,6 +105,9 @@ def _apply(
         out.inventory_updated += 1
     audit.record_report(
         conn, report_id, report, at, campaign_id=campaign_id, remedy_id=remedy_id, target_name=target_name
+    )
+    conn.execute(
+        "UPDATE update_reports SET applied_at = clock_timestamp() WHERE report_id = %s", (report_id,)
     )
 
 

@@ -13,6 +13,13 @@ ALTER TABLE update_offers
 UPDATE update_offers SET published_at = created_at WHERE published_at IS NULL;
 CREATE INDEX IF NOT EXISTS update_offers_unpublished_idx ON update_offers (created_at) WHERE published_at IS NULL;
 
+-- An accepted report is applied (its campaign member, the vehicle's inventory, the audit register) by
+-- the report step, which sets `applied_at` in the same transaction. A report accepted by something
+-- else (`fleet ota verify-reports`) is applied at the next report step: nothing verified is skipped.
+ALTER TABLE update_reports ADD COLUMN IF NOT EXISTS applied_at timestamptz;
+CREATE INDEX IF NOT EXISTS update_reports_unapplied_idx ON update_reports (offer_id, seq)
+    WHERE verdict = 'accepted' AND applied_at IS NULL;
+
 -- The audit register (UNECE R156 §7.1.1: software versions and their integrity data before and after
 -- each update, the compatibility check, the result). Append-only: rows are added as offers are made
 -- and as verified reports are recorded, and never changed or deleted (a trigger refuses it). No

@@ -4,14 +4,31 @@ once the cause is gone. Real PostgreSQL and a real TUF repository; no broker (no
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ota.loop import LoopConfig, campaign_step
+from contract import topics
+from contract.update import Software, parse_update_offer
+from ingest import TelemetryStore
+from ingest.pipeline import Envelope, triage
+from ota.loop import LoopConfig, campaign_step, report_step
+from ota.reports import verify_pending
+from ota.vehicle_keys import register_key
 from tests.conftest import migrated_fresh_database
-from tests.ota.loop_helpers import insert_campaign, publish_target, rows, seed_vehicles
+from tests.ota.loop_helpers import (
+    insert_campaign,
+    publish_target,
+    rows,
+    seed_vehicles,
+    signed_report,
+    target_of,
+)
 
 pytestmark = pytest.mark.postgres
 URL = "https://ota.example.com/"
@@ -49,3 +66,40 @@ def test_offers_wait_until_they_can_be_made(pg_server_url: str, tmp_path: Path) 
             url, "SELECT offer->>'urgency', (offer->>'forced_after_us')::bigint > 0 FROM update_offers"
         )
         assert offers == [("forced_after", True)] * 2
+
+
+def test_reports_accepted_elsewhere_are_applied_by_the_next_step(pg_server_url: str, tmp_path: Path) -> None:
+    """`fleet ota verify-reports` (verify_pending) judges but does not apply: the report step then
+    applies what it accepted, once, in seq order."""
+    url = migrated_fresh_database(pg_server_url, "ota_catch_up")
+    repo = publish_target(tmp_path)
+    key = Ed25519PrivateKey.generate()
+    with psycopg.connect(url, autocommit=True) as conn:
+        seed_vehicles(conn, {"C-1": "ecm-b12"})
+        register_key(conn, "C-1", key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+        insert_campaign(conn, [100.0])
+        assert campaign_step(conn, LoopConfig(repo, URL, None))["offers"] == 1
+        (document,) = conn.execute("SELECT offer FROM update_offers").fetchone()  # type: ignore[misc]
+    offer = parse_update_offer(json.dumps(document).encode())
+    sha = target_of(repo).sha256
+    envelopes = [
+        Envelope(topics.topic_for("C-1", topics.UPDATE), payload, time.time_ns())
+        for payload in (
+            signed_report(key, "C-1", offer, 1, "installed", after=Software("4.2.1", sha), target_sha256=sha),
+            signed_report(key, "C-1", offer, 2, "committed", after=Software("4.2.1", sha), target_sha256=sha),
+        )
+    ]
+    store = TelemetryStore(url)
+    try:
+        assert store.write(triage(envelopes)).update_reports == 2
+    finally:
+        store.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert verify_pending(conn) == {"accepted": 2}
+        assert rows(url, "SELECT state FROM campaign_vehicles") == [("offered",)]  # judged, not applied
+        step = report_step(conn, LoopConfig(repo, URL, None))
+        assert step["caught_up"] == 2 and step["recorded"] == 2 and step["verdicts"] == {}
+        assert rows(url, "SELECT state FROM campaign_vehicles") == [("committed",)]
+        assert rows(url, "SELECT software_version FROM vehicle_software") == [("4.2.1",)]
+        assert report_step(conn, LoopConfig(repo, URL, None))["caught_up"] == 0
+    assert rows(url, "SELECT seq FROM ota_audit WHERE event = 'report' ORDER BY audit_id") == [(1,), (2,)]
