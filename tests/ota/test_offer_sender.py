@@ -4,6 +4,7 @@ once the cause is gone. Real PostgreSQL and a real TUF repository; no broker (no
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from contract import topics
-from contract.update import Software, parse_update_offer
+from contract.update import Software, UpdateOffer, parse_update_offer
 from ingest import TelemetryStore
 from ingest.pipeline import Envelope, triage
 from ota.loop import LoopConfig, campaign_step, report_step
@@ -68,32 +69,39 @@ def test_offers_wait_until_they_can_be_made(pg_server_url: str, tmp_path: Path) 
         assert offers == [("forced_after", True)] * 2
 
 
+def offered_vehicle(url: str, repo: Path, vid: str) -> tuple[Ed25519PrivateKey, UpdateOffer]:
+    """One vehicle with a report key in a one-wave campaign (error threshold 50%), offered the update."""
+    key = Ed25519PrivateKey.generate()
+    with psycopg.connect(url, autocommit=True) as conn:
+        seed_vehicles(conn, {vid: "ecm-b12"})
+        register_key(conn, vid, key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+        insert_campaign(conn, [100.0])
+        assert campaign_step(conn, LoopConfig(repo, URL, None))["offers"] == 1
+        (document,) = conn.execute("SELECT offer FROM update_offers").fetchone()  # type: ignore[misc]
+    return key, parse_update_offer(json.dumps(document).encode())
+
+
+def store_reports(url: str, vid: str, payloads: list[bytes]) -> None:
+    """Through ingest's triage and store, as the broker would deliver them."""
+    store = TelemetryStore(url)
+    try:
+        envelopes = [Envelope(topics.topic_for(vid, topics.UPDATE), p, time.time_ns()) for p in payloads]
+        assert store.write(triage(envelopes)).update_reports == len(payloads)
+    finally:
+        store.close()
+
+
 def test_reports_accepted_elsewhere_are_applied_by_the_next_step(pg_server_url: str, tmp_path: Path) -> None:
     """`fleet ota verify-reports` (verify_pending) judges but does not apply: the report step then
     applies what it accepted, once, in seq order."""
     url = migrated_fresh_database(pg_server_url, "ota_catch_up")
     repo = publish_target(tmp_path)
-    key = Ed25519PrivateKey.generate()
-    with psycopg.connect(url, autocommit=True) as conn:
-        seed_vehicles(conn, {"C-1": "ecm-b12"})
-        register_key(conn, "C-1", key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
-        insert_campaign(conn, [100.0])
-        assert campaign_step(conn, LoopConfig(repo, URL, None))["offers"] == 1
-        (document,) = conn.execute("SELECT offer FROM update_offers").fetchone()  # type: ignore[misc]
-    offer = parse_update_offer(json.dumps(document).encode())
-    sha = target_of(repo).sha256
-    envelopes = [
-        Envelope(topics.topic_for("C-1", topics.UPDATE), payload, time.time_ns())
-        for payload in (
-            signed_report(key, "C-1", offer, 1, "installed", after=Software("4.2.1", sha), target_sha256=sha),
-            signed_report(key, "C-1", offer, 2, "committed", after=Software("4.2.1", sha), target_sha256=sha),
-        )
-    ]
-    store = TelemetryStore(url)
-    try:
-        assert store.write(triage(envelopes)).update_reports == 2
-    finally:
-        store.close()
+    key, offer = offered_vehicle(url, repo, "C-1")
+    new = Software("4.2.1", target_of(repo).sha256)
+    store_reports(url, "C-1", [
+        signed_report(key, "C-1", offer, 1, "installed", after=new, target_sha256=new.sha256),
+        signed_report(key, "C-1", offer, 2, "committed", after=new, target_sha256=new.sha256),
+    ])  # fmt: skip
     with psycopg.connect(url, autocommit=True) as conn:
         assert verify_pending(conn) == {"accepted": 2}
         assert rows(url, "SELECT state FROM campaign_vehicles") == [("offered",)]  # judged, not applied
@@ -103,3 +111,29 @@ def test_reports_accepted_elsewhere_are_applied_by_the_next_step(pg_server_url: 
         assert rows(url, "SELECT software_version FROM vehicle_software") == [("4.2.1",)]
         assert report_step(conn, LoopConfig(repo, URL, None))["caught_up"] == 0
     assert rows(url, "SELECT seq FROM ota_audit WHERE event = 'report' ORDER BY audit_id") == [(1,), (2,)]
+
+
+def test_the_health_gate_sees_an_alarm_after_the_reported_commit(pg_server_url: str, tmp_path: Path) -> None:
+    """The soak starts at the commit the vehicle reported; a new alarm within it is a failure, and
+    the campaign pauses at its error threshold."""
+    url = migrated_fresh_database(pg_server_url, "ota_health_gate")
+    repo = publish_target(tmp_path)
+    key, offer = offered_vehicle(url, repo, "H-1")
+    new = Software("4.2.1", target_of(repo).sha256)
+    committed_us = time.time_ns() // 1000
+    report = signed_report(
+        key, "H-1", offer, 1, "committed", after=new, target_sha256=new.sha256, ts_us=committed_us
+    )
+    store_reports(url, "H-1", [report])
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert report_step(conn, LoopConfig(repo, URL, None))["recorded"] == 1
+        committed = rows(url, "SELECT committed_at FROM campaign_vehicles")[0][0]
+        assert abs(committed.timestamp() * 1e6 - committed_us) < 1000
+        conn.execute(
+            "INSERT INTO alarms (vehicle_id, fault, severity, raised_at, updated_at, explanation)"
+            " VALUES ('H-1', 'dtc:P0606', 'MAJOR', %s, %s, 'ECM processor fault')",
+            (committed + dt.timedelta(seconds=20), committed + dt.timedelta(seconds=20)),
+        )
+        step = campaign_step(conn, LoopConfig(repo, URL, None), now=committed + dt.timedelta(seconds=30))
+        ((campaign_id, reason),) = step["paused"]
+        assert campaign_id == 1 and "1 of 1 in wave 1 failed" in reason
