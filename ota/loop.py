@@ -50,7 +50,9 @@ def read_targets(repo_dir: Path) -> list[TargetInfo]:
 def campaign_step(
     conn: psycopg.Connection, config: LoopConfig, *, now: dt.datetime | None = None
 ) -> dict[str, Any]:
-    """Step the campaigns and publish their offers; the step's and the publishing's reports."""
+    """Step the campaigns and publish their offers; the step's and the publishing's reports. `now`
+    (default: the wall clock) is the controller's time and the offers' `issued_at_us`: a simulated
+    fleet passes its own clock, so that its reports are not judged stale."""
     problems: list[str] = []
     send: Any
     if config.repo_dir is None or not config.repository_url:
@@ -59,7 +61,8 @@ def campaign_step(
         problems.append(why)
     else:
         try:
-            send = OfferRecorder(conn, read_targets(config.repo_dir), config.repository_url)
+            clock = None if now is None else (lambda: now)
+            send = OfferRecorder(conn, read_targets(config.repo_dir), config.repository_url, clock=clock)
         except RepositoryError as exc:
             send = _deferring(f"the OTA repository cannot be read: {exc}")
             problems.append(str(exc))

@@ -77,6 +77,7 @@ def test_the_loop_end_to_end(broker: BrokerUnderTest, pg_server_url: str, tmp_pa
             (offer,) = cars[first].wait_for_offers(1)
             assert (offer.ecu, offer.target, offer.version) == ("ECM", target.name, "4.2.1")
             assert offer.repository_url == URL and offer.urgency == "soft" and not offer.consent_required
+            assert offer.issued_at_us == int(t0.timestamp() * 1_000_000)  # issued at the step's time
             recorded = rows(
                 url, "SELECT vehicle_id, campaign_id, nonce, published_at IS NOT NULL FROM update_offers"
             )
