@@ -1,4 +1,4 @@
-"""The server's OTA and remedy loop on the command line (docs/ota.md §5): `fleet campaigns step`,
+"""The server's OTA and remedy loop on the command line (docs/ota.md §6): `fleet campaigns step`,
 `fleet ota check-reports`, `fleet ota audit` and `fleet remedies worker` (the three periodic jobs
 on the task queue). Registered by `fleet.cli` onto the `campaigns`, `ota` and `remedies` groups;
 the work is `ota.loop`'s, `ota.audit`'s and `remedies.loop_tasks`'. Owns building the loop's

@@ -54,7 +54,7 @@ class FleetSettings(BaseSettings):
     remedy_auto_approve_campaigns: bool = Field(
         default=False, description="The remedy engine approves the OTA campaigns it creates (else people do)"
     )
-    # The server's OTA loop (`fleet campaigns step`, `fleet remedies worker`; docs/ota.md §5).
+    # The server's OTA loop (`fleet campaigns step`, `fleet remedies worker`; docs/ota.md §6).
     ota_repo_dir: Path | None = Field(
         default=None, description="The TUF repository directory the campaign step reads targets from"
     )

@@ -1,5 +1,5 @@
 """The UNECE R156 audit register of every vehicle and update (table `ota_audit`, view
-`ota_audit_register`, migration 0017; docs/ota.md §5).
+`ota_audit_register`, migration 0017; docs/ota.md §6).
 
 Owns writing its rows, which happens in the transaction of what they record: `record_check` when
 the campaign step checks a vehicle's compatibility (and offers the update, or not), `record_report`

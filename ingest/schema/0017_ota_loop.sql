@@ -1,4 +1,4 @@
--- The server side of the OTA loop (package `ota`, docs/ota.md §5): offers published from an outbox,
+-- The server side of the OTA loop (package `ota`, docs/ota.md §6): offers published from an outbox,
 -- and the UNECE R156 audit register of every vehicle and update.
 
 -- An offer is recorded (with the member's state) in the campaign step's transaction, and published
