@@ -12,7 +12,9 @@ Owns:
   yet acknowledged by the broker, whose campaign runs and whose member still waits for it, is
   published QoS 1 on the vehicle's `command` topic (`ota.command_link`); `published_at` is set on
   the PUBACK. A broker that is down changes nothing but a counter: the offers are published at the
-  next step. Two senders at once take disjoint offers (row locks, SKIP LOCKED).
+  next step. The vehicles' sessions are clean, so an offer whose vehicle came online after it went
+  out, and that no accepted report answered yet, is published again. Two senders at once take
+  disjoint offers (row locks, SKIP LOCKED).
 So an offer is always recorded before it is sent, and never sent for a step that rolled back.
 Raises psycopg.Error.
 """
@@ -115,7 +117,8 @@ def _us(at: dt.datetime) -> int:
 
 @dataclass
 class PublishReport:
-    published: int = 0  # acknowledged by the broker now
+    published: int = 0  # acknowledged by the broker now, for the first time
+    republished: int = 0  # published again: the vehicle came online after it went out
     unpublished: int = 0  # recorded, not acknowledged: published at the next step
     errors: list[str] = field(default_factory=list)
 
@@ -123,13 +126,25 @@ class PublishReport:
         return asdict(self)
 
 
-_DUE_SQL = (
+_UNPUBLISHED_SQL = (
     "SELECT o.offer_id, o.vehicle_id, o.offer FROM update_offers o"
     " LEFT JOIN campaigns c ON c.campaign_id = o.campaign_id"
     " LEFT JOIN campaign_vehicles cv ON cv.campaign_id = o.campaign_id AND cv.vehicle_id = o.vehicle_id"
     " WHERE o.published_at IS NULL"
     " AND (o.campaign_id IS NULL OR (c.status = 'running' AND cv.state = 'offered'))"
     " ORDER BY o.created_at, o.offer_id LIMIT %s FOR UPDATE OF o SKIP LOCKED"
+)
+# A vehicle's session is clean: an offer published while it was offline never reached it. Once its
+# status says `online` again (ingest's receive time, after the offer went out) and no report of the
+# offer was accepted yet, the offer is published again (the agent ignores a repeat it holds).
+_RECONNECTED_SQL = (
+    "SELECT o.offer_id, o.vehicle_id, o.offer FROM campaign_vehicles cv"
+    " JOIN campaigns c ON c.campaign_id = cv.campaign_id AND c.status = 'running'"
+    " JOIN update_offers o ON o.campaign_id = cv.campaign_id AND o.vehicle_id = cv.vehicle_id"
+    " JOIN vehicle_status s ON s.vehicle_id = cv.vehicle_id"
+    " WHERE cv.state = 'offered' AND o.published_at IS NOT NULL AND o.state IS NULL"
+    " AND s.state = 'online' AND s.reported_at > o.published_at"
+    " ORDER BY o.published_at, o.offer_id LIMIT %s FOR UPDATE OF o SKIP LOCKED"
 )
 
 
@@ -141,7 +156,9 @@ def publish_offers(
     for the broker: its errors are in the report. Raises psycopg.Error."""
     report = PublishReport()
     with conn.transaction():
-        rows = conn.execute(_DUE_SQL, (limit,)).fetchall()
+        rows = conn.execute(_UNPUBLISHED_SQL, (limit,)).fetchall()
+        first = len(rows)
+        rows += conn.execute(_RECONNECTED_SQL, (limit,)).fetchall()
         if not rows:
             return report
         if connect is None:
@@ -170,4 +187,6 @@ def publish_offers(
             (report.errors[-1][:500] if report.errors else None, left),
         )
         report.published, report.unpublished = len(done), len(left)
+        report.republished = len(acknowledged & {r[0] for r in rows[first:]})
+        report.published -= report.republished
     return report

@@ -185,6 +185,11 @@ class Car:
         info.wait_for_publish(10)
         assert info.is_published()
 
+    def publish_status(self, payload: bytes) -> None:
+        info = self._client.publish(topics.topic_for(self.vehicle_id, topics.STATUS), payload, qos=1)
+        info.wait_for_publish(10)
+        assert info.is_published()
+
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()

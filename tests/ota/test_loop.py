@@ -73,7 +73,7 @@ def test_the_loop_end_to_end(broker: BrokerUnderTest, pg_server_url: str, tmp_pa
             t0 = dt.datetime.now(dt.UTC)
             step = campaign_step(conn, config, now=t0)
             assert step["started"] == [1] and step["joined"] == 4 and step["offers"] == 1
-            assert step["publish"] == {"published": 1, "unpublished": 0, "errors": []}
+            assert step["publish"] == {"published": 1, "republished": 0, "unpublished": 0, "errors": []}
             (offer,) = cars[first].wait_for_offers(1)
             assert (offer.ecu, offer.target, offer.version) == ("ECM", target.name, "4.2.1")
             assert offer.repository_url == URL and offer.urgency == "soft" and not offer.consent_required
@@ -212,7 +212,7 @@ def test_a_broker_that_is_down_loses_no_offer(
         cars = [Car(broker, v) for v in vids]
         try:
             step = campaign_step(conn, replace(down, endpoint=broker.ingest))
-            assert step["publish"] == {"published": 2, "unpublished": 0, "errors": []}
+            assert step["publish"] == {"published": 2, "republished": 0, "unpublished": 0, "errors": []}
             got = sorted(o.offer_id for car in cars for o in car.wait_for_offers(1))
             assert got == sorted(offer_id for offer_id, _, _ in recorded)  # the offers recorded before
             assert campaign_step(conn, replace(down, endpoint=broker.ingest))["publish"]["published"] == 0
@@ -221,3 +221,33 @@ def test_a_broker_that_is_down_loses_no_offer(
                 car.close()
         no_broker = campaign_step(conn, replace(down, endpoint=None))
         assert no_broker["publish"]["published"] == 0 and no_broker["offers"] == 0
+
+
+def test_an_offer_sent_while_the_vehicle_was_offline_is_sent_again_when_it_is_online(
+    broker: BrokerUnderTest, pg_server_url: str, tmp_path: Path
+) -> None:
+    """The agent's session is clean: what was published while it was offline is gone. Once its
+    status says online again (through ingest), the offer goes out again, until a report answers it."""
+    url = migrated_fresh_database(pg_server_url, "ota_loop_offline")
+    repo = publish_target(tmp_path)
+    vid = TEST_VEHICLES[1]
+    config = LoopConfig(repo, URL, broker.ingest)
+    with psycopg.connect(url, autocommit=True) as conn:
+        seed_vehicles(conn, {vid: "ecm-b12"})
+        insert_campaign(conn, [100.0])
+        step = campaign_step(conn, config)  # the vehicle is offline: the broker takes it, nobody gets it
+        assert step["offers"] == 1 and step["publish"]["published"] == 1
+        assert campaign_step(conn, config)["publish"]["republished"] == 0  # no sign of the vehicle yet
+        (offer_id,) = rows(url, "SELECT offer_id FROM update_offers")[0]
+        with RunningIngest(broker.ingest, url, fresh_ingest_id()):
+            car = Car(broker, vid)
+            try:
+                car.publish_status(b"online")
+                assert wait_until(lambda: rows(url, "SELECT state FROM vehicle_status") == [("online",)])
+                step = campaign_step(conn, config)
+                assert step["publish"]["republished"] == 1 and step["publish"]["published"] == 0
+                (offer,) = car.wait_for_offers(1)
+                assert offer.offer_id == offer_id  # the same offer, the same nonce
+                assert campaign_step(conn, config)["publish"]["republished"] == 0  # once per coming online
+            finally:
+                car.close()
