@@ -36,10 +36,11 @@ INGEST_CAMPAIGN = f"{INGEST}-campaign"  # `fleet campaign push`
 INGEST_DEMO = f"{INGEST}-demo"  # the ingest service `fleet demo` runs
 INGEST_SIMULATE = f"{INGEST}-simulate"  # the ingest service `fleet simulate` runs
 INGEST_NOTIFY = f"{INGEST}-notify"  # in-car notices from `fleet notify worker`
+INGEST_OTA = f"{INGEST}-ota"  # update offers from the campaign step (`fleet campaigns step`, the worker)
 SIMULATOR_DTC = f"{SIMULATOR}-dtc"  # the simulator's DTC publisher beside its gateway connection
 SIMULATOR_OTA = f"{SIMULATOR}-ota"  # the simulator's listener for its vehicles' update offers
 AUXILIARY_LOGINS = {
-    INGEST: (INGEST_CAMPAIGN, INGEST_DEMO, INGEST_SIMULATE, INGEST_NOTIFY),
+    INGEST: (INGEST_CAMPAIGN, INGEST_DEMO, INGEST_SIMULATE, INGEST_NOTIFY, INGEST_OTA),
     SIMULATOR: (SIMULATOR_DTC, SIMULATOR_OTA),
 }
 

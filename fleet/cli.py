@@ -303,6 +303,7 @@ def _register_areas() -> None:
         cli_driving,
         cli_hazards,
         cli_ingest,
+        cli_loop,
         cli_notify,
         cli_ota,
         cli_registry,
@@ -319,6 +320,7 @@ def _register_areas() -> None:
     cli_remedies.register(app, _settings)
     cli_ota.register(app, _settings)
     cli_notify.register(app, _settings)
+    cli_loop.register(app, _settings)
 
 
 _register_areas()

@@ -209,7 +209,8 @@ def verify_reports(
     as_json: JsonOpt = False,
 ) -> None:
     """Judge the stored update reports not judged yet: signature, nonce, replay (docs/ota.md).
-    Prints the count of each verdict."""
+    Prints the count of each verdict. It only judges: `fleet ota check-reports` judges and applies
+    (campaigns, inventory, audit register), and applies what this accepted at its next run."""
     from fleet.runtime import migrated_database
     from ota.reports import verify_pending
 

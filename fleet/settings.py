@@ -54,6 +54,13 @@ class FleetSettings(BaseSettings):
     remedy_auto_approve_campaigns: bool = Field(
         default=False, description="The remedy engine approves the OTA campaigns it creates (else people do)"
     )
+    # The server's OTA loop (`fleet campaigns step`, `fleet remedies worker`; docs/ota.md §6).
+    ota_repo_dir: Path | None = Field(
+        default=None, description="The TUF repository directory the campaign step reads targets from"
+    )
+    ota_repository_url: str | None = Field(
+        default=None, description="The TUF repository as vehicles reach it, e.g. https://ota.example.com/"
+    )
     log_level: str = "INFO"
     # Owner notifications (`fleet notify worker`, docs/notifications.md). A channel whose settings
     # are missing is switched off: its messages are suppressed as `channel_off`.

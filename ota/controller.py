@@ -10,7 +10,10 @@ out wave by wave (`ota.rollout` decides; this shell reads and writes the campaig
   2. vehicles that match the campaign's target filter and are not members join it, and members
      without a wave get one (`ota.rollout.joiner_wave`);
   3. the open wave's pending vehicles are offered the update (`send_offer`, given by the caller:
-     the MQTT offer in production, a list in tests) and marked offered;
+     `ota.offer_sender.OfferRecorder` in production, a list in tests), each in a savepoint, and
+     marked offered; `send_offer` may raise OfferDeferred (the vehicle stays pending, offered at a
+     later step) or OfferRefused (the vehicle is excluded with the reason: its hardware does not
+     fit);
   4. the open wave is judged (`ota.rollout.judge_wave`): the next wave opens, the campaign
      finishes, or it pauses with the reason.
 - Reports (`record_report`): a vehicle's verified report moves its state; the server takes the
@@ -61,6 +64,8 @@ class StepReport:
     started: list[int] = field(default_factory=list)
     joined: int = 0
     offers: int = 0
+    deferred: dict[str, int] = field(default_factory=dict)  # why -> vehicles left pending
+    refused: list[tuple[int, str, str]] = field(default_factory=list)  # (campaign, vehicle, why): excluded
     waves_opened: list[tuple[int, int]] = field(default_factory=list)
     finished: list[int] = field(default_factory=list)
     paused: list[tuple[int, str]] = field(default_factory=list)
@@ -148,13 +153,26 @@ def _step_one(
             (joiner_wave(cid, vid, policy, open_wave), cid, vid),
         )
     pending = conn.execute(
-        "UPDATE campaign_vehicles SET state = 'offered', offered_at = %s, updated_at = now()"
-        " WHERE campaign_id = %s AND wave = %s AND state = 'pending' RETURNING vehicle_id",
-        (now, cid, wave),
+        "SELECT vehicle_id FROM campaign_vehicles WHERE campaign_id = %s AND wave = %s AND state = 'pending'"
+        " ORDER BY vehicle_id",
+        (cid, wave),
     ).fetchall()
     for (vid,) in pending:
-        send_offer(Offer(cid, vid, ecu, new_version, urgency, forced_after, window, consent))
-    report.offers += len(pending)
+        offer = Offer(cid, vid, ecu, new_version, urgency, forced_after, window, consent)
+        state, why = _send(conn, send_offer, offer)
+        if state is None:
+            report.deferred[why] = report.deferred.get(why, 0) + 1
+            continue
+        conn.execute(
+            "UPDATE campaign_vehicles SET state = %s, reason = %s, updated_at = now(),"
+            " offered_at = CASE WHEN %s = 'offered' THEN %s ELSE offered_at END"
+            " WHERE campaign_id = %s AND vehicle_id = %s",
+            (state.value, why, state.value, now, cid, vid),
+        )
+        if state is VehicleState.OFFERED:
+            report.offers += 1
+        else:
+            report.refused.append((cid, vid, why))
     members = [
         Member(vid, VehicleState.EXCLUDED if accepted else VehicleState(state), _s(committed), _s(alarm))
         for vid, state, committed, alarm, accepted in conn.execute(
@@ -190,6 +208,32 @@ def _step_one(
         )
         _history(conn, cid, transition(Status.RUNNING, Event.PAUSE), gate.reason, "controller")
         report.paused.append((cid, gate.reason))
+
+
+class OfferDeferred(Exception):
+    """`send_offer` cannot offer now (the target is not published yet, the campaign's terms are not
+    valid): the vehicle stays pending and is offered at a later step."""
+
+
+class OfferRefused(Exception):
+    """`send_offer` will never offer this update to this vehicle (its hardware is not one the
+    target is built for): the vehicle leaves the campaign (`excluded`, with the reason)."""
+
+
+def _send(
+    conn: psycopg.Connection, send_offer: Callable[[Offer], None], offer: Offer
+) -> tuple[VehicleState | None, str]:
+    """Call `send_offer` in a savepoint: what it wrote stays unless it defers. The member's new
+    state (None: stays pending) and why."""
+    try:
+        with conn.transaction():
+            try:
+                send_offer(offer)
+            except OfferRefused as exc:  # what it recorded about the refusal is kept
+                return VehicleState.EXCLUDED, str(exc)
+    except OfferDeferred as exc:
+        return None, str(exc)
+    return VehicleState.OFFERED, ""
 
 
 def _join_matching(conn: psycopg.Connection, cid: int, target: dict[str, Any]) -> int:

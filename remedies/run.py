@@ -6,7 +6,8 @@ finds every alarm already handled (one remedy per alarm: a unique key) and chang
 runs at once cannot both decide an alarm. Shop visits are booked at once (`remedies.visits`); OTA
 patches join the open campaign for their (ECU, from, to) versions, created `proposed` for an
 operator to approve, or `approved` when the engine's policy approves campaigns itself. Rolling a
-campaign out is the campaign controller's. Raises psycopg.Error.
+campaign out is the campaign controller's. Each scheduled remedy (a visit booked, a patch in an
+approved campaign) queues its owner notification (`remedies.owner_notices`). Raises psycopg.Error.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from psycopg.types.json import Jsonb
 from remedies import store
 from remedies.catalogue import Catalogue
 from remedies.engine import AlarmChange, decide, tightened
+from remedies.owner_notices import notify_scheduled, schedule_approved_patches
 from remedies.visits import choose_slot, usual_parking_spot
 
 BOOKING_ATTEMPTS = 5
@@ -40,6 +42,9 @@ class RemedyReport:
     resolved: int = 0
     bookings_cancelled: int = 0
     campaigns_created: list[int] = field(default_factory=list)
+    patches_scheduled: int = 0  # proposed patches whose campaign a person approved since
+    notifications_queued: int = 0
+    notifications_refused: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +68,9 @@ def run_remedies(
         _follow_escalations(conn, now, report)
     with conn.transaction():
         _resolve_cleared(conn, report)
+    with conn.transaction():
+        report.patches_scheduled += schedule_approved_patches(conn)
+    report.notifications_queued, report.notifications_refused = notify_scheduled(conn, now)
     return report
 
 

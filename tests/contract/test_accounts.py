@@ -81,6 +81,7 @@ def test_provisioned_logins() -> None:
         "fleet-ingest-demo",
         "fleet-ingest-simulate",
         "fleet-ingest-notify",
+        "fleet-ingest-ota",
         "fleet-ingest-t0",
     ]
     assert accounts.provisioned_logins(accounts.SIMULATOR, workers=0) == [

@@ -4,7 +4,8 @@ Owns the notice's JSON (docs/wire-format.md, section 7, "The in-car notice") and
 QoS 1, not retained, on `fleet/v1/<vehicle>/command`, as its own login of the ingest account
 (`fleet-ingest-notify`; the ACL lets that account write downlink topics). A send connects, waits
 for the broker's PUBACK and disconnects: notices are rare, and a held connection would need a
-reconnect loop of its own. A vehicle that is offline gets the notice from its persistent session
+reconnect loop of its own (the publisher is `ota.command_link`'s, shared with the update offers).
+A vehicle that is offline gets the notice from its persistent session
 when it reconnects (the broker keeps QoS 1 messages for it). Sends are serialised in a process
 (one connection per client id at a time). When a notice may go out (parked) is `policy`'s.
 """
@@ -15,12 +16,10 @@ import json
 import threading
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 from contract import accounts, topics
 from contract.accounts import login_endpoint
 from contract.endpoint import MqttEndpoint
+from ota.command_link import PublishError, publish_once
 from remedies.notifications.channels.base import Outgoing, TransientDeliveryError, Transport
 from remedies.notifications.policy import Channel
 
@@ -54,8 +53,9 @@ class MqttTransport(Transport):
     ) -> None:
         """`endpoint`: the broker with the ingest account's credentials. Raises
         contract.accounts.ClientIdError when that account does not own `client_id`."""
-        self._endpoint = login_endpoint(endpoint, client_id)
-        self._client_id = client_id if self._endpoint.username else ""
+        login_endpoint(endpoint, client_id)  # refuse a client id the account does not own, now
+        self._endpoint = endpoint
+        self._client_id = client_id
         self._timeout_s = timeout_s
         self._lock = threading.Lock()
 
@@ -63,43 +63,7 @@ class MqttTransport(Transport):
         payload = json.dumps(notice_payload(out), separators=(",", ":"), ensure_ascii=False).encode()
         topic = topics.topic_for(out.vehicle_id, topics.COMMAND)
         with self._lock:
-            self._publish(topic, payload)
-
-    def _publish(self, topic: str, payload: bytes) -> None:
-        ep = self._endpoint
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self._client_id,
-            protocol=mqtt.MQTTv311,
-            clean_session=True,
-        )
-        connected = threading.Event()
-        refused: list[str] = []
-
-        def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-            if reason.is_failure:
-                refused.append(str(reason))
-            connected.set()
-
-        client.on_connect = on_connect
-        if ep.username:
-            client.username_pw_set(ep.username, ep.password)
-        if ep.tls:
-            client.tls_set()
-        client.connect(ep.host, ep.port, keepalive=30)  # OSError: wrapped as transient by send()
-        client.loop_start()
-        try:
-            if not connected.wait(self._timeout_s):
-                raise TransientDeliveryError("the broker did not answer the connect")
-            if refused:
-                raise TransientDeliveryError(f"the broker refused the connection: {refused[0]}")
-            info = client.publish(topic, payload, qos=1, retain=False)
             try:
-                info.wait_for_publish(self._timeout_s)
-            except (RuntimeError, ValueError) as exc:  # not queued: the connection is gone
-                raise TransientDeliveryError(f"publish failed: {exc}") from exc
-            if not info.is_published():
-                raise TransientDeliveryError("the broker did not acknowledge the notice")
-        finally:
-            client.disconnect()
-            client.loop_stop()
+                publish_once(self._endpoint, self._client_id, topic, payload, timeout_s=self._timeout_s)
+            except PublishError as exc:
+                raise TransientDeliveryError(str(exc)) from exc
