@@ -243,7 +243,10 @@ def test_an_offer_sent_while_the_vehicle_was_offline_is_sent_again_when_it_is_on
             car = Car(broker, vid)
             try:
                 car.publish_status(b"online")
-                assert wait_until(lambda: rows(url, "SELECT state FROM vehicle_status") == [("online",)])
+                online = (
+                    "SELECT state FROM vehicle_status WHERE vehicle_id = %s"  # (retained replays add others)
+                )
+                assert wait_until(lambda: rows(url, online, vid) == [("online",)])
                 step = campaign_step(conn, config)
                 assert step["publish"]["republished"] == 1 and step["publish"]["published"] == 0
                 (offer,) = car.wait_for_offers(1)
