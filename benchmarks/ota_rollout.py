@@ -101,11 +101,10 @@ def bench_rollout(vehicles: int = 10_000, timeout_s: float = 600.0) -> dict[str,
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fleet-bench-rollout-")))
         db_url, broker, _ = start_servers(stack, tmp, None, None)
-        ingest = start_ingest(
-            db_url, f"mqtt://127.0.0.1:{broker.port}", "fleet-ingest", free_port(), tmp / "i.log"
-        )
+        log = tmp / "ingest.log"
+        ingest = start_ingest(db_url, broker.url, "fleet-ingest", free_port(), log)
         stack.callback(stop_process, ingest)
-        stack.callback(lambda: __import__("shutil").copy(tmp / "i.log", "/tmp/bench-ingest.log"))
+        _wait_subscribed(log, ingest)
         artifact = tmp / "ecm.bin"
         artifact.write_bytes(b"\x7fELF" + bytes(range(256)) * 64)
         repo_dir, _, _ = publish_repository(tmp, artifact)
@@ -119,6 +118,18 @@ def bench_rollout(vehicles: int = 10_000, timeout_s: float = 600.0) -> dict[str,
         config = LoopConfig(repo_dir, "http://127.0.0.1:1/", MqttEndpoint("127.0.0.1", broker.port))
         steps = _run_controller(db_url, config, campaign_id, vehicles, timeout_s)
         return _measures(db_url, campaign_id, vehicles, steps, fleet)
+
+
+def _wait_subscribed(log: Path, ingest: Any, timeout_s: float = 60.0) -> None:
+    """Until ingest logged its subscription (a report published before it would be lost to it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if log.exists() and b'"subscribed"' in log.read_bytes():
+            return
+        if ingest.poll() is not None:
+            raise RuntimeError(f"fleet ingest exited: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    raise RuntimeError("fleet ingest did not subscribe within a minute")
 
 
 def _seed(conn: psycopg.Connection, keys: dict[str, Ed25519PrivateKey]) -> None:
