@@ -45,7 +45,7 @@ def bench_install(size_mb: int = 50, repeats: int = 3, work_dir: Path | None = N
         base = work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fleet-bench-ota-")))
         artifact = base / "ecm.bin"
         _write_random(artifact, size_mb << 20)
-        repo_dir, target, root = _repository(base, artifact)
+        repo_dir, target, root = publish_repository(base, artifact)
         url = stack.enter_context(_served(repo_dir))
         stored = next((repo_dir / "targets").rglob(f"*.{artifact.name}"))
         floors, durable_floors, downloads, verifies, installs, totals = [], [], [], [], [], []
@@ -82,7 +82,7 @@ def _write_random(path: Path, size_bytes: int) -> None:
             f.write(os.urandom(1 << 20))
 
 
-def _repository(base: Path, artifact: Path) -> tuple[Path, str, Path]:
+def publish_repository(base: Path, artifact: Path) -> tuple[Path, str, Path]:
     from ota import keys
     from ota.repository import OtaRepository
 

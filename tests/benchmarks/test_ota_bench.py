@@ -1,20 +1,33 @@
 """`fleet bench ota` end to end at a small size: the agent's real path installs the published
-artifact (the bench raises otherwise) and the report names the floor it is compared with."""
+artifact (the bench raises otherwise), and a small campaign runs to its end through Mosquitto,
+ingest and PostgreSQL, every report stored and judged."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from fleet.cli import app
+from localservers.mosquitto import find_mosquitto
 
 
-def test_the_ota_bench_installs_and_reports_against_its_floor() -> None:
-    result = CliRunner().invoke(app, ["bench", "ota", "--size-mb", "2", "--repeats", "1", "--json"])
+@pytest.mark.skipif(find_mosquitto() is None, reason="needs the mosquitto binary")
+def test_the_ota_bench_installs_and_rolls_a_small_campaign_out() -> None:
+    result = CliRunner().invoke(
+        app, ["bench", "ota", "--size-mb", "2", "--repeats", "1", "--vehicles", "40", "--json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["artifact_bytes"] == 2 << 20 and report["repeats"] == 1
-    assert report["verify_and_install_s"] > 0 and report["floor_sha256sum_plus_cp_s"] > 0
-    ratio = report["verify_and_install_s"] / report["floor_sha256sum_plus_cp_s"]
-    assert abs(report["ratio_to_floor"] - ratio) <= 0.05 * ratio + 0.01  # both rounded in the report
+    install = report["install"]
+    assert install["artifact_bytes"] == 2 << 20 and install["repeats"] == 1
+    ratio = install["verify_and_install_s"] / install["floor_sha256sum_plus_cp_s"]
+    assert abs(install["ratio_to_floor"] - ratio) <= 0.05 * ratio + 0.01  # both rounded in the report
+    rollout = report["rollout"]
+    assert rollout["campaign"] == {"status": "finished", "reason": "", "members_by_state": {"committed": 40}}
+    assert rollout["offers_published"] == 40
+    assert (
+        rollout["reports_published_by_fleet"] == rollout["reports_stored"] == rollout["reports_judged"] == 160
+    )
+    assert rollout["dead_letters"] == {}
