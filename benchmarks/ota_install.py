@@ -17,12 +17,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -32,6 +29,7 @@ from edge_agent.ota.artifact import VerifiedArtifact
 from edge_agent.ota.install import Installer
 from edge_agent.ota.preconditions import VehicleConditions
 from edge_agent.ota.verify import VerifierConfig, verify_update
+from ota.server import serving_in_thread
 
 ECU, HARDWARE_ID, FROM_VERSION, TO_VERSION = "ECM", "ecm-b12", "4.2.0", "4.2.1"
 PARKED = VehicleConditions(speed_kmh=0.0, parked_s=600.0, engine_running=False, battery_v=12.6)
@@ -46,7 +44,7 @@ def bench_install(size_mb: int = 50, repeats: int = 3, work_dir: Path | None = N
         artifact = base / "ecm.bin"
         _write_random(artifact, size_mb << 20)
         repo_dir, target, root = publish_repository(base, artifact)
-        url = stack.enter_context(_served(repo_dir))
+        url = stack.enter_context(serving_in_thread(repo_dir))
         stored = next((repo_dir / "targets").rglob(f"*.{artifact.name}"))
         floors, durable_floors, downloads, verifies, installs, totals = [], [], [], [], [], []
         for k in range(repeats):
@@ -93,32 +91,6 @@ def publish_repository(base: Path, artifact: Path) -> tuple[Path, str, Path]:
     root = base / "provisioned-root.json"
     root.write_bytes(repo.root_bytes())
     return repo.repo_dir, published.name, root
-
-
-@contextlib.contextmanager
-def _served(repo_dir: Path) -> Iterator[str]:
-    import uvicorn
-
-    from ota.server import create_app
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(repo_dir), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if not server.started:
-        raise RuntimeError("the repository server did not start")
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _floor(stored: Path, directory: Path) -> tuple[float, float]:

@@ -17,7 +17,9 @@ production (a reverse proxy), as for the API.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -76,3 +78,33 @@ def create_app(repo_dir: Path) -> Starlette:
             Route("/health", health, methods=["GET"]),
         ]
     )
+
+
+@contextlib.contextmanager
+def serving_in_thread(repo_dir: Path, timeout_s: float = 10.0) -> Iterator[str]:
+    """Serve `repo_dir` on a free loopback port from a thread of this process (tests, benchmarks)
+    and yield its base URL (`http://127.0.0.1:<port>/`). Raises RuntimeError when it does not start."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(repo_dir), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        if not server.started:
+            raise RuntimeError("the repository server did not start")
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout_s)

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from tuf.api.metadata import Metadata
 
 from edge_agent.ota.fetcher import HttpFetcher
@@ -20,7 +17,7 @@ from edge_agent.ota.verify import UpdateRejected, VerifierConfig, verify_update
 from ota import keys
 from ota.expiry import ExpiryPolicy, due, refresh_plan
 from ota.repository import OtaRepository, RepositoryError
-from ota.server import create_app
+from ota.server import serving_in_thread
 
 IMAGE = bytes(range(256)) * 400  # 102,400 bytes
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -137,21 +134,8 @@ def served(repo: OtaRepository, tmp_path: Path) -> Iterator[tuple[OtaRepository,
     artifact = tmp_path / "ecm.bin"
     artifact.write_bytes(IMAGE)
     repo.publish(artifact, ecu="ECM", version="4.2.1", hardware_ids=("ecm-b12",))
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(repo.repo_dir), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
-        yield repo, f"http://127.0.0.1:{port}/"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving_in_thread(repo.repo_dir) as url:
+        yield repo, url
 
 
 def test_the_server_honours_range_requests(served: tuple[OtaRepository, str]) -> None:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
@@ -30,7 +29,7 @@ from contract.update import UpdateOffer, UpdateReport, key_id_of, parse_update_r
 from ota import keys
 from ota.reports import ACCEPTED, OfferRecord, judge
 from ota.repository import OtaRepository
-from ota.server import create_app
+from ota.server import serving_in_thread
 
 DRIVER = Path(__file__).with_name("agent_driver.py")
 IMAGE_BYTES = 64 * 1024
@@ -60,21 +59,8 @@ def served_repository(
         artifact = directory / f"ecm-{version}.bin"
         artifact.write_bytes(image(version))
         repo.publish(artifact, ecu="ECM", version=version, hardware_ids=("ecm-b12",), file_name="ecm.bin")
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(repo.repo_dir), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
-        yield repo, f"http://127.0.0.1:{port}/"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving_in_thread(repo.repo_dir) as url:
+        yield repo, url
 
 
 @dataclass
