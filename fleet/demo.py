@@ -161,11 +161,15 @@ def demo_scenario(vehicles: int, duration_s: float, seed: int) -> Scenario:
     that every published sample is stored, so no outages, duplicates or clock skew here. Every
     vehicle starts on the road, and parked ones are sampled every second too, so that every
     vehicle shows up within seconds and the faults raise their codes at once: a misfiring engine
-    and a firmware bug keep theirs, worn brake pads are replaced half-way (their code clears)."""
+    keeps its code, worn brake pads are replaced half-way (their code clears), a firmware bug on
+    a tenth of the fleet keeps its code until the closed loop's campaign patches it. Installs are
+    quick (seconds), so that a few minutes show them committing."""
     faults = (
         (
             FaultSpec("misfire", 1, onset_s=0.0, params={"rate_per_h": 3600.0}),
-            FaultSpec("firmware_bug", 2, onset_s=0.0, params={"rate_per_h": 1800.0}),
+            # Enough buggy vehicles for the fleet firmware test to single the version out, so that
+            # the closed loop offers its cure.
+            FaultSpec("firmware_bug", max(2, vehicles // 10), onset_s=0.0, params={"rate_per_h": 1800.0}),
             FaultSpec(
                 "brake_pad_wear", 1, onset_s=0.0, repaired_at_s=duration_s / 2, params={"start_mm": 1.9}
             ),
