@@ -214,20 +214,24 @@ def _closed_loop_backend(
     srv: Servers, sim: FleetSimulation, every_s: float, stack: contextlib.ExitStack, console: Console
 ) -> Any:
     """The simulator's closed loop and the backend that drives it, with the run's OTA repository in
-    a work directory removed after the run (it holds the run's signing keys)."""
+    a work directory removed after the run (it holds the run's signing keys), served on a loopback
+    port for the run (the offers name it; the simulated vehicles download nothing)."""
     import tempfile
 
     from fleet.sim_backend import SimBackend, run_catalogue, run_repository
+    from ota.server import serving_in_thread
     from simulators.closed_loop import ClosedLoop
 
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fleet-ota-")))
     repo_dir = run_repository(work, sim)
+    repository_url = stack.enter_context(serving_in_thread(repo_dir))
     loop = ClosedLoop(sim)
     backend = SimBackend(
         srv.database_url,
         sim,
         loop,
         repo_dir=repo_dir,
+        repository_url=repository_url,
         ota_endpoint=srv.ingest_endpoint,
         notify_endpoint=srv.ingest_endpoint,
         catalogue=run_catalogue(sim),

@@ -2,7 +2,8 @@
 
 Owns: the run's TUF repository (`run_repository`: keys and repository in the run's work directory,
 the cures of the scenario's firmware bugs published as targets for the simulated ECUs' hardware
-ids), the run's remedy catalogue (`run_catalogue`: the shipped one plus, per bug, the cure its
+ids; the fleet layer serves it on loopback with `ota.server.serving_in_thread`), the run's remedy
+catalogue (`run_catalogue`: the shipped one plus, per bug, the cure its
 maker released) and `SimBackend`, which the drive calls after every simulation step: every
 `every_s` simulated seconds it runs, with `now` = the simulation's clock, the analysis job, the
 remedy engine (campaigns auto-approved), the OTA campaign step (offers published through the real
@@ -37,7 +38,6 @@ from simulators.models import MODELS, powertrain_ecu
 log = logging.getLogger(__name__)
 
 DEFAULT_EVERY_S = 600.0  # simulated seconds between two backend steps
-REPOSITORY_URL = "http://127.0.0.1/ota/"  # configured, not served: simulated vehicles download nothing
 
 
 @dataclass(frozen=True)
@@ -128,13 +128,14 @@ class SimBackend:
         loop: ClosedLoop,
         *,
         repo_dir: Path,
+        repository_url: str,
         ota_endpoint: MqttEndpoint | None,
         notify_endpoint: MqttEndpoint | None,
         catalogue: Catalogue,
         every_s: float = DEFAULT_EVERY_S,
     ) -> None:
         self.sim, self.loop, self.catalogue, self.every_s = sim, loop, catalogue, every_s
-        self.config = LoopConfig(repo_dir, REPOSITORY_URL, ota_endpoint)
+        self.config = LoopConfig(repo_dir, repository_url, ota_endpoint)
         self.transports: dict[Channel, Transport] = {
             Channel.EMAIL: MemoryTransport(Channel.EMAIL),  # the simulated owners' mailboxes
             Channel.WEBHOOK: MemoryTransport(Channel.WEBHOOK),  # their phones
