@@ -359,6 +359,7 @@ def drive(
             raise ValueError("a closed loop needs the simulator's gateway account")
         listener = OfferListener(targets.gateway, backend.loop)
         listener.connect()
+        backend.listener_stats = listener.stats
     stop = stop or threading.Event()
     sc = sim.scenario
     wall0, cpu0 = time.monotonic(), time.process_time()

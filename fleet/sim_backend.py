@@ -145,6 +145,9 @@ class SimBackend:
 
             self.transports[Channel.IN_CAR] = MqttTransport(notify_endpoint)
         self.stats = BackendStats()
+        self.listener_stats: Any = (
+            None  # the offer listener's (simulators.ota_link.LinkStats), set by the drive
+        )
         self._conn = psycopg.connect(database_url, autocommit=True)
         self._next_s = every_s
         self._last_booking = 0
@@ -258,6 +261,7 @@ class SimBackend:
             "offers_sent": s.offers,
             "offers_republished": s.republished,
             "loop": vars(self.loop.stats),
+            "listener": vars(self.listener_stats) if self.listener_stats is not None else None,
             "reports_judged": dict(s.reports_judged),
             "visits_booked": s.bookings,
             "visits_made": sum(1 for v in visits if v["showed_up"]),

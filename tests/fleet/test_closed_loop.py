@@ -101,6 +101,9 @@ def test_the_loop_patches_the_firmware_bug_in_waves_and_a_visit_repairs_a_leak(t
     # A campaign ran in waves; every report the vehicles sent was accepted by the report step.
     assert loop["campaigns"]["waves_opened"] >= 2 and loop["campaigns"]["paused"] == []
     assert set(loop["reports_judged"]) == {"accepted"}
+    # Every offer went through the broker to the simulator's listener, and none was malformed.
+    listener = loop["listener"]
+    assert listener["offers"] >= loop["offers_sent"] > 0 and listener["invalid_offers"] == 0
     assert loop["reports_judged"]["accepted"] == loop["loop"]["reports"] > 0
     # The vehicles installed: each committed install changed the vehicle's software.
     patched = {f["vehicle_id"]: f["patched_at_s"] for f in truth["faults"] if f["kind"] == "firmware_bug"}
