@@ -57,6 +57,14 @@ def simulate(
     no_ingest: Annotated[
         bool, typer.Option("--no-ingest", help="Only publish; start no database/ingest.")
     ] = False,
+    backend_every: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Override: simulated seconds between the backend's rounds (analysis, remedies, OTA"
+            " campaigns, reports, notifications) on the run's clock; 0 = no closed loop.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate a fleet with faults and hazards through the real pipeline; write ground truth and a report."""
@@ -71,13 +79,27 @@ def simulate(
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(f"cannot read scenario {path}: {exc}") from None
     sc = sc.with_overrides(
-        vehicles=vehicles, duration_s=duration, speedup=speedup, seed=seed, start_unix_s=start
+        vehicles=vehicles,
+        duration_s=duration,
+        speedup=speedup,
+        seed=seed,
+        start_unix_s=start,
+        backend_every_s=backend_every,
     )
     try:
         sim = build_simulation(sc, osm)
     except (OSError, ValueError, ElementTree.ParseError) as exc:
         raise typer.BadParameter(str(exc)) from None
-    summary = run_simulation(settings, sim, report_dir=report_dir, ingest=not no_ingest, console=console)
+    loop_every_s = None if no_ingest else (sc.backend_every_s or None)
+    if loop_every_s and settings.database_url and backend_every is None:
+        console.log(
+            "[yellow]FLEET_DATABASE_URL is set: the closed loop is off (its backend would act on every"
+            " vehicle and campaign of that database; pass --backend-every to run it anyway)"
+        )
+        loop_every_s = None
+    summary = run_simulation(
+        settings, sim, report_dir=report_dir, ingest=not no_ingest, console=console, loop_every_s=loop_every_s
+    )
     if as_json:
         print(json.dumps(summary))
     else:
@@ -90,6 +112,7 @@ def simulate(
         ok = ok and summary["samples_stored"] == summary["samples_published_unique"]
         ok = ok and summary["dtc_reports_stored"] == summary["dtc_messages"]
         ok = ok and summary["vehicles_registered"] == summary["vehicles_with_software"] == summary["vehicles"]
+        ok = ok and summary.get("closed_loop", {}).get("backend_errors", 0) == 0
     raise typer.Exit(0 if ok else 1)
 
 
@@ -128,10 +151,18 @@ def default_start_unix_s(sc: Any, now_unix_s: float) -> float:
 
 
 def run_simulation(
-    settings: Any, sim: Any, *, report_dir: Path, ingest: bool, console: Console
+    settings: Any,
+    sim: Any,
+    *,
+    report_dir: Path,
+    ingest: bool,
+    console: Console,
+    loop_every_s: float | None = None,
 ) -> dict[str, Any]:
     """Publish the fleet (through ingest into PostgreSQL unless `ingest` is False), then write the
-    ground truth and the report. Raises RuntimeError when a server fails to start."""
+    ground truth and the report. With `loop_every_s` (and `ingest`), the loop is closed: the
+    backend runs every `loop_every_s` simulated seconds (`fleet.pipeline_run.run_through_ingest`).
+    Raises RuntimeError when a server fails to start."""
     from contract import accounts
     from fleet.cli_analyze import export_alarms
     from fleet.cli_hazards import export_hazards
@@ -161,17 +192,20 @@ def run_simulation(
                     speedup=speedup,
                     console=console,
                     on_step=recorder.record,
+                    loop_every_s=loop_every_s,
                 )
             )
             result = {**done.summary(), **stored.summary()}
+            ota_truth = stored.ota_truth
             report_dir.mkdir(parents=True, exist_ok=True)
             export_alarms(srv.database_url, sim.vehicle_ids, report_dir / "alarms.json")
             export_hazards(srv.database_url, report_dir / "hazards.json")
         else:
             result = _run_publish_only(settings, sim, stack, console, recorder)
+            ota_truth = None
             for stale in ("alarms.json", "hazards.json"):  # not this run's: nothing was analysed
                 (report_dir / stale).unlink(missing_ok=True)
-    return _finish(sim, result, recorder, report_dir, console)
+    return _finish(sim, result, recorder, report_dir, console, ota_truth)
 
 
 def _run_publish_only(
@@ -217,15 +251,20 @@ def _private_broker(stack: contextlib.ExitStack) -> tuple[Any, str]:
 
 
 def _finish(
-    sim: Any, result: dict[str, Any], recorder: Any, report_dir: Path, console: Console
+    sim: Any,
+    result: dict[str, Any],
+    recorder: Any,
+    report_dir: Path,
+    console: Console,
+    ota_truth: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the ground truth (after the run: it holds each vehicle's DTC sets over time) and the
-    report; return the summary."""
+    """Write the ground truth (after the run: it holds each vehicle's DTC sets over time, and with
+    `ota_truth`, the closed loop's offers, installs and visits) and the report; return the summary."""
     from simulators.ground_truth import ground_truth, write_ground_truth
     from simulators.network_export import write_network_geojson
     from simulators.report import write_report
 
-    truth_path = write_ground_truth(sim, report_dir / "ground_truth.json")
+    truth_path = write_ground_truth(sim, report_dir / "ground_truth.json", ota_truth)
     network_path = write_network_geojson(sim.network, report_dir / "network.geojson")
     sc = sim.scenario
     summary = {
@@ -253,7 +292,13 @@ def _finish(
             sites = load_hazards(report_dir / "hazards.json")
     traced = [sim.vehicle_ids[i] for i in recorder.vehicles]
     files = write_report(
-        report_dir, sim.network, ground_truth(sim), recorder.arrays(), traced, summary, hazard_sites=sites
+        report_dir,
+        sim.network,
+        ground_truth(sim, ota_truth),
+        recorder.arrays(),
+        traced,
+        summary,
+        hazard_sites=sites,
     )
     console.log("report: " + ", ".join(str(f) for f in files))
     return summary

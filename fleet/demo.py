@@ -31,7 +31,9 @@ from fleet.settings import FleetSettings
 from localservers.embedded import free_port
 from simulators import FleetSimulation, city_grid
 from simulators.fleet_registry import SimulatedRegistry, build_registry
-from simulators.scenario import FaultSpec, HazardSpec, NetworkSpec, Scenario
+from simulators.scenario import FaultSpec, HazardSpec, NetworkSpec, OtaSpec, Scenario
+
+DEMO_BACKEND_EVERY_S = 10.0  # the backend's rounds, in simulated (here: real) seconds
 
 
 @dataclass
@@ -54,6 +56,9 @@ class DemoSummary:
     service_centres: int
     api_centres_see_own_vehicles: bool  # each centre's token lists exactly the vehicles assigned to it
     analysis: dict = dataclasses.field(default_factory=dict)  # fault analysis after ingest: alarms by fault
+    # The closed loop (fleet.sim_backend): remedies, campaigns, installs, visits, notifications.
+    # None when FLEET_DATABASE_URL is set: its backend would act on every vehicle of that database.
+    closed_loop: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -65,6 +70,7 @@ class DemoSummary:
             and self.dead_letters == 0
             and self.vehicles_registered == self.vehicles_with_software == self.vehicles
             and self.api_centres_see_own_vehicles
+            and (self.closed_loop is None or self.closed_loop["backend_errors"] == 0)
         )
 
 
@@ -113,7 +119,13 @@ async def _run(
             demo_scenario(vehicles, duration_s, seed), city_grid(), float(int(time.time()))
         )
         done, stored = await run_through_ingest(
-            srv, settings, fleet, ingest_client_id=accounts.INGEST_DEMO, speedup=1.0, console=console
+            srv,
+            settings,
+            fleet,
+            ingest_client_id=accounts.INGEST_DEMO,
+            speedup=1.0,
+            console=console,
+            loop_every_s=None if settings.database_url else DEMO_BACKEND_EVERY_S,
         )
         visible, latest = await _check_api(api_port, token, fleet.vehicle_ids[0])
         registry = build_registry(fleet)
@@ -140,6 +152,7 @@ async def _run(
         service_centres=len(registry.service_centres),
         api_centres_see_own_vehicles=scoped,
         analysis=stored.analysis,
+        closed_loop=stored.closed_loop,
     )
 
 
@@ -148,11 +161,15 @@ def demo_scenario(vehicles: int, duration_s: float, seed: int) -> Scenario:
     that every published sample is stored, so no outages, duplicates or clock skew here. Every
     vehicle starts on the road, and parked ones are sampled every second too, so that every
     vehicle shows up within seconds and the faults raise their codes at once: a misfiring engine
-    and a firmware bug keep theirs, worn brake pads are replaced half-way (their code clears)."""
+    keeps its code, worn brake pads are replaced half-way (their code clears), a firmware bug on
+    a tenth of the fleet keeps its code until the closed loop's campaign patches it. Installs are
+    quick (seconds), so that a few minutes show them committing."""
     faults = (
         (
             FaultSpec("misfire", 1, onset_s=0.0, params={"rate_per_h": 3600.0}),
-            FaultSpec("firmware_bug", 2, onset_s=0.0, params={"rate_per_h": 1800.0}),
+            # Enough buggy vehicles for the fleet firmware test to single the version out, so that
+            # the closed loop offers its cure.
+            FaultSpec("firmware_bug", max(2, vehicles // 10), onset_s=0.0, params={"rate_per_h": 1800.0}),
             FaultSpec(
                 "brake_pad_wear", 1, onset_s=0.0, repaired_at_s=duration_s / 2, params={"start_mm": 1.9}
             ),
@@ -171,6 +188,15 @@ def demo_scenario(vehicles: int, duration_s: float, seed: int) -> Scenario:
         initially_driving_share=1.0,
         faults=faults,
         hazards=(HazardSpec("pothole", 3), HazardSpec("slippery", 1), HazardSpec("junction", 1)),
+        # Quick installs, so that a longer demo (--duration 300) shows patches committing.
+        ota=OtaSpec(
+            download_s=(5.0, 20.0),
+            install_s=(10.0, 30.0),
+            health_check_s=10.0,
+            consent_delay_s=(5.0, 30.0),
+            min_parked_s=10.0,
+        ),
+        backend_every_s=DEMO_BACKEND_EVERY_S,
         network=NetworkSpec(
             outage_vehicle_share=0.0,
             duplicate_batch_probability=0.0,

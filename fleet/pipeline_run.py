@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -118,10 +119,13 @@ class Stored:
     vehicles_registered: int  # the fleet's registry rows (simulators.fleet_registry), written first
     vehicles_with_software: int  # vehicles whose reported software inventory ingest stored
     analysis: dict[str, Any] = dataclasses.field(default_factory=dict)  # `fleet analyze` after ingest
+    closed_loop: dict[str, Any] | None = None  # the backend loop's summary (fleet.sim_backend), if run
+    ota_truth: dict[str, Any] | None = None  # the simulator's `ClosedLoop.truth()`, for the ground truth
 
     def summary(self) -> dict[str, Any]:
         return {
             "analysis": self.analysis,
+            **({"closed_loop": self.closed_loop} if self.closed_loop is not None else {}),
             "samples_stored": self.samples,
             "batches_stored": self.batches,
             "dtc_reports_stored": self.dtc_reports,
@@ -155,32 +159,88 @@ async def run_through_ingest(
     speedup: float,
     console: Console,
     on_step: Callable[[FleetSimulation, StepOutput], None] | None = None,
+    loop_every_s: float | None = None,
 ) -> tuple[Drive, Stored]:
     """Register the fleet (models, fleets, service centres, owners, vehicles), run ingest in this
     process, drive `sim` through it, and wait until it stored everything the broker acknowledged
-    (or the timeouts pass: the counts then show the shortfall)."""
+    (or the timeouts pass: the counts then show the shortfall). With `loop_every_s`, the loop is
+    closed (`fleet.sim_backend`): the vehicles answer update offers and keep booked visits, and the
+    backend (analysis, remedies, campaigns, reports, notifications) runs every `loop_every_s`
+    simulated seconds on the simulation's clock. Raises RepositoryError or SigningKeyError when
+    the run's OTA repository cannot be made."""
     since_unix_s = time.time() - 1.0  # a second's margin between this clock and the database's
     registered = await asyncio.to_thread(register_fleet, srv.database_url, sim, console)
     stop = threading.Event()
-    async with _ingest_running(srv, settings, ingest_client_id):
-        try:
-            done = await asyncio.to_thread(
-                drive,
-                sim,
-                PublishTargets.of(srv),
-                speedup=speedup,
-                console=console,
-                on_step=on_step,
-                stop=stop,
+    with contextlib.ExitStack() as stack:
+        backend = None
+        if loop_every_s is not None:
+            backend = await asyncio.to_thread(_closed_loop_backend, srv, sim, loop_every_s, stack, console)
+        async with _ingest_running(srv, settings, ingest_client_id):
+            try:
+                done = await asyncio.to_thread(
+                    drive,
+                    sim,
+                    PublishTargets.of(srv),
+                    speedup=speedup,
+                    console=console,
+                    on_step=on_step,
+                    stop=stop,
+                    backend=backend,
+                )
+            except BaseException:  # cancelled (Ctrl-C): the drive's thread stops at its next step
+                stop.set()
+                raise
+            stored = await _wait_stored(srv.database_url, sim, done, since_unix_s, registered)
+            if backend is not None:  # a last round over what the run's end stored
+                await asyncio.to_thread(backend.step, sim.t_s)
+        await asyncio.to_thread(import_network, srv.database_url, sim)
+        if backend is not None:
+            from simulators.ground_truth import ground_truth
+
+            now = dt.datetime.fromtimestamp(sim.unix_s_at(sim.t_s), dt.UTC)
+            analysis = await asyncio.to_thread(
+                analyse_run, srv.database_url, sim.vehicle_ids, now=now, catalogue=backend.catalogue
             )
-        except BaseException:  # cancelled (Ctrl-C): the drive's thread stops at its next step
-            stop.set()
-            raise
-        stored = await _wait_stored(srv.database_url, sim, done, since_unix_s, registered)
-    await asyncio.to_thread(import_network, srv.database_url, sim)
-    analysis = await asyncio.to_thread(analyse_run, srv.database_url, sim.vehicle_ids)
+            truth = backend.loop.truth()
+            loop_summary = await asyncio.to_thread(backend.summary, ground_truth(sim, truth))
+            stored = dataclasses.replace(stored, closed_loop=loop_summary, ota_truth=truth)
+        else:
+            analysis = await asyncio.to_thread(analyse_run, srv.database_url, sim.vehicle_ids)
     stored = dataclasses.replace(stored, analysis=analysis)
     return done, stored
+
+
+def _closed_loop_backend(
+    srv: Servers, sim: FleetSimulation, every_s: float, stack: contextlib.ExitStack, console: Console
+) -> Any:
+    """The simulator's closed loop and the backend that drives it, with the run's OTA repository in
+    a work directory removed after the run (it holds the run's signing keys), served on a loopback
+    port for the run (the offers name it; the simulated vehicles download nothing)."""
+    import tempfile
+
+    from fleet.sim_backend import SimBackend, run_catalogue, run_repository
+    from ota.server import serving_in_thread
+    from simulators.closed_loop import ClosedLoop
+
+    work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fleet-ota-")))
+    repo_dir = run_repository(work, sim)
+    repository_url = stack.enter_context(serving_in_thread(repo_dir))
+    loop = ClosedLoop(sim)
+    backend = SimBackend(
+        srv.database_url,
+        sim,
+        loop,
+        repo_dir=repo_dir,
+        repository_url=repository_url,
+        ota_endpoint=srv.ingest_endpoint,
+        notify_endpoint=srv.ingest_endpoint,
+        catalogue=run_catalogue(sim),
+        every_s=every_s,
+    )
+    stack.callback(backend.close)
+    keys = backend.register_keys()
+    console.log(f"closed loop: {keys} report keys registered, backend every {every_s:.0f} simulated s")
+    return backend
 
 
 def import_network(database_url: str, sim: FleetSimulation) -> dict[str, int]:
@@ -194,10 +254,18 @@ def import_network(database_url: str, sim: FleetSimulation) -> dict[str, int]:
         return vars(import_road_lines(conn, parse_road_geojson(network_geojson(sim.network))))
 
 
-def analyse_run(database_url: str, vehicle_ids: list[str]) -> dict[str, Any]:
+def analyse_run(
+    database_url: str,
+    vehicle_ids: list[str],
+    *,
+    now: dt.datetime | None = None,
+    catalogue: Any = None,
+) -> dict[str, Any]:
     """Run the fault analysis over what ingest stored (all of it is committed: no settle time), then
-    the remedy engine, and summarise the run's alarms (by fault, how many were raised and how many
-    are active now), the remedies decided, and the hazards on the map by kind."""
+    the remedy engine (at `now`, default the wall clock, with `catalogue`, default the shipped one;
+    campaigns auto-approved when `now` is given: a closed-loop run), and summarise the run's alarms
+    (by fault, how many were raised and how many are active now), the remedies decided, and the
+    hazards on the map by kind."""
     from analytics.job import run_analysis
     from analytics.suite import default_detectors
     from remedies.catalogue import load_catalogue
@@ -205,7 +273,9 @@ def analyse_run(database_url: str, vehicle_ids: list[str]) -> dict[str, Any]:
 
     with psycopg.connect(database_url) as conn:
         report = run_analysis(conn, default_detectors(), settle_s=0.0)
-        remedy_report = run_remedies(conn, load_catalogue())
+        remedy_report = run_remedies(
+            conn, catalogue or load_catalogue(), now=now, auto_approve_campaigns=now is not None
+        )
         remedies = conn.execute(
             "SELECT kind, status, count(*) FROM remedies WHERE vehicle_id = ANY(%s) GROUP BY kind, status"
             " ORDER BY kind, status",
@@ -263,10 +333,15 @@ def drive(
     console: Console,
     on_step: Callable[[FleetSimulation, StepOutput], None] | None = None,
     stop: threading.Event | None = None,
+    backend: Any = None,
 ) -> Drive:
     """Connect the fleet's publishers, feed the whole scenario with a progress bar, and wait for
-    every PUBACK. Setting `stop` ends the drive early. Raises PublishError
-    (edge_agent.fleet_publishing) when the broker refuses a publish or a login."""
+    every PUBACK. Setting `stop` ends the drive early. With `backend` (fleet.sim_backend.SimBackend)
+    the loop is closed: the simulator's offer listener subscribes before the drive, the vehicles'
+    update reports go out with the DTC messages, and the backend steps after each simulation step.
+    Raises PublishError (edge_agent.fleet_publishing) when the broker refuses a publish or a login,
+    LinkError (simulators.ota_link) when the offer listener cannot subscribe, ValueError for a
+    closed loop without a gateway account."""
     pubs = VehiclePublishers.connect(
         sim.vehicle_ids, gateway=targets.gateway, broker=targets.broker, fleet_secret=targets.fleet_secret
     )
@@ -276,6 +351,15 @@ def drive(
         dtc.connect()
     else:
         console.log("[yellow]no simulator gateway account: DTC messages are not published")
+    listener = None
+    if backend is not None:
+        from simulators.ota_link import OfferListener
+
+        if targets.gateway is None:
+            raise ValueError("a closed loop needs the simulator's gateway account")
+        listener = OfferListener(targets.gateway, backend.loop)
+        listener.connect()
+        backend.listener_stats = listener.stats
     stop = stop or threading.Event()
     sc = sim.scenario
     wall0, cpu0 = time.monotonic(), time.process_time()
@@ -286,6 +370,8 @@ def drive(
             def step_done(s: FleetSimulation, out: StepOutput) -> None:
                 if on_step is not None:
                     on_step(s, out)
+                if backend is not None:
+                    backend.on_step(s, out)
                 progress.update(task, completed=out.t_s)
 
             stats = feed(
@@ -295,6 +381,7 @@ def drive(
                 publish_message=dtc.publish_message if dtc else None,
                 on_step=step_done,
                 should_stop=stop.is_set,
+                closed_loop=backend.loop if backend is not None else None,
             )
         acked = pubs.wait_acked(ACK_TIMEOUT_S) and (dtc.wait_acked(DTC_ACK_TIMEOUT_S) if dtc else True)
         if not acked:
@@ -306,6 +393,8 @@ def drive(
         pubs.close()
         if dtc:
             dtc.close()
+        if listener is not None:
+            listener.close()
     return Drive(
         stats=stats,
         samples_acked=pubs.samples_acked(),

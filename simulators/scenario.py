@@ -147,6 +147,9 @@ class Scenario:
     network: NetworkSpec = field(default_factory=NetworkSpec)
     ota: OtaSpec = field(default_factory=OtaSpec)
     visits: VisitSpec = field(default_factory=VisitSpec)
+    # A run through ingest closes the loop: the backend (analysis, remedies, OTA campaigns, reports,
+    # owner notifications) runs every this many simulated seconds on the run's clock; 0: never.
+    backend_every_s: float = 600.0
 
     def with_overrides(self, **changes: Any) -> Scenario:
         """A copy with the given top-level fields replaced; None values are ignored."""
@@ -171,6 +174,8 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
         )
     except TypeError as exc:
         raise ValueError(f"bad scenario: {exc}") from None
+    if not scenario.backend_every_s >= 0:
+        raise ValueError("backend_every_s must be 0 (no backend loop) or more")
     for f in scenario.faults:
         if f.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {f.kind!r}; known: {', '.join(FAULT_KINDS)}")
