@@ -3,12 +3,8 @@ its lock) and as one-shot commands with --json."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import procrastinate
@@ -23,39 +19,10 @@ from remedies.catalogue import load_catalogue
 from remedies.loop_tasks import JOBS, QUEUE, make_app
 from tests.conftest import migrated_fresh_database
 from tests.ota.loop_helpers import insert_campaign, publish_target, rows, seed_vehicles, wait_until
+from tests.task_worker import running_worker
 
 pytestmark = pytest.mark.postgres
 URL = "https://ota.example.com/"
-
-
-@contextmanager
-def running_worker(app: procrastinate.App, name: str) -> Iterator[None]:
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    holder: dict[str, asyncio.Task] = {}
-
-    async def main() -> None:
-        async with app.open_async():
-            holder["task"] = asyncio.current_task()  # type: ignore[assignment]
-            started.set()
-            await app.run_worker_async(
-                queues=[QUEUE], concurrency=3, fetch_job_polling_interval=0.2, install_signal_handlers=False,
-                name=name,
-            )  # fmt: skip
-
-    def run() -> None:
-        with suppress(asyncio.CancelledError):
-            loop.run_until_complete(main())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(20)
-    try:
-        yield
-    finally:
-        loop.call_soon_threadsafe(holder["task"].cancel)
-        thread.join(30)
-        loop.close()
 
 
 def test_two_workers_run_the_periodic_jobs_without_double_acting(pg_server_url: str, tmp_path: Path) -> None:
@@ -75,7 +42,10 @@ def test_two_workers_run_the_periodic_jobs_without_double_acting(pg_server_url: 
     for job in JOBS:  # each job carries its lock and queueing lock
         task = first.tasks[job]
         assert (task.lock, task.queueing_lock, task.queue) == (job, job, QUEUE)
-    with running_worker(first, "loop-1"), running_worker(second, "loop-2"):
+    with (
+        running_worker(first, QUEUE, concurrency=3, name="loop-1"),
+        running_worker(second, QUEUE, concurrency=3, name="loop-2"),
+    ):
         assert wait_until(lambda: rows(url, "SELECT count(*) FROM update_offers") == [(5,)], timeout_s=30)
         assert wait_until(
             lambda: {j for (j,) in rows(url, "SELECT DISTINCT task_name FROM procrastinate_jobs"

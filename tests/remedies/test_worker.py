@@ -5,17 +5,14 @@ a restart delivers nothing twice; a worker killed in the middle of a send is tak
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 
-import procrastinate
 import psycopg
 import pytest
 
@@ -27,40 +24,11 @@ from remedies.notifications.channels.webhook import WebhookConfig, WebhookTransp
 from remedies.notifications.tasks import QUEUE, defer_delivery, make_app
 from tests.conftest import BrokerUnderTest
 from tests.remedies.conftest import OTA, Receiver, SmtpServer, car_screen, raise_alarm, seed_owner, set_motion
+from tests.task_worker import running_worker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 SECRET = b"worker-test-secret-32-bytes-long"
 FAST = DeliveryConfig(max_attempts=3, backoff_base_s=0.5, backoff_max_s=1.0, failed_retry_after_s=2.0)
-
-
-@contextmanager
-def running_worker(app: procrastinate.App) -> Iterator[None]:
-    """A procrastinate worker of `app` on its own event loop in a thread, stopped gracefully."""
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    holder: dict[str, asyncio.Task] = {}
-
-    async def main() -> None:
-        async with app.open_async():
-            holder["task"] = asyncio.current_task()  # type: ignore[assignment]
-            started.set()
-            await app.run_worker_async(
-                queues=[QUEUE], concurrency=2, fetch_job_polling_interval=0.2, install_signal_handlers=False
-            )
-
-    def run() -> None:
-        with suppress(asyncio.CancelledError):
-            loop.run_until_complete(main())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(20)
-    try:
-        yield
-    finally:
-        loop.call_soon_threadsafe(holder["task"].cancel)
-        thread.join(30)
-        loop.close()
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
@@ -111,7 +79,7 @@ def test_nothing_lost_while_smtp_is_down_and_each_goes_out_once(
     channels = transports(amqtt_broker, smtp_server, receiver)
     with car_screen(amqtt_broker, "VEH-A") as screen:
         app = make_app(url, channels, FAST, sweep_every_s=1)
-        with running_worker(app), psycopg.connect(url) as conn:
+        with running_worker(app, QUEUE, concurrency=2), psycopg.connect(url) as conn:
             ids = [enqueue(conn, v, raise_alarm(conn, v), 1, OTA).notification_id for v in vehicles]
             conn.commit()
             # the webhook and the car get theirs; every e-mail fails, stays pending, is retried
@@ -136,7 +104,7 @@ def test_nothing_lost_while_smtp_is_down_and_each_goes_out_once(
 
         # a restart: a new worker, the engine enqueues the same (vehicle, alarm, remedy) again
         app2 = make_app(url, channels, FAST, sweep_every_s=1)
-        with running_worker(app2), psycopg.connect(url) as conn:
+        with running_worker(app2, QUEUE, concurrency=2), psycopg.connect(url) as conn:
             alarms = conn.execute("SELECT vehicle_id, alarm_id FROM notifications ORDER BY 1").fetchall()
             for v, a in alarms:
                 again = enqueue(conn, v, a, 1, OTA)
@@ -159,7 +127,7 @@ def test_in_car_message_waits_until_the_vehicle_is_parked(
         set_motion(conn, "VEH-B", speed_kmh=95.0, moving_s_ago=1)
     with car_screen(broker, "VEH-B") as screen, psycopg.connect(url) as conn:
         app = make_app(url, transports(broker, smtp_server, receiver), FAST, sweep_every_s=1)
-        with running_worker(app):
+        with running_worker(app, QUEUE, concurrency=2):
             n = enqueue(conn, "VEH-B", raise_alarm(conn, "VEH-B"), 5, OTA).notification_id
             conn.commit()
             defer_delivery(app, n)
@@ -222,7 +190,7 @@ def test_a_worker_killed_mid_send_is_taken_over(queue_db: str, receiver: Receive
         url, {Channel.WEBHOOK: WebhookTransport(WebhookConfig(receiver.url, SECRET))}, FAST, sweep_every_s=1,
         stalled_after_s=3,
     )  # fmt: skip
-    with running_worker(app):
+    with running_worker(app, QUEUE, concurrency=2):
         wait_until(lambda: sent_count(url) == 1, timeout_s=60)
     keys = {h["idempotency-key"] for h, _ in receiver.requests}
     assert keys == {f"fleetpulse-notification-{n}"} and len(receiver.requests) == 2
