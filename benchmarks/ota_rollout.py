@@ -37,14 +37,8 @@ from benchmarks.ingest.harness import start_ingest, start_servers, stop_process
 from benchmarks.ota_install import ECU, FROM_VERSION, HARDWARE_ID, TO_VERSION, publish_repository
 from contract import topics
 from contract.endpoint import MqttEndpoint
-from contract.update import (
-    Software,
-    UpdateReport,
-    key_id_of,
-    parse_update_offer,
-    signed_payload,
-    signing_bytes,
-)
+from contract.update import Software, parse_update_offer
+from edge_agent.ota.report import ReportSigner, build_report, report_topic
 from localservers.embedded import free_port
 from ota.loop import LoopConfig, campaign_step, report_step
 
@@ -56,7 +50,7 @@ class BenchFleet:
     """Every vehicle's answer to its offer: four signed reports, published at once."""
 
     def __init__(self, host: str, port: int, keys: dict[str, Ed25519PrivateKey]) -> None:
-        self.keys = keys
+        self.signers = {vehicle_id: ReportSigner(key) for vehicle_id, key in keys.items()}
         self.offers = 0
         self.reports = 0
         self._client = mqtt.Client(
@@ -74,20 +68,18 @@ class BenchFleet:
 
     def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
         offer = parse_update_offer(bytes(msg.payload))
-        vehicle_id = msg.topic.split("/")[2]
-        key = self.keys[vehicle_id]
-        public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        parsed = topics.parse_topic(msg.topic)
+        assert parsed is not None  # the subscription's own topics
+        vehicle_id = parsed[0]
+        signer = self.signers[vehicle_id]
         self.offers += 1
         for seq, state in enumerate(STATES, start=1):
             after = Software(TO_VERSION, None) if state == "committed" else BEFORE
-            report = UpdateReport(
-                vehicle_id=vehicle_id, offer_id=offer.offer_id, nonce=offer.nonce, seq=seq,
-                ts_us=time.time_ns() // 1000, state=state, ecu=offer.ecu, before=BEFORE, after=after,
-                target=Software(offer.version, None), key_id=key_id_of(public), reason=None,
+            report = build_report(
+                offer, vehicle_id=vehicle_id, seq=seq, ts_us=time.time_ns() // 1000, state=state,
+                before=BEFORE, after=after,
             )  # fmt: skip
-            document = report.unsigned_document()
-            payload = signed_payload(document, key.sign(signing_bytes(document)))
-            self._client.publish(topics.topic_for(vehicle_id, topics.UPDATE), payload, qos=1)
+            self._client.publish(report_topic(vehicle_id), signer.sign(report), qos=1)
             self.reports += 1
 
     def close(self) -> None:
