@@ -21,12 +21,9 @@ from contract import topics
 from contract.update import (
     Software,
     UpdateOffer,
-    UpdateReport,
-    key_id_of,
     parse_update_offer,
-    signed_payload,
-    signing_bytes,
 )
+from edge_agent.ota.report import ReportSigner, build_report
 from ota.compatibility import TargetInfo
 from ota.keys import init_keys
 from ota.loop import read_targets
@@ -100,16 +97,13 @@ def signed_report(
     reason: str | None = None,
     ts_us: int | None = None,
 ) -> bytes:
-    """A report in contract/update.py's format, signed with `key` over its canonical bytes."""
-    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    report = UpdateReport(
-        vehicle_id=vehicle_id, offer_id=offer.offer_id, nonce=offer.nonce, seq=seq,
-        ts_us=ts_us or time.time_ns() // 1000, state=state, ecu=offer.ecu,
-        before=Software("4.2.0", BEFORE_SHA), after=after, target=Software(offer.version, target_sha256),
-        key_id=key_id_of(public), reason=reason,
+    """A report in contract/update.py's format, signed with `key` as the agent signs
+    (`edge_agent.ota.report`)."""
+    report = build_report(
+        offer, vehicle_id=vehicle_id, seq=seq, ts_us=ts_us or time.time_ns() // 1000, state=state,
+        before=Software("4.2.0", BEFORE_SHA), after=after, target_sha256=target_sha256, reason=reason,
     )  # fmt: skip
-    document = report.unsigned_document()
-    return signed_payload(document, key.sign(signing_bytes(document)))
+    return ReportSigner(key).sign(report)
 
 
 @dataclass
