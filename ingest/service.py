@@ -149,24 +149,20 @@ class IngestService:
             try:
                 async with self._client() as client:
                     self._connection += 1
-                    paho = client._client  # noqa: SLF001  # manual ack: see the module docstring
-                    self._paho = paho
-                    group = self._config.share_group
-                    await client.subscribe(
-                        [(topics.subscription_for(kind, group), 1) for kind in topics.UPLINK_KINDS]
-                    )
-                    self.subscribed.set()
-                    delay = 0.5
-                    log.info("subscribed", extra={"client_id": self._config.client_id})
-                    queue = client._queue  # noqa: SLF001  # see the module docstring
+                    self._paho = client._client  # noqa: SLF001  # manual ack: see the module docstring
+                    consuming = asyncio.create_task(self._consume(client))
                     try:
-                        async for message in client.messages:
-                            self._accept(message)
-                            while not queue.empty():
-                                self._accept(queue.get_nowait())
+                        await self._subscribe(client)
+                        delay = 0.5
+                        await consuming
                     except asyncio.CancelledError:
+                        consuming.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await consuming
                         await self._drain()
                         raise
+                    finally:
+                        consuming.cancel()
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
                 self._paho = None
@@ -174,6 +170,22 @@ class IngestService:
                 log.warning("broker connection lost (%s); reconnecting in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._config.reconnect_max_s)
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        """Subscribe while `_consume` already runs: a persistent session's queued messages may come
+        before the SUBACK, and a broker that sends the SUBACK only once they are acknowledged (amqtt
+        does, waiting 5 s and then dropping them) must get its acks from us."""
+        group = self._config.share_group
+        await client.subscribe([(topics.subscription_for(kind, group), 1) for kind in topics.UPLINK_KINDS])
+        self.subscribed.set()
+        log.info("subscribed", extra={"client_id": self._config.client_id})
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        queue = client._queue  # noqa: SLF001  # see the module docstring
+        async for message in client.messages:
+            self._accept(message)
+            while not queue.empty():
+                self._accept(queue.get_nowait())
 
     def _client(self) -> aiomqtt.Client:
         tls = ssl.create_default_context() if self._endpoint.tls else None
