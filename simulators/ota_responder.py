@@ -6,13 +6,16 @@ as sim time passes, the signed reports a real agent sends (docs/ota.md §3): `do
 preconditions the way the agent does (`edge_agent.ota.preconditions`): an install starts only
 after the vehicle has been parked `OtaSpec.min_parked_s` with enough power, inside the offer's
 maintenance window in the window's time zone, and with the owner's consent when the offer asks for
-it (a simulated owner answers after a drawn delay and consents with `consent_probability`). An
-install needs the vehicle parked throughout: one that drives off abandons the install, which
-starts afresh at the next stop. Durations and failures are drawn per offer from `OtaSpec`, with a
-random stream of its own per (seed, vehicle, offer), so the outcome of one offer does not depend on
-the others. Every offer ends in exactly one final report (`committed`, `rolled_back` or
-`failed`); `failed` reasons: `busy` (another install under way), `unknown_ecu`,
-`already_running`, `unknown_timezone`, `download_failed`, `consent_declined`, `install_failed`,
+it and is not forced (`edge_agent.ota.policy.terms_of`: urgency `forced`, or `forced_after` once
+its time has come). A simulated owner answers after a drawn delay and consents with
+`consent_probability`; one who declines makes the offer wait, as on the agent (a declined consent
+is "not now"): the vehicle sends one more `verified` report saying so, and the offer installs if
+it becomes forced, or ends `expired`. An install needs the vehicle parked throughout: one that
+drives off abandons the install, which starts afresh at the next stop. Durations and failures are
+drawn per offer from `OtaSpec`, with a random stream of its own per (seed, vehicle, offer), so the
+outcome of one offer does not depend on the others. Every offer ends in exactly one final report
+(`committed`, `rolled_back` or `failed`); `failed` reasons: `busy` (another install under way),
+`unknown_ecu`, `already_running`, `unknown_timezone`, `download_failed`, `install_failed`,
 `expired` (not installable within `give_up_after_s`); `rolled_back`: `health_check_failed`.
 A redelivered offer (same offer id) is ignored.
 
@@ -36,6 +39,8 @@ from simulators.report_keys import SimulatedKeys
 from simulators.scenario import OtaSpec
 
 DOWNLOADING, WAITING, INSTALLING, CHECKING = "downloading", "waiting", "installing", "checking"
+# The `verified` report's detail when the owner declines, in the agent's form for a waiting offer.
+DECLINED_DETAIL = "waiting: consent (the owner declined)"
 NO_VERSION = "none"  # `before`/`after` of an ECU the vehicle does not have (an `unknown_ecu` refusal)
 
 
@@ -65,6 +70,7 @@ class OtaJob:
     until_s: float  # when the phase's timer runs out (download, install, health check)
     seq: int  # the last report's seq
     interrupted: int = 0  # installs abandoned because the vehicle drove off
+    declined_sent: bool = False  # the `verified` report saying the owner declined went out
 
 
 @dataclass(frozen=True)
@@ -196,19 +202,22 @@ class OtaResponder:
             )
             return waiting, [report, *more]
         if job.phase == WAITING:
-            if offer.consent_required and not d.consents and t_s >= d.consent_at_s:
-                return None, [
-                    self._finish(job, t_s, "failed", "consent_declined", "the owner declined", job.before)
-                ]
             if t_s >= job.received_s + spec.give_up_after_s:
                 return None, [
                     self._finish(job, t_s, "failed", "expired", "preconditions never met", job.before)
                 ]
-            consented = not offer.consent_required or (d.consents and t_s >= d.consent_at_s)
+            answered = t_s >= d.consent_at_s
+            consented = not self._needs_consent(offer, t_s) or (d.consents and answered)
+            sent: list[OtaReport] = []
+            if self._needs_consent(offer, t_s) and answered and not d.consents and not job.declined_sent:
+                job, report = self._emit(
+                    job, t_s, "verified", None, DECLINED_DETAIL, job.before, image_sha256(offer)
+                )
+                job, sent = dataclasses.replace(job, declined_sent=True), [report]
             ready = parked_s >= spec.min_parked_s and power_ok and consented
             if ready and in_window(offer.maintenance_window, self.start_unix_s + t_s):
-                return dataclasses.replace(job, phase=INSTALLING, until_s=t_s + d.install_s), []
-            return job, []
+                return dataclasses.replace(job, phase=INSTALLING, until_s=t_s + d.install_s), sent
+            return job, sent
         if job.phase == INSTALLING:
             if parked_s <= 0.0:  # driven off: the install is abandoned and starts afresh at the next stop
                 return dataclasses.replace(
@@ -227,6 +236,14 @@ class OtaResponder:
         if d.rolls_back:
             return None, [self._finish(job, t_s, "rolled_back", "health_check_failed", "", job.before)]
         return None, [self._finish(job, t_s, "committed", None, "", offer.version)]
+
+    def _needs_consent(self, offer: UpdateOffer, t_s: float) -> bool:
+        """Whether the offer still asks for consent at `t_s`: not once it is forced (urgency
+        `forced`, or `forced_after` from its time on), as `edge_agent.ota.policy.terms_of` decides."""
+        if not offer.consent_required or offer.urgency == "forced":
+            return False
+        now_us = (self.start_unix_s + t_s) * 1e6
+        return offer.forced_after_us is None or now_us < offer.forced_after_us
 
     def _finish(
         self, job: OtaJob, t_s: float, state: str, reason: str | None, detail: str, after: str

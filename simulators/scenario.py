@@ -92,7 +92,7 @@ class OtaSpec:
     download_failure_rate: float = 0.02  # the download breaks off or fails verification: `failed`
     install_failure_rate: float = 0.02  # writing the inactive slot fails before the switch: `failed`
     rollback_rate: float = 0.01  # the new slot fails its health check after the switch: `rolled_back`
-    consent_probability: float = 0.9  # an owner asked for consent gives it (else declines: `failed`)
+    consent_probability: float = 0.9  # an owner asked for consent gives it (else declines: the offer waits)
     consent_delay_s: tuple[float, float] = (60.0, 3600.0)  # how long the owner takes to answer
     min_parked_s: float = 60.0
     give_up_after_s: float = 7 * 86_400.0

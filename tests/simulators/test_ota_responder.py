@@ -18,7 +18,7 @@ from scipy.stats import binom
 from contract.update import FINAL_STATES, MaintenanceWindow, UpdateOffer, parse_update_report
 from ota.offers import new_offer
 from ota.reports import ACCEPTED, OfferRecord, judge
-from simulators.ota_responder import INSTALLING, OtaReport, OtaResponder, draw, in_window
+from simulators.ota_responder import DECLINED_DETAIL, INSTALLING, OtaReport, OtaResponder, draw, in_window
 from simulators.scenario import OtaSpec
 
 START_UNIX_S = 1_764_237_600.0  # 2025-11-27 10:00 UTC
@@ -35,14 +35,18 @@ FAST = OtaSpec(
 NEXT = {
     None: {"downloading", "failed"},
     "downloading": {"verified", "failed"},
-    "verified": {"installed", "failed"},
+    "verified": {"verified", "installed", "failed"},  # a second `verified`: the owner declined
     "installed": {"committed", "rolled_back"},
 }
 
 
 def offer_for(
-    window: MaintenanceWindow | None = None, consent: bool = False, version: str = "4.2.1"
+    window: MaintenanceWindow | None = None,
+    consent: bool = False,
+    version: str = "4.2.1",
+    forced_after_s: float | None = None,  # seconds into the run; 0: urgency `forced`
 ) -> UpdateOffer:
+    urgency = "soft" if forced_after_s is None else "forced" if forced_after_s == 0 else "forced_after"
     return new_offer(
         ecu="ECM",
         target=f"ECM/{version}/ecm-b12.bin",
@@ -51,6 +55,8 @@ def offer_for(
         now_us=int(START_UNIX_S * 1e6),
         maintenance_window=window,
         consent_required=consent,
+        urgency=urgency,
+        forced_after_us=int((START_UNIX_S + forced_after_s) * 1e6) if urgency == "forced_after" else None,
     )
 
 
@@ -118,7 +124,10 @@ def fleets(draw_: st.DrawFn) -> tuple[OtaSpec, list[dict], np.ndarray, np.ndarra
             MaintenanceWindow("09:00", "17:00", "America/New_York"),
         ]
     )
-    terms = [{"window": draw_(windows), "consent": draw_(st.booleans())} for _ in range(n)]
+    forced = st.none() | st.sampled_from([0.0, 900.0, 4000.0])  # soft, forced, forced after a while
+    terms = [
+        {"window": draw_(windows), "consent": draw_(st.booleans()), "forced": draw_(forced)} for _ in range(n)
+    ]
     return spec, terms, parked, power
 
 
@@ -128,7 +137,9 @@ def test_every_offer_ends_once_and_nothing_installs_unless_allowed(fleet) -> Non
     spec, terms, parked, power = fleet
     n = parked.shape[1]
     responder = OtaResponder(spec, 7, vehicle_ids(n), START_UNIX_S)
-    offers = {v: offer_for(t["window"], t["consent"]) for v, t in enumerate(terms)}
+    offers = {
+        v: offer_for(t["window"], t["consent"], forced_after_s=t["forced"]) for v, t in enumerate(terms)
+    }
     reports, starts, parked_s = run(responder, offers, parked, power)
     assert not responder.jobs  # give_up_after_s bounds every offer
     per_offer = by_offer(reports)
@@ -148,19 +159,20 @@ def test_every_offer_ends_once_and_nothing_installs_unless_allowed(fleet) -> Non
                 assert power[:, v].all()
             after = r.report.after.version
             assert after == (offer.version if r.report.state in ("installed", "committed") else "4.2.0")
-    for t_s, v in starts:  # each install started parked, with power, in the window, with consent
+    for t_s, v in starts:  # each started parked, with power, in the window, with consent unless forced
         k = int(round(t_s / DT_S)) - 1
-        offer = offers[v]
+        offer, forced_after_s = offers[v], terms[v]["forced"]
         assert parked_s[k, v] >= spec.min_parked_s and power[k, v]
         assert in_window(offer.maintenance_window, START_UNIX_S + t_s)
-        if offer.consent_required:
+        if offer.consent_required and (forced_after_s is None or t_s < forced_after_s):
             d = draw(spec, 7, v, offer, 0.0)
             assert d.consents and t_s >= d.consent_at_s
 
 
 def test_failure_rates_stay_within_binomial_bounds() -> None:
     """2000 vehicles parked throughout: each failure happens at its rate, among those that got
-    that far (bounds at a one-in-a-million tail on each side)."""
+    that far (bounds at a one-in-a-million tail on each side). An owner who declines leaves the
+    offer waiting: one `verified` report says so, and it ends `expired`."""
     n = 2000
     spec = dataclasses.replace(
         FAST,
@@ -168,6 +180,7 @@ def test_failure_rates_stay_within_binomial_bounds() -> None:
         install_failure_rate=0.05,
         rollback_rate=0.08,
         consent_probability=0.7,
+        give_up_after_s=1500.0,  # after every consenting owner's install has started (<= 800 s)
     )
     responder = OtaResponder(spec, 11, vehicle_ids(n), START_UNIX_S)
     offers = {v: offer_for(consent=True) for v in range(n)}
@@ -186,8 +199,12 @@ def test_failure_rates_stay_within_binomial_bounds() -> None:
     download_failed = count.get(("failed", "download_failed"), 0)
     within(download_failed, n, 0.1)
     asked = n - download_failed
-    declined = count.get(("failed", "consent_declined"), 0)
+    declined = count.get(("failed", "expired"), 0)
     within(declined, asked, 0.3)
+    told = {r.report.offer_id for r in reports if r.report.detail == DECLINED_DETAIL}
+    assert len(told) == declined and told == {
+        r.offer_id for r in finals if (r.state, r.reason) == ("failed", "expired")
+    }
     installing = asked - declined
     install_failed = count.get(("failed", "install_failed"), 0)
     within(install_failed, installing, 0.05)
