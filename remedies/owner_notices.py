@@ -1,11 +1,14 @@
 """Telling the owner about a remedy: the engine's run puts one notification per (vehicle, alarm,
-remedy) into the outbox once the remedy is scheduled.
+remedy) into the outbox once the remedy is scheduled, and one more once an OTA patch has a result.
 
 Owns choosing the remedies to tell about and the facts their message needs:
 - a booked shop visit (remedy `scheduled` with an open booking that has not begun): the centre's
   name, the start and the workshop time (`remedies.notifications.facts.ShopVisit`);
 - a scheduled OTA patch (remedy `scheduled` in an approved or running campaign): the ECU, the
-  version, the install time and whether the owner must consent (`OtaPatch`).
+  version, the install time and whether the owner must consent (`OtaPatch`);
+- after the update (UNECE R156's notice after): a patch whose vehicle reported `committed` or
+  `rolled_back` in its campaign: the ECU, the version it runs now and when (`UpdateResult`; stage
+  `update_installed` or `update_rolled_back`, so a rollback and a later install each get theirs).
 Works from state, like the rest of the run: a remedy whose notification exists is skipped, and
 `remedies.notifications.enqueue` is idempotent besides, so a rerun or two runs at once queue
 nothing twice. Also moves the patches of campaigns a person approved since from `proposed` to
@@ -22,7 +25,7 @@ from typing import Any
 import psycopg
 
 from remedies import store
-from remedies.notifications import OtaPatch, ShopVisit, enqueue
+from remedies.notifications import OtaPatch, ShopVisit, UpdateResult, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,43 @@ def notify_scheduled(conn: psycopg.Connection, now: dt.datetime, *, limit: int =
         except (ValueError, KeyError, TypeError) as exc:
             refused += 1
             log.warning("remedy %s: no owner notification: %s", remedy_id, exc)
+    return queued, refused
+
+
+_RESULTS_SQL = (
+    "SELECT r.remedy_id, r.alarm_id, r.vehicle_id, cv.state, c.ecu, c.to_version, c.from_version,"
+    " coalesce(cv.committed_at, cv.updated_at), (SELECT vs.software_version FROM vehicle_software vs"
+    "  WHERE vs.vehicle_id = r.vehicle_id AND vs.ecu = c.ecu)"
+    " FROM remedies r JOIN campaign_vehicles cv"
+    "  ON cv.remedy_id = r.remedy_id AND cv.vehicle_id = r.vehicle_id"
+    " JOIN campaigns c ON c.campaign_id = cv.campaign_id"
+    " WHERE r.kind = 'ota_patch' AND cv.state IN ('committed', 'rolled_back')"
+    " AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.vehicle_id = r.vehicle_id"
+    "  AND n.alarm_id = r.alarm_id AND n.remedy_id = r.remedy_id AND n.stage ="
+    "  CASE cv.state WHEN 'committed' THEN 'update_installed' ELSE 'update_rolled_back' END)"
+    " ORDER BY r.remedy_id LIMIT %(limit)s"
+)
+
+
+def notify_update_results(conn: psycopg.Connection, *, limit: int = 1000) -> tuple[int, int]:
+    """Queue the notice after the update for every patch whose vehicle reported a result
+    (committed: the version it was updated to; rolled back: the version it runs again, from its
+    software inventory); (queued, refused), as `notify_scheduled`."""
+    queued = refused = 0
+    for remedy_id, alarm_id, vehicle_id, state, ecu, to_version, from_version, at, running in conn.execute(
+        _RESULTS_SQL, {"limit": limit}
+    ).fetchall():
+        installed = state == "committed"
+        version = to_version if installed else (running or from_version or "")
+        try:
+            result = UpdateResult(ecu=ecu, installed=installed, software_version=version, at=at)
+            if enqueue(
+                conn, vehicle_id, int(alarm_id), int(remedy_id), {"remedy": result.model_dump(mode="json")}
+            ).created:
+                queued += 1
+        except (ValueError, KeyError, TypeError) as exc:
+            refused += 1
+            log.warning("remedy %s: no notice after the update: %s", remedy_id, exc)
     return queued, refused
 
 

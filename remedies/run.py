@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from remedies import store
 from remedies.catalogue import Catalogue
 from remedies.engine import AlarmChange, decide, tightened
-from remedies.owner_notices import notify_scheduled, schedule_approved_patches
+from remedies.owner_notices import notify_scheduled, notify_update_results, schedule_approved_patches
 from remedies.visits import choose_slot, usual_parking_spot
 
 BOOKING_ATTEMPTS = 5
@@ -71,6 +71,9 @@ def run_remedies(
     with conn.transaction():
         report.patches_scheduled += schedule_approved_patches(conn)
     report.notifications_queued, report.notifications_refused = notify_scheduled(conn, now)
+    after_queued, after_refused = notify_update_results(conn)
+    report.notifications_queued += after_queued
+    report.notifications_refused += after_refused
     return report
 
 

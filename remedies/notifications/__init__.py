@@ -18,7 +18,7 @@ from remedies.notifications.channels import (
     Transport,
 )
 from remedies.notifications.delivery import DeliveryConfig, DeliveryResult, deliver, due_notifications
-from remedies.notifications.facts import NoticeFacts, OtaPatch, ShopVisit
+from remedies.notifications.facts import NoticeFacts, OtaPatch, ShopVisit, UpdateResult
 from remedies.notifications.messages import Message, render
 from remedies.notifications.outbox import (
     Notification,
@@ -47,6 +47,7 @@ __all__ = [
     "ShopVisit",
     "TransientDeliveryError",
     "Transport",
+    "UpdateResult",
     "VehicleState",
     "counts",
     "deliver",

@@ -9,10 +9,11 @@ it travels is the channels'.
 
 from __future__ import annotations
 
+import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
 
-from remedies.notifications.facts import NoticeFacts, OtaPatch, ShopVisit
+from remedies.notifications.facts import NoticeFacts, OtaPatch, UpdateResult
 
 # Every text an owner reads. Keys of `faults` are fault kinds, or the part before ":" of kinds that
 # name a code or a signal (`dtc:P0217`, `sensor_stuck:<signal>`); `{detail}` is the part after it.
@@ -76,6 +77,17 @@ TEXTS: dict[str, dict] = {
         "visit_how_long": "The repair takes {duration}.",
         "visit_do": "Bring the car to {centre} on {when}. If that time does not suit you, call the "
         "centre to change it.",
+        "installed_will": "The {ecu} software of {car} was updated to version {version} on {when}. "
+        "The update fixes this problem.",
+        "installed_how_long": "The update is complete: nothing more is installed for it.",
+        "installed_do": "Nothing.",
+        "rolled_back_will": "The {ecu} software update of {car} did not pass the car's own check on "
+        "{when}, so the car went back to version {version}, which it ran before. The problem is not "
+        "fixed yet.",
+        "rolled_back_how_long": "Nothing was changed: the car works as it did before the update.",
+        "rolled_back_do": "Nothing for now: we will tell you how the problem will be fixed.",
+        "subject_installed": "{car_title}: the software update is installed",
+        "subject_rolled_back": "{car_title}: the software update was undone",
         "subject_ota": "{car_title}: a software update fixes a fault",
         "subject_visit": "{car_title}: repair booked for {when}",
         "headings": ("What is wrong", "What will happen", "How long it takes", "What you need to do"),
@@ -149,20 +161,27 @@ def render(
     wrong, advice = t["faults"].get(facts.fault) or t["faults"].get(kind) or t["faults"]["*"]
     what_is_wrong = _sentence(wrong.format(car=car, detail=detail or facts.fault, fault=facts.fault))
     remedy = facts.remedy
-    if isinstance(remedy, OtaPatch):
+    settled = isinstance(remedy, UpdateResult) and remedy.installed  # the fault is cured: no advice
+    if isinstance(remedy, UpdateResult):
+        key = "installed" if remedy.installed else "rolled_back"
+        when = _when(remedy.at, time_zone, t)
+        will = t[f"{key}_will"].format(ecu=remedy.ecu, car=car, version=remedy.software_version, when=when)
+        how_long, to_do = t[f"{key}_how_long"], t[f"{key}_do"]
+        subject = t[f"subject_{key}"].format(car_title=_sentence(car))
+    elif isinstance(remedy, OtaPatch):
         duration = _duration(remedy.duration_min, t)
         will = t["ota_will"].format(ecu=remedy.ecu, car=car, version=remedy.software_version)
         how_long = t["ota_how_long"].format(duration=duration)
         to_do = t["ota_do_consent"] if remedy.needs_consent else t["ota_do"]
         subject = t["subject_ota"].format(car_title=_sentence(car))
     else:
-        when = _when(remedy, time_zone, t)
+        when = _when(remedy.starts_at, time_zone, t)
         address = f" ({remedy.centre_address})" if remedy.centre_address else ""
         will = t["visit_will"].format(car=car, centre=remedy.centre_name, address=address, when=when)
         how_long = t["visit_how_long"].format(duration=_duration(remedy.duration_min, t))
         to_do = t["visit_do"].format(centre=remedy.centre_name, when=when)
         subject = t["subject_visit"].format(car_title=_sentence(car), when=when)
-    if facts.critical:
+    if facts.critical and not settled:
         to_do = f"{to_do} {advice}"
         subject = t["critical_prefix"] + subject
     return Message(
@@ -191,9 +210,9 @@ def _duration(minutes: int, t: dict) -> str:
     return t["about"].format(duration=t["and"].join(words))
 
 
-def _when(visit: ShopVisit, time_zone: str, t: dict) -> str:
+def _when(at: dt.datetime, time_zone: str, t: dict) -> str:
     try:
-        local = visit.starts_at.astimezone(zoneinfo.ZoneInfo(time_zone))
+        local = at.astimezone(zoneinfo.ZoneInfo(time_zone))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"{time_zone!r} is not an IANA time zone") from exc
     return t["when"].format(

@@ -1,10 +1,10 @@
 """The outbox tables: putting a notification in, and reading what became of them.
 
-Owns `enqueue` (the remedy engine's entry point: one notification per (vehicle, alarm, remedy),
-whatever the retries; a second call returns the row the first made), the listing of a vehicle's
+Owns `enqueue` (the remedy engine's entry point: one notification per (vehicle, alarm, remedy)
+and stage, whatever the retries; a second call returns the row the first made), the listing of a vehicle's
 or an owner's notifications with every delivery and event (the single customer view), and the
 counts for reports (`counts`). Deciding and sending is `delivery`'s; the task queue is `tasks`'.
-SQL only; the tables are migration 0016.
+SQL only; the tables are migrations 0016 and 0020 (stages).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 from remedies.notifications.facts import NoticeFacts
 from remedies.notifications.policy import Channel
 
-_COLUMNS = "notification_id, vehicle_id, alarm_id, remedy_id, critical, facts, expires_at, created_at"
+_COLUMNS = "notification_id, vehicle_id, alarm_id, remedy_id, critical, facts, expires_at, created_at, stage"
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Notification:
     facts: dict[str, Any]
     expires_at: dt.datetime | None
     created_at: dt.datetime
+    stage: str = "remedy"  # `remedies.notifications.facts.Stage`
     created: bool = True
 
     def as_dict(self) -> dict[str, Any]:
@@ -47,6 +48,7 @@ class Notification:
             "facts": self.facts,
             "expires_at": _iso(self.expires_at),
             "created_at": _iso(self.created_at),
+            "stage": self.stage,
         }
 
 
@@ -57,12 +59,12 @@ def enqueue(
     remedy_id: int,
     facts: NoticeFacts | Mapping[str, Any],
 ) -> Notification:
-    """Put the notification of (vehicle, alarm, remedy) in the outbox, with one pending delivery per
-    channel, and return its row; when it exists already, return that row unchanged (`created`
-    False). `facts` (`remedies.notifications.facts.NoticeFacts`, or its JSON form) may leave out
-    `fault`, `severity` and `explanation`: the alarm's are used. Commits nothing itself: it runs in
-    the caller's transaction (or its own when there is none). The delivery worker picks it up on
-    its next sweep; `tasks.defer_delivery` after the commit sends it at once.
+    """Put the notification of (vehicle, alarm, remedy) and the facts' stage in the outbox, with one
+    pending delivery per channel, and return its row; when it exists already, return that row unchanged
+    (`created` False). `facts` (`remedies.notifications.facts.NoticeFacts`, or its JSON form) may leave
+    out `fault`, `severity` and `explanation`: the alarm's are used. Commits nothing itself: it runs in
+    the caller's transaction (or its own when there is none). The delivery worker picks it up on its
+    next sweep; `tasks.defer_delivery` after the commit sends it at once.
 
     Raises ValueError for invalid facts or ids, or an alarm that does not exist or belongs to
     another vehicle; psycopg.Error when the database fails."""
@@ -85,17 +87,17 @@ def enqueue(
                 {**defaults, **dict(facts)}
             )  # ValidationError is a ValueError
         row = conn.execute(
-            "INSERT INTO notifications (vehicle_id, alarm_id, remedy_id, critical, facts, expires_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING"
+            "INSERT INTO notifications (vehicle_id, alarm_id, remedy_id, critical, facts, expires_at, stage)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING"
             f" RETURNING {_COLUMNS}",
             (vehicle_id, alarm_id, remedy_id, parsed.critical, Jsonb(parsed.model_dump(mode="json")),
-             parsed.expires_at),
+             parsed.expires_at, parsed.stage),
         ).fetchone()  # fmt: skip
         if row is None:
             existing = conn.execute(
                 f"SELECT {_COLUMNS} FROM notifications"
-                " WHERE vehicle_id = %s AND alarm_id = %s AND remedy_id = %s",
-                (vehicle_id, alarm_id, remedy_id),
+                " WHERE vehicle_id = %s AND alarm_id = %s AND remedy_id = %s AND stage = %s",
+                (vehicle_id, alarm_id, remedy_id, parsed.stage),
             ).fetchone()
             assert existing is not None  # the conflict was with it, and notifications are not deleted
             return replace(Notification(*existing), created=False)

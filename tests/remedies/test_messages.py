@@ -43,6 +43,26 @@ def test_an_ota_patch_in_plain_words() -> None:
     assert consent.what_to_do == "Accept the update on the car's screen the next time you park."
 
 
+def test_the_notice_after_an_update_says_what_it_did() -> None:
+    installed = {"kind": "update_result", "ecu": "ECM", "installed": True, "software_version": "4.2.2",
+                 "at": "2025-03-10T08:30:00Z"}  # fmt: skip
+    m = render(facts(remedy=installed, severity="CRITICAL"), notification_id=3, time_zone="Europe/Berlin")
+    assert m.what_will_happen == (
+        "The ECM software of your car was updated to version 4.2.2 on Monday 10 March at 09:30 (CET). "
+        "The update fixes this problem."
+    )
+    assert m.what_to_do == "Nothing." and m.subject == "Your car: the software update is installed"
+    assert facts(remedy=installed).stage == "update_installed"
+    undone = {**installed, "installed": False, "software_version": "4.2.0"}
+    r = render(facts(remedy=undone, severity="CRITICAL"), notification_id=3)
+    assert "so the car went back to version 4.2.0, which it ran before" in r.what_will_happen
+    assert r.subject == "Safety: Your car: the software update was undone"  # not fixed: the advice stays
+    assert r.what_to_do.endswith("Avoid short trips and do not leave the car unused for days until then.")
+    assert facts(remedy=undone).stage == "update_rolled_back" and facts().stage == "remedy"
+    with pytest.raises(ValidationError):
+        facts(remedy={**installed, "at": "2025-03-10T08:30:00"})  # a time without its zone
+
+
 def test_a_visit_is_written_in_the_owners_time_zone() -> None:
     m = render(facts(fault="brake_pad_wear", remedy=VISIT), notification_id=1, time_zone="Europe/Berlin")
     when = "Monday 10 March at 09:30 (CET)"

@@ -83,6 +83,29 @@ def test_one_notification_per_vehicle_alarm_and_remedy(notify_db: str) -> None:
         assert set(states(conn, first.notification_id).values()) == {("pending", None)}
 
 
+def test_the_notices_after_an_update_are_one_per_outcome(notify_db: str) -> None:
+    """Before (the remedy), then a rollback, then a later install: three notices, each once."""
+    result = {"kind": "update_result", "ecu": "ECM", "installed": False, "software_version": "4.2.0",
+              "at": "2025-03-10T08:30:00Z"}  # fmt: skip
+    with psycopg.connect(notify_db) as conn:
+        seed_owner(conn, "O-1", ("VEH-1",))
+        alarm = raise_alarm(conn, "VEH-1")
+        before = enqueue(conn, "VEH-1", alarm, 41, OTA)
+        undone = [enqueue(conn, "VEH-1", alarm, 41, {"remedy": result}) for _ in range(2)]
+        done = [
+            enqueue(conn, "VEH-1", alarm, 41, {"remedy": {**result, "installed": True}}) for _ in range(2)
+        ]
+        conn.commit()
+        assert [n.stage for n in (before, undone[0], done[0])] == [
+            "remedy",
+            "update_rolled_back",
+            "update_installed",
+        ]
+        assert len({before.notification_id, undone[0].notification_id, done[0].notification_id}) == 3
+        assert not undone[1].created and undone[1].notification_id == undone[0].notification_id
+        assert not done[1].created and done[1].notification_id == done[0].notification_id
+
+
 def test_enqueue_refuses_what_is_not_so(notify_db: str) -> None:
     with psycopg.connect(notify_db) as conn:
         seed_owner(conn, "O-1", ("VEH-1", "VEH-2"))

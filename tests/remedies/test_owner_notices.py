@@ -1,7 +1,7 @@
 """The remedy engine tells the owner: a booked visit and a patch in an approved campaign each queue
 one notification (none for a patch still waiting for approval, none twice however often the engine
-runs), with the facts the message needs; and the OTA audit register shows the notice sent before
-the update's result. Real PostgreSQL; the report goes through ingest's store."""
+runs), with the facts the message needs; once the vehicle reports the update's result, one more
+notice says what it did; and the OTA audit register shows the notices sent before and after. Real PostgreSQL; the report goes through ingest's store."""
 
 from __future__ import annotations
 
@@ -130,3 +130,21 @@ def test_scheduled_remedies_notify_the_owner_once(notify_db: str, tmp_path: Path
     assert entry["result"] == "committed" and entry["remedy_id"] is not None
     assert [(n["notification_id"], n["channel"]) for n in entry["notices_before"]] == [(nid, "email")]
     assert entry["notices_after"] == []
+
+    # The engine's next run tells the owner what the update did, once; the register shows it after.
+    with psycopg.connect(notify_db) as conn:
+        assert run_remedies(conn, CATALOGUE, now=now).notifications_queued == 1
+        conn.commit()
+        assert run_remedies(conn, CATALOGUE, now=now).notifications_queued == 0
+        (after_id, stage, result) = conn.execute(
+            "SELECT notification_id, stage, facts->'remedy' FROM notifications WHERE vehicle_id = 'V0'"
+            " AND stage <> 'remedy'"
+        ).fetchone()  # type: ignore[misc]
+        assert stage == "update_installed" and result["installed"] is True
+        assert (result["ecu"], result["software_version"]) == ("ECM", "4.2.1")
+        assert deliver(conn, after_id, {Channel.EMAIL: email}, now=dt.datetime.now(dt.UTC)).as_dict()
+        conn.commit()
+        assert email.sent[-1].message.subject == "Your car: the software update is installed"
+        (entry,) = register(conn, vehicle_id="V0")
+    assert [n["notification_id"] for n in entry["notices_after"]] == [after_id]
+    assert [n["notification_id"] for n in entry["notices_before"]] == [nid]
