@@ -3,14 +3,16 @@
 Owns: the run's TUF repository (`run_repository`: keys and repository in the run's work directory,
 the cures of the scenario's firmware bugs published as targets for the simulated ECUs' hardware
 ids; the fleet layer serves it on loopback with `ota.server.serving_in_thread`), the run's remedy
-catalogue (`run_catalogue`: the shipped one plus, per bug, the cure its
-maker released) and `SimBackend`, which the drive calls after every simulation step: every
-`every_s` simulated seconds it runs, with `now` = the simulation's clock, the analysis job, the
-remedy engine (campaigns auto-approved), the OTA campaign step (offers published through the real
-broker with the ingest account's OTA login), the report step, the owner notifications that are
-due (delivered on the simulation's clock) and hands each new booking to the simulator
-(`ClosedLoop.book_visit`). Its `summary` is the loop's half of the run's summary. Leaves the
-decisions to `analytics`, `remedies` and `ota`, and the vehicles' side to `simulators.closed_loop`.
+catalogue (`run_catalogue`: the shipped one plus, per bug, the cure its maker released) and
+`SimBackend`, which the drive calls after every simulation step: every `every_s` simulated seconds
+it runs, with `now` = the simulation's clock, the analysis job, the remedy engine (campaigns auto-
+approved), the OTA campaign step (offers published through the real broker with the ingest
+account's OTA login), the report step, the owner notifications that are due (delivered on the
+simulation's clock), hands each new booking to the simulator (`ClosedLoop.book_visit`), and records
+what the simulated workshop saw at each visit in the bookings (`remedies.bookings.complete`, or
+`no_show`, which books again on the simulation's clock). Its `summary` is the loop's half of the
+run's summary. Leaves the decisions to `analytics`, `remedies` and `ota`, and the vehicles' side to
+`simulators.closed_loop`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from simulators.models import MODELS, powertrain_ecu
 log = logging.getLogger(__name__)
 
 DEFAULT_EVERY_S = 600.0  # simulated seconds between two backend steps
+WORKSHOP_ACTOR = "simulated workshop"  # who completes a booking, or records its no-show
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,10 @@ class BackendStats:
     waves_opened: int = 0
     reports_judged: Counter[str] = field(default_factory=Counter)
     bookings: int = 0
+    visits_completed: int = 0  # bookings the workshop's visit completed in the database
+    visits_missed: int = 0  # bookings recorded as no-shows
+    visits_unmatched: int = 0  # visits whose booking was no longer open when they were held
+    visits_withdrawn: int = 0  # handed bookings cancelled before their visit: withdrawn from the simulator
     notifications_delivered: int = 0
     remedy_seen_s: dict[int, tuple[str, str, float]] = field(
         default_factory=dict
@@ -152,6 +159,8 @@ class SimBackend:
         self._next_s = every_s
         self._last_booking = 0
         self._vehicles = list(sim.vehicle_ids)
+        self._handed: dict[tuple[str, int], int] = {}  # (vehicle, start, Unix s) -> booking handed over
+        self._visits_recorded = 0  # how many of `sim.visits` are recorded in the bookings
 
     def register_keys(self) -> int:
         """Register every simulated vehicle's report key (before any offer). Returns how many."""
@@ -185,6 +194,7 @@ class SimBackend:
         now = dt.datetime.fromtimestamp(self.sim.unix_s_at(t_s), dt.UTC)
         conn, s = self._conn, self.stats
         s.steps += 1
+        self._record_visits()  # first: what the workshop did since the last step is past, like a report
         with conn.transaction():
             run_analysis(conn, default_detectors(), settle_s=0.0, hazards=False)
         run_remedies(conn, self.catalogue, now=now, auto_approve_campaigns=True)
@@ -205,10 +215,48 @@ class SimBackend:
         ).fetchall():
             self._last_booking = booking_id
             self.loop.book_visit(vehicle_id, starts_at.timestamp())
+            self._handed[(vehicle_id, round(starts_at.timestamp()))] = booking_id
             s.bookings += 1
+        self._withdraw_cancelled()
         for notification_id in due_notifications(conn, now=now):
             deliver(conn, notification_id, self.transports, now=now)
             s.notifications_delivered += 1
+
+    def _record_visits(self) -> None:
+        """Each visit the workshop held since the last step completes its booking, or records a
+        no-show (the next booking follows when this step hands bookings over)."""
+        from remedies.bookings import complete, no_show
+
+        for visit in self.sim.visits[self._visits_recorded :]:
+            self._visits_recorded += 1
+            vehicle_id = self._vehicles[visit["vehicle_index"]]
+            booking_id = self._handed.pop((vehicle_id, round(self.sim.unix_s_at(visit["booked_at_s"]))), None)
+            if booking_id is None:
+                continue  # a visit booked around the database (a test's): nothing to record
+            at = dt.datetime.fromtimestamp(self.sim.unix_s_at(visit["t_s"]), dt.UTC)
+            try:
+                if visit["showed_up"]:
+                    complete(self._conn, booking_id, WORKSHOP_ACTOR)
+                    self.stats.visits_completed += 1
+                else:
+                    no_show(self._conn, booking_id, WORKSHOP_ACTOR, now=at)
+                    self.stats.visits_missed += 1
+            except LookupError:
+                self.stats.visits_unmatched += 1
+
+    def _withdraw_cancelled(self) -> None:
+        """A handed booking that was cancelled (rescheduled, or the fault cleared before the visit)
+        is withdrawn from the simulator."""
+        closed = self._conn.execute(
+            "SELECT booking_id FROM bookings WHERE booking_id = ANY(%s) AND status <> 'booked'",
+            (list(self._handed.values()),),
+        ).fetchall()
+        gone = {row[0] for row in closed}
+        for key, booking_id in list(self._handed.items()):
+            if booking_id in gone:
+                del self._handed[key]
+                self.loop.cancel_visit(*key)
+                self.stats.visits_withdrawn += 1
 
     def close(self) -> None:
         self._conn.close()
@@ -267,6 +315,12 @@ class SimBackend:
             "visits_made": sum(1 for v in visits if v["showed_up"]),
             "visits_no_show": sum(1 for v in visits if not v["showed_up"]),
             "visits_pending": s.bookings - len(visits),
+            "bookings_recorded": {
+                "completed": s.visits_completed,
+                "no_show": s.visits_missed,
+                "unmatched": s.visits_unmatched,
+                "withdrawn": s.visits_withdrawn,
+            },
             "notifications": notices,
             "campaigns": {
                 "waves_opened": s.waves_opened,

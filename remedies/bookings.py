@@ -59,20 +59,32 @@ class _Keep(Exception):
 
 
 def cancel(
-    conn: psycopg.Connection, booking_id: int, actor: str, reason: str, *, rebook: bool = False
+    conn: psycopg.Connection,
+    booking_id: int,
+    actor: str,
+    reason: str,
+    *,
+    rebook: bool = False,
+    now: dt.datetime | None = None,
 ) -> int | None:
-    """Cancels; with `rebook`, the new booking's id (None when no slot is free)."""
+    """Cancels; with `rebook`, the new booking's id (None when no slot is free), searched from `now`
+    (default: the wall clock)."""
     with conn.transaction():
         remedy_id, vehicle_id, _, details = _open(conn, booking_id)
         store.set_booking(conn, booking_id, "cancelled", f"{reason} ({actor})", actor)
         if rebook:
-            return book_visit(conn, remedy_id, vehicle_id, details, dt.datetime.now(dt.UTC), RemedyReport())
+            return book_visit(
+                conn, remedy_id, vehicle_id, details, now or dt.datetime.now(dt.UTC), RemedyReport()
+            )
         store.set_remedy(conn, remedy_id, "proposed", f"visit cancelled by {actor}: {reason}", actor=actor)
         return None
 
 
-def no_show(conn: psycopg.Connection, booking_id: int, actor: str) -> int | None:
-    """Records the missed visit; the next booking's id, or None when the remedy failed instead."""
+def no_show(
+    conn: psycopg.Connection, booking_id: int, actor: str, *, now: dt.datetime | None = None
+) -> int | None:
+    """Records the missed visit; the next booking's id (a slot searched from `now`, default the wall
+    clock), or None when the remedy failed instead."""
     with conn.transaction():
         remedy_id, vehicle_id, _, details = _open(conn, booking_id)
         store.set_booking(conn, booking_id, "no_show", f"the vehicle did not come ({actor})", actor)
@@ -83,7 +95,9 @@ def no_show(conn: psycopg.Connection, booking_id: int, actor: str) -> int | None
             why = f"{missed} missed visits: the service centre contacts the owner"
             store.set_remedy(conn, remedy_id, "failed", why, actor=actor)
             return None
-        return book_visit(conn, remedy_id, vehicle_id, details, dt.datetime.now(dt.UTC), RemedyReport())
+        return book_visit(
+            conn, remedy_id, vehicle_id, details, now or dt.datetime.now(dt.UTC), RemedyReport()
+        )
 
 
 def complete(conn: psycopg.Connection, booking_id: int, actor: str) -> None:

@@ -9,7 +9,8 @@ would deliver it) and the responder (`simulators.ota_responder`) advances every 
 A `committed` install changes the vehicle's software in the engine (`FleetSimulation.
 install_software`: its check-in with the new version goes out at the next step, and a firmware
 bug stops on the patched version); a rolled-back one changes nothing. Visits go to
-`FleetSimulation.schedule_visit`. `simulators.feeder.feed(closed_loop=...)` calls `step` once per
+`FleetSimulation.schedule_visit`, and cancelled ones (a booking cancelled or rescheduled) to
+`FleetSimulation.cancel_visit`. `simulators.feeder.feed(closed_loop=...)` calls `step` once per
 step and publishes the reports on each vehicle's `update` topic through its backlog (an offline
 vehicle's reports wait, as the agent's spool keeps them). Leaves MQTT to `simulators.ota_link`.
 """
@@ -38,6 +39,7 @@ class LoopStats:
     rolled_back: int = 0
     failed: int = 0
     visits_booked: int = 0
+    visits_cancelled: int = 0  # booked visits withdrawn before they were held
 
 
 class ClosedLoop:
@@ -81,6 +83,11 @@ class ClosedLoop:
         applies at the next step. Raises KeyError for a vehicle not in this fleet."""
         self._inbox.put(("visit", self._index[vehicle_id], float(at_unix_s)))
 
+    def cancel_visit(self, vehicle_id: str, at_unix_s: float) -> None:
+        """Withdraw the visit booked for `vehicle_id` at `at_unix_s` (thread-safe; applied at the next
+        step, if it has not been held by then). Raises KeyError for a vehicle not in this fleet."""
+        self._inbox.put(("cancel", self._index[vehicle_id], float(at_unix_s)))
+
     def step(self, out: StepOutput, offline: np.ndarray) -> list[tuple[int, str, bytes]]:
         """After the engine's step `out`: hand over what arrived, advance the installs, apply what
         committed. Returns the reports to publish as (vehicle index, topic kind, payload)."""
@@ -94,6 +101,8 @@ class ClosedLoop:
             if what == "visit":
                 sim.schedule_visit(v, sim.t_s_at(item))
                 self.stats.visits_booked += 1
+            elif what == "cancel":
+                self.stats.visits_cancelled += sim.cancel_visit(v, sim.t_s_at(item))
             else:
                 offers.append((v, item))
         reports = []

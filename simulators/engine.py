@@ -167,6 +167,11 @@ class FleetSimulation:
         vehicle."""
         self.workshop.book(vehicle, at_s)
 
+    def cancel_visit(self, vehicle: int, at_s: float) -> bool:
+        """Withdraw a booked visit that has not been held (a cancelled or rescheduled booking):
+        whether there was one."""
+        return self.workshop.cancel(vehicle, at_s)
+
     @property
     def visits(self) -> list[dict[str, Any]]:
         """Each visit held so far (for the ground truth)."""

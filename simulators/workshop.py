@@ -35,6 +35,16 @@ class Workshop:
         self._order += 1
         heapq.heappush(self._due, (float(at_s), self._order, vehicle))
 
+    def cancel(self, vehicle: int, at_s: float) -> bool:
+        """Withdraw `vehicle`'s visit booked at `at_s` (within half a second), if it is still to come:
+        whether one was."""
+        for i, (booked_s, _, v) in enumerate(self._due):
+            if v == vehicle and abs(booked_s - at_s) < 0.5:
+                self._due.pop(i)
+                heapq.heapify(self._due)
+                return True
+        return False
+
     def visit_due(self, t_s: float, plan: fault_mod.FaultPlan, stored: np.ndarray) -> np.ndarray:
         """Hold the visits due at `t_s`: repairs what the kept ones find (`plan` changes) and
         returns the mask of vehicles whose stored codes (`stored`, before this step) are cleared."""

@@ -134,6 +134,15 @@ def test_the_loop_patches_the_firmware_bug_in_waves_and_a_visit_repairs_a_leak(t
     visits = [v for v in truth["visits"] if v["vehicle_id"] == leak["vehicle_id"]]
     assert visits and visits[0]["showed_up"] and visits[0]["repaired"] == "tyre_slow_leak"
     assert loop["visits_booked"] >= 1 and loop["visits_made"] >= 1
+    # Each visit held is recorded in its booking: completed when the owner came, else a no-show;
+    # a booking cancelled before its visit (the fault cleared, or it was rescheduled) is withdrawn.
+    recorded = loop["bookings_recorded"]
+    assert loop["loop"]["visits_cancelled"] == recorded["withdrawn"]
+    assert (recorded["completed"], recorded["no_show"], recorded["unmatched"]) == (
+        loop["visits_made"],
+        loop["visits_no_show"],
+        0,
+    )
     # Owners were told, on the simulation's clock, within the outbox's rules.
     notices = loop["notifications"]
     assert notices["notifications"] >= 1 and notices["sent"] + sum(notices["suppressed"].values()) >= 1
