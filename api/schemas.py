@@ -7,10 +7,11 @@ self-describing. Leaves storage shapes to the repository and the catalogue to `c
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from api.params import TIMESTAMP_RULE, parse_rfc3339
 from api.repository import LatestRecord
 from contract.signals import BY_PATH
 
@@ -114,3 +115,75 @@ class EcuSoftwareOut(BaseModel):
 class SoftwareInventory(BaseModel):
     vehicle_id: str
     ecus: list[EcuSoftwareOut] = Field(description="As the vehicle last reported them, by ECU name")
+
+
+BookingStatus = Literal["booked", "completed", "cancelled", "no_show"]
+
+
+class BookingHistoryOut(BaseModel):
+    at: datetime
+    status: str = Field(description="booked, rescheduled, completed, cancelled or no_show")
+    starts_at: datetime
+    reason: str
+    actor: str = Field(description="Who did it: `engine`, or the API caller as `role:name`")
+
+
+class BookingOut(BaseModel):
+    booking_id: int
+    vehicle_id: str
+    service_centre_id: str
+    remedy_id: int
+    alarm_id: int | None = Field(description="The alarm the visit remedies")
+    fault: str | None = Field(description="The alarm's fault kind, e.g. brake_pad_wear or dtc:P0217")
+    severity: str | None
+    skill: str = Field(description="The skill the visit needs, e.g. brakes")
+    starts_at: datetime
+    ends_at: datetime
+    deadline: datetime = Field(description="When the visit should happen by, from the alarm's urgency")
+    late: bool = Field(description="No centre with the skill had a slot before the deadline")
+    distance_km: float | None = Field(description="From where the vehicle usually parks")
+    status: BookingStatus
+    reason: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class BookingDetail(BookingOut):
+    history: list[BookingHistoryOut] = Field(description="Every change, oldest first")
+
+
+class BookingList(BaseModel):
+    items: list[BookingOut]
+    limit: int
+    offset: int
+    total: int = Field(description="How many bookings this caller can see with these filters")
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=200, description="Why, for the booking's history")
+    rebook: bool = Field(False, description="Book the next free slot at once")
+
+
+class RescheduleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    not_before: Annotated[
+        datetime | None,
+        BeforeValidator(parse_rfc3339),
+        WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}),
+    ] = Field(
+        None,
+        description="The new slot starts at or after this (default: after the current start): "
+        + TIMESTAMP_RULE,
+    )
+
+
+class BookingActionOut(BaseModel):
+    booking: BookingDetail = Field(description="The booking acted on, as it is now")
+    next_booking: BookingOut | None = Field(
+        description="The booking that replaces it (a reschedule, a no-show, a cancel with rebook), when "
+        "this caller may see it: a new slot may be at another centre"
+    )
+    rebooked: bool = Field(description="A new booking was made")

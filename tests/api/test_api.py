@@ -325,6 +325,12 @@ def test_every_route_but_health_declares_a_role() -> None:
         "/vehicles/{vehicle_id}/dtc",
         "/vehicles/{vehicle_id}/software",
         "/vehicles/{vehicle_id}/status",
+        "/bookings",
+        "/bookings/{booking_id}",
+        "/bookings/{booking_id}/complete",
+        "/bookings/{booking_id}/no-show",
+        "/bookings/{booking_id}/cancel",
+        "/bookings/{booking_id}/reschedule",
     }
     for route in found:
         assert bool(guards(route.dependant)) == (route.path != "/health"), route.path
@@ -333,9 +339,11 @@ def test_every_route_but_health_declares_a_role() -> None:
 @pytest.mark.postgres
 def test_every_documented_route_but_health_needs_a_token(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    for path in paths:
-        r = client.get(path.replace("{vehicle_id}", "VIN-N1"))
-        assert r.status_code == (200 if path == "/health" else 401), path
+    for path, operations in paths.items():
+        url = path.replace("{vehicle_id}", "VIN-N1").replace("{booking_id}", "1")
+        for method in operations:
+            r = client.request(method.upper(), url, json={} if method == "post" else None)
+            assert r.status_code == (200 if path == "/health" else 401), (method, path)
 
 
 def test_missing_token_is_401_before_touching_the_database() -> None:
@@ -355,6 +363,12 @@ def test_openapi_and_docs_are_served(client: TestClient) -> None:
         "/vehicles/{vehicle_id}/dtc",
         "/vehicles/{vehicle_id}/status",
         "/vehicles/{vehicle_id}/software",
+        "/bookings",
+        "/bookings/{booking_id}",
+        "/bookings/{booking_id}/complete",
+        "/bookings/{booking_id}/no-show",
+        "/bookings/{booking_id}/cancel",
+        "/bookings/{booking_id}/reschedule",
     }
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert client.get("/docs").status_code == 200
@@ -362,7 +376,7 @@ def test_openapi_and_docs_are_served(client: TestClient) -> None:
 
 def test_openapi_documents_every_error_a_route_can_return() -> None:
     """401 and 503 on every route behind a token (schemathesis found the 401 missing), 404 on every
-    per-vehicle route, 403 wherever a role guard is narrower than "any role", all with a body
+    per-vehicle and per-booking route, 403 wherever a role guard is narrower than "any role", all with a body
     schema; and the bounds of every integer parameter."""
     spec = create_app(UNREACHABLE_URL).openapi()
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
@@ -381,7 +395,7 @@ def test_openapi_documents_every_error_a_route_can_return() -> None:
             assert responses["401"]["content"] == error, where
             assert "WWW-Authenticate" in responses["401"]["headers"], where
             assert responses["503"]["content"] == error, where
-            assert ("404" in responses) == ("{vehicle_id}" in path), where
+            assert ("404" in responses) == ("{vehicle_id}" in path or "{booking_id}" in path), where
             assert ("403" in responses) == (path in narrow), where
             if op.get("parameters"):
                 assert "422" in responses, where

@@ -126,13 +126,17 @@ def _aim_at_a_seeded_vehicle(case: schemathesis.Case) -> None:
 
 
 def _assert_scoped(caller: str, path: str, body: Any) -> None:
-    """A service centre's 200 responses mention only its own vehicles."""
+    """A service centre's 200 responses mention only its own vehicles and its own bookings."""
     _, centre = CALLERS[caller]
     if centre is None or path == "/health":
         return
     if path == "/vehicles":
         assert all(v["service_centre_id"] == centre for v in body["items"]), body
         assert body["total"] == sum(c == centre for c in CENTRE_OF.values())
+    elif path == "/bookings":
+        assert all(b["service_centre_id"] == centre for b in body["items"]), body
+    elif path.startswith("/bookings/"):
+        assert body.get("booking", body)["service_centre_id"] == centre, body
     else:
         assert CENTRE_OF.get(body["vehicle_id"]) == centre, body
 
