@@ -3,7 +3,9 @@ remedy) into the outbox once the remedy is scheduled, and one more once an OTA p
 
 Owns choosing the remedies to tell about and the facts their message needs:
 - a booked shop visit (remedy `scheduled` with an open booking that has not begun): the centre's
-  name, the start and the workshop time (`remedies.notifications.facts.ShopVisit`);
+  name, the start and the workshop time (`remedies.notifications.facts.ShopVisit`), once per
+  booking, so a visit that moves (rescheduled, rebooked after a no-show) is told again with its new
+  time, and the old notice is withdrawn if it has not gone out (`policy`: `withdrawn`);
 - a scheduled OTA patch (remedy `scheduled` in an approved or running campaign): the ECU, the
   version, the install time and whether the owner must consent (`OtaPatch`);
 - after the update (UNECE R156's notice after): a patch whose vehicle reported `committed` or
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 
 _DUE_SQL = (
     "SELECT r.remedy_id, r.alarm_id, r.vehicle_id, r.kind, r.details, b.starts_at, sc.name,"
-    " c.consent_required FROM remedies r"
+    " c.consent_required, b.booking_id FROM remedies r"
     " LEFT JOIN bookings b ON b.remedy_id = r.remedy_id AND b.status = 'booked'"
     " LEFT JOIN service_centres sc ON sc.service_centre_id = b.service_centre_id"
     " LEFT JOIN campaigns c ON c.campaign_id = r.campaign_id"
@@ -39,7 +41,8 @@ _DUE_SQL = (
     "  (r.kind = 'shop_visit' AND b.booking_id IS NOT NULL AND b.starts_at > %(now)s)"
     "  OR (r.kind = 'ota_patch' AND c.status IN ('approved', 'running')))"
     " AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.vehicle_id = r.vehicle_id"
-    "  AND n.alarm_id = r.alarm_id AND n.remedy_id = r.remedy_id)"
+    "  AND n.alarm_id = r.alarm_id AND n.remedy_id = r.remedy_id AND n.stage = 'remedy'"
+    "  AND n.booking_id IS NOT DISTINCT FROM b.booking_id)"
     " ORDER BY r.remedy_id LIMIT %(limit)s"
 )
 
@@ -62,12 +65,20 @@ def notify_scheduled(conn: psycopg.Connection, now: dt.datetime, *, limit: int =
     notification the outbox refuses (facts it finds invalid) is logged and counted, and the run
     goes on."""
     queued = refused = 0
-    for remedy_id, alarm_id, vehicle_id, kind, details, starts_at, centre, consent in conn.execute(
-        _DUE_SQL, {"now": now, "limit": limit}
-    ).fetchall():
+    for (
+        remedy_id,
+        alarm_id,
+        vehicle_id,
+        kind,
+        details,
+        starts_at,
+        centre,
+        consent,
+        booking_id,
+    ) in conn.execute(_DUE_SQL, {"now": now, "limit": limit}).fetchall():
         try:
             facts = {"remedy": _remedy_facts(kind, details, starts_at, centre, consent)}
-            if enqueue(conn, vehicle_id, int(alarm_id), int(remedy_id), facts).created:
+            if enqueue(conn, vehicle_id, int(alarm_id), int(remedy_id), facts, booking_id=booking_id).created:
                 queued += 1
         except (ValueError, KeyError, TypeError) as exc:
             refused += 1

@@ -122,13 +122,14 @@ def deliver(
     now = now or dt.datetime.now(dt.UTC)
     with conn.transaction():
         head = conn.execute(
-            "SELECT vehicle_id, critical, facts, expires_at FROM notifications WHERE notification_id = %s"
-            " FOR UPDATE",
+            "SELECT vehicle_id, critical, facts, expires_at, booking_id IS NOT NULL AND NOT EXISTS"
+            " (SELECT 1 FROM bookings b WHERE b.booking_id = n.booking_id AND b.status = 'booked')"
+            " FROM notifications n WHERE notification_id = %s FOR UPDATE OF n",
             (notification_id,),
         ).fetchone()
         if head is None:
             return DeliveryResult(notification_id)
-        vehicle_id, critical, facts_json, expires_at = head
+        vehicle_id, critical, facts_json, expires_at, withdrawn = head
         owner = conn.execute(OWNER_SQL, (vehicle_id,)).fetchone()
         owner_id: str | None = owner[0] if owner else None
         if owner_id is not None:
@@ -168,6 +169,7 @@ def deliver(
             recent_sends=recent_sends(conn, owner_id, notification_id, now, config.policy),
             already_sent=bool(sent_before and sent_before[0]),
             expires_at=expires_at,
+            withdrawn=bool(withdrawn),
             channels_on=frozenset(transports),
         )
         results = []

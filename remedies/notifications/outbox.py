@@ -20,7 +20,10 @@ from psycopg.types.json import Jsonb
 from remedies.notifications.facts import NoticeFacts
 from remedies.notifications.policy import Channel
 
-_COLUMNS = "notification_id, vehicle_id, alarm_id, remedy_id, critical, facts, expires_at, created_at, stage"
+_COLUMNS = (
+    "notification_id, vehicle_id, alarm_id, remedy_id, critical, facts, expires_at, created_at,"
+    " stage, booking_id"
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Notification:
     expires_at: dt.datetime | None
     created_at: dt.datetime
     stage: str = "remedy"  # `remedies.notifications.facts.Stage`
+    booking_id: int | None = None  # a visit's notice: its booking
     created: bool = True
 
     def as_dict(self) -> dict[str, Any]:
@@ -49,6 +53,7 @@ class Notification:
             "expires_at": _iso(self.expires_at),
             "created_at": _iso(self.created_at),
             "stage": self.stage,
+            "booking_id": self.booking_id,
         }
 
 
@@ -58,8 +63,11 @@ def enqueue(
     alarm_id: int,
     remedy_id: int,
     facts: NoticeFacts | Mapping[str, Any],
+    *,
+    booking_id: int | None = None,
 ) -> Notification:
-    """Put the notification of (vehicle, alarm, remedy) and the facts' stage in the outbox, with one
+    """Put the notification of (vehicle, alarm, remedy), the facts' stage and, for a visit, its
+    `booking_id` in the outbox, with one
     pending delivery per channel, and return its row; when it exists already, return that row unchanged
     (`created` False). `facts` (`remedies.notifications.facts.NoticeFacts`, or its JSON form) may leave
     out `fault`, `severity` and `explanation`: the alarm's are used. Commits nothing itself: it runs in
@@ -68,7 +76,8 @@ def enqueue(
 
     Raises ValueError for invalid facts or ids, or an alarm that does not exist or belongs to
     another vehicle; psycopg.Error when the database fails."""
-    for name, value in (("alarm_id", alarm_id), ("remedy_id", remedy_id)):
+    ids = [("alarm_id", alarm_id), ("remedy_id", remedy_id)]
+    for name, value in ids + ([("booking_id", booking_id)] if booking_id is not None else []):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
             raise ValueError(f"{name} must be a positive 64-bit integer, not {value!r}")
     if not isinstance(facts, NoticeFacts | Mapping):
@@ -87,17 +96,19 @@ def enqueue(
                 {**defaults, **dict(facts)}
             )  # ValidationError is a ValueError
         row = conn.execute(
-            "INSERT INTO notifications (vehicle_id, alarm_id, remedy_id, critical, facts, expires_at, stage)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING"
+            "INSERT INTO notifications (vehicle_id, alarm_id, remedy_id, critical, facts, expires_at, stage,"
+            " booking_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING"
             f" RETURNING {_COLUMNS}",
             (vehicle_id, alarm_id, remedy_id, parsed.critical, Jsonb(parsed.model_dump(mode="json")),
-             parsed.expires_at, parsed.stage),
+             parsed.expires_at, parsed.stage, booking_id),
         ).fetchone()  # fmt: skip
         if row is None:
             existing = conn.execute(
                 f"SELECT {_COLUMNS} FROM notifications"
-                " WHERE vehicle_id = %s AND alarm_id = %s AND remedy_id = %s AND stage = %s",
-                (vehicle_id, alarm_id, remedy_id, parsed.stage),
+                " WHERE vehicle_id = %s AND alarm_id = %s AND remedy_id = %s AND stage = %s"
+                " AND booking_id IS NOT DISTINCT FROM %s",
+                (vehicle_id, alarm_id, remedy_id, parsed.stage, booking_id),
             ).fetchone()
             assert existing is not None  # the conflict was with it, and notifications are not deleted
             return replace(Notification(*existing), created=False)

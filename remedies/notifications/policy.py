@@ -4,7 +4,8 @@ Owns the rules, in the order they are applied to each channel (docs/notification
 1. the channel is switched on in this deployment (else suppressed: `channel_off`);
 2. the vehicle has an owner, who consented to the channel and gave its address (else suppressed:
    `no_owner`, `no_consent`, `no_address`);
-3. the message is not out of date (a visit that has started: suppressed, `expired`);
+3. the message is not out of date (a visit that has started: suppressed, `expired`; a visit that
+   was moved or cancelled since: suppressed, `withdrawn`, the new booking has its own notice);
 4. an in-car message waits until the vehicle is parked (held: `driving`, or `vehicle_state_unknown`
    while its state is not known);
 5. nothing goes out inside the owner's quiet hours, in the owner's time zone (held until they end:
@@ -54,6 +55,7 @@ class Reason(enum.StrEnum):
     NO_CONSENT = "no_consent"  # suppressed: the owner did not consent to this channel
     NO_ADDRESS = "no_address"  # suppressed: the owner gave no address for it
     EXPIRED = "expired"  # suppressed: the message is out of date (its visit has started)
+    WITHDRAWN = "withdrawn"  # suppressed: its visit was moved or cancelled (a new booking has its own)
     RATE_LIMIT = "rate_limit"  # suppressed: the owner had `max_per_window` notifications already
 
 
@@ -104,6 +106,7 @@ class Situation:
     recent_sends: tuple[dt.datetime, ...] = ()
     already_sent: bool = False
     expires_at: dt.datetime | None = None
+    withdrawn: bool = False  # the booking the message is about is not open any more
     channels_on: frozenset[Channel] = frozenset(Channel)
 
 
@@ -144,6 +147,8 @@ def decide(channel: Channel, situation: Situation, config: PolicyConfig = Policy
         return Suppress(Reason.NO_ADDRESS)
     if situation.expires_at is not None and now >= situation.expires_at:
         return Suppress(Reason.EXPIRED)
+    if situation.withdrawn:
+        return Suppress(Reason.WITHDRAWN)
     if channel is Channel.IN_CAR and situation.vehicle is not VehicleState.PARKED:
         unknown = situation.vehicle is VehicleState.UNKNOWN
         return Hold(Reason.VEHICLE_STATE_UNKNOWN if unknown else Reason.DRIVING)

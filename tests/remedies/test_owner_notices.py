@@ -1,7 +1,8 @@
 """The remedy engine tells the owner: a booked visit and a patch in an approved campaign each queue
 one notification (none for a patch still waiting for approval, none twice however often the engine
 runs), with the facts the message needs; once the vehicle reports the update's result, one more
-notice says what it did; and the OTA audit register shows the notices sent before and after. Real PostgreSQL; the report goes through ingest's store."""
+notice says what it did; and the OTA audit register shows the notices sent before and after. Real
+PostgreSQL; the report goes through ingest's store."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from ota.controller import act
 from ota.loop import LoopConfig, campaign_step, report_step
 from ota.rollout import Event
 from ota.vehicle_keys import register_key
+from remedies import bookings
 from remedies.catalogue import load_catalogue
 from remedies.notifications import Channel, MemoryTransport, deliver
 from remedies.run import run_remedies
@@ -44,6 +46,46 @@ def alarm(conn: psycopg.Connection, vid: str, fault: str, at: dt.datetime, **evi
     ns = int(at.timestamp() * 1e9)
     store_findings(conn, [Finding(vid, fault, FindingState.RAISE, ns, Severity.MAJOR, ns, "test", evidence)])
     conn.commit()
+
+
+def test_a_moved_visit_is_told_again_and_the_old_notice_is_withdrawn(notify_db: str) -> None:
+    """A booked visit is told once per booking: rescheduled, the owner hears the new time, and the
+    notice of the old booking, not sent yet, is suppressed as withdrawn."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with psycopg.connect(notify_db) as conn:
+        seed_owner(conn, "O-9", ("V9",), time_zone="Europe/Berlin")
+        conn.execute(
+            "INSERT INTO service_centres (service_centre_id, name, lat, lon, skills, capacity_per_day,"
+            " opening_hours, time_zone) VALUES ('SC-9', 'Werkstatt Nord', 48.1, 11.5, '{electrical}', 8, %s,"
+            " 'UTC')",
+            (HOURS,),
+        )
+        conn.commit()
+        alarm(conn, "V9", "battery_12v_failing", now - dt.timedelta(minutes=5))
+        assert run_remedies(conn, CATALOGUE, now=now).notifications_queued == 1
+        conn.commit()
+        ((old_id, old_booking, old_facts),) = conn.execute(
+            "SELECT notification_id, booking_id, facts->'remedy' FROM notifications WHERE vehicle_id = 'V9'"
+        ).fetchall()
+        assert old_booking is not None
+        new_booking = bookings.reschedule(conn, old_booking, "service_centre:desk")
+        assert new_booking is not None
+        conn.commit()
+        assert run_remedies(conn, CATALOGUE, now=now).notifications_queued == 1
+        conn.commit()
+        assert run_remedies(conn, CATALOGUE, now=now).notifications_queued == 0
+        ((new_id, new_facts),) = conn.execute(
+            "SELECT notification_id, facts->'remedy' FROM notifications WHERE booking_id = %s", (new_booking,)
+        ).fetchall()
+        assert new_facts["starts_at"] > old_facts["starts_at"]
+        email = MemoryTransport(Channel.EMAIL)
+        old = deliver(conn, old_id, {Channel.EMAIL: email}, now=now)
+        new = deliver(conn, new_id, {Channel.EMAIL: email}, now=now)
+        conn.commit()
+    by_channel = {c.channel: (c.state, c.reason) for c in old.channels}
+    assert by_channel[Channel.EMAIL] == ("suppressed", "withdrawn")
+    assert {c.channel: c.state for c in new.channels}[Channel.EMAIL] == "sent" and len(email.sent) == 1
+    assert email.sent[0].notification_id == new_id
 
 
 def test_scheduled_remedies_notify_the_owner_once(notify_db: str, tmp_path: Path) -> None:

@@ -198,6 +198,8 @@ def test_the_other_rules() -> None:
     assert decide(Channel.EMAIL, Situation(now=now, owner=no_address)) == Suppress(Reason.NO_ADDRESS)
     expired = Situation(now=now, owner=owner(), expires_at=now)
     assert decide(Channel.EMAIL, expired) == Suppress(Reason.EXPIRED)
+    moved = Situation(now=now, owner=owner(), withdrawn=True, critical=True)  # critical: still out
+    assert decide(Channel.EMAIL, moved) == Suppress(Reason.WITHDRAWN)
     with pytest.raises(ValueError):
         decide(Channel.EMAIL, Situation(now=now.replace(tzinfo=None), owner=owner()))
     with pytest.raises(ValueError):
