@@ -87,6 +87,7 @@ def test_the_one_shot_commands(pg_server_url: str, tmp_path: Path, monkeypatch: 
     assert step["publish"]["unpublished"] == 1 and "no broker" in step["publish"]["errors"][0]  # type: ignore[index]
     assert fleet("ota", "check-reports") == {
         "verdicts": {}, "recorded": 0, "not_in_campaign": 0, "inventory_updated": 0, "caught_up": 0,
+        "deferred": 0,
     }  # fmt: skip
     (entry,) = fleet("ota", "audit", "--vehicle", "CLI-2")  # type: ignore[misc]
     assert entry["result"] == "not_offered" and "other-hw" in entry["compatibility"]["detail"]
