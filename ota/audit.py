@@ -2,8 +2,9 @@
 `ota_audit_register`, migration 0017; docs/ota.md §6).
 
 Owns writing its rows, which happens in the transaction of what they record: `record_check` when
-the campaign step checks a vehicle's compatibility (and offers the update, or not), `record_report`
-when a verified report is recorded. The table is append-only (a trigger refuses UPDATE, DELETE and
+the campaign step checks a vehicle's compatibility (and offers the update, or not), `record_timeout`
+when it finds that no report answered an offer in time (migration 0019), `record_report` when a
+verified report is recorded. The table is append-only (a trigger refuses UPDATE, DELETE and
 TRUNCATE). Owns reading the register (`register`): one entry per vehicle and update, with the
 software before and after, the check, the result and the notices the owner got before and after
 (the sent notifications of the member's remedy, read from `remedies.notifications`' tables by SQL).
@@ -69,6 +70,27 @@ def record_report(
             report.before.version, report.before.sha256, report.after.version, report.after.sha256, report_id,
         ),
     )  # fmt: skip
+
+
+def record_timeout(
+    conn: psycopg.Connection,
+    *,
+    vehicle_id: str,
+    offer_id: str,
+    campaign_id: int,
+    remedy_id: int | None,
+    ecu: str,
+    target: str,
+    target_version: str,
+    at: dt.datetime,
+    reason: str,
+) -> None:
+    """Record that an offer timed out: no report answered it in time (a late one still counts)."""
+    conn.execute(
+        "INSERT INTO ota_audit (at, event, vehicle_id, offer_id, campaign_id, remedy_id, ecu, target,"
+        " target_version, reason) VALUES (%s, 'timed_out', %s, %s, %s, %s, %s, %s, %s, %s)",
+        (at, vehicle_id, offer_id, campaign_id, remedy_id, ecu, target, target_version, reason),
+    )
 
 
 _REGISTER_COLUMNS = (

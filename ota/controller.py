@@ -14,10 +14,16 @@ out wave by wave (`ota.rollout` decides; this shell reads and writes the campaig
      marked offered; `send_offer` may raise OfferDeferred (the vehicle stays pending, offered at a
      later step) or OfferRefused (the vehicle is excluded with the reason: its hardware does not
      fit);
-  4. the open wave is judged (`ota.rollout.judge_wave`): the next wave opens, the campaign
+  4. offers that no report answered within the campaign's `offer_timeout_s` of the last time they
+     went out (a broker that is down is not the vehicle's silence, and a vehicle that came back
+     online and got its offer again has the whole time again) time out
+     (`ota.rollout.offer_timed_out`): the member becomes `timed_out`, each in the audit register
+     and the step in the campaign's history;
+  5. the open wave is judged (`ota.rollout.judge_wave`): the next wave opens, the campaign
      finishes, or it pauses with the reason.
-- Reports (`record_report`): a vehicle's verified report moves its state; the server takes the
-  vehicle's own report as the truth about what is installed, also after a rollback.
+- Reports (`record_report`): a vehicle's verified report moves its state (a timed-out member's
+  too: a late report counts); the server takes the vehicle's own report as the truth about what
+  is installed, also after a rollback.
 Raises psycopg.Error; `act` raises LookupError for an unknown campaign and
 `ota.rollout.TransitionError` for a refused act.
 """
@@ -31,6 +37,7 @@ from typing import Any
 
 import psycopg
 
+from ota import audit
 from ota.rollout import (
     Event,
     Member,
@@ -40,6 +47,7 @@ from ota.rollout import (
     Verdict,
     joiner_wave,
     judge_wave,
+    offer_timed_out,
     transition,
 )
 
@@ -69,6 +77,7 @@ class StepReport:
     waves_opened: list[tuple[int, int]] = field(default_factory=list)
     finished: list[int] = field(default_factory=list)
     paused: list[tuple[int, str]] = field(default_factory=list)
+    timed_out: list[tuple[int, str]] = field(default_factory=list)  # (campaign, vehicle): no report in time
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,10 +99,10 @@ def act(conn: psycopg.Connection, campaign_id: int, event: Event, actor: str, re
             " approved_at = CASE WHEN %s THEN now() ELSE approved_at END WHERE campaign_id = %s",
             (new.value, approved, actor, approved, campaign_id),
         )
-        if event is Event.RESUME:  # the person accepts the failures so far (they stay recorded)
+        if event is Event.RESUME:  # the person accepts the failures and timeouts so far (they stay recorded)
             conn.execute(
                 "UPDATE campaign_vehicles SET failure_accepted = true WHERE campaign_id = %s"
-                " AND state IN ('failed', 'rolled_back')",
+                " AND state IN ('failed', 'rolled_back', 'timed_out')",
                 (campaign_id,),
             )
         _history(conn, campaign_id, new, reason or f"{event.value} by {actor}", actor)
@@ -113,7 +122,7 @@ def step_campaigns(
             row = conn.execute(
                 "SELECT campaign_id, status, ecu, from_version, to_version, target_filter, waves_pct,"
                 " current_wave, success_threshold, error_threshold, max_failures, soak_s, urgency,"
-                " forced_after, maintenance_window, consent_required FROM campaigns"
+                " forced_after, maintenance_window, consent_required, offer_timeout_s FROM campaigns"
                 " WHERE campaign_id = %s AND status IN ('approved', 'running') FOR UPDATE SKIP LOCKED",
                 (campaign_id,),
             ).fetchone()
@@ -131,8 +140,8 @@ def _step_one(
     report: StepReport,
 ) -> None:
     (cid, status, ecu, _old, new_version, target, waves, wave, success, error, cap, soak, urgency,
-     forced_after, window, consent) = row  # fmt: skip
-    policy = Policy(tuple(float(w) for w in waves), success, error, cap, soak)
+     forced_after, window, consent, offer_timeout) = row  # fmt: skip
+    policy = Policy(tuple(float(w) for w in waves), success, error, cap, soak, offer_timeout)
     if Status(status) is Status.APPROVED:
         conn.execute(
             "UPDATE campaigns SET status = 'running', updated_at = now() WHERE campaign_id = %s", (cid,)
@@ -173,6 +182,7 @@ def _step_one(
             report.offers += 1
         else:
             report.refused.append((cid, vid, why))
+    _time_out(conn, cid, policy, now, report)
     members = [
         Member(vid, VehicleState.EXCLUDED if accepted else VehicleState(state), _s(committed), _s(alarm))
         for vid, state, committed, alarm, accepted in conn.execute(
@@ -208,6 +218,40 @@ def _step_one(
         )
         _history(conn, cid, transition(Status.RUNNING, Event.PAUSE), gate.reason, "controller")
         report.paused.append((cid, gate.reason))
+
+
+def _time_out(
+    conn: psycopg.Connection, cid: int, policy: Policy, now: dt.datetime, report: StepReport
+) -> None:
+    """Members whose offer no accepted report answered within the campaign's `offer_timeout_s` of
+    the last time it went out (`sent_at`, set by `ota.offer_sender.publish_offers` on the broker's
+    acknowledgement, in the controller's clock) become `timed_out` (their rows locked in vehicle
+    order, as the report step locks them); each goes to the audit register, the step to the
+    campaign's history."""
+    candidates = conn.execute(
+        "SELECT cv.vehicle_id, cv.sent_at, cv.remedy_id, o.offer_id, o.ecu, o.target, o.version"
+        " FROM campaign_vehicles cv JOIN LATERAL (SELECT * FROM update_offers o"
+        " WHERE o.campaign_id = cv.campaign_id AND o.vehicle_id = cv.vehicle_id"
+        " ORDER BY o.created_at DESC, o.offer_id LIMIT 1) o ON true"
+        " WHERE cv.campaign_id = %s AND cv.state = 'offered' AND cv.sent_at <= %s"
+        " AND o.state IS NULL ORDER BY cv.vehicle_id FOR UPDATE OF cv",
+        (cid, now - dt.timedelta(seconds=policy.offer_timeout_s)),  # candidates: offer_timed_out decides
+    ).fetchall()
+    why = f"no report within {policy.offer_timeout_s:g} s of the offer"
+    silent = [c for c in candidates if offer_timed_out(c[1].timestamp(), now.timestamp(), policy)]
+    for vid, _sent, remedy_id, offer_id, ecu, target, version in silent:
+        conn.execute(
+            "UPDATE campaign_vehicles SET state = 'timed_out', reason = %s, updated_at = now()"
+            " WHERE campaign_id = %s AND vehicle_id = %s",
+            (why, cid, vid),
+        )
+        audit.record_timeout(
+            conn, vehicle_id=vid, offer_id=offer_id, campaign_id=cid, remedy_id=remedy_id, ecu=ecu,
+            target=target, target_version=version, at=now, reason=why,
+        )  # fmt: skip
+        report.timed_out.append((cid, vid))
+    if silent:
+        _history(conn, cid, Status.RUNNING, f"offers timed out: {len(silent)} ({why})", "controller")
 
 
 class OfferDeferred(Exception):

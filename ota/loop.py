@@ -75,7 +75,9 @@ def campaign_step(
         assert endpoint is not None
         return CommandPublisher(endpoint, config.client_id, timeout_s=config.publish_timeout_s)
 
-    published = publish_offers(conn, connect if endpoint is not None else None, limit=config.publish_limit)
+    published = publish_offers(
+        conn, connect if endpoint is not None else None, limit=config.publish_limit, now=now
+    )
     return {**step.as_dict(), "publish": published.as_dict(), "problems": problems}
 
 

@@ -13,8 +13,8 @@ Owns:
   published QoS 1 on the vehicle's `command` topic (`ota.command_link`); `published_at` is set on
   the PUBACK. A broker that is down changes nothing but a counter: the offers are published at the
   next step. The vehicles' sessions are clean, so an offer whose vehicle came online after it went
-  out, and that no accepted report answered yet, is published again. Two senders at once take
-  disjoint offers (row locks, SKIP LOCKED).
+  out, and that no accepted report answered yet (timed out or not), is published again. Two
+  senders at once take disjoint offers (row locks, SKIP LOCKED).
 So an offer is always recorded before it is sent, and never sent for a step that rolled back.
 Raises psycopg.Error.
 """
@@ -136,24 +136,34 @@ _UNPUBLISHED_SQL = (
 )
 # A vehicle's session is clean: an offer published while it was offline never reached it. Once its
 # status says `online` again (ingest's receive time, after the offer went out) and no report of the
-# offer was accepted yet, the offer is published again (the agent ignores a repeat it holds).
+# offer was accepted yet, the offer is published again (the agent ignores a repeat it holds); also
+# when the offer timed out meanwhile (the member is `timed_out`), even once the campaign finished
+# without it: the vehicle is back and still needs the update.
 _RECONNECTED_SQL = (
     "SELECT o.offer_id, o.vehicle_id, o.offer FROM campaign_vehicles cv"
-    " JOIN campaigns c ON c.campaign_id = cv.campaign_id AND c.status = 'running'"
+    " JOIN campaigns c ON c.campaign_id = cv.campaign_id"
     " JOIN update_offers o ON o.campaign_id = cv.campaign_id AND o.vehicle_id = cv.vehicle_id"
     " JOIN vehicle_status s ON s.vehicle_id = cv.vehicle_id"
-    " WHERE cv.state = 'offered' AND o.published_at IS NOT NULL AND o.state IS NULL"
+    " WHERE (cv.state = 'offered' AND c.status = 'running'"
+    " OR cv.state = 'timed_out' AND c.status IN ('running', 'finished'))"
+    " AND o.published_at IS NOT NULL AND o.state IS NULL"
     " AND s.state = 'online' AND s.reported_at > o.published_at"
     " ORDER BY o.published_at, o.offer_id LIMIT %s FOR UPDATE OF o SKIP LOCKED"
 )
 
 
 def publish_offers(
-    conn: psycopg.Connection, connect: Callable[[], CommandPublisher] | None, *, limit: int = 10_000
+    conn: psycopg.Connection,
+    connect: Callable[[], CommandPublisher] | None,
+    *,
+    limit: int = 10_000,
+    now: dt.datetime | None = None,
 ) -> PublishReport:
     """Publish up to `limit` recorded offers not yet acknowledged (module docstring), over one
-    connection made by `connect` (None: no broker configured, nothing is published). Never raises
-    for the broker: its errors are in the report. Raises psycopg.Error."""
+    connection made by `connect` (None: no broker configured, nothing is published). Each campaign
+    member whose offer went out gets `sent_at` = `now` (the controller's clock, default the wall
+    clock), from which its offer's timeout counts. Never raises for the broker: its errors are in
+    the report. Raises psycopg.Error."""
     report = PublishReport()
     with conn.transaction():
         rows = conn.execute(_UNPUBLISHED_SQL, (limit,)).fetchall()
@@ -178,6 +188,11 @@ def publish_offers(
             "UPDATE update_offers SET published_at = clock_timestamp(),"
             " publish_attempts = publish_attempts + 1, last_publish_error = NULL WHERE offer_id = ANY(%s)",
             (done,),
+        )
+        conn.execute(
+            "UPDATE campaign_vehicles cv SET sent_at = %s FROM update_offers o WHERE o.offer_id = ANY(%s)"
+            " AND cv.campaign_id = o.campaign_id AND cv.vehicle_id = o.vehicle_id",
+            (now or dt.datetime.now(dt.UTC), done),
         )
         acknowledged = set(done)
         left = [r[0] for r in rows if r[0] not in acknowledged]

@@ -20,6 +20,12 @@ Owns:
   - the wave is done, and the next one opens, when the successes reach `success_threshold` of
     the wave and nothing in it is still in progress beyond that; an empty wave counts as done;
   - after the last wave, the campaign finishes.
+- Silent vehicles (`offer_timed_out`): an offer that no report answered within `offer_timeout_s`
+  times out, and the member is `timed_out`: neither a success nor a failure, it leaves the count
+  that both thresholds are shares of (a lost, sold or dead vehicle says nothing about the update),
+  and the summary counts it on its own. A wave is never passed on no evidence: when every member
+  of a non-empty wave timed out, the campaign PAUSES for a person (resuming accepts the timeouts).
+  A late report moves the member again, the vehicle's report being the truth.
 Leaves reading reports, sending offers and writing state to the controller shell.
 """
 
@@ -32,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 DEFAULT_WAVES_PCT = (1.0, 10.0, 50.0, 100.0)
+DEFAULT_OFFER_TIMEOUT_S = 3 * 86400.0  # a car parked over a long weekend still answers in time
 
 
 class Status(enum.StrEnum):
@@ -85,6 +92,7 @@ class VehicleState(enum.StrEnum):
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
     EXCLUDED = "excluded"  # left the campaign (its alarm cleared, or removed by a person)
+    TIMED_OUT = "timed_out"  # offered, and no report within the campaign's offer_timeout_s
 
 
 IN_PROGRESS = frozenset({VehicleState.OFFERED, VehicleState.DOWNLOADING, VehicleState.INSTALLED})
@@ -98,6 +106,7 @@ class Policy:
     error_threshold: float = 0.05  # of the wave's vehicles
     max_failures: int = 20  # over the whole campaign
     soak_s: float = 3600.0
+    offer_timeout_s: float = DEFAULT_OFFER_TIMEOUT_S
 
     def __post_init__(self) -> None:
         w = self.waves_pct
@@ -107,6 +116,14 @@ class Policy:
             raise ValueError("thresholds are shares in (0, 1] and max_failures at least 1")
         if self.soak_s < 0:
             raise ValueError("soak_s must not be negative")
+        if not self.offer_timeout_s > 0:
+            raise ValueError("offer_timeout_s must be positive")
+
+
+def offer_timed_out(offered_s: float, now_s: float, policy: Policy) -> bool:
+    """Whether an offer made (and published) at `offered_s` that no report answered yet has timed
+    out at `now_s` (seconds, one clock: the controller's)."""
+    return now_s - offered_s >= policy.offer_timeout_s
 
 
 def draw(campaign_id: int, vehicle_id: str) -> float:
@@ -154,6 +171,7 @@ class Gate:
     in_progress: int
     soaking: int
     reason: str
+    timed_out: int = 0
 
 
 def judge_wave(
@@ -164,12 +182,15 @@ def judge_wave(
     wave: int,
     failures_before: int = 0,
 ) -> Gate:
-    """The verdict on the open wave `wave` from its members (excluded ones left out)."""
+    """The verdict on the open wave `wave` from its members (excluded ones left out; timed-out ones
+    counted apart, outside the shares)."""
     counted = [m for m in members if m.state is not VehicleState.EXCLUDED]
-    successes = failures = in_progress = soaking = 0
+    successes = failures = in_progress = soaking = timed_out = 0
     for m in counted:
         if m.state in FAILURES:
             failures += 1
+        elif m.state is VehicleState.TIMED_OUT:
+            timed_out += 1
         elif m.state is VehicleState.COMMITTED and m.committed_s is not None:
             if m.alarm_after_commit_s is not None and m.alarm_after_commit_s - m.committed_s <= policy.soak_s:
                 failures += 1  # the health gate: a new alarm within the soak
@@ -179,26 +200,38 @@ def judge_wave(
                 soaking += 1
         else:
             in_progress += 1
-    n = len(counted)
+    n = len(counted) - timed_out  # the vehicles that answered, or may still answer
     last = wave == len(policy.waves_pct) - 1
+
+    def gate(verdict: Verdict, why: str) -> Gate:
+        silent = f"; {timed_out} timed out without a report" if timed_out else ""
+        return Gate(verdict, successes, failures, in_progress, soaking, why + silent, timed_out)
+
     if failures_before + failures >= policy.max_failures:
-        why = (
-            f"{failures_before + failures} failed installs reach the campaign's cap of {policy.max_failures}"
+        return gate(
+            Verdict.PAUSE,
+            f"{failures_before + failures} failed installs reach the campaign's cap of {policy.max_failures}",
         )
-        return Gate(Verdict.PAUSE, successes, failures, in_progress, soaking, why)
     if n and failures >= math.ceil(policy.error_threshold * n):
-        why = f"{failures} of {n} in wave {wave + 1} failed: at or above the error threshold"
-        return Gate(Verdict.PAUSE, successes, failures, in_progress, soaking, why)
+        return gate(
+            Verdict.PAUSE, f"{failures} of {n} in wave {wave + 1} failed: at or above the error threshold"
+        )
+    if timed_out and not n:
+        return gate(
+            Verdict.PAUSE, f"wave {wave + 1}: no vehicle answered its offer, nothing to judge the update by"
+        )
     if n == 0 or successes >= math.ceil(policy.success_threshold * n):
         verdict = Verdict.FINISH if last else Verdict.NEXT_WAVE
-        why = (
+        return gate(
+            verdict,
             f"wave {wave + 1}: {successes} of {n} succeeded after the soak"
             if n
-            else f"wave {wave + 1} is empty"
+            else f"wave {wave + 1} is empty",
         )
-        return Gate(verdict, successes, failures, in_progress, soaking, why)
-    why = f"wave {wave + 1}: {successes} of {n} succeeded, {soaking} soaking, {in_progress} in progress"
-    return Gate(Verdict.WAIT, successes, failures, in_progress, soaking, why)
+    return gate(
+        Verdict.WAIT,
+        f"wave {wave + 1}: {successes} of {n} succeeded, {soaking} soaking, {in_progress} in progress",
+    )
 
 
 def wave_sizes(campaign_id: int, vehicle_ids: Iterable[str], policy: Policy) -> list[int]:

@@ -5,12 +5,19 @@
 CREATE INDEX IF NOT EXISTS update_reports_pending_idx ON update_reports (offer_id, seq, report_id)
     WHERE verdict IS NULL OR (verdict = 'accepted' AND applied_at IS NULL);
 
--- An offer the vehicle has not answered (no accepted report) `offer_timeout_s` after it was offered
--- and published times out: the member becomes `timed_out`, which the wave gate counts apart (neither
--- a success nor a failure), until a late report moves it again. Default: three days.
+-- An offer the vehicle has not answered (no accepted report) `offer_timeout_s` after it last went
+-- out (`campaign_vehicles.sent_at`: the controller's time of the broker's acknowledgement) times out:
+-- the member becomes `timed_out`, which the wave gate counts apart (neither a success nor a
+-- failure), until a late report moves it again. Default: three days.
 ALTER TABLE campaigns ADD COLUMN IF NOT EXISTS offer_timeout_s double precision NOT NULL DEFAULT 259200;
 ALTER TABLE campaigns DROP CONSTRAINT IF EXISTS campaigns_offer_timeout_s_check;
 ALTER TABLE campaigns ADD CONSTRAINT campaigns_offer_timeout_s_check CHECK (offer_timeout_s > 0);
+
+ALTER TABLE campaign_vehicles ADD COLUMN IF NOT EXISTS sent_at timestamptz;
+-- Offers that went out before this migration: their time counts from the offer.
+UPDATE campaign_vehicles cv SET sent_at = cv.offered_at WHERE cv.sent_at IS NULL AND cv.state = 'offered'
+    AND EXISTS (SELECT 1 FROM update_offers o WHERE o.campaign_id = cv.campaign_id
+                AND o.vehicle_id = cv.vehicle_id AND o.published_at IS NOT NULL);
 
 ALTER TABLE campaign_vehicles DROP CONSTRAINT IF EXISTS campaign_vehicles_state_check;
 ALTER TABLE campaign_vehicles ADD CONSTRAINT campaign_vehicles_state_check CHECK (state IN (

@@ -18,6 +18,7 @@ from ota.rollout import (
     Verdict,
     joiner_wave,
     judge_wave,
+    offer_timed_out,
     transition,
     wave_of,
     wave_sizes,
@@ -97,10 +98,12 @@ def test_the_gate_never_advances_past_failures_it_should_pause_on(states, now_s)
     ms = [Member(f"V{i}", s, 0.0 if s is VehicleState.COMMITTED else None) for i, s in enumerate(states)]
     gate = judge_wave(ms, POLICY, now_s=now_s, wave=0)
     counted = [m for m in ms if m.state is not VehicleState.EXCLUDED]
-    assert gate.successes + gate.failures + gate.in_progress + gate.soaking == len(counted)
+    assert gate.successes + gate.failures + gate.in_progress + gate.soaking + gate.timed_out == len(counted)
+    answered = len(counted) - gate.timed_out  # the shares are of the vehicles not timed out
     if gate.verdict is Verdict.NEXT_WAVE and counted:
-        assert gate.failures < max(1, POLICY.error_threshold * len(counted))
-        assert gate.successes >= POLICY.success_threshold * len(counted)
+        assert answered > 0  # never passed on no evidence
+        assert gate.failures < max(1, POLICY.error_threshold * answered)
+        assert gate.successes >= POLICY.success_threshold * answered
 
 
 def test_a_bad_policy_is_refused() -> None:
@@ -108,3 +111,36 @@ def test_a_bad_policy_is_refused() -> None:
                 {"max_failures": 0}, {"soak_s": -1.0}):  # fmt: skip
         with pytest.raises(ValueError):
             Policy(**bad)  # type: ignore[arg-type]
+
+
+def test_silent_vehicles_count_apart_and_never_stall_a_wave() -> None:
+    policy = Policy(success_threshold=0.95, error_threshold=0.5, max_failures=100, soak_s=600.0)
+    done = [Member(f"V{k}", VehicleState.COMMITTED, committed_s=0.0) for k in range(18)]
+    silent = [Member(f"S{k}", VehicleState.TIMED_OUT) for k in range(2)]
+    waiting = [Member(f"S{k}", VehicleState.OFFERED) for k in range(2)]
+    # Two offers still open: 18 of 20 is below 95 %, the wave waits for them.
+    assert judge_wave(done + waiting, policy, now_s=1000.0, wave=0).verdict is Verdict.WAIT
+    # Timed out: 18 of the 18 that answered succeeded; the two are counted apart, not as successes.
+    gate = judge_wave(done + silent, policy, now_s=1000.0, wave=0)
+    assert (gate.verdict, gate.successes, gate.failures, gate.timed_out) == (Verdict.NEXT_WAVE, 18, 0, 2)
+    assert gate.reason == "wave 1: 18 of 18 succeeded after the soak; 2 timed out without a report"
+    # The error threshold is a share of the vehicles that answered, too: 1 of 2 fails.
+    few = [done[0], Member("F", VehicleState.FAILED)] + [
+        Member(f"T{k}", VehicleState.TIMED_OUT) for k in range(8)
+    ]
+    assert judge_wave(few, policy, now_s=1000.0, wave=0).verdict is Verdict.PAUSE
+    # No vehicle answered at all: no evidence to pass the wave on, a person looks.
+    gate = judge_wave(silent, policy, now_s=1000.0, wave=3)
+    assert gate.verdict is Verdict.PAUSE and "no vehicle answered" in gate.reason
+    # Timed out members accepted by a person (a resume) are left out: the wave is empty, done.
+    gate = judge_wave([Member("S", VehicleState.EXCLUDED)], policy, now_s=1000.0, wave=3)
+    assert gate.verdict is Verdict.FINISH
+
+
+def test_an_offer_times_out_after_the_campaigns_offer_timeout() -> None:
+    policy = Policy(offer_timeout_s=3600.0)
+    assert not offer_timed_out(1000.0, 4599.9, policy)
+    assert offer_timed_out(1000.0, 4600.0, policy)
+    assert Policy().offer_timeout_s == 3 * 86400.0
+    with pytest.raises(ValueError, match="offer_timeout_s"):
+        Policy(offer_timeout_s=0.0)
