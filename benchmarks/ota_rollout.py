@@ -5,14 +5,18 @@ as its own process, `vehicles` vehicles on ECM 4.2.0 with their report keys regi
 repository with the 4.2.1 target, and one approved campaign (waves 1/10/50/100 %, no soak). A bench
 fleet (one MQTT connection subscribed to every vehicle's `command` topic) answers each offer at once
 with the four signed reports of a good install (downloading, verified, installed, committed) on the
-vehicle's `update` topic: the fleet's worst case, every report of a wave in one burst. The
-controller runs in this process as the worker would, step after step: `ota.loop.campaign_step`
-(join, waves, offers recorded and published) and `ota.loop.report_step` (judge, record, inventory).
+vehicle's `update` topic: the fleet's worst case, every report of a wave in one burst. The fleet
+runs in a process of its own, as vehicles do. The controller runs in this process as the worker
+would, step after step: `ota.loop.campaign_step` (join, waves, offers recorded and published) and
+`ota.loop.report_step` (judge, record, inventory).
 
 Measured: the controller's decisions (offers made, reports judged and recorded, waves opened) per
 second of its own step time; the rate at which ingest stored the fleet's reports (per second, and
 its peak over one-second buckets); and how far the controller lagged: each report's time from being
-stored to being judged. The broker runs without logins here (the ACL is tested elsewhere).
+stored to being judged, the most reports stored and not judged yet at any moment (`max_backlog`),
+and whether it kept up (`kept_up`: it judges at least as fast as the reports arrived in their
+peak second, so no backlog outlives a step). The broker runs without logins here (the ACL is
+tested elsewhere).
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import multiprocessing
 import tempfile
 import threading
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +52,7 @@ STATES = ("downloading", "verified", "installed", "committed")
 BEFORE = Software(FROM_VERSION, "0" * 64)
 
 
-class BenchFleet:
+class _FleetClient:
     """Every vehicle's answer to its offer: four signed reports, published at once."""
 
     def __init__(self, host: str, port: int, keys: dict[str, Ed25519PrivateKey]) -> None:
@@ -85,6 +91,54 @@ class BenchFleet:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+def _fleet_process(host: str, port: int, raw_keys: dict[str, bytes], pipe: Connection) -> None:
+    """The bench fleet's process: answers offers until told to stop; sends its counts when asked."""
+    try:
+        fleet = _FleetClient(
+            host, port, {v: Ed25519PrivateKey.from_private_bytes(k) for v, k in raw_keys.items()}
+        )
+    except (RuntimeError, OSError) as exc:
+        pipe.send(f"failed: {exc}")
+        return
+    pipe.send("subscribed")
+    while (command := pipe.recv()) != "stop":
+        if command == "counts":
+            pipe.send((fleet.offers, fleet.reports))
+    fleet.close()
+
+
+class BenchFleet:
+    """The bench fleet (`_FleetClient`) in a process of its own, as real vehicles are: its signing
+    and MQTT work do not take the controller's interpreter (before, one process held both, and the
+    controller waited for the fleet's threads)."""
+
+    def __init__(self, host: str, port: int, keys: dict[str, Ed25519PrivateKey]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        raw_keys = {v: k.private_bytes_raw() for v, k in keys.items()}
+        self._process = context.Process(
+            target=_fleet_process, args=(host, port, raw_keys, child), daemon=True
+        )
+        self._process.start()
+        ready = self._pipe.recv() if self._pipe.poll(60) else "no answer within a minute"
+        if ready != "subscribed":
+            self._process.kill()
+            raise RuntimeError(f"the bench fleet could not start: {ready}")
+
+    def counts(self) -> tuple[int, int]:
+        """(offers received, reports published) so far."""
+        self._pipe.send("counts")
+        offers, reports = self._pipe.recv()
+        return int(offers), int(reports)
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            self._pipe.send("stop")
+            self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
 
 
 def bench_rollout(vehicles: int = 10_000, timeout_s: float = 600.0) -> dict[str, Any]:
@@ -207,6 +261,7 @@ def _measures(
             "SELECT extract(epoch FROM received_at), extract(epoch FROM verified_at) FROM update_reports"
         ).fetchall()
     received = np.array([float(r[0]) for r in rows])
+    verified = np.array([float(r[1]) for r in rows if r[1] is not None])
     lag = np.array([float(r[1]) - float(r[0]) for r in rows if r[1] is not None])
     busy_s = sum(s["campaign_s"] + s["report_s"] for s in steps)
     offers = sum(s["offers"] for s in steps)
@@ -215,6 +270,8 @@ def _measures(
     decisions = offers + judged + waves
     span_s = float(received.max() - received.min()) if len(received) > 1 else 0.0
     peak = int(np.bincount((received - received.min()).astype(np.int64)).max()) if len(received) else 0
+    reports_per_s = judged / sum(s["report_s"] for s in steps) if steps and judged else 0.0
+    p99 = float(np.percentile(lag, 99)) if len(lag) else None
     return {
         "vehicles": vehicles,
         "campaign": {
@@ -224,14 +281,14 @@ def _measures(
         },  # fmt: skip
         "steps": len(steps),
         "offers_published": offers,
-        "reports_published_by_fleet": fleet.reports,
+        "reports_published_by_fleet": fleet.counts()[1],
         "reports_stored": len(received),
         "dead_letters": dead,
         "reports_judged": judged,
         "waves_opened": waves,
         "controller_busy_s": round(busy_s, 2),
         "controller_decisions_per_s": round(decisions / busy_s, 1) if busy_s else None,
-        "controller_reports_per_s": round(judged / sum(s["report_s"] for s in steps), 1) if steps else None,
+        "controller_reports_per_s": round(reports_per_s, 1),
         "fleet_reports_per_s_mean": round(len(received) / span_s, 1) if span_s else None,
         "fleet_reports_per_s_peak_1s": peak,
         "lag_stored_to_judged_s": {
@@ -239,4 +296,21 @@ def _measures(
             "p99": round(float(np.percentile(lag, 99)), 2) if len(lag) else None,
             "max": round(float(lag.max()), 2) if len(lag) else None,
         },
+        "max_backlog": _max_backlog(received, verified),
+        "kept_up": reports_per_s >= peak,
+        "kept_up_detail": (
+            f"the controller judged {reports_per_s:.0f} reports/s of its step time; the fleet's reports"
+            f" arrived at up to {peak}/s (mean {len(received) / span_s if span_s else 0:.0f}/s);"
+            f" lag p99 {p99 if p99 is None else round(p99, 1)} s"
+        ),
     }
+
+
+def _max_backlog(received: np.ndarray, verified: np.ndarray) -> int:
+    """The most reports stored and not judged yet at any moment."""
+    if not len(received):
+        return 0
+    times = np.concatenate([received, verified])
+    steps = np.concatenate([np.ones(len(received), np.int64), -np.ones(len(verified), np.int64)])
+    order = np.lexsort((-steps, times))  # at one instant, arrivals first
+    return int(np.cumsum(steps[order]).max())

@@ -31,3 +31,5 @@ def test_the_ota_bench_installs_and_rolls_a_small_campaign_out() -> None:
         rollout["reports_published_by_fleet"] == rollout["reports_stored"] == rollout["reports_judged"] == 160
     )
     assert rollout["dead_letters"] == {}
+    assert 0 < rollout["max_backlog"] <= 160 and isinstance(rollout["kept_up"], bool)
+    assert "reports/s" in rollout["kept_up_detail"]
