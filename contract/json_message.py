@@ -73,5 +73,7 @@ def _check_storable_text(doc: dict[str, Any], reason: DeadLetterReason) -> None:
         text.encode("utf-8")  # PostgreSQL's jsonb refuses lone surrogates...
     except (UnicodeError, ValueError, RecursionError):
         raise DecodeError(reason, "text that is not valid Unicode") from None
-    if _ESCAPED_NUL.search(text):  # ...and NUL characters (json.dumps always escapes them)
+    # ...and NUL characters (json.dumps always escapes them). The substring test first: the regex,
+    # with its look-behind at every position, took a quarter of an update report's parse.
+    if "\\u0000" in text and _ESCAPED_NUL.search(text):
         raise DecodeError(reason, "NUL characters (jsonb cannot store them)")
