@@ -122,7 +122,10 @@ class BenchFleet:
             target=_fleet_process, args=(host, port, raw_keys, child), daemon=True
         )
         self._process.start()
-        ready = self._pipe.recv() if self._pipe.poll(60) else "no answer within a minute"
+        try:
+            ready = self._pipe.recv() if self._pipe.poll(60) else "no answer within a minute"
+        except (EOFError, OSError) as exc:  # it died (e.g. a script without a __main__ guard)
+            ready = f"its process ended: {exc!r}"
         if ready != "subscribed":
             self._process.kill()
             raise RuntimeError(f"the bench fleet could not start: {ready}")
