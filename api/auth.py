@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -25,24 +26,34 @@ from api.db import Conn
 class Role(enum.StrEnum):
     ADMIN = "admin"
     SERVICE_CENTRE = "service_centre"
+    FLEET_OPERATOR = "fleet_operator"
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller. A service centre always has a centre id; an admin never does."""
+    """An authenticated caller. A service centre always has a centre id and a fleet operator one
+    or more fleet ids; an admin has neither."""
 
     name: str
     role: Role
     service_centre_id: str | None = None
+    fleet_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.role is Role.SERVICE_CENTRE) != (self.service_centre_id is not None):
-            raise ValueError("a service_centre principal needs a service_centre_id; an admin has none")
+            raise ValueError("a service_centre principal needs a service_centre_id; no other role has one")
+        if (self.role is Role.FLEET_OPERATOR) != bool(self.fleet_ids):
+            raise ValueError("a fleet_operator principal needs fleet ids; no other role has them")
 
     @property
     def visible_centre_id(self) -> str | None:
         """The centre whose vehicles this principal may see; None means all of them."""
         return None if self.role is Role.ADMIN else self.service_centre_id
+
+    @property
+    def visible_fleet_ids(self) -> list[str] | None:
+        """The fleets this principal may query; None means all of them (admin)."""
+        return None if self.role is Role.ADMIN else list(self.fleet_ids)
 
 
 def hash_token(token: str) -> bytes:
@@ -55,6 +66,14 @@ class TokenNameTaken(ValueError):
     def __init__(self, name: str) -> None:
         super().__init__(f"an active token is already called {name!r}")
         self.name = name
+
+
+class UnknownFleetId(ValueError):
+    """A fleet operator's token was asked for a fleet that is not in the registry."""
+
+    def __init__(self, fleet_id: str) -> None:
+        super().__init__(f"no fleet {fleet_id!r} in the registry (add it: fleet registry import)")
+        self.fleet_id = fleet_id
 
 
 class UnknownServiceCentre(ValueError):
@@ -84,28 +103,36 @@ def issue_token(
     service_centre_id: str | None = None,
     *,
     replace: bool = False,
+    fleet_ids: Sequence[str] = (),
 ) -> IssuedToken:
     """Store a new token called `name`. With `replace`, the active token of that name (if any) is
     revoked in the same transaction, so the name never points at two tokens or at none. Commits,
     unless the caller has a transaction open (then it is the caller's to commit).
 
     Raises ValueError for an empty or over-long name, an unknown role or a role/centre mismatch
-    (before any SQL); UnknownServiceCentre for a centre the registry does not hold; TokenNameTaken
+    (before any SQL); UnknownServiceCentre or UnknownFleetId for a centre or fleet the registry
+    does not hold (a fleet operator's `fleet_ids` name the fleets it may query); TokenNameTaken
     if an active token has the name and `replace` is false; psycopg.Error if the database fails."""
     if not name or name != name.strip() or len(name) > MAX_NAME_LENGTH:
-        raise ValueError(
-            f"a token name is 1-{MAX_NAME_LENGTH} characters without leading or trailing spaces"
-        )
-    principal = Principal(name, Role(role), service_centre_id)
+        raise ValueError(f"a token name is 1-{MAX_NAME_LENGTH} characters without leading or trailing spaces")
+    principal = Principal(name, Role(role), service_centre_id, tuple(dict.fromkeys(fleet_ids)))
     token = secrets.token_urlsafe(32)
     centre = principal.service_centre_id
     if centre is not None and not repository.service_centre_exists(conn, centre):
         raise UnknownServiceCentre(centre)
+    for fleet_id in principal.fleet_ids:
+        if not repository.fleet_exists(conn, fleet_id):
+            raise UnknownFleetId(fleet_id)
     try:
         with conn.transaction():
             replaced = repository.revoke_tokens(conn, name) if replace else 0
             repository.insert_token(
-                conn, hash_token(token), principal.name, principal.role.value, principal.service_centre_id
+                conn,
+                hash_token(token),
+                principal.name,
+                principal.role.value,
+                principal.service_centre_id,
+                list(principal.fleet_ids) or None,
             )
     except psycopg.errors.UniqueViolation as exc:
         if exc.diag.constraint_name == repository.ACTIVE_NAME_INDEX:
@@ -115,10 +142,15 @@ def issue_token(
 
 
 def create_token(
-    conn: psycopg.Connection, name: str, role: Role | str, service_centre_id: str | None = None
+    conn: psycopg.Connection,
+    name: str,
+    role: Role | str,
+    service_centre_id: str | None = None,
+    *,
+    fleet_ids: Sequence[str] = (),
 ) -> str:
     """Store a new token and return its plaintext (see `issue_token`; never replaces one)."""
-    return issue_token(conn, name, role, service_centre_id).token
+    return issue_token(conn, name, role, service_centre_id, fleet_ids=fleet_ids).token
 
 
 def revoke_token(conn: psycopg.Connection, name: str) -> int:
@@ -147,7 +179,7 @@ def current_principal(token: Annotated[str, Depends(bearer_token)], conn: Conn) 
     record = repository.find_active_token(conn, hash_token(token))
     if record is None:
         raise _unauthorised("invalid or revoked token")
-    return Principal(record.name, Role(record.role), record.service_centre_id)
+    return Principal(record.name, Role(record.role), record.service_centre_id, tuple(record.fleet_ids or ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,3 +199,6 @@ def require_role(*roles: Role) -> RoleGuard:
 
 
 AnyRole = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.SERVICE_CENTRE))]
+"""The vehicle routes: a fleet operator has none of them yet (403)."""
+FleetRole = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.FLEET_OPERATOR))]
+"""The fleet-query routes: admins (every fleet) and fleet operators (their fleets); 403 otherwise."""

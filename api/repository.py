@@ -71,6 +71,7 @@ class TokenRecord:
     name: str
     role: str
     service_centre_id: str | None
+    fleet_ids: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,7 @@ class TokenInfo:
     service_centre_id: str | None
     created_at: datetime
     revoked_at: datetime | None
+    fleet_ids: list[str] | None = None
 
 
 def _scope(only_centre_id: str | None) -> tuple[sql.Composable, dict[str, Any]]:
@@ -215,14 +217,24 @@ def service_centre_exists(conn: psycopg.Connection, service_centre_id: str) -> b
     return row.fetchone() is not None
 
 
+def fleet_exists(conn: psycopg.Connection, fleet_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM fleets WHERE fleet_id = %s", (fleet_id,)).fetchone() is not None
+
+
 def insert_token(
-    conn: psycopg.Connection, token_sha256: bytes, name: str, role: str, service_centre_id: str | None
+    conn: psycopg.Connection,
+    token_sha256: bytes,
+    name: str,
+    role: str,
+    service_centre_id: str | None,
+    fleet_ids: list[str] | None = None,
 ) -> None:
     """Raises psycopg.errors.UniqueViolation (constraint ACTIVE_NAME_INDEX) if an active token
     already has this name."""
     conn.execute(
-        "INSERT INTO api_tokens (token_sha256, name, role, service_centre_id) VALUES (%s, %s, %s, %s)",
-        (token_sha256, name, role, service_centre_id),
+        "INSERT INTO api_tokens (token_sha256, name, role, service_centre_id, fleet_ids)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (token_sha256, name, role, service_centre_id, fleet_ids),
     )
 
 
@@ -244,7 +256,7 @@ def list_tokens(conn: psycopg.Connection, *, include_revoked: bool) -> list[Toke
     """Every token's name, role, centre and dates (never its hash), oldest first."""
     with conn.cursor(row_factory=class_row(TokenInfo)) as cur:
         return cur.execute(
-            "SELECT name, role, service_centre_id, created_at, revoked_at FROM api_tokens "
+            "SELECT name, role, service_centre_id, created_at, revoked_at, fleet_ids FROM api_tokens "
             "WHERE %(all)s OR revoked_at IS NULL ORDER BY created_at, name",
             {"all": include_revoked},
         ).fetchall()
@@ -253,7 +265,7 @@ def list_tokens(conn: psycopg.Connection, *, include_revoked: bool) -> list[Toke
 def find_active_token(conn: psycopg.Connection, token_sha256: bytes) -> TokenRecord | None:
     with conn.cursor(row_factory=class_row(TokenRecord)) as cur:
         return cur.execute(
-            "SELECT name, role, service_centre_id FROM api_tokens "
+            "SELECT name, role, service_centre_id, fleet_ids FROM api_tokens "
             "WHERE token_sha256 = %s AND revoked_at IS NULL",
             (token_sha256,),
         ).fetchone()

@@ -40,7 +40,8 @@ _NEWEST = {
 _FLEET = sql.SQL(
     "fleet AS (SELECT v.vehicle_id, v.model_id, m.powertrain FROM vehicles v"
     " LEFT JOIN vehicle_models m USING (model_id)"
-    " WHERE v.fleet_id = %(fleet)s AND (%(allowed)s::text[] IS NULL OR v.fleet_id = ANY(%(allowed)s::text[])))"
+    " WHERE v.fleet_id = %(fleet)s"
+    " AND (%(allowed)s::text[] IS NULL OR v.fleet_id = ANY(%(allowed)s::text[])))"
 )
 _DRIVING = sql.SQL("a.speed_n > 0 AND a.speed_sum_kmh / a.speed_n > %(driving_kmh)s")
 
@@ -112,11 +113,12 @@ def build(query: FleetQuery, fleet_id: str, window: Window, allowed: list[str] |
         case FleetQuery.STATIONARY:
             params["stationary_kmh"] = STATIONARY_SPEED_KMH
             body = sql.SQL(
-                "SELECT a.vehicle_id, a.speed_sum_kmh / a.speed_n AS speed_avg_kmh, a.speed_n AS speed_samples"
+                "SELECT a.vehicle_id, a.speed_sum_kmh / a.speed_n AS speed_avg_kmh,"
+                " a.speed_n AS speed_samples"
                 " FROM fleet f JOIN telemetry_10m a ON a.vehicle_id = f.vehicle_id AND a.bucket = %(start)s"
                 " WHERE a.speed_n > 0 AND a.speed_sum_kmh / a.speed_n < %(stationary_kmh)s"
                 " ORDER BY a.vehicle_id"
-            )
+            ).format()
         case FleetQuery.LONG_DRIVING | FleetQuery.LONG_DAILY:
             params["min_buckets"] = min_buckets(query)
             body = sql.SQL(

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends
 
 from api.params import reject_unknown_query_params
 from api.responses import AUTHENTICATED
-from api.routes import bookings, health, vehicles
+from api.routes import bookings, fleets, health, vehicles
 
 PUBLIC_ROUTERS = (health.router,)
-AUTHENTICATED_ROUTERS = (vehicles.router, bookings.router)
+AUTHENTICATED_ROUTERS = (vehicles.router, bookings.router, fleets.router)
 
 api_router = APIRouter()
 for _router in PUBLIC_ROUTERS:

@@ -44,7 +44,9 @@ def as_tuples(answer: FleetAnswer) -> list[tuple]:
     for r in answer.rows:
         match answer.query:
             case FleetQuery.LAST_LOCATION:
-                out.append((r.vehicle_id, r.latitude_deg, _us(r.latitude_ts), r.longitude_deg, _us(r.longitude_ts)))
+                out.append(
+                    (r.vehicle_id, r.latitude_deg, _us(r.latitude_ts), r.longitude_deg, _us(r.longitude_ts))
+                )
             case FleetQuery.LOW_FUEL:
                 out.append((r.vehicle_id, r.signal, r.level_pct, _us(r.ts)))
             case FleetQuery.STATIONARY:
