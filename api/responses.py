@@ -31,3 +31,6 @@ AUTHENTICATED: Responses = {
 VEHICLE_NOT_FOUND: Responses = {
     404: {"model": ErrorOut, "description": "No such vehicle, or not visible to this caller"}
 }
+
+# A route whose role guard admits only some roles: the others get 403 (before any other work).
+FORBIDDEN: Responses = {403: {"model": ErrorOut, "description": "This caller's role may not use this route"}}

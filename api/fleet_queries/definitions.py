@@ -28,9 +28,9 @@ LONG_DAILY_MIN_BUCKETS = 60
 DEFAULT_DAYS = 7  # daily-activity: days up to the one of the last complete bucket
 MAX_DAYS = 31
 
-# `until` must leave room for the windows on either side of it.
-EARLIEST_UNTIL = EPOCH + dt.timedelta(days=MAX_DAYS + 1)
-LATEST_UNTIL = dt.datetime(9999, 12, 1, tzinfo=dt.UTC)
+# The range of times the windows are computed in; a window reaching past it is cut there.
+EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 class FleetQuery(enum.StrEnum):
@@ -43,7 +43,7 @@ class FleetQuery(enum.StrEnum):
 
 
 class InvalidUntil(ValueError):
-    """`until` has no time zone or lies outside EARLIEST_UNTIL..LATEST_UNTIL."""
+    """`until` has no time zone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +66,19 @@ def floor_to(ts: dt.datetime, width_s: int) -> dt.datetime:
 
 
 def check_until(until: dt.datetime) -> dt.datetime:
-    """`until` in UTC. Raises InvalidUntil for a naive datetime or one outside the bounds."""
+    """`until` in UTC (a time whose UTC form lies outside year 1..9999 is cut to that range: no
+    row can be there). Raises InvalidUntil for a naive datetime."""
     if until.tzinfo is None or until.utcoffset() is None:
         raise InvalidUntil("until needs a time zone")
-    if not EARLIEST_UNTIL <= until <= LATEST_UNTIL:
-        raise InvalidUntil(f"until must lie between {EARLIEST_UNTIL:%Y-%m-%d} and {LATEST_UNTIL:%Y-%m-%d}")
-    return until.astimezone(dt.UTC)
+    try:
+        return until.astimezone(dt.UTC)
+    except OverflowError:
+        return EARLIEST if until.year == 1 else LATEST
+
+
+def _before(t: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """t - delta, cut at EARLIEST."""
+    return t - delta if t - EARLIEST > delta else EARLIEST
 
 
 def window_of(query: FleetQuery, until: dt.datetime, *, days: int = DEFAULT_DAYS) -> Window:
@@ -83,18 +90,21 @@ def window_of(query: FleetQuery, until: dt.datetime, *, days: int = DEFAULT_DAYS
         case FleetQuery.LAST_LOCATION | FleetQuery.LOW_FUEL:
             return Window(until, edge, None)
         case FleetQuery.STATIONARY:
-            return Window(until, edge, edge - dt.timedelta(seconds=BUCKET_S))
+            return Window(until, edge, _before(edge, dt.timedelta(seconds=BUCKET_S)))
         case FleetQuery.LONG_DRIVING:
-            return Window(until, edge, edge - dt.timedelta(hours=LONG_DRIVING_HOURS))
+            return Window(until, edge, _before(edge, dt.timedelta(hours=LONG_DRIVING_HOURS)))
         case FleetQuery.LONG_DAILY:
-            return Window(until, edge, edge - dt.timedelta(hours=LONG_DAILY_HOURS))
+            return Window(until, edge, _before(edge, dt.timedelta(hours=LONG_DAILY_HOURS)))
         case FleetQuery.DAILY_ACTIVITY:
             if not 1 <= days <= MAX_DAYS:
                 raise ValueError(f"days must be 1..{MAX_DAYS}")
-            last_day = floor_to(edge - dt.timedelta(seconds=BUCKET_S), DAY_S)
-            first_day = last_day - dt.timedelta(days=days - 1)
-            all_days = tuple(first_day + dt.timedelta(days=i) for i in range(days))
-            return Window(until, edge, first_day, all_days)
+            last_day = floor_to(_before(edge, dt.timedelta(seconds=BUCKET_S)), DAY_S)
+            all_days = tuple(
+                last_day - dt.timedelta(days=i)
+                for i in reversed(range(days))
+                if last_day - EARLIEST >= dt.timedelta(days=i)
+            )
+            return Window(until, edge, all_days[0], all_days)
     raise ValueError(f"unknown fleet query {query!r}")  # pragma: no cover - the match is exhaustive
 
 

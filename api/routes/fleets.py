@@ -27,6 +27,7 @@ from api.fleet_queries import (
     run_query,
 )
 from api.params import TIMESTAMP_RULE, parse_rfc3339
+from api.responses import FORBIDDEN
 from api.schemas import ErrorOut
 from api.schemas_fleet import (
     ActivityAnswer,
@@ -46,7 +47,7 @@ router = APIRouter(
     prefix="/v1/fleets/{fleet_id}",
     tags=["fleet queries"],
     responses={
-        403: {"model": ErrorOut, "description": "This role may not use fleet queries (service centres)"},
+        403: {**FORBIDDEN[403], "description": "This role may not use fleet queries (service centres)"},
         404: {"model": ErrorOut, "description": "No such fleet, or not one this caller may query"},
     },
 )

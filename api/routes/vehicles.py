@@ -16,7 +16,7 @@ from api import repository
 from api.auth import AnyRole
 from api.db import Conn
 from api.params import Limit, Offset, Since
-from api.responses import VEHICLE_NOT_FOUND
+from api.responses import FORBIDDEN, VEHICLE_NOT_FOUND
 from api.schemas import (
     DtcHistory,
     DtcReportOut,
@@ -29,7 +29,7 @@ from api.schemas import (
 )
 from contract.batch import VEHICLE_ID_PATTERN
 
-router = APIRouter(prefix="/vehicles", tags=["vehicles"])
+router = APIRouter(prefix="/vehicles", tags=["vehicles"], responses=FORBIDDEN)  # 403: fleet operators
 
 VehicleId = Annotated[str, Path(pattern=VEHICLE_ID_PATTERN.pattern, description="1-64 of [A-Za-z0-9_.-]")]
 
