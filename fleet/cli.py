@@ -166,8 +166,11 @@ def up() -> None:
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Argument(help="A unique name to find and revoke the token by.")],
-    role: Annotated[str, typer.Option(help="admin or service_centre.")] = "admin",
+    role: Annotated[str, typer.Option(help="admin, service_centre or fleet_operator.")] = "admin",
     centre: Annotated[str | None, typer.Option(help="Service centre id (role service_centre).")] = None,
+    fleet: Annotated[
+        list[str] | None, typer.Option("--fleet", help="A fleet it may query (fleet_operator; repeatable).")
+    ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Revoke the active token of this name in the same step.")
     ] = False,
@@ -176,11 +179,11 @@ def token_create(
     """Create an API token and print it once (it is stored only as a hash). Exits 1 if an active
     token already has the name (unless --replace) or the centre is not in the registry, 2 for an
     invalid name, role or centre."""
-    from api.auth import TokenNameTaken, UnknownServiceCentre, issue_token
+    from api.auth import TokenNameTaken, UnknownFleetId, UnknownServiceCentre, issue_token
 
     with _token_database() as conn:
         try:
-            issued = issue_token(conn, name, role, centre, replace=replace)
+            issued = issue_token(conn, name, role, centre, replace=replace, fleet_ids=fleet or ())
         except TokenNameTaken as exc:
             typer.echo(
                 f"{exc}: choose another name, revoke it first (fleet token revoke {name}), "
@@ -188,14 +191,15 @@ def token_create(
                 err=True,
             )
             raise typer.Exit(1) from None
-        except UnknownServiceCentre as exc:
+        except (UnknownServiceCentre, UnknownFleetId) as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
         except ValueError as exc:
             typer.echo(f"invalid token: {exc}", err=True)
             raise typer.Exit(2) from None
     if as_json:
-        data = {"name": name, "role": role, "service_centre_id": centre, "token": issued.token}
+        data = {"name": name, "role": role, "service_centre_id": centre, "fleet_ids": fleet or None}
+        data["token"] = issued.token
         print(json.dumps({**data, "replaced": issued.replaced}))
         return
     if issued.replaced:
@@ -306,6 +310,7 @@ def _register_areas() -> None:
         cli_loop,
         cli_notify,
         cli_ota,
+        cli_query,
         cli_registry,
         cli_remedies,
         cli_simulate,
@@ -321,6 +326,7 @@ def _register_areas() -> None:
     cli_ota.register(app, _settings)
     cli_notify.register(app, _settings)
     cli_loop.register(app, _settings)
+    cli_query.register(app, _settings)
 
 
 _register_areas()

@@ -131,7 +131,7 @@ def build(query: FleetQuery, fleet_id: str, window: Window, allowed: list[str] |
             params["days"] = list(window.days)
             body = sql.SQL(
                 "SELECT d.day, m.model_id, count(dr.vehicle_id) AS vehicles_driving,"
-                " coalesce(sum(dr.n), 0) AS driving_buckets"
+                " coalesce(sum(dr.n), 0)::bigint AS driving_buckets"
                 " FROM unnest(%(days)s::timestamptz[]) AS d(day)"
                 " CROSS JOIN (SELECT DISTINCT model_id FROM fleet) m"
                 " LEFT JOIN (SELECT date_bin(INTERVAL '1 day', a.bucket, TIMESTAMPTZ 'epoch') AS day,"
