@@ -20,7 +20,7 @@ from api import booking_queries
 from api.auth import Principal, Role, require_role
 from api.db import Conn
 from api.params import Limit, Offset, Since
-from api.responses import Responses
+from api.responses import FORBIDDEN, Responses
 from api.schemas import (
     BookingActionOut,
     BookingDetail,
@@ -34,7 +34,7 @@ from api.schemas import (
 from remedies import bookings
 
 T = TypeVar("T")
-router = APIRouter(prefix="/bookings", tags=["bookings"])
+router = APIRouter(prefix="/bookings", tags=["bookings"], responses=FORBIDDEN)  # 403: fleet operators
 
 Caller = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.SERVICE_CENTRE))]
 BookingId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The booking's id")]

@@ -382,8 +382,8 @@ def test_openapi_and_docs_are_served(client: TestClient) -> None:
 
 def test_openapi_documents_every_error_a_route_can_return() -> None:
     """401 and 503 on every route behind a token (schemathesis found the 401 missing), 404 on every
-    per-vehicle, per-booking and per-fleet route, 403 wherever a role guard is narrower than "any role", all with a body
-    schema; and the bounds of every integer parameter."""
+    per-vehicle, per-booking and per-fleet route, 403 wherever a role guard is narrower than "any
+    role", all with a body schema; and the bounds of every integer parameter."""
     spec = create_app(UNREACHABLE_URL).openapi()
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
     # From the route modules: the app's own route list nests included routers (this FastAPI has

@@ -127,8 +127,10 @@ def test_bad_parameters_are_422(client: TestClient, callers: dict[str, str], par
     assert r.status_code == 422, r.text
 
 
-def test_a_fleet_operator_has_no_vehicle_routes(client: TestClient, callers: dict[str, str]) -> None:
-    for path in ("/vehicles", "/vehicles/VIN-N1/latest", "/vehicles/FQ21-0/dtc"):
+def test_a_fleet_operator_has_no_vehicle_or_booking_routes(
+    client: TestClient, callers: dict[str, str]
+) -> None:
+    for path in ("/vehicles", "/vehicles/VIN-N1/latest", "/vehicles/FQ21-0/dtc", "/bookings", "/bookings/1"):
         r = client.get(path, headers={"Authorization": f"Bearer {callers['operator']}"})
         assert r.status_code == 403, (path, r.text)
 
