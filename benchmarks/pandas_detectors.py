@@ -19,7 +19,6 @@ import pandas as pd
 from analytics.columns import TelemetryColumns, VehicleParams, code_signal
 from analytics.detectors import battery, brakes, charging, coolant, sensors, tyres
 from analytics.detectors.persistence import Persistence
-from analytics.detectors.tyre_readings import ATMOSPHERE_KPA, KELVIN
 from analytics.detectors.tyres import compensate_kpa
 from analytics.detectors.vehicle_state import LAT, LON, M_PER_DEG, ODOMETER, SPEED
 from analytics.findings import Severity
@@ -281,8 +280,7 @@ def tyre_leak(frame: pd.DataFrame, cols: TelemetryColumns, params: VehicleParams
         plausible = pc.notna() & ~_stuck_suspect(frame, t_s, p, temp, th)
         y = (pc - ref).where(plausible)
         # The fitted drop must also exceed what the whole-degree temperature readings can fake.
-        quantum = th.quantum_drop_factor * th.temperature_quantum_c * (pc + ATMOSPHERE_KPA)
-        quantum = quantum / (temp.fillna(th.reference_c) + KELVIN)
+        quantum = pd.Series(tyres.quantum_drop_kpa(th, pc.to_numpy(), temp.to_numpy()), index=frame.index)
         lvl = pd.Series(np.nan, index=frame.index)
         kpa_per_h = pd.Series(np.nan, index=frame.index)
         leak_any = pd.Series(False, index=frame.index)
@@ -293,7 +291,7 @@ def tyre_leak(frame: pd.DataFrame, cols: TelemetryColumns, params: VehicleParams
             ok &= (line["span_x"] >= th.min_span_fraction * window_s) & line["slope"].notna()
             rate = -line["slope"] * 3600.0
             drop = rate * line["span_x"] / 3600.0
-            leaking = ok & (rate >= th.min_leak_kpa_per_h) & (drop >= np.maximum(th.min_drop_kpa, quantum))
+            leaking = ok & (rate >= th.min_leak_kpa_per_h) & (drop >= th.min_drop_kpa) & (drop >= quantum)
             leaking &= -line["slope"] / line["slope_se"] >= th.min_t_stat
             leaking &= (drop - quantum) / (line["slope_se"] * line["span_x"]) >= th.quantum_t_stat
             conclusive |= ok if window_s == th.window_s else leaking

@@ -127,15 +127,8 @@ def detect_tyre_slow_leak(
     # rows are among the short one's; everything below is on the short window's rows (columns).
     at = np.flatnonzero(t_s >= th.short_window_s)
     in_long = np.flatnonzero(t_s.take(at) >= th.window_s)
-    # What the temperature quantum can fake at each judged row: d(pc)/dT = (pc + atm) / T per degree.
-    temp_at = temp.take(at, axis=1)
-    temp_at = np.where(np.isnan(temp_at), th.reference_c, temp_at)
-    quantum_drop = th.quantum_drop_factor * th.temperature_quantum_c * (pc.take(at, axis=1) + ATMOSPHERE_KPA)
-    quantum_drop /= temp_at + KELVIN
-    long_ = _verdict(
-        sums, veh, t_s, plausible, at.take(in_long), th.window_s, th, quantum_drop.take(in_long, axis=1)
-    )
-    short = _verdict(sums, veh, t_s, plausible, at, th.short_window_s, th, quantum_drop)
+    long_ = _verdict(sums, veh, t_s, plausible, at.take(in_long), th.window_s, th, pc, temp)
+    short = _verdict(sums, veh, t_s, plausible, at, th.short_window_s, th, pc, temp)
     ok_long = _spread(long_.fits, in_long, at.size, False)
     leak_long = _spread(long_.leaking, in_long, at.size, False)
     ref_at = ref.take(at, axis=1) if ref.strides[0] else placard.take(at)
@@ -206,29 +199,45 @@ def _verdict(
     at: np.ndarray,
     window_s: float,
     th: TyreLeakThresholds,
-    quantum_drop_kpa: np.ndarray,
+    pc: np.ndarray,
+    temp: np.ndarray,
 ) -> _Verdict:
     """The window's lines at rows `at`; a leak is a significant fall (t statistic against no fall,
-    and against the most the temperature quantum can fake, `quantum_drop_kpa` per wheel and row)."""
+    and against the most the temperature quantum can fake at the row, `quantum_drop_kpa`)."""
     line = wheel_lines(sums, window_start(veh, t_s, window_s, at), at)
     fits = plausible.take(at, axis=1) & (line.n >= th.min_rows) & ~np.isnan(line.slope)
     fits &= line.span_x >= th.min_span_fraction * window_s
     rate = -line.slope * 3600.0
     with np.errstate(invalid="ignore"):
-        drop = rate * line.span_x / 3600.0
-        leaking = (
-            fits & (rate >= th.min_leak_kpa_per_h) & (drop >= np.maximum(th.min_drop_kpa, quantum_drop_kpa))
-        )
+        leaking = fits & (rate >= th.min_leak_kpa_per_h) & (rate * line.span_x / 3600.0 >= th.min_drop_kpa)
     flat = np.flatnonzero(leaking)
-    if flat.size:  # the t statistics only where the rest already holds (leaks are rare)
+    if flat.size:  # the rest only where these already hold (leaks are rare)
         wheel, col = np.divmod(flat, at.size)
-        se = slope_se(line, y_squared_sums(sums), wheel, col)
+        row = at.take(col)
         span = line.span_x[wheel if line.span_x.shape[0] > 1 else np.zeros_like(wheel), col]
+        drop = rate[wheel, col] * span / 3600.0
+        quantum = quantum_drop_kpa(th, pc[wheel, row], temp[wheel, row])
+        se = slope_se(line, y_squared_sums(sums), wheel, col)
         with np.errstate(invalid="ignore", divide="ignore"):
             t_stat = -line.slope[wheel, col] / se
-            beyond_quantum = (drop[wheel, col] - quantum_drop_kpa[wheel, col]) / (se * span)
-        leaking[wheel, col] = (t_stat >= th.min_t_stat) & (beyond_quantum >= th.quantum_t_stat)
+            beyond_quantum = (drop - quantum) / (se * span)
+        leaking[wheel, col] = (
+            (drop >= quantum) & (t_stat >= th.min_t_stat) & (beyond_quantum >= th.quantum_t_stat)
+        )
     return _Verdict(line, fits, rate, leaking)
+
+
+def quantum_drop_kpa(th: TyreLeakThresholds, pc_kpa: np.ndarray, temperature_c: np.ndarray) -> np.ndarray:
+    """The most a line's fall can owe to whole-degree temperature readings, at compensated pressure
+    `pc_kpa` read at `temperature_c`: `quantum_drop_factor` quanta of d(pc)/dT = (pc + atm) / T.
+    A row without a temperature is taken at `reference_c` (its pressure is raw: no better)."""
+    temperature_c = np.where(np.isnan(temperature_c), th.reference_c, temperature_c)
+    return (
+        th.quantum_drop_factor
+        * th.temperature_quantum_c
+        * (pc_kpa + ATMOSPHERE_KPA)
+        / (temperature_c + KELVIN)
+    )
 
 
 def _spread(values: np.ndarray, pos: np.ndarray, m: int, fill: float | bool) -> np.ndarray:
