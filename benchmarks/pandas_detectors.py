@@ -279,6 +279,8 @@ def tyre_leak(frame: pd.DataFrame, cols: TelemetryColumns, params: VehicleParams
         ref = placard.fillna(early)
         plausible = pc.notna() & ~_stuck_suspect(frame, t_s, p, temp, th)
         y = (pc - ref).where(plausible)
+        # The fitted drop must also exceed what the whole-degree temperature readings can fake.
+        quantum = pd.Series(tyres.quantum_drop_kpa(th, pc.to_numpy(), temp.to_numpy()), index=frame.index)
         lvl = pd.Series(np.nan, index=frame.index)
         kpa_per_h = pd.Series(np.nan, index=frame.index)
         leak_any = pd.Series(False, index=frame.index)
@@ -288,10 +290,10 @@ def tyre_leak(frame: pd.DataFrame, cols: TelemetryColumns, params: VehicleParams
             ok = plausible & (t_s >= window_s) & (line["n"] >= th.min_rows)
             ok &= (line["span_x"] >= th.min_span_fraction * window_s) & line["slope"].notna()
             rate = -line["slope"] * 3600.0
-            leaking = (
-                ok & (rate >= th.min_leak_kpa_per_h) & (rate * line["span_x"] / 3600.0 >= th.min_drop_kpa)
-            )
+            drop = rate * line["span_x"] / 3600.0
+            leaking = ok & (rate >= th.min_leak_kpa_per_h) & (drop >= th.min_drop_kpa) & (drop >= quantum)
             leaking &= -line["slope"] / line["slope_se"] >= th.min_t_stat
+            leaking &= (drop - quantum) / (line["slope_se"] * line["span_x"]) >= th.quantum_t_stat
             conclusive |= ok if window_s == th.window_s else leaking
             lvl = lvl.where(lvl.notna() | ~ok, ref + line["level"])
             kpa_per_h = kpa_per_h.where(~(leaking & ~leak_any), rate)

@@ -9,7 +9,12 @@ the stuck-sensor rows are `analytics.detectors.tyre_readings`'), the projected t
 - MAJOR: over the trailing window (or a shorter one, which can only add a fast leak), the
   compensated pressure falls significantly (t statistic), faster than
   `min_leak_kpa_per_h` (about a hundred times natural permeation, which loses 1-3 psi a month),
-  by more than `min_drop_kpa` over the window (above a TPMS sensor's resolution).
+  by more than `min_drop_kpa` over the window (above a TPMS sensor's resolution), and by more
+  than the whole-degree temperature readings can fake (`quantum_drop_factor` quanta of
+  (p + atm) / T, by `quantum_t_stat` standard errors): a temperature that swings within one
+  degree reads as steady, and one that hovers at a half degree flips the reading, so the
+  compensation is off by up to half a quantum either way, and a line through that error falls
+  by at most 1.5 quanta. A leak keeps falling; the quantum's error cannot.
 - CRITICAL: the compensated level is at or below the limit, `(1 - 0.25) * placard`.
 Rows where the raw pressure sits still while the tyre's temperature moves are a stuck sensor,
 not evidence (left out). Each must hold `sustain_s` to raise; the alarm clears after neither
@@ -39,7 +44,13 @@ from analytics.detectors.trends import (
     state_changes,
     window_start,
 )
-from analytics.detectors.tyre_readings import compensate_kpa, early_median, stuck_suspect
+from analytics.detectors.tyre_readings import (
+    ATMOSPHERE_KPA,
+    KELVIN,
+    compensate_kpa,
+    early_median,
+    stuck_suspect,
+)
 from analytics.detectors.wheel_lines import (
     WheelLines,
     WheelSums,
@@ -52,7 +63,7 @@ from analytics.findings import Finding, Severity
 from contract.signals import WHEELS, wheel_paths
 
 FAULT = "tyre_slow_leak"
-THRESHOLDS_VERSION = "tyre_slow_leak/1"
+THRESHOLDS_VERSION = "tyre_slow_leak/2"
 PRESSURE = wheel_paths("Tire.Pressure")
 TEMPERATURE = wheel_paths("Tire.Temperature")
 SIGNALS: tuple[str, ...] = PRESSURE + TEMPERATURE
@@ -69,6 +80,13 @@ class TyreLeakThresholds:
     min_span_fraction: float = 0.75  # the readings must cover this share of the window
     min_leak_kpa_per_h: float = 1.5
     min_drop_kpa: float = 2.0  # fitted drop over the readings' span (TPMS resolution ~1.4 kPa)
+    # TPMS temperatures are whole degrees, so a compensated reading may be off by up to half a
+    # degree's worth of pressure either way, and that error steps by a whole quantum wherever the
+    # reading changes. A least-squares line through an error confined to one quantum falls by at most
+    # 1.5 quanta (a step in the middle of the window): the fitted drop must exceed that as well.
+    temperature_quantum_c: float = 1.0
+    quantum_drop_factor: float = 1.5
+    quantum_t_stat: float = 3.0  # ... and by this many standard errors of the fitted drop
     min_t_stat: float = 6.0  # slope / its standard error (readings are autocorrelated: be strict)
     stuck_temperature_change_c: float = 2.0  # raw pressure flat while the tyre warmed this much
     stuck_without_temperature_s: float = 1800.0  # or flat this long with no temperature reading
@@ -109,8 +127,8 @@ def detect_tyre_slow_leak(
     # rows are among the short one's; everything below is on the short window's rows (columns).
     at = np.flatnonzero(t_s >= th.short_window_s)
     in_long = np.flatnonzero(t_s.take(at) >= th.window_s)
-    long_ = _verdict(sums, veh, t_s, plausible, at.take(in_long), th.window_s, th)
-    short = _verdict(sums, veh, t_s, plausible, at, th.short_window_s, th)
+    long_ = _verdict(sums, veh, t_s, plausible, at.take(in_long), th.window_s, th, pc, temp)
+    short = _verdict(sums, veh, t_s, plausible, at, th.short_window_s, th, pc, temp)
     ok_long = _spread(long_.fits, in_long, at.size, False)
     leak_long = _spread(long_.leaking, in_long, at.size, False)
     ref_at = ref.take(at, axis=1) if ref.strides[0] else placard.take(at)
@@ -181,7 +199,11 @@ def _verdict(
     at: np.ndarray,
     window_s: float,
     th: TyreLeakThresholds,
+    pc: np.ndarray,
+    temp: np.ndarray,
 ) -> _Verdict:
+    """The window's lines at rows `at`; a leak is a significant fall (t statistic against no fall,
+    and against the most the temperature quantum can fake at the row, `quantum_drop_kpa`)."""
     line = wheel_lines(sums, window_start(veh, t_s, window_s, at), at)
     fits = plausible.take(at, axis=1) & (line.n >= th.min_rows) & ~np.isnan(line.slope)
     fits &= line.span_x >= th.min_span_fraction * window_s
@@ -189,12 +211,33 @@ def _verdict(
     with np.errstate(invalid="ignore"):
         leaking = fits & (rate >= th.min_leak_kpa_per_h) & (rate * line.span_x / 3600.0 >= th.min_drop_kpa)
     flat = np.flatnonzero(leaking)
-    if flat.size:  # the t statistic only where the rest already holds (leaks are rare)
+    if flat.size:  # the rest only where these already hold (leaks are rare)
         wheel, col = np.divmod(flat, at.size)
+        row = at.take(col)
+        span = line.span_x[wheel if line.span_x.shape[0] > 1 else np.zeros_like(wheel), col]
+        drop = rate[wheel, col] * span / 3600.0
+        quantum = quantum_drop_kpa(th, pc[wheel, row], temp[wheel, row])
+        se = slope_se(line, y_squared_sums(sums), wheel, col)
         with np.errstate(invalid="ignore", divide="ignore"):
-            t_stat = -line.slope[wheel, col] / slope_se(line, y_squared_sums(sums), wheel, col)
-        leaking[wheel, col] = t_stat >= th.min_t_stat
+            t_stat = -line.slope[wheel, col] / se
+            beyond_quantum = (drop - quantum) / (se * span)
+        leaking[wheel, col] = (
+            (drop >= quantum) & (t_stat >= th.min_t_stat) & (beyond_quantum >= th.quantum_t_stat)
+        )
     return _Verdict(line, fits, rate, leaking)
+
+
+def quantum_drop_kpa(th: TyreLeakThresholds, pc_kpa: np.ndarray, temperature_c: np.ndarray) -> np.ndarray:
+    """The most a line's fall can owe to whole-degree temperature readings, at compensated pressure
+    `pc_kpa` read at `temperature_c`: `quantum_drop_factor` quanta of d(pc)/dT = (pc + atm) / T.
+    A row without a temperature is taken at `reference_c` (its pressure is raw: no better)."""
+    temperature_c = np.where(np.isnan(temperature_c), th.reference_c, temperature_c)
+    return (
+        th.quantum_drop_factor
+        * th.temperature_quantum_c
+        * (pc_kpa + ATMOSPHERE_KPA)
+        / (temperature_c + KELVIN)
+    )
 
 
 def _spread(values: np.ndarray, pos: np.ndarray, m: int, fill: float | bool) -> np.ndarray:
