@@ -32,6 +32,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (`fleet ingest --workers N --metrics-port P`
+    serves worker i on P + i). Raises OSError when 100 tries found no such run."""
+    for _ in range(100):
+        first = free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(first, first + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return first
+    raise OSError(f"no {count} consecutive free ports found")
+
+
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path, *, delete: bool = False) -> Iterator[str]:
     """Start (or join) an embedded PostgreSQL in `data_dir`; yield its URL. Afterwards it is stopped,

@@ -31,7 +31,7 @@ from contract import TelemetryBatch, accounts, topics
 from contract.credentials import vehicle_password
 from contract.endpoint import MqttEndpoint
 from edge_agent.fleet_publishing import MqttPublisher
-from localservers.embedded import INGEST_USER, SIMULATOR_USER, BrokerAccounts, free_port
+from localservers.embedded import INGEST_USER, SIMULATOR_USER, BrokerAccounts, free_port, free_ports
 from tests.conftest import BrokerUnderTest, fresh_ingest_id
 from tests.ingest.conftest import wait_until
 
@@ -285,7 +285,7 @@ def test_fleet_ingest_workers_log_in_with_their_own_ids(pg_url: str, tmp_path: P
             )
         url = f"mqtt://{INGEST_USER}:{creds.ingest_password}@127.0.0.1:{broker.port}"
         ingest = IngestProcess(pg_url, url, INGEST_USER, tmp_path / "ingest.log")
-        port = free_port()
+        port = free_ports(2)
         ingest.start("--workers", "2", "--metrics-port", str(port))
         try:
             assert wait_until(lambda: metrics_answer(port, port + 1), 30), ingest.log_tail()

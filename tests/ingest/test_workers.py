@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks.ingest.fleetdata import FramePublisher, frames_of, make_batches, open_persistent_session
 from benchmarks.ingest.prom import scrape
-from localservers.embedded import free_port
+from localservers.embedded import free_ports
 from localservers.mosquitto import MosquittoProcess
 from tests.ingest.conftest import IngestProcess, metrics_answer, wait_until
 from tests.ingest.test_faults import ROWS_PER_BATCH, _expect_exactly
@@ -39,7 +39,7 @@ def test_two_workers_split_the_load_and_store_each_batch_once(pg_url: str, tmp_p
     prefix, n = f"WRK{time.time_ns() % 10**6}", 200
     broker = MosquittoProcess(tmp_path / "mosquitto")
     broker.start()
-    port = free_port()
+    port = free_ports(2)
     ingest = IngestProcess(pg_url, broker.url, f"workers-{prefix}", tmp_path / "ingest.log")
     publisher = FramePublisher(broker.url, f"pub-{prefix}")
     for worker in range(2):  # the workers' sessions exist before anything is published: no race
