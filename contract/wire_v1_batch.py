@@ -61,6 +61,11 @@ class FrameBlock:
     def __len__(self) -> int:
         return len(self.errors)
 
+    def rows_of(self, frames: np.ndarray) -> np.ndarray:
+        """The row indices (into `ts_ns` and `values`) of `frames`, frame after frame."""
+        starts = self.row_offsets[frames]
+        return _ragged(starts, self.row_offsets[frames + 1] - starts)
+
     def batch(self, i: int) -> TelemetryBatch:
         """Frame i as `decode` returns it (its arrays are views into the block). Raises frame i's
         DecodeError when it is not valid."""
@@ -72,10 +77,14 @@ class FrameBlock:
         return TelemetryBatch(self.vehicle_ids[i], self.seqs[i], self.ts_ns[a:b], cols)
 
 
-def decode_frames(payloads: Sequence[bytes]) -> FrameBlock:
-    """Decode every payload at once. Raises nothing for bad bytes: each frame's DecodeError is in
-    `errors`, with `decode`'s reason and detail."""
-    work = _Pass(payloads)
+def decode_frames(payloads: Sequence[bytes], max_body_bytes: int | None = None) -> FrameBlock:
+    """Decode the payloads at once. Raises nothing for bad bytes: each frame's DecodeError is in
+    `errors`, with `decode`'s reason and detail.
+
+    With `max_body_bytes`, stop after the frame whose (inflated) body takes the total past it: the
+    block then holds the first `len(block)` payloads (at least one), and the caller decodes the rest
+    later. What one call holds in memory is thus bounded by the bodies, not by the count of frames."""
+    work = _Pass(payloads, max_body_bytes)
     work.run()
     for i in np.flatnonzero(work.verdict).tolist():
         if work.errors[i] is None:
@@ -119,9 +128,10 @@ def _any_per(frames: np.ndarray, lengths: np.ndarray, flags: np.ndarray) -> np.n
 class _Pass:
     """One decoding pass over a flush: per-frame state in arrays, the bodies in one byte array."""
 
-    def __init__(self, payloads: Sequence[bytes]) -> None:
+    def __init__(self, payloads: Sequence[bytes], max_body_bytes: int | None = None) -> None:
         n = len(payloads)
         self.payloads = payloads
+        self.max_body_bytes = max_body_bytes
         self.errors: list[DecodeError | None] = [None] * n
         self.verdict = np.zeros(n, np.int64)
         self.vehicle_ids = [""] * n
@@ -133,9 +143,9 @@ class _Pass:
         self.end = np.zeros(n, np.int64)
         self.buf = np.zeros(0, np.uint8)
         # Filled by the column pass: (signal index, frame, column position) of every column read,
-        # and (signal index, row, value) of every present value.
+        # and per signal index its values over every row of the flush (NaN where absent).
         self.col_parts: list[tuple[np.ndarray, np.ndarray, int]] = []
-        self.val_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.by_signal: dict[int, np.ndarray] = {}
 
     def kill(self, frames: np.ndarray, reason: DeadLetterReason) -> None:
         """Reject `frames` for `reason`, unless an earlier check already rejected them."""
@@ -171,7 +181,17 @@ class _Pass:
             self.pos[i] += offset
             self.end[i] = offset + len(body)
             offset += len(body)
+            if self.max_body_bytes is not None and offset >= self.max_body_bytes:
+                self._cut(i + 1)
+                break
         self.buf = np.frombuffer(b"".join(bodies), np.uint8)
+
+    def _cut(self, n: int) -> None:
+        """Decode only the first `n` payloads."""
+        self.payloads = self.payloads[:n]
+        del self.errors[n:], self.vehicle_ids[n:], self.seqs[n:]
+        for name in ("verdict", "n_rows", "n_cols", "ts0", "pos", "end"):
+            setattr(self, name, getattr(self, name)[:n])
 
     def _header(self, i: int, body: bytes, valid_ids: dict[bytes, str]) -> int:
         """0, or the verdict code of the first fault in the body's fixed part and its deltas."""
@@ -284,19 +304,33 @@ class _Pass:
         n_rows = self.n_rows[frames]
         bitmap_bytes = np.where(dense, 0, (n_rows + 7) // 8)
         ok = self._fits(frames, bitmap_bytes)
-        frames, sig, dense, n_rows, bitmap_bytes = frames[ok], sig[ok], dense[ok], n_rows[ok], bitmap_bytes[ok]
+        frames, sig, dense, n_rows, bitmap_bytes = (
+            frames[ok],
+            sig[ok],
+            dense[ok],
+            n_rows[ok],
+            bitmap_bytes[ok],
+        )
         spare = n_rows % 8  # bits of the last bitmap byte past the last row must be 0
         last = self.buf[np.maximum(self.pos[frames] + bitmap_bytes - 1, 0)].astype(np.int64)
         ok = dense | (spare == 0) | ((last >> spare) == 0)
         self.kill(frames[~ok], R.LENGTH_MISMATCH)
-        frames, sig, dense, n_rows, bitmap_bytes = frames[ok], sig[ok], dense[ok], n_rows[ok], bitmap_bytes[ok]
+        frames, sig, dense, n_rows, bitmap_bytes = (
+            frames[ok],
+            sig[ok],
+            dense[ok],
+            n_rows[ok],
+            bitmap_bytes[ok],
+        )
         # Every row of these frames, in frame then row order, and whether the column has it.
         m = frames.shape[0]
         rows = _ragged(self.row_start[frames], n_rows)
         owner = np.repeat(np.arange(m), n_rows)
         present = np.ones(rows.shape[0], bool)
         sparse = ~dense
-        bits = np.unpackbits(self.buf[_ragged(self.pos[frames[sparse]], bitmap_bytes[sparse])], bitorder="little")
+        bits = np.unpackbits(
+            self.buf[_ragged(self.pos[frames[sparse]], bitmap_bytes[sparse])], bitorder="little"
+        )
         first_bit = 8 * (np.cumsum(bitmap_bytes[sparse]) - bitmap_bytes[sparse])
         first_row = np.cumsum(n_rows) - n_rows
         present[_ragged(first_row[sparse], n_rows[sparse])] = bits[_ragged(first_bit, n_rows[sparse])]
@@ -321,8 +355,14 @@ class _Pass:
         self.pos[frames] += count * size
         keep = ok[owner]
         self.col_parts.append((sig[ok], frames[ok], k))
-        self.val_parts.append((sig[owner[keep]], rows[keep], values[keep]))
-        self.row_filled[rows[keep]] = True
+        entry_sig, rows, values = sig[owner[keep]], rows[keep], values[keep]
+        for s in np.unique(sig[ok]).tolist():  # mostly one: vehicles send their columns in one order
+            here = entry_sig == s
+            column = self.by_signal.get(s)
+            if column is None:
+                column = self.by_signal[s] = np.full(self.total_rows, np.nan)
+            column[rows[here]] = values[here]
+        self.row_filled[rows] = True
         self.all_filled[frames[ok & dense]] = True
 
     def _values(self, frames: np.ndarray, sig: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -355,25 +395,21 @@ class _Pass:
         n = self.verdict.shape[0]
         counts = np.bincount(self.kept_owner, minlength=n)
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        new_row = np.cumsum(self.kept) - 1
         n_kept = int(offsets[-1])
         valid = self.verdict == 0
         col_sig = np.concatenate([s for s, _, _ in self.col_parts] or [np.zeros(0, np.int64)])
         col_frame = np.concatenate([f for _, f, _ in self.col_parts] or [np.zeros(0, np.int64)])
-        col_k = np.concatenate([np.full(f.shape[0], k) for _, f, k in self.col_parts] or [np.zeros(0, np.int64)])
+        col_k = np.concatenate(
+            [np.full(f.shape[0], k) for _, f, k in self.col_parts] or [np.zeros(0, np.int64)]
+        )
         mine = valid[col_frame]
         col_sig, col_frame, col_k = col_sig[mine], col_frame[mine], col_k[mine]
-        val_sig = np.concatenate([s for s, _, _ in self.val_parts] or [np.zeros(0, np.int64)])
-        val_row = np.concatenate([r for _, r, _ in self.val_parts] or [np.zeros(0, np.int64)])
-        val_x = np.concatenate([x for _, _, x in self.val_parts] or [np.zeros(0)])
-        mine = self.kept[val_row] if val_row.size else np.zeros(0, bool)
-        val_sig, val_row, val_x = val_sig[mine], new_row[val_row[mine]], val_x[mine]
+        every_row = n_kept == self.total_rows
         values: dict[str, np.ndarray] = {}
         for s in np.unique(col_sig).tolist():
-            column = np.full(n_kept, np.nan)
-            here = val_sig == s
-            column[val_row[here]] = val_x[here]
-            values[SIGNALS[s].vss_path] = column
+            column = self.by_signal.pop(s)
+            values[SIGNALS[s].vss_path] = column if every_row else column[self.kept]
+        self.by_signal.clear()
         return FrameBlock(
             vehicle_ids=self.vehicle_ids,
             seqs=self.seqs,
@@ -389,8 +425,10 @@ def _frame_columns(n: int, sig: np.ndarray, frame: np.ndarray, k: np.ndarray) ->
     """Each frame's signal paths in frame order. Frames share few column layouts, so each distinct
     layout is built once and the per-frame work is one list lookup."""
     width = int(k.max()) + 1 if k.size else 0
-    grid = np.full((n, max(width, 1)), -1, np.int64)
+    grid = np.full((n, max(width, 1)), -1, np.int16)
     grid[frame, k] = sig
-    layouts, which = np.unique(grid, axis=0, return_inverse=True)
-    paths = [tuple(SIGNALS[s].vss_path for s in row if s >= 0) for row in layouts.tolist()]
+    keys = np.ascontiguousarray(grid).view(f"V{2 * grid.shape[1]}").reshape(-1)
+    layouts, which = np.unique(keys, return_inverse=True)  # one key per frame: its bytes
+    rows = np.frombuffer(layouts.tobytes(), np.int16).reshape(-1, grid.shape[1]).tolist()
+    paths = [tuple(SIGNALS[s].vss_path for s in row if s >= 0) for row in rows]
     return [paths[g] for g in which.reshape(-1).tolist()]

@@ -21,6 +21,7 @@ import numpy as np
 
 from contract.batch import TelemetryBatch
 from contract.signals import SIGNALS, Signal, WireType
+from contract.wire_v1_batch import FrameBlock
 
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z in Unix microseconds
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
@@ -75,6 +76,35 @@ def rows_from_batches(batches: Sequence[TelemetryBatch]) -> RowBlock:
             ]
         )
     return RowBlock(ts_us, vehicle_id, values)
+
+
+def rows_from_frames(frames: Sequence[tuple[FrameBlock, int]]) -> RowBlock:
+    """`rows_from_batches` of these frames' batches, taken from the blocks they were decoded in:
+    one gather per (block, signal), no per-batch concatenation."""
+    runs: list[tuple[FrameBlock, list[int]]] = []
+    for block, i in frames:
+        if runs and runs[-1][0] is block:
+            runs[-1][1].append(i)
+        else:
+            runs.append((block, [i]))
+    ts_parts, id_parts, taken = [], [], []
+    for block, chosen in runs:
+        index = np.array(chosen, np.int64)
+        rows = block.rows_of(index)
+        ts_parts.append(block.ts_ns[rows] // 1000)
+        ids = np.array([block.vehicle_ids[i].encode("ascii") for i in chosen])
+        id_parts.append(np.repeat(ids, np.diff(block.row_offsets)[index]))
+        paths = set().union(*{block.columns[i] for i in chosen})
+        taken.append((rows.shape[0], {path: block.values[path][rows] for path in paths}))
+    values = {}
+    for signal in SIGNALS:
+        if any(signal.vss_path in got for _, got in taken):
+            values[signal.vss_path] = np.concatenate(
+                [got.get(signal.vss_path, np.full(n, np.nan)) for n, got in taken]
+            )
+    if not runs:
+        return rows_from_batches([])
+    return RowBlock(np.concatenate(ts_parts), np.concatenate(id_parts), values)
 
 
 def encode_copy_binary(block: RowBlock) -> bytearray:

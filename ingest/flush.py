@@ -20,7 +20,7 @@ import numpy as np
 
 from contract.errors import DeadLetterReason
 from contract.signals import SIGNALS
-from ingest.copy_binary import RowBlock, encode_copy_binary, rows_from_batches
+from ingest.copy_binary import RowBlock, encode_copy_binary, rows_from_batches, rows_from_frames
 from ingest.pipeline import (
     Accepted,
     AcceptedDtc,
@@ -113,11 +113,8 @@ def storage_params(prepared: PreparedFlush) -> StorageParams:
     for column in prepared.block.values.values():
         present += ~np.isnan(column)
     samples = np.bincount(prepared.row_batch, weights=present, minlength=len(batches)).astype(np.int64)
-    latest = latest_signals(prepared)
-    doc = [
-        {"v": v, "t": t.isoformat(), "s": s, "oldest": min((x["ts"] for x in s.values()), default=None)}
-        for v, t, s in latest
-    ]
+    latest = _latest(prepared)
+    doc = [{"v": v, "t": t_iso, "s": s, "oldest": old} for v, _, s, old, t_iso in latest]
     return StorageParams(
         vehicle_ids=[b.vehicle_id for b in batches],
         seqs=[b.seq for b in batches],
@@ -126,8 +123,8 @@ def storage_params(prepared: PreparedFlush) -> StorageParams:
         n_rows=[b.n_rows for b in batches],
         n_samples=samples.tolist(),
         ledger_order=sorted(range(len(batches)), key=lambda i: (batches[i].vehicle_id, batches[i].seq)),
-        latest_vehicles=[v for v, _, _ in latest],
-        latest_ts=[t for _, t, _ in latest],
+        latest_vehicles=[v for v, _, _, _, _ in latest],
+        latest_ts=[t for _, t, _, _, _ in latest],
         latest_json=json.dumps(doc),
     )
 
@@ -154,7 +151,11 @@ def prepare_flush(triaged: Triage, policy: ValidationPolicy | None = None) -> Pr
             gone = {i for i, _, _ in rejected}
             dead.extend(dead_letter(accepted[i].envelope, reason, detail) for i, reason, detail in rejected)
             accepted = [a for i, a in enumerate(accepted) if i not in gone]
-    block = rows_from_batches([a.batch for a in accepted])
+    sources = [a.source for a in accepted if a.source is not None]
+    if len(sources) == len(accepted):  # decoded in chunks: take the rows from the decoded blocks
+        block = rows_from_frames(sources)
+    else:
+        block = rows_from_batches([a.batch for a in accepted])
     lengths = np.array([a.batch.n_rows for a in accepted], np.int64)
     row_batch = np.repeat(np.arange(len(accepted)), lengths)
     hits = null_out_of_range(block.values, row_batch)
@@ -277,6 +278,16 @@ def latest_signals(prepared: PreparedFlush) -> list[tuple[str, dt.datetime, dict
     """Per vehicle: its newest row time and, per signal, the newest present value with its time.
 
     The result is the `vehicle_latest` shape: {vss_path: {"value": v, "ts": iso8601}}."""
+    return [(v, t, s) for v, t, s, _, _ in _latest(prepared)]
+
+
+def _latest(prepared: PreparedFlush) -> list[tuple[str, dt.datetime, dict, str | None, str]]:
+    """`latest_signals`, and per vehicle the time of its oldest latest value (None: no value) and
+    its newest row time, both as ISO 8601 text.
+
+    Vectorised per signal: the newest present row of every vehicle is found with numpy, and each
+    distinct time is formatted once (a flush's newest values share few instants: mostly each
+    vehicle's last row), so the Python left is one small dict per (vehicle, signal)."""
     if not prepared.accepted:
         return []
     names = sorted({a.batch.vehicle_id for a in prepared.accepted})
@@ -287,7 +298,7 @@ def latest_signals(prepared: PreparedFlush) -> list[tuple[str, dt.datetime, dict
     order = np.lexsort((ts_us, code))  # by vehicle, then time: the last row per vehicle is the newest
     newest_ts = np.full(len(names), np.iinfo(np.int64).min)
     np.maximum.at(newest_ts, code, ts_us)
-    signals: list[dict] = [{} for _ in names]
+    found_code, found_row, found_value, found_path = [], [], [], []
     for signal in SIGNALS:
         column = prepared.block.column(signal.vss_path)
         if column is None:
@@ -297,9 +308,29 @@ def latest_signals(prepared: PreparedFlush) -> list[tuple[str, dt.datetime, dict
             continue
         codes = code[rows]
         last = np.flatnonzero(np.r_[codes[1:] != codes[:-1], True])  # last row of each vehicle run
-        for c, r in zip(codes[last].tolist(), rows[last].tolist(), strict=True):
-            signals[c][signal.vss_path] = {"value": float(column[r]), "ts": _iso(int(ts_us[r]))}
-    return [(name, _dt(int(newest_ts[i])), signals[i]) for i, name in enumerate(names)]
+        found_code.append(codes[last])
+        found_row.append(rows[last])
+        found_value.append(column[rows[last]])
+        found_path += [signal.vss_path] * last.shape[0]
+    signals: list[dict] = [{} for _ in names]
+    oldest: list[str | None] = [None] * len(names)
+    if found_path:
+        codes = np.concatenate(found_code)
+        at = ts_us[np.concatenate(found_row)]
+        instants, which = np.unique(at, return_inverse=True)
+        iso = iso_many(instants)
+        values = np.concatenate(found_value).tolist()
+        for c, path, value, k in zip(
+            codes.tolist(), found_path, values, which.reshape(-1).tolist(), strict=True
+        ):
+            signals[c][path] = {"value": value, "ts": iso[k]}
+        first = np.full(len(names), instants.shape[0])
+        np.minimum.at(first, codes, which.reshape(-1))
+        oldest = [iso[k] if k < len(iso) else None for k in first.tolist()]
+    newest_iso = iso_many(newest_ts)
+    return [
+        (name, _dt(int(newest_ts[i])), signals[i], oldest[i], newest_iso[i]) for i, name in enumerate(names)
+    ]
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -311,3 +342,13 @@ def _dt(ts_us: int) -> dt.datetime:
 
 def _iso(ts_us: int) -> str:
     return _dt(ts_us).isoformat()
+
+
+def iso_many(ts_us: np.ndarray) -> list[str]:
+    """`_iso` of each time (Unix µs, inside the time domain), formatted by numpy: exactly what
+    `datetime.isoformat` writes for UTC (no fraction when it is whole seconds, else six digits)."""
+    at = np.asarray(ts_us, np.int64).astype("datetime64[us]")
+    whole = np.datetime_as_string(at, unit="s")
+    fraction = np.datetime_as_string(at, unit="us")
+    text = np.where(at.astype(np.int64) % 1_000_000 == 0, whole, fraction)
+    return [t + "+00:00" for t in text.tolist()]

@@ -123,7 +123,9 @@ def test_damaged_frames_get_decode_s_verdict(payloads: list[bytes]) -> None:
 def test_every_known_hostile_and_malformed_frame_among_valid_ones() -> None:
     valid = [
         wire_v1.encode(
-            TelemetryBatch(f"VEH-{i}", i, (T0_US + np.arange(3) * 1000) * 1000, {"Vehicle.Speed": np.ones(3)}),
+            TelemetryBatch(
+                f"VEH-{i}", i, (T0_US + np.arange(3) * 1000) * 1000, {"Vehicle.Speed": np.ones(3)}
+            ),
             compress=bool(i % 2),
         )
         for i in range(4)
