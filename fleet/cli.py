@@ -304,6 +304,7 @@ def _register_areas() -> None:
         cli_analyze,
         cli_bench_analytics,
         cli_bench_ota,
+        cli_bench_prepare,
         cli_bench_queries,
         cli_driving,
         cli_hazards,
@@ -317,7 +318,8 @@ def _register_areas() -> None:
         cli_simulate,
     )
 
-    for area in (cli_simulate, cli_ingest, cli_agent, cli_bench_analytics, cli_bench_ota, cli_bench_queries):
+    areas = (cli_simulate, cli_ingest, cli_agent, cli_bench_analytics, cli_bench_ota, cli_bench_queries)
+    for area in (*areas, cli_bench_prepare):
         area.register(app, bench_app)
     cli_registry.register(app, _settings)
     cli_analyze.register(app, _settings)

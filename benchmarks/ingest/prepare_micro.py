@@ -44,11 +44,3 @@ def run_prepare_micro(messages: int = 2000, rows: int = 10, vehicles: int = 2000
         **{k: round(v, 4) for k, v in best.items()},
         "cpu_us_per_message": round(best["prepare_cpu_s"] / messages * 1e6, 1),
     }
-
-
-if __name__ == "__main__":
-    import json
-    import sys
-
-    args = [int(a) for a in sys.argv[1:]]
-    print(json.dumps(run_prepare_micro(*args)))
