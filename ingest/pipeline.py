@@ -231,12 +231,12 @@ def _decode_chunk(envelopes: Sequence[Envelope], body_bytes: int) -> tuple[Seque
         return envelopes, decoded
     try:
         block = wire_v1_batch.decode_frames([envelopes[i].payload for i in telemetry], body_bytes)
+        for j, i in enumerate(telemetry[: len(block)]):
+            error = block.errors[j]
+            decoded[i] = error if error is not None else (block.batch(j), block, j)
     except Exception:
         log.exception("batch-decoding %d frames failed; decoding them one by one", len(telemetry))
-        return envelopes, decoded
-    for j, i in enumerate(telemetry[: len(block)]):
-        error = block.errors[j]
-        decoded[i] = error if error is not None else (block.batch(j), block, j)
+        return envelopes, [None] * len(envelopes)
     if len(block) < len(telemetry):
         end = telemetry[len(block)]
         return envelopes[:end], decoded[:end]

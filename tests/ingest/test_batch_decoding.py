@@ -138,3 +138,23 @@ def test_the_last_known_state_document_is_a_row_by_row_scan(payloads: list[bytes
     assert prepared.params is not None
     batches = [a.batch for a in prepared.accepted]
     assert json.loads(prepared.params.latest_json) == _oracle(batches)
+
+
+def test_a_failing_batch_decoder_costs_speed_not_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the batch decoder: the chunk is decoded frame by frame, every message accounted for."""
+    good = wire_v1.encode(
+        TelemetryBatch("VEH-1", 1, np.array([NOW_NS - 10**9]), {"Vehicle.Speed": np.array([50.0])})
+    )
+    envelopes = [
+        Envelope(topics.topic_for("VEH-1", topics.TELEMETRY), good, NOW_NS),
+        Envelope(topics.topic_for("VEH-1", topics.TELEMETRY), b"FP\x01", NOW_NS),
+    ]
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("a bug in the batch decoder")
+
+    monkeypatch.setattr(pipeline.wire_v1_batch, "decode_frames", broken)
+    triaged = triage(envelopes)
+    assert triaged.consumed == 2 and len(triaged.accepted) == 1
+    assert [d.reason for d in triaged.dead] == ["truncated"]
+    assert triaged.accepted[0].source is None
