@@ -61,14 +61,15 @@ class FrameBlock:
         return TelemetryBatch(self.vehicle_ids[i], self.seqs[i], self.ts_ns[a:b], cols)
 
 
-def decode_frames(payloads: Sequence[bytes], max_body_bytes: int | None = None) -> FrameBlock:
+def decode_frames(payloads: Sequence[bytes], max_bytes: int | None = None) -> FrameBlock:
     """Decode the payloads at once. Raises nothing for bad bytes: each frame's DecodeError is in
     `errors`, with `decode`'s reason and detail.
 
-    With `max_body_bytes`, stop after the frame whose (inflated) body takes the total past it: the
-    block then holds the first `len(block)` payloads (at least one), and the caller decodes the rest
-    later. What one call holds in memory is thus bounded by the bodies, not by the count of frames."""
-    work = Pass(payloads, max_body_bytes)
+    With `max_bytes`, stop after the frame whose inflated body and decoded arrays (estimated by
+    `contract.wire_v1_frames.decoded_bytes`) take the total past it: the block then holds the first
+    `len(block)` payloads (at least one), and the caller decodes the rest later. What one call holds
+    in memory is thus bounded by what the frames decode to, not by their count or wire size."""
+    work = Pass(payloads, max_bytes)
     work.run()
     for i in np.flatnonzero(work.verdict).tolist():
         if work.errors[i] is None:

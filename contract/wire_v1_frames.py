@@ -47,6 +47,13 @@ FrameFields = tuple[
 ]
 
 
+def decoded_bytes(n_rows: int, n_columns: int) -> int:
+    """An upper estimate of what a frame's decoded arrays hold: 8 bytes per row for its time, one
+    for its bookkeeping, and one per column (at most one per catalogue signal); a sparse column
+    costs a full float64 per row once decoded, whatever its few bits on the wire."""
+    return 8 * n_rows * (2 + min(n_columns, len(SIGNALS)))
+
+
 def ragged(starts: np.ndarray, lengths: np.ndarray, step: int = 1) -> np.ndarray:
     """concat(arange(s, s + step * l, step) for s, l in zip(starts, lengths)), without a Python loop."""
     total = int(lengths.sum())
@@ -65,10 +72,10 @@ def _any_per(frames: np.ndarray, lengths: np.ndarray, flags: np.ndarray) -> np.n
 class Pass:
     """One decoding pass over a flush: per-frame state in arrays, the bodies in one byte array."""
 
-    def __init__(self, payloads: Sequence[bytes], max_body_bytes: int | None = None) -> None:
+    def __init__(self, payloads: Sequence[bytes], max_bytes: int | None = None) -> None:
         n = len(payloads)
         self.payloads = payloads
-        self.max_body_bytes = max_body_bytes
+        self.max_bytes = max_bytes
         self.errors: list[DecodeError | None] = [None] * n
         self.verdict = np.zeros(n, np.int64)
         self.vehicle_ids = [""] * n
@@ -102,6 +109,7 @@ class Pass:
         """Per frame (the only per-message Python): unframe, inflate, the fixed body fields."""
         bodies: list[bytes] = []
         offset = 0
+        held = 0  # the bodies and an estimate of their decoded arrays
         valid_ids: dict[bytes, str] = {}
         for i, payload in enumerate(self.payloads):
             try:
@@ -118,7 +126,8 @@ class Pass:
             self.pos[i] += offset
             self.end[i] = offset + len(body)
             offset += len(body)
-            if self.max_body_bytes is not None and offset >= self.max_body_bytes:
+            held += len(body) + decoded_bytes(int(self.n_rows[i]), int(self.n_cols[i]))
+            if self.max_bytes is not None and held >= self.max_bytes:
                 self._cut(i + 1)
                 break
         self.buf = np.frombuffer(b"".join(bodies), np.uint8)

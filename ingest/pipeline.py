@@ -176,11 +176,11 @@ CHECKS: tuple[Check, ...] = (check_topic_matches_payload,)
 
 
 # Telemetry frames are decoded a chunk at a time (`contract.wire_v1_batch`): at most this many
-# messages, and inflated bodies of about this many bytes (or a quarter of the flush's memory cap),
-# so that a cut at the memory cap wastes little decoding and a chunk of frames that inflate holds
-# a bounded amount of memory.
+# messages, and frames whose inflated bodies and decoded arrays come to about this many bytes (or a
+# quarter of the flush's memory cap), so that a cut at the memory cap wastes little decoding and a
+# chunk of frames that inflate or decode to wide sparse rows holds a bounded amount of memory.
 DECODE_CHUNK_MESSAGES = 2048
-DECODE_CHUNK_BODY_BYTES = 16 << 20
+DECODE_CHUNK_BYTES = 16 << 20
 
 
 def triage(
@@ -192,12 +192,12 @@ def triage(
     estimate past it (never before the first one): `consumed` says where, and the caller keeps the
     rest for the next flush. Wire bytes alone do not bound memory, since frames inflate."""
     out = Triage()
-    body_bytes = DECODE_CHUNK_BODY_BYTES
+    chunk_bytes = DECODE_CHUNK_BYTES
     if max_memory_bytes is not None:
-        body_bytes = max(1, min(body_bytes, max_memory_bytes // 4))
+        chunk_bytes = max(1, min(chunk_bytes, max_memory_bytes // 4))
     start = 0
     while start < len(envelopes):
-        chunk, decoded = _decode_chunk(envelopes[start : start + DECODE_CHUNK_MESSAGES], body_bytes)
+        chunk, decoded = _decode_chunk(envelopes[start : start + DECODE_CHUNK_MESSAGES], chunk_bytes)
         for envelope, frame in zip(chunk, decoded, strict=True):
             outcome = classify(envelope, checks, frame)
             if (
@@ -221,7 +221,9 @@ def triage(
 Decoded = tuple[TelemetryBatch, FrameBlock, int] | DecodeError | None
 
 
-def _decode_chunk(envelopes: Sequence[Envelope], body_bytes: int) -> tuple[Sequence[Envelope], list[Decoded]]:
+def _decode_chunk(
+    envelopes: Sequence[Envelope], chunk_bytes: int
+) -> tuple[Sequence[Envelope], list[Decoded]]:
     """The leading envelopes whose telemetry frames one batch decode took (at least one envelope),
     and each one's decoded frame. Should the batch decoder fail (a bug), every frame is left to
     `classify` to decode alone, so that the bug costs speed, never a message."""
@@ -230,7 +232,7 @@ def _decode_chunk(envelopes: Sequence[Envelope], body_bytes: int) -> tuple[Seque
     if not telemetry:
         return envelopes, decoded
     try:
-        block = wire_v1_batch.decode_frames([envelopes[i].payload for i in telemetry], body_bytes)
+        block = wire_v1_batch.decode_frames([envelopes[i].payload for i in telemetry], chunk_bytes)
         for j, i in enumerate(telemetry[: len(block)]):
             error = block.errors[j]
             decoded[i] = error if error is not None else (block.batch(j), block, j)

@@ -68,7 +68,7 @@ def test_triage_in_chunks_is_classify_one_by_one(
     envelopes = _envelopes(drawn)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pipeline, "DECODE_CHUNK_MESSAGES", chunk)
-        mp.setattr(pipeline, "DECODE_CHUNK_BODY_BYTES", body_bytes)
+        mp.setattr(pipeline, "DECODE_CHUNK_BYTES", body_bytes)
         chunked = triage(envelopes)
     expected = pipeline.Triage()
     for envelope in envelopes:
@@ -83,7 +83,7 @@ def test_triage_in_chunks_is_classify_one_by_one(
 @settings(max_examples=50, deadline=None)
 @given(st.lists(any_frame, min_size=1, max_size=12), st.integers(1, 4000))
 def test_a_body_budget_decodes_a_prefix(payloads: list[bytes], budget: int) -> None:
-    whole, part = decode_frames(payloads), decode_frames(payloads, max_body_bytes=budget)
+    whole, part = decode_frames(payloads), decode_frames(payloads, max_bytes=budget)
     assert 1 <= len(part) <= len(payloads)
     for i in range(len(part)):
         assert (part.errors[i] is None) == (whole.errors[i] is None)
