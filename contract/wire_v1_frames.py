@@ -262,24 +262,12 @@ class Pass:
         n_rows = self.n_rows[frames]
         bitmap_bytes = np.where(dense, 0, (n_rows + 7) // 8)
         ok = self._fits(frames, bitmap_bytes)
-        frames, sig, dense, n_rows, bitmap_bytes = (
-            frames[ok],
-            sig[ok],
-            dense[ok],
-            n_rows[ok],
-            bitmap_bytes[ok],
-        )
+        frames, sig, dense, n_rows, bitmap_bytes = (a[ok] for a in (frames, sig, dense, n_rows, bitmap_bytes))
         spare = n_rows % 8  # bits of the last bitmap byte past the last row must be 0
         last = self.buf[np.maximum(self.pos[frames] + bitmap_bytes - 1, 0)].astype(np.int64)
         ok = dense | (spare == 0) | ((last >> spare) == 0)
         self.kill(frames[~ok], R.LENGTH_MISMATCH)
-        frames, sig, dense, n_rows, bitmap_bytes = (
-            frames[ok],
-            sig[ok],
-            dense[ok],
-            n_rows[ok],
-            bitmap_bytes[ok],
-        )
+        frames, sig, dense, n_rows, bitmap_bytes = (a[ok] for a in (frames, sig, dense, n_rows, bitmap_bytes))
         # The present rows of the sparse frames (absolute row numbers, frame then row order).
         count = n_rows.copy()
         sparse = np.flatnonzero(~dense)

@@ -247,6 +247,8 @@ class SimBackend:
     def _withdraw_cancelled(self) -> None:
         """A handed booking that was cancelled (rescheduled, or the fault cleared before the visit)
         is withdrawn from the simulator."""
+        if not self._handed:
+            return
         closed = self._conn.execute(
             "SELECT booking_id FROM bookings WHERE booking_id = ANY(%s) AND status <> 'booked'",
             (list(self._handed.values()),),

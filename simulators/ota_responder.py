@@ -206,10 +206,10 @@ class OtaResponder:
                 return None, [
                     self._finish(job, t_s, "failed", "expired", "preconditions never met", job.before)
                 ]
-            answered = t_s >= d.consent_at_s
-            consented = not self._needs_consent(offer, t_s) or (d.consents and answered)
+            answered, asks = t_s >= d.consent_at_s, self._needs_consent(offer, t_s)
+            consented = not asks or (d.consents and answered)
             sent: list[OtaReport] = []
-            if self._needs_consent(offer, t_s) and answered and not d.consents and not job.declined_sent:
+            if asks and answered and not d.consents and not job.declined_sent:
                 job, report = self._emit(
                     job, t_s, "verified", None, DECLINED_DETAIL, job.before, image_sha256(offer)
                 )
