@@ -306,6 +306,7 @@ def _register_areas() -> None:
         cli_bench_ota,
         cli_bench_prepare,
         cli_bench_queries,
+        cli_campaigns,
         cli_driving,
         cli_hazards,
         cli_ingest,
@@ -329,6 +330,7 @@ def _register_areas() -> None:
     cli_ota.register(app, _settings)
     cli_notify.register(app, _settings)
     cli_loop.register(app, _settings)
+    cli_campaigns.register(app, _settings)
     cli_query.register(app, _settings)
 
 
