@@ -14,8 +14,12 @@ Owns: the benchmark's orchestration, in one run against a private Mosquitto and 
    be polled slowly and the scraping does not steal CPU from the drain it measures;
 3. half load: batches are published at half the drain rate, each stamped with its publish time,
    and the commit-minus-sample-time histogram gives p50/p99 sample-to-row latency.
+Before the drain, the broker's own QoS 1 rate on the same messages (`broker_baseline`): plain paho
+subscribers with manual ack and no processing, one per worker, whose persistent sessions were
+opened with ingest's before publishing, so the broker queued the same messages for both.
 It checks that every published row is stored exactly once. Reported, not asserted: the
-target is ratio = samples_per_s / raw_copy_samples_per_s >= 0.7.
+targets ratio = samples_per_s / raw_copy_samples_per_s >= 0.7, and broker_ratio = ingest's
+messages/s / the baseline's >= 0.7 with one worker, >= 0.9 with more (issue 14).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 
 import psycopg
 
+from benchmarks.ingest import broker_baseline
 from benchmarks.ingest.fleetdata import (
     BENCH_SIGNALS,
     FramePublisher,
@@ -95,13 +100,16 @@ def run_ingest_bench(cfg: BenchConfig) -> dict:
         client_id = f"{accounts.INGEST}-bench-{run}"  # in ingest's namespace (contract.accounts)
         group = "bench" if cfg.workers > 1 else None
         ids = [accounts.worker_login(client_id, i) for i in range(cfg.workers)] if group else [client_id]
-        for session in ids:
+        baseline_ids = [f"{client_id}-broker-baseline-{i}" for i in range(cfg.workers)]
+        for session in (*ids, *baseline_ids):  # both queue the same messages from here on
             open_persistent_session(broker.url, session, group)
         publisher = FramePublisher(broker.url, f"{accounts.SIMULATOR}-bench-{run}")
         stack.callback(publisher.close)
         publisher.publish_all(frames)
         if not publisher.wait_acked(300):
             raise RuntimeError("the broker did not acknowledge the pre-published batches")
+
+        baseline = broker_baseline.measure(broker.url, baseline_ids, group, cfg.batches, timeout_s=600)
 
         base = cfg.metrics_port or free_port()
         ports = [base + i for i in range(cfg.workers)]  # `fleet ingest` gives worker i port base + i
@@ -149,6 +157,11 @@ def run_ingest_bench(cfg: BenchConfig) -> dict:
             "ratio": round(rate / raw_rate, 3),
             "ratio_vs_raw_before": round(rate / (expected / raw_before_s), 3),
             "target_ratio": 0.7,
+            "messages": cfg.batches,
+            "messages_per_s": round(cfg.batches / drain_s),
+            "broker_baseline": baseline,
+            "broker_ratio": round(cfg.batches / drain_s / baseline["messages_per_s"], 3),
+            "target_broker_ratio": 0.7 if cfg.workers == 1 else 0.9,
             "drain_flushes": int(at_drain.get("fleet_ingest_flush_seconds_count", 0)),
             "drain_prepare_s": round(at_drain.get("fleet_ingest_prepare_seconds_sum", 0), 3),
             "drain_store_s": round(at_drain.get("fleet_ingest_flush_seconds_sum", 0), 3),

@@ -26,6 +26,11 @@ def test_bench_reports_rates_latency_and_exact_storage(pg_url: str) -> None:
     )
     assert report["drain_rows_stored"] == report["drain_rows_expected"] == report["drain_rows_distinct"]
     assert report["duplicate_batches"] == 0
+    baseline = report["broker_baseline"]  # the broker's own QoS 1 rate on the same messages
+    assert (baseline["subscribers"], baseline["messages"]) == (1, 200) and baseline["messages_per_s"] > 0
+    broker_ratio = report["messages_per_s"] / baseline["messages_per_s"]
+    assert report["broker_ratio"] == pytest.approx(broker_ratio, rel=0.01)
+    assert report["target_broker_ratio"] == 0.7
     assert report["half_load"]["p50_latency_ms"] is not None
     assert report["half_load"]["p50_latency_ms"] <= report["half_load"]["p99_latency_ms"]
     with psycopg.connect(pg_url) as conn:  # the bench removes what it wrote
