@@ -1,7 +1,8 @@
 """Application assembly: the one place that turns a database URL into a running FastAPI app.
 
-Owns: the app factory, the connection pool's lifetime (opened at start-up, closed at shutdown) and
-the mapping of a lost database to 503. Leaves routes to `api.routes`, queries to `api.repository`.
+Owns: the app factory and the connection pool's lifetime (opened at start-up, closed at shutdown).
+Errors become problem details (a lost database a 503) in `api.problems`. Leaves routes to
+`api.routes`, queries to `api.repository`.
 Nothing is built at import time, so tests and servers can create as many apps as they need.
 """
 
@@ -10,11 +11,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api.db import DatabaseUnavailable, open_pool
+from api.db import open_pool
+from api.problems import install_handlers, problem_openapi
 from api.routes import api_router
 
 API_VERSION = "0.1.0"
@@ -34,9 +35,6 @@ def create_app(database_url: str, *, db_timeout_s: float = 5.0, pool_max_size: i
 
     app = FastAPI(title="fleetpulse API", version=API_VERSION, lifespan=lifespan)
     app.include_router(api_router)
-    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+    install_handlers(app)
+    app.openapi = problem_openapi(app, app.openapi)  # type: ignore[method-assign]
     return app
-
-
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": "database unavailable"}, status_code=503, headers={"Retry-After": "5"})

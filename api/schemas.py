@@ -16,10 +16,32 @@ from api.repository import LatestRecord
 from contract.signals import BY_PATH
 
 
-class ErrorOut(BaseModel):
-    """The body of every error response except 422 (whose `detail` lists the invalid fields)."""
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (`application/problem+json`): the body of every error
+    response (`api.problems`; the kinds are listed in docs/api.md)."""
 
-    detail: str = Field(description="What went wrong, for a person to read")
+    type: str = Field(description="Identifies the kind of problem (a stable URI; compare it as a string)")
+    title: str = Field(description="A short summary of the kind, the same for every occurrence")
+    status: int = Field(description="The HTTP status code")
+    detail: str = Field(description="What went wrong this time, for a person to read")
+    instance: str = Field(description="The path of the request that failed")
+
+
+class FieldError(BaseModel):
+    location: list[str] = Field(
+        description='Where: e.g. ["query", "limit"], ["path", "vehicle_id"], ["body", "reason"]'
+    )
+    message: str = Field(description="What is wrong with it")
+    type: str = Field(description="A machine-readable reason, e.g. less_than_equal, extra_forbidden, missing")
+
+
+class ValidationProblem(Problem):
+    """A 422 invalid-request problem: every invalid field (the input values are not echoed)."""
+
+    errors: list[FieldError]
+
+
+ErrorOut = Problem  # the name routes declared error bodies with before problem details
 
 
 class VehicleOut(BaseModel):

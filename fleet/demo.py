@@ -210,8 +210,8 @@ async def _check_api(port: int, token: str, vehicle_id: str) -> tuple[int, int]:
     """Read the fleet back through the HTTP API, as a client would."""
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10) as client:
-        listing = (await client.get("/vehicles", params={"limit": 1})).raise_for_status().json()
-        latest = (await client.get(f"/vehicles/{vehicle_id}/latest")).raise_for_status().json()
+        listing = (await client.get("/v1/vehicles", params={"limit": 1})).raise_for_status().json()
+        latest = (await client.get(f"/v1/vehicles/{vehicle_id}/latest")).raise_for_status().json()
     return int(listing["total"]), len(latest["signals"])
 
 
@@ -232,7 +232,7 @@ async def _check_centre_scoping(port: int, database_url: str, registry: Simulate
             seen: set[str] = set()
             while True:
                 params = {"limit": 500, "offset": len(seen)}
-                answer = await client.get("/vehicles", params=params, headers=headers)
+                answer = await client.get("/v1/vehicles", params=params, headers=headers)
                 page = answer.raise_for_status().json()
                 seen |= {v["vehicle_id"] for v in page["items"]}
                 if not page["items"] or len(seen) >= page["total"]:

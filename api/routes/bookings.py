@@ -28,7 +28,7 @@ from api.schemas import (
     BookingOut,
     BookingStatus,
     CancelIn,
-    ErrorOut,
+    Problem,
     RescheduleIn,
 )
 from remedies import bookings
@@ -38,12 +38,12 @@ router = APIRouter(prefix="/bookings", tags=["bookings"], responses=FORBIDDEN)  
 
 Caller = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.SERVICE_CENTRE))]
 BookingId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The booking's id")]
-NOT_FOUND: Responses = {404: {"model": ErrorOut, "description": "No such booking, or another centre's"}}
-BAD_BODY: Responses = {400: {"model": ErrorOut, "description": "The body is not JSON"}}
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "No such booking, or another centre's"}}
+BAD_BODY: Responses = {400: {"model": Problem, "description": "The body is not JSON"}}
 ACTED: Responses = {
     **NOT_FOUND,
     409: {
-        "model": ErrorOut,
+        "model": Problem,
         "description": "The booking is not open any more (completed, cancelled, no-show)",
     },
 }
@@ -106,7 +106,7 @@ def cancel(booking_id: BookingId, body: CancelIn, principal: Caller, conn: Conn)
     responses={
         **ACTED,
         **BAD_BODY,
-        409: {"model": ErrorOut, "description": "Not open any more, or no free slot (it is kept)"},
+        409: {"model": Problem, "description": "Not open any more, or no free slot (it is kept)"},
     },
 )
 def reschedule(booking_id: BookingId, body: RescheduleIn, principal: Caller, conn: Conn) -> BookingActionOut:

@@ -28,7 +28,7 @@ from api.fleet_queries import (
 )
 from api.params import TIMESTAMP_RULE, parse_rfc3339
 from api.responses import FORBIDDEN
-from api.schemas import ErrorOut
+from api.schemas import Problem
 from api.schemas_fleet import (
     ActivityAnswer,
     ActivityOut,
@@ -44,11 +44,11 @@ from api.schemas_fleet import (
 from contract.batch import VEHICLE_ID_PATTERN
 
 router = APIRouter(
-    prefix="/v1/fleets/{fleet_id}",
+    prefix="/fleets/{fleet_id}",
     tags=["fleet queries"],
     responses={
         403: {**FORBIDDEN[403], "description": "This role may not use fleet queries (service centres)"},
-        404: {"model": ErrorOut, "description": "No such fleet, or not one this caller may query"},
+        404: {"model": Problem, "description": "No such fleet, or not one this caller may query"},
     },
 )
 

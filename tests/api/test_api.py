@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
-import pkgutil
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -12,10 +10,9 @@ import psycopg
 import pytest
 from fastapi import Depends
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from api import create_app, routes
+from api import create_app
 from api.auth import (
     Principal,
     Role,
@@ -26,6 +23,7 @@ from api.auth import (
     revoke_token,
 )
 from api.params import MAX_OFFSET
+from tests.api.route_table import api_routes
 from tests.api.seed import SPEED, TS, TYRE_FL, VEHICLES
 
 FLEET_QUERY_PATHS = {
@@ -61,13 +59,20 @@ def test_health_is_503_when_database_unreachable() -> None:
 
 def test_other_routes_are_503_when_database_unreachable() -> None:
     with TestClient(create_app(UNREACHABLE_URL, db_timeout_s=0.3)) as c:
-        r = c.get("/vehicles", headers=bearer("whatever"))
-    assert r.status_code == 503
-    assert r.json() == {"detail": "database unavailable"}
+        r = c.get("/v1/vehicles", headers=bearer("whatever"))
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {
+        "type": "tag:fleetpulse.dev,2026:problems/database-unavailable",
+        "title": "Database unavailable; retry later",
+        "status": 503,
+        "detail": "the database cannot be reached",
+        "instance": "/v1/vehicles",
+    }
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("path", ["/vehicles", "/vehicles/VIN-N1/latest"])
+@pytest.mark.parametrize("path", ["/v1/vehicles", "/v1/vehicles/VIN-N1/latest"])
 @pytest.mark.parametrize(
     "headers",
     [
@@ -90,11 +95,11 @@ def test_requests_without_a_valid_token_are_401(
 def test_revoked_token_is_401(client: TestClient, seeded_url: str) -> None:
     with psycopg.connect(seeded_url) as conn:
         token = create_token(conn, "temp", Role.ADMIN)
-    assert client.get("/vehicles", headers=bearer(token)).status_code == 200
+    assert client.get("/v1/vehicles", headers=bearer(token)).status_code == 200
     with psycopg.connect(seeded_url) as conn:
         assert revoke_token(conn, "temp") == 1
         assert revoke_token(conn, "temp") == 0
-    r = client.get("/vehicles", headers=bearer(token))
+    r = client.get("/v1/vehicles", headers=bearer(token))
     assert r.status_code == 401
     assert r.headers["WWW-Authenticate"] == "Bearer"
 
@@ -130,7 +135,7 @@ def test_create_token_rejects_a_role_centre_mismatch() -> None:
 
 @pytest.mark.postgres
 def test_admin_sees_every_vehicle(client: TestClient, tokens: dict[str, str]) -> None:
-    r = client.get("/vehicles", headers=bearer(tokens["admin"]))
+    r = client.get("/v1/vehicles", headers=bearer(tokens["admin"]))
     assert r.status_code == 200
     body = r.json()
     assert [v["vehicle_id"] for v in body["items"]] == sorted(v[0] for v in VEHICLES)
@@ -141,37 +146,37 @@ def test_admin_sees_every_vehicle(client: TestClient, tokens: dict[str, str]) ->
 
 @pytest.mark.postgres
 def test_vehicle_list_pages(client: TestClient, tokens: dict[str, str]) -> None:
-    r = client.get("/vehicles", params={"limit": 2, "offset": 1}, headers=bearer(tokens["admin"]))
+    r = client.get("/v1/vehicles", params={"limit": 2, "offset": 1}, headers=bearer(tokens["admin"]))
     body = r.json()
     assert [v["vehicle_id"] for v in body["items"]] == ["VIN-N2", "VIN-N3"]
     assert (body["total"], body["limit"], body["offset"]) == (5, 2, 1)
-    r = client.get("/vehicles", params={"offset": 50}, headers=bearer(tokens["admin"]))
+    r = client.get("/v1/vehicles", params={"offset": 50}, headers=bearer(tokens["admin"]))
     assert r.json()["items"] == [] and r.json()["total"] == 5
 
 
 @pytest.mark.postgres
 def test_service_centre_sees_only_its_own_vehicles(client: TestClient, tokens: dict[str, str]) -> None:
-    north = client.get("/vehicles", headers=bearer(tokens["north"])).json()
+    north = client.get("/v1/vehicles", headers=bearer(tokens["north"])).json()
     assert [v["vehicle_id"] for v in north["items"]] == ["VIN-N1", "VIN-N2", "VIN-N3"]
     assert north["total"] == 3
-    south = client.get("/vehicles", headers=bearer(tokens["south"])).json()
+    south = client.get("/v1/vehicles", headers=bearer(tokens["south"])).json()
     assert [v["vehicle_id"] for v in south["items"]] == ["VIN-S1"]
 
 
 @pytest.mark.postgres
 def test_other_centres_vehicle_looks_like_a_missing_one(client: TestClient, tokens: dict[str, str]) -> None:
-    hidden = client.get("/vehicles/VIN-S1/latest", headers=bearer(tokens["north"]))
-    unassigned = client.get("/vehicles/VIN-U1/latest", headers=bearer(tokens["north"]))
-    missing = client.get("/vehicles/VIN-NOPE/latest", headers=bearer(tokens["north"]))
+    hidden = client.get("/v1/vehicles/VIN-S1/latest", headers=bearer(tokens["north"]))
+    unassigned = client.get("/v1/vehicles/VIN-U1/latest", headers=bearer(tokens["north"]))
+    missing = client.get("/v1/vehicles/VIN-NOPE/latest", headers=bearer(tokens["north"]))
     assert hidden.status_code == unassigned.status_code == missing.status_code == 404
     assert hidden.json()["detail"] == "vehicle 'VIN-S1' not found"
     assert missing.json()["detail"] == "vehicle 'VIN-NOPE' not found"
-    assert client.get("/vehicles/VIN-S1/latest", headers=bearer(tokens["admin"])).status_code == 200
+    assert client.get("/v1/vehicles/VIN-S1/latest", headers=bearer(tokens["admin"])).status_code == 200
 
 
 @pytest.mark.postgres
 def test_latest_returns_values_with_units(client: TestClient, tokens: dict[str, str]) -> None:
-    r = client.get("/vehicles/VIN-N1/latest", headers=bearer(tokens["north"]))
+    r = client.get("/v1/vehicles/VIN-N1/latest", headers=bearer(tokens["north"]))
     assert r.status_code == 200
     body = r.json()
     assert body["vehicle_id"] == "VIN-N1"
@@ -186,14 +191,14 @@ def test_latest_returns_values_with_units(client: TestClient, tokens: dict[str, 
 def test_latest_keeps_signals_outside_the_catalogue_without_a_unit(
     client: TestClient, tokens: dict[str, str]
 ) -> None:
-    signals = client.get("/vehicles/VIN-S1/latest", headers=bearer(tokens["south"])).json()["signals"]
+    signals = client.get("/v1/vehicles/VIN-S1/latest", headers=bearer(tokens["south"])).json()["signals"]
     assert signals[SPEED]["unit"] == "km/h"
     assert signals["Vehicle.Future.Signal"]["unit"] is None
 
 
 @pytest.mark.postgres
 def test_latest_of_a_vehicle_without_data_is_404(client: TestClient, tokens: dict[str, str]) -> None:
-    r = client.get("/vehicles/VIN-N3/latest", headers=bearer(tokens["north"]))
+    r = client.get("/v1/vehicles/VIN-N3/latest", headers=bearer(tokens["north"]))
     assert r.status_code == 404
     assert r.json()["detail"] == "vehicle 'VIN-N3' has not sent any data yet"
 
@@ -201,9 +206,9 @@ def test_latest_of_a_vehicle_without_data_is_404(client: TestClient, tokens: dic
 @pytest.mark.postgres
 @pytest.mark.parametrize("vehicle_id", ["bad%20id", "semi;colon", "x" * 65, "%C3%A9t%C3%A9"])
 def test_invalid_vehicle_id_is_422(client: TestClient, tokens: dict[str, str], vehicle_id: str) -> None:
-    r = client.get(f"/vehicles/{vehicle_id}/latest", headers=bearer(tokens["admin"]))
+    r = client.get(f"/v1/vehicles/{vehicle_id}/latest", headers=bearer(tokens["admin"]))
     assert r.status_code == 422
-    assert r.json()["detail"][0]["loc"] == ["path", "vehicle_id"]
+    assert r.json()["errors"][0]["location"] == ["path", "vehicle_id"]
 
 
 @pytest.mark.postgres
@@ -221,15 +226,15 @@ def test_invalid_vehicle_id_is_422(client: TestClient, tokens: dict[str, str], v
     ids=str,
 )
 def test_invalid_paging_is_422(client: TestClient, tokens: dict[str, str], params: dict) -> None:
-    r = client.get("/vehicles", params=params, headers=bearer(tokens["admin"]))
+    r = client.get("/v1/vehicles", params=params, headers=bearer(tokens["admin"]))
     assert r.status_code == 422
-    (error,) = r.json()["detail"]
-    assert error["loc"] == ["query", next(iter(params))]
+    (error,) = r.json()["errors"]
+    assert error["location"] == ["query", next(iter(params))]
 
 
 @pytest.mark.postgres
 def test_the_largest_offset_is_an_empty_page(client: TestClient, tokens: dict[str, str]) -> None:
-    r = client.get("/vehicles", params={"offset": MAX_OFFSET}, headers=bearer(tokens["admin"]))
+    r = client.get("/v1/vehicles", params={"offset": MAX_OFFSET}, headers=bearer(tokens["admin"]))
     assert r.status_code == 200
     assert r.json()["items"] == [] and r.json()["offset"] == MAX_OFFSET
 
@@ -256,11 +261,11 @@ def test_the_largest_offset_is_an_empty_page(client: TestClient, tokens: dict[st
 def test_since_must_be_an_rfc3339_date_time_with_a_zone(
     client: TestClient, tokens: dict[str, str], since: str
 ) -> None:
-    r = client.get("/vehicles/VIN-N1/dtc", params={"since": since}, headers=bearer(tokens["admin"]))
+    r = client.get("/v1/vehicles/VIN-N1/dtc", params={"since": since}, headers=bearer(tokens["admin"]))
     assert r.status_code == 422, r.text
-    (error,) = r.json()["detail"]
-    assert error["loc"] == ["query", "since"]
-    assert "RFC 3339" in error["msg"]
+    (error,) = r.json()["errors"]
+    assert error["location"] == ["query", "since"]
+    assert "RFC 3339" in error["message"]
 
 
 @pytest.mark.postgres
@@ -280,7 +285,7 @@ def test_since_must_be_an_rfc3339_date_time_with_a_zone(
 def test_since_accepts_rfc3339_date_times(
     client: TestClient, tokens: dict[str, str], since: str, reports: int
 ) -> None:
-    r = client.get("/vehicles/VIN-N1/dtc", params={"since": since}, headers=bearer(tokens["admin"]))
+    r = client.get("/v1/vehicles/VIN-N1/dtc", params={"since": since}, headers=bearer(tokens["admin"]))
     assert r.status_code == 200, r.text
     assert len(r.json()["reports"]) == reports
 
@@ -289,14 +294,16 @@ def test_since_accepts_rfc3339_date_times(
 def test_unknown_query_parameters_are_422_after_the_token_check(
     client: TestClient, tokens: dict[str, str]
 ) -> None:
-    typo = client.get("/vehicles/VIN-N1/dtc", params={"sinse": TS}, headers=bearer(tokens["admin"]))
+    typo = client.get("/v1/vehicles/VIN-N1/dtc", params={"sinse": TS}, headers=bearer(tokens["admin"]))
     assert typo.status_code == 422
-    (error,) = typo.json()["detail"]
-    assert error["loc"] == ["query", "sinse"] and "limit, since" in error["msg"]
-    assert client.get("/vehicles/VIN-N1/status", params={"x": "1"}, headers=bearer(tokens["admin"])).json()[
-        "detail"
-    ][0]["msg"].endswith("takes: none")
-    assert client.get("/vehicles", params={"x": "1"}).status_code == 401
+    (error,) = typo.json()["errors"]
+    assert error["location"] == ["query", "sinse"] and "limit, since" in error["message"]
+    assert (
+        client.get("/v1/vehicles/VIN-N1/status", params={"x": "1"}, headers=bearer(tokens["admin"]))
+        .json()["errors"][0]["message"]
+        .endswith("takes: none")
+    )
+    assert client.get("/v1/vehicles", params={"x": "1"}).status_code == 401
 
 
 @pytest.mark.postgres
@@ -318,27 +325,25 @@ def _guards(dependant: Dependant) -> list[RoleGuard]:
 
 
 def test_every_route_but_health_declares_a_role() -> None:
-    guards = _guards
-
-    modules = [importlib.import_module(f"api.routes.{m.name}") for m in pkgutil.iter_modules(routes.__path__)]
-    found = [r for m in modules for r in m.router.routes if isinstance(r, APIRoute)]
-    assert {r.path for r in found} == {
+    found = api_routes(create_app(UNREACHABLE_URL))
+    assert {r.path for r in found} >= {
         "/health",
-        "/vehicles",
-        "/vehicles/{vehicle_id}/latest",
-        "/vehicles/{vehicle_id}/dtc",
-        "/vehicles/{vehicle_id}/software",
-        "/vehicles/{vehicle_id}/status",
-        "/bookings",
-        "/bookings/{booking_id}",
-        "/bookings/{booking_id}/complete",
-        "/bookings/{booking_id}/no-show",
-        "/bookings/{booking_id}/cancel",
-        "/bookings/{booking_id}/reschedule",
+        "/v1/vehicles",
+        "/v1/vehicles/{vehicle_id}/latest",
+        "/v1/vehicles/{vehicle_id}/dtc",
+        "/v1/vehicles/{vehicle_id}/software",
+        "/v1/vehicles/{vehicle_id}/status",
+        "/v1/bookings",
+        "/v1/bookings/{booking_id}",
+        "/v1/bookings/{booking_id}/complete",
+        "/v1/bookings/{booking_id}/no-show",
+        "/v1/bookings/{booking_id}/cancel",
+        "/v1/bookings/{booking_id}/reschedule",
         *FLEET_QUERY_PATHS,
     }
-    for route in found:
-        assert bool(guards(route.dependant)) == (route.path != "/health"), route.path
+    for r in found:
+        assert bool(_guards(r.route.dependant)) == (r.path != "/health"), r.path
+        assert r.path == "/health" or r.path.startswith("/v1/"), r.path
 
 
 @pytest.mark.postgres
@@ -353,7 +358,7 @@ def test_every_documented_route_but_health_needs_a_token(client: TestClient) -> 
 
 def test_missing_token_is_401_before_touching_the_database() -> None:
     with TestClient(create_app(UNREACHABLE_URL, db_timeout_s=0.3)) as c:
-        r = c.get("/vehicles")
+        r = c.get("/v1/vehicles")
     assert r.status_code == 401
 
 
@@ -363,17 +368,17 @@ def test_openapi_and_docs_are_served(client: TestClient) -> None:
     assert spec["info"] == {"title": "fleetpulse API", "version": "0.1.0"}
     assert set(spec["paths"]) == {
         "/health",
-        "/vehicles",
-        "/vehicles/{vehicle_id}/latest",
-        "/vehicles/{vehicle_id}/dtc",
-        "/vehicles/{vehicle_id}/status",
-        "/vehicles/{vehicle_id}/software",
-        "/bookings",
-        "/bookings/{booking_id}",
-        "/bookings/{booking_id}/complete",
-        "/bookings/{booking_id}/no-show",
-        "/bookings/{booking_id}/cancel",
-        "/bookings/{booking_id}/reschedule",
+        "/v1/vehicles",
+        "/v1/vehicles/{vehicle_id}/latest",
+        "/v1/vehicles/{vehicle_id}/dtc",
+        "/v1/vehicles/{vehicle_id}/status",
+        "/v1/vehicles/{vehicle_id}/software",
+        "/v1/bookings",
+        "/v1/bookings/{booking_id}",
+        "/v1/bookings/{booking_id}/complete",
+        "/v1/bookings/{booking_id}/no-show",
+        "/v1/bookings/{booking_id}/cancel",
+        "/v1/bookings/{booking_id}/reschedule",
         *FLEET_QUERY_PATHS,
     }
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
@@ -385,17 +390,13 @@ def test_openapi_documents_every_error_a_route_can_return() -> None:
     per-vehicle, per-booking and per-fleet route, 403 wherever a role guard is narrower than "any
     role", all with a body schema; and the bounds of every integer parameter."""
     spec = create_app(UNREACHABLE_URL).openapi()
-    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
-    # From the route modules: the app's own route list nests included routers (this FastAPI has
-    # `_IncludedRouter` entries), so walking it found no route and the 403 check was vacuous.
-    modules = [importlib.import_module(f"api.routes.{m.name}") for m in pkgutil.iter_modules(routes.__path__)]
+    error = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     narrow = {
-        route.path
-        for m in modules
-        for route in m.router.routes
-        if isinstance(route, APIRoute) and any(g.roles != set(Role) for g in _guards(route.dependant))
+        r.path
+        for r in api_routes(create_app(UNREACHABLE_URL))
+        if any(g.roles != set(Role) for g in _guards(r.route.dependant))
     }
-    assert narrow >= {"/vehicles", *FLEET_QUERY_PATHS}
+    assert narrow >= {"/v1/vehicles", *FLEET_QUERY_PATHS}
     for path, operations in spec["paths"].items():
         for method, op in operations.items():
             responses = op["responses"]
@@ -411,7 +412,10 @@ def test_openapi_documents_every_error_a_route_can_return() -> None:
             ), where
             assert ("403" in responses) == (path in narrow), where
             if op.get("parameters"):
-                assert "422" in responses, where
+                invalid = {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/ValidationProblem"}}
+                }
+                assert responses["422"]["content"] == invalid, where
             for param in op.get("parameters", []):
                 if param["schema"].get("type") == "integer":
                     assert {"minimum", "maximum"} <= set(param["schema"]), (where, param["name"])
@@ -419,7 +423,7 @@ def test_openapi_documents_every_error_a_route_can_return() -> None:
 
 @pytest.mark.postgres
 def test_dtc_reports_newest_first_with_the_current_set(client: TestClient, tokens: dict[str, str]) -> None:
-    body = client.get("/vehicles/VIN-N1/dtc", headers=bearer(tokens["north"])).json()
+    body = client.get("/v1/vehicles/VIN-N1/dtc", headers=bearer(tokens["north"])).json()
     assert body["current"] == {
         "ts": "2025-03-01T10:00:00Z",
         "codes": ["P0128"],
@@ -428,28 +432,30 @@ def test_dtc_reports_newest_first_with_the_current_set(client: TestClient, token
     }
     assert [r["codes"] for r in body["reports"]] == [["P0128"], ["P0301", "P0302"]]
     recent = client.get(
-        "/vehicles/VIN-N1/dtc", params={"since": "2025-03-01T09:30:00Z"}, headers=bearer(tokens["north"])
+        "/v1/vehicles/VIN-N1/dtc", params={"since": "2025-03-01T09:30:00Z"}, headers=bearer(tokens["north"])
     ).json()
     assert [r["codes"] for r in recent["reports"]] == [["P0128"]]
 
 
 @pytest.mark.postgres
 def test_dtc_reports_are_scoped_like_every_vehicle_route(client: TestClient, tokens: dict[str, str]) -> None:
-    assert client.get("/vehicles/VIN-S1/dtc", headers=bearer(tokens["north"])).status_code == 404
-    assert client.get("/vehicles/VIN-S1/dtc", headers=bearer(tokens["south"])).json()["current"]["codes"] == [
-        "C0035"
-    ]
-    quiet = client.get("/vehicles/VIN-N2/dtc", headers=bearer(tokens["north"])).json()
+    assert client.get("/v1/vehicles/VIN-S1/dtc", headers=bearer(tokens["north"])).status_code == 404
+    assert client.get("/v1/vehicles/VIN-S1/dtc", headers=bearer(tokens["south"])).json()["current"][
+        "codes"
+    ] == ["C0035"]
+    quiet = client.get("/v1/vehicles/VIN-N2/dtc", headers=bearer(tokens["north"])).json()
     assert quiet["current"] is None and quiet["reports"] == []
-    bad = client.get("/vehicles/VIN-N1/dtc", params={"since": "yesterday"}, headers=bearer(tokens["north"]))
+    bad = client.get(
+        "/v1/vehicles/VIN-N1/dtc", params={"since": "yesterday"}, headers=bearer(tokens["north"])
+    )
     assert bad.status_code == 422
 
 
 @pytest.mark.postgres
 def test_status_shows_the_check_in_and_is_scoped(client: TestClient, tokens: dict[str, str]) -> None:
-    body = client.get("/vehicles/VIN-N1/status", headers=bearer(tokens["north"])).json()
+    body = client.get("/v1/vehicles/VIN-N1/status", headers=bearer(tokens["north"])).json()
     assert body["state"] == "online" and body["reported_at"] == "2025-03-01T10:00:00Z"
     assert body["details"]["campaign_id"] == "brakes"
-    quiet = client.get("/vehicles/VIN-N2/status", headers=bearer(tokens["north"])).json()
+    quiet = client.get("/v1/vehicles/VIN-N2/status", headers=bearer(tokens["north"])).json()
     assert quiet == {"vehicle_id": "VIN-N2", "state": None, "reported_at": None, "details": {}}
-    assert client.get("/vehicles/VIN-N1/status", headers=bearer(tokens["south"])).status_code == 404
+    assert client.get("/v1/vehicles/VIN-N1/status", headers=bearer(tokens["south"])).status_code == 404

@@ -46,19 +46,19 @@ def api(url: str) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:  # 
 def test_a_centre_sees_only_its_own_bookings(api, booked: dict[str, int]) -> None:  # noqa: ANN001
     client, auth = api
     for centre in ("near", "far"):
-        page = client.get("/bookings", headers=auth[centre]).json()
+        page = client.get("/v1/bookings", headers=auth[centre]).json()
         assert [b["booking_id"] for b in page["items"]] == [booked[centre]] and page["total"] == 1
         assert page["items"][0]["service_centre_id"] == centre and page["items"][0]["status"] == "booked"
         other = booked["far" if centre == "near" else "near"]
-        assert client.get(f"/bookings/{other}", headers=auth[centre]).status_code == 404
-    everything = client.get("/bookings", headers=auth["admin"]).json()
+        assert client.get(f"/v1/bookings/{other}", headers=auth[centre]).status_code == 404
+    everything = client.get("/v1/bookings", headers=auth["admin"]).json()
     assert {b["booking_id"] for b in everything["items"]} == set(booked.values())
-    mine = client.get(f"/bookings/{booked['far']}", headers=auth["far"]).json()
+    mine = client.get(f"/v1/bookings/{booked['far']}", headers=auth["far"]).json()
     assert mine["fault"] == "tyre_slow_leak" and mine["skill"] == "tyres" and mine["vehicle_id"] == "V1"
     assert [(h["status"], h["actor"]) for h in mine["history"]] == [("booked", "engine")]
-    assert client.get("/bookings?status=completed", headers=auth["far"]).json()["items"] == []
-    assert client.get("/bookings?status=done", headers=auth["far"]).status_code == 422
-    assert client.get("/bookings", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.get("/v1/bookings?status=completed", headers=auth["far"]).json()["items"] == []
+    assert client.get("/v1/bookings?status=done", headers=auth["far"]).status_code == 422
+    assert client.get("/v1/bookings", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
 def test_a_centre_acts_on_its_own_bookings_only(api, booked: dict[str, int], url: str) -> None:  # noqa: ANN001, F811
@@ -70,19 +70,19 @@ def test_a_centre_acts_on_its_own_bookings_only(api, booked: dict[str, int], url
         ("cancel", {"reason": "x"}),
         ("reschedule", {}),
     ):
-        answer = client.post(f"/bookings/{far}/{path}", headers=auth["near"], json=body)
+        answer = client.post(f"/v1/bookings/{far}/{path}", headers=auth["near"], json=body)
         assert answer.status_code == 404, path
     assert rows(url, "SELECT status FROM bookings WHERE booking_id = %s", far) == [("booked",)]
 
-    done = client.post(f"/bookings/{far}/complete", headers=auth["far"])
+    done = client.post(f"/v1/bookings/{far}/complete", headers=auth["far"])
     assert done.status_code == 200, done.text
     assert done.json()["booking"]["status"] == "completed" and done.json()["rebooked"] is False
     assert done.json()["booking"]["history"][-1]["actor"] == "service_centre:far-desk"
     assert rows(url, "SELECT status FROM remedies WHERE vehicle_id = 'V1'") == [("done",)]
-    again = client.post(f"/bookings/{far}/complete", headers=auth["far"])
+    again = client.post(f"/v1/bookings/{far}/complete", headers=auth["far"])
     assert again.status_code == 409 and "not an open booking" in again.json()["detail"]
 
-    moved = client.post(f"/bookings/{near}/reschedule", headers=auth["near"], json={})
+    moved = client.post(f"/v1/bookings/{near}/reschedule", headers=auth["near"], json={})
     assert moved.status_code == 200, moved.text
     out = moved.json()
     assert out["booking"]["status"] == "cancelled" and out["rebooked"] is True
@@ -90,7 +90,7 @@ def test_a_centre_acts_on_its_own_bookings_only(api, booked: dict[str, int], url
         assert out["next_booking"]["starts_at"] > out["booking"]["starts_at"]
     (new_id,) = [b for (b,) in rows(url, "SELECT booking_id FROM bookings WHERE status = 'booked'")]
     cancelled = client.post(
-        f"/bookings/{new_id}/cancel", headers=auth["admin"], json={"reason": "owner on holiday"}
+        f"/v1/bookings/{new_id}/cancel", headers=auth["admin"], json={"reason": "owner on holiday"}
     )
     assert cancelled.status_code == 200 and cancelled.json()["booking"]["reason"].startswith(
         "owner on holiday"
@@ -119,7 +119,7 @@ def test_malformed_bodies_are_422_and_change_nothing(
     body: dict,
 ) -> None:
     client, auth = api
-    answer = client.post(f"/bookings/{booked['far']}/{path}", headers=auth["far"], json=body)
+    answer = client.post(f"/v1/bookings/{booked['far']}/{path}", headers=auth["far"], json=body)
     assert answer.status_code == 422, answer.text
     assert rows(url, "SELECT status FROM bookings WHERE booking_id = %s", booked["far"]) == [("booked",)]
 
@@ -127,6 +127,6 @@ def test_malformed_bodies_are_422_and_change_nothing(
 def test_ids_out_of_range_are_422_not_errors(api, booked: dict[str, int]) -> None:  # noqa: ANN001
     client, auth = api
     for bad in ("0", "-1", "9223372036854775808", "abc"):
-        assert client.get(f"/bookings/{bad}", headers=auth["admin"]).status_code == 422
-        assert client.post(f"/bookings/{bad}/complete", headers=auth["admin"]).status_code == 422
-    assert client.get("/bookings/9223372036854775807", headers=auth["admin"]).status_code == 404
+        assert client.get(f"/v1/bookings/{bad}", headers=auth["admin"]).status_code == 422
+        assert client.post(f"/v1/bookings/{bad}/complete", headers=auth["admin"]).status_code == 422
+    assert client.get("/v1/bookings/9223372036854775807", headers=auth["admin"]).status_code == 404

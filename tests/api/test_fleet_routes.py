@@ -80,7 +80,7 @@ def test_every_route_with_every_role_and_fleet(
             assert r.status_code == status, (caller, fleet, r.text)
             body = r.json()
             if status != 200:
-                assert set(body) == {"detail"}, body  # no data
+                assert set(body) == {"type", "title", "status", "detail", "instance"}, body  # no data
                 assert "FQ21" not in r.text
                 continue
             assert body["fleet_id"] == fleet and body["query"] == route
@@ -130,7 +130,13 @@ def test_bad_parameters_are_422(client: TestClient, callers: dict[str, str], par
 def test_a_fleet_operator_has_no_vehicle_or_booking_routes(
     client: TestClient, callers: dict[str, str]
 ) -> None:
-    for path in ("/vehicles", "/vehicles/VIN-N1/latest", "/vehicles/FQ21-0/dtc", "/bookings", "/bookings/1"):
+    for path in (
+        "/v1/vehicles",
+        "/v1/vehicles/VIN-N1/latest",
+        "/v1/vehicles/FQ21-0/dtc",
+        "/v1/bookings",
+        "/v1/bookings/1",
+    ):
         r = client.get(path, headers={"Authorization": f"Bearer {callers['operator']}"})
         assert r.status_code == 403, (path, r.text)
 

@@ -259,7 +259,7 @@ def _check_registry(pg_url: str, truth: dict) -> None:
     with TestClient(create_app(pg_url)) as client:
         for centre, token in tokens.items():
             page = client.get(
-                "/vehicles", params={"limit": 1000}, headers={"Authorization": f"Bearer {token}"}
+                "/v1/vehicles", params={"limit": 1000}, headers={"Authorization": f"Bearer {token}"}
             )
             assert page.status_code == 200
             seen = {v["vehicle_id"] for v in page.json()["items"]}
