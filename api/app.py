@@ -17,13 +17,23 @@ from starlette.concurrency import run_in_threadpool
 from api.db import open_pool
 from api.problems import install_handlers, problem_openapi
 from api.routes import api_router
+from api.serving import Admission
 
 API_VERSION = "0.1.0"
+DEFAULT_MAX_WAITING = 256  # per worker process; docs/api-serving.md says where it comes from
 
 
-def create_app(database_url: str, *, db_timeout_s: float = 5.0, pool_max_size: int = 10) -> FastAPI:
+def create_app(
+    database_url: str,
+    *,
+    db_timeout_s: float = 5.0,
+    pool_max_size: int = 10,
+    max_waiting: int = DEFAULT_MAX_WAITING,
+) -> FastAPI:
     """Build the API for the database at `database_url`. The database may be down at start-up:
-    the pool keeps trying, /health reports 503 and other routes answer 503 until it is back."""
+    the pool keeps trying, /health reports 503 and other routes answer 503 until it is back.
+    At most `pool_max_size` requests run at once and `max_waiting` wait; the rest are shed with
+    503 at once (`api.serving.Admission`)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,4 +47,5 @@ def create_app(database_url: str, *, db_timeout_s: float = 5.0, pool_max_size: i
     app.include_router(api_router)
     install_handlers(app)
     app.openapi = problem_openapi(app, app.openapi)  # type: ignore[method-assign]
+    app.add_middleware(Admission, max_active=pool_max_size, max_waiting=max_waiting)
     return app

@@ -167,8 +167,9 @@ def _unauthorised(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
-    """The presented token. Raises 401 before any database work when there is none."""
+async def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    """The presented token. Raises 401 before any database work when there is none. (Checks that
+    never block are async: a sync dependency costs a hop to the thread pool per request.)"""
     if credentials is None or not credentials.credentials:
         raise _unauthorised("missing bearer token")
     return credentials.credentials
@@ -188,7 +189,7 @@ class RoleGuard:
 
     roles: frozenset[Role]
 
-    def __call__(self, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def __call__(self, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in self.roles:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this role may not use this route")
         return principal

@@ -7,12 +7,35 @@ never see psycopg_pool's exceptions. Leaves SQL to `api.repository` and the pool
 
 from __future__ import annotations
 
+import contextvars
+import time
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg
 from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool, PoolTimeout
+
+# The current request's database seconds, set by `api.serving.Admission` (a one-element list, so
+# that the thread a sync route runs in adds to the same total).
+db_time: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar(
+    "fleet_api_db_time", default=None
+)
+
+
+class TimedCursor(psycopg.Cursor[Any]):
+    """A cursor that adds the time of each `execute` (the round trip: the server's work and the
+    result's transfer) to the current request's database time, when there is a request."""
+
+    def execute(self, *args: Any, **kwargs: Any) -> TimedCursor:  # type: ignore[override]
+        spent = db_time.get()
+        if spent is None:
+            return super().execute(*args, **kwargs)  # type: ignore[return-value]
+        t0 = time.perf_counter()
+        try:
+            return super().execute(*args, **kwargs)  # type: ignore[return-value]
+        finally:
+            spent[0] += time.perf_counter() - t0
 
 
 class DatabaseUnavailable(Exception):
@@ -27,7 +50,8 @@ def open_pool(database_url: str, *, max_size: int, timeout_s: float) -> Connecti
         max_size=max_size,
         timeout=timeout_s,
         # The API only reads: autocommit keeps no transaction open between statements.
-        kwargs={"autocommit": True},
+        # TimedCursor: each request's database time goes into its Server-Timing header.
+        kwargs={"autocommit": True, "cursor_factory": TimedCursor},
         check=ConnectionPool.check_connection,
         name="fleetpulse-api",
         open=False,

@@ -58,13 +58,15 @@ class ProblemKind(enum.Enum):
     INVALID_REQUEST = Kind("invalid-request", 422, "The request has invalid fields")
     INTERNAL_ERROR = Kind("internal-error", 500, "Internal server error")
     DATABASE_UNAVAILABLE = Kind("database-unavailable", 503, "Database unavailable; retry later")
+    OVERLOADED = Kind("overloaded", 503, "Too many requests in progress; retry later")  # api.serving
 
     @property
     def kind(self) -> Kind:
         return self.value
 
 
-_BY_STATUS = {k.kind.status: k for k in ProblemKind if k is not ProblemKind.INVALID_CURSOR}
+_NAMED_ONLY = (ProblemKind.INVALID_CURSOR, ProblemKind.OVERLOADED)  # never chosen by status alone
+_BY_STATUS = {k.kind.status: k for k in ProblemKind if k not in _NAMED_ONLY}
 _BY_STATUS[400] = ProblemKind.MALFORMED_BODY
 
 

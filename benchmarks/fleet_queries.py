@@ -90,7 +90,7 @@ def _ms(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(ordered) * 1000, 2), "p95_ms": round(p95 * 1000, 2)}
 
 
-def _register(conn: psycopg.Connection, cfg: QueryBenchConfig) -> list[str]:
+def register_fleet(conn: psycopg.Connection, cfg: QueryBenchConfig) -> list[str]:
     ids = [f"BENCHQ-{i:05d}" for i in range(cfg.vehicles)]
     with conn.transaction():
         conn.execute(
@@ -111,7 +111,7 @@ def _register(conn: psycopg.Connection, cfg: QueryBenchConfig) -> list[str]:
     return ids
 
 
-def _load(
+def load_telemetry(
     conn: psycopg.Connection, ids: list[str], start: dt.datetime, end: dt.datetime, step_s: int, seq0: int
 ) -> int:
     hours = max(1, round((end - start).total_seconds() / 3600))
@@ -136,12 +136,12 @@ def run_query_bench(cfg: QueryBenchConfig) -> dict[str, Any]:
         now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
         end = now - dt.timedelta(seconds=now.second % cfg.step_s, microseconds=now.microsecond)
         start = end - dt.timedelta(hours=cfg.hours)
-        ids = _register(conn, cfg)
+        ids = register_fleet(conn, cfg)
         # As ingest runs: daily partitions for the data (a no-op on TimescaleDB), and statistics
         # (autovacuum's job, done here at once so the plans are the ones a running system gets).
         conn.execute("SELECT fleet_ensure_partitions(%s::date, %s::date + 1)", (start, end))
         t0 = time.perf_counter()
-        report["rows"] = _load(conn, ids, start, end, cfg.step_s, 1)
+        report["rows"] = load_telemetry(conn, ids, start, end, cfg.step_s, 1)
         report["load_s"] = round(time.perf_counter() - t0, 2)
         conn.execute("ANALYZE telemetry")
         t0 = time.perf_counter()
@@ -169,7 +169,7 @@ def run_query_bench(cfg: QueryBenchConfig) -> dict[str, Any]:
 
         late = ids[: max(1, int(len(ids) * cfg.backlog_share))]
         b_start = end - dt.timedelta(hours=3, seconds=cfg.step_s // 2)  # between the on-time samples
-        b_rows = _load(conn, late, b_start, b_start + dt.timedelta(hours=1), cfg.step_s, 10_000)
+        b_rows = load_telemetry(conn, late, b_start, b_start + dt.timedelta(hours=1), cfg.step_s, 10_000)
         t0 = time.perf_counter()
         answer = run_query(conn, FleetQuery.LONG_DAILY, FLEET, until=end)
         report["backlog"] = {

