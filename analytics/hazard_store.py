@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -269,3 +270,35 @@ def site_rows(conn: psycopg.Connection, *, states: Sequence[str] | None = None) 
     )
     names = [d.name for d in cur.description or ()]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def unlink_vehicle(conn: psycopg.Connection, key: bytes, vehicle_id: str) -> tuple[int, int]:
+    """Make the hazard evidence of `vehicle_id` anonymous (an erasure request): each of its event
+    pseudonyms (one per coarse area) is replaced by a fresh random one, so events still count as
+    one vehicle per area but no key recomputed from the vehicle id finds them; each of its visit
+    pseudonyms likewise. Returns (events, passes) re-keyed. Raises psycopg.Error."""
+    # An event's pseudonym area is the coarse cell of its exact position; the parent of its stored
+    # fine cell is that cell or, near an edge (H3 cells do not nest exactly), a neighbour of it.
+    parents = {
+        h3.cell_to_parent(h3.int_to_str(int(c)), PSEUDONYM_AREA_RES)
+        for (c,) in conn.execute("SELECT DISTINCT cell FROM hazard_events").fetchall()
+    }
+    parents = {area for parent in parents for area in h3.grid_disk(parent, 1)}
+    events = 0
+    for area in parents:
+        fresh = int.from_bytes(secrets.token_bytes(8), "big", signed=True)
+        events += conn.execute(
+            "UPDATE hazard_events SET vehicle_key = %s WHERE vehicle_key = %s",
+            (fresh, _key(key, "vehicle", vehicle_id, area)),
+        ).rowcount
+    mine = [
+        (site, visit)
+        for site, visit, ts in conn.execute("SELECT site_id, visit_key, ts FROM hazard_passes").fetchall()
+        if visit == _key(key, "visit", vehicle_id, int(site), ns_of(ts))
+    ]
+    for site, visit in mine:
+        conn.execute(
+            "UPDATE hazard_passes SET visit_key = %s WHERE site_id = %s AND visit_key = %s",
+            (int.from_bytes(secrets.token_bytes(8), "big", signed=True), site, visit),
+        )
+    return events, len(mine)

@@ -335,6 +335,7 @@ def _register_areas() -> None:
         cli_loop,
         cli_notify,
         cli_ota,
+        cli_privacy,
         cli_query,
         cli_registry,
         cli_remedies,
@@ -354,6 +355,7 @@ def _register_areas() -> None:
     cli_loop.register(app, _settings)
     cli_campaigns.register(app, _settings)
     cli_query.register(app, _settings)
+    cli_privacy.register(app, _settings)
 
 
 _register_areas()

@@ -206,7 +206,11 @@ def refresh_fleet_aggregate(database_url: str) -> int:
 
 def maintain(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Create partitions, refresh aggregates (the fleet queries' 10-minute aggregate included),
-    apply retention and prune the batch ledger, once."""
+    apply retention (raw data, and each data class of docs/privacy.md) and prune the batch ledger,
+    once."""
+    import psycopg
+
+    from api.privacy.retention import apply_retention
     from fleet.embedded import servers
     from ingest import TelemetryStore
 
@@ -219,10 +223,14 @@ def maintain(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")
         finally:
             store.close()
         refreshed = refresh_fleet_aggregate(srv.database_url)
+        with psycopg.connect(srv.database_url) as conn:
+            removed = apply_retention(conn)
     if as_json:
-        print(json.dumps({"summary": summary, "refreshed_10m_ranges": refreshed}))
+        report = {"summary": summary, "refreshed_10m_ranges": refreshed, "retention_removed": removed}
+        print(json.dumps(report))
     else:
         print(f"{summary}; fleet-query aggregate: {refreshed} more pending ranges refreshed")
+        print("retention (docs/privacy.md): " + ", ".join(f"{k} {v}" for k, v in removed.items()))
 
 
 def bench_ingest(
