@@ -39,6 +39,12 @@ PREPARE_SECONDS = Histogram(
     "Time to decode, validate and COPY-encode one flush",
     buckets=_LATENCY_BUCKETS,
 )
+STATEMENT_SECONDS = Histogram(
+    "fleet_ingest_store_statement_seconds",
+    "Time of each statement of a flush's transaction (ledger, vehicles, rows, latest, ..., commit)",
+    ["statement"],
+    buckets=_LATENCY_BUCKETS,
+)
 LAG_BUCKETS = (
     0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75,
     1, 1.5, 2, 3, 5, 10, 30, 60, 300, 3600,
@@ -61,6 +67,8 @@ def record_write(result: WriteResult) -> None:
     UPDATE_REPORTS.inc(result.update_reports)
     for reason in result.dead_reasons:
         DEAD_LETTERS.labels(reason=reason).inc()
+    for statement, seconds in result.statement_s:
+        STATEMENT_SECONDS.labels(statement=statement).observe(seconds)
     LAST_COMMIT.set(result.committed_at_ns / 1e9)
     committed_us = result.committed_at_ns // 1000
     for newest_us in result.newest_ts_us:

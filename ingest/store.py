@@ -176,6 +176,21 @@ class WriteResult:
     dtc_reports: int = 0  # DTC reports stored
     dtc_duplicates: int = 0  # DTC reports already stored (redeliveries)
     update_reports: int = 0  # OTA update reports stored (redeliveries not counted)
+    statement_s: tuple[tuple[str, float], ...] = ()  # seconds per statement of the transaction
+
+
+class _Laps:
+    """Seconds spent per statement of one write transaction (`WriteResult.statement_s`): one
+    `perf_counter` call per statement, so that the metric costs nothing next to the round trip."""
+
+    def __init__(self) -> None:
+        self._at = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, statement: str) -> None:
+        now = time.perf_counter()
+        self.seconds[statement] = self.seconds.get(statement, 0.0) + now - self._at
+        self._at = now
 
 
 class TelemetryStore:
@@ -252,8 +267,11 @@ class TelemetryStore:
         try:
             conn = self._connection()
             try:
+                laps = _Laps()
                 with conn.transaction():
-                    return self._write(conn, prepared)
+                    result = self._write_screened(conn, prepared, self._screen(conn, prepared, laps), laps)
+                laps.lap("commit")
+                return replace(result, statement_s=tuple(laps.seconds.items()))
             except psycopg.OperationalError:
                 raise
             except psycopg.Error:
@@ -316,18 +334,21 @@ class TelemetryStore:
             update_reports=updates_stored,
         )
 
-    def _write(self, conn: psycopg.Connection, prepared: PreparedFlush) -> WriteResult:
-        return self._write_screened(conn, prepared, self._screen(conn, prepared))
-
     def _write_screened(
-        self, conn: psycopg.Connection, prepared: PreparedFlush, screened: _Screened
+        self,
+        conn: psycopg.Connection,
+        prepared: PreparedFlush,
+        screened: _Screened,
+        laps: _Laps | None = None,
     ) -> WriteResult:
+        laps = laps or _Laps()
         dead = [*prepared.dead, *screened.dead]
         keep = screened.keep.copy()
         candidates = int(np.count_nonzero(keep))
         params = prepared.params or storage_params(prepared)
         if candidates:
             keep &= self._claim_new(conn, params, keep)
+            laps.lap("ledger")
         duplicates = prepared.duplicates + candidates - int(np.count_nonzero(keep))
         new = prepared if keep.all() else prepared.only_batches(keep)
         dead.extend(new.quarantine.values())
@@ -335,17 +356,22 @@ class TelemetryStore:
         new_params = (new.params or storage_params(new)) if new.accepted else None
         seen = dict(zip(new_params.latest_vehicles, new_params.latest_ts, strict=True)) if new_params else {}
         _upsert_vehicles(conn, _seen_at(screened.dtcs, screened.statuses, seen, screened.updates))
+        laps.lap("vehicles")
         if new_params is not None:
             samples = sum(new_params.n_samples)  # counted once, while preparing
             if self._row_writer == "copy":
                 copy_rows(conn, new.copy_data)
             else:
                 insert_rows(conn, new.block)
+            laps.lap("rows")
             conn.execute(_LATEST_SQL, (new_params.latest_json,))
+            laps.lap("latest")
         dtc_stored = _store_dtcs(conn, screened.dtcs)
         _store_statuses(conn, screened.statuses)
         updates_stored = _store_updates(conn, screened.updates)
+        laps.lap("dtc_status_update")
         self._store_dead_letters(conn, dead)
+        laps.lap("dead_letters")
         return WriteResult(
             batches=len(new.accepted),
             rows=new.block.n_rows,
@@ -360,7 +386,9 @@ class TelemetryStore:
             update_reports=updates_stored,
         )
 
-    def _screen(self, conn: psycopg.Connection, prepared: PreparedFlush) -> _Screened:
+    def _screen(
+        self, conn: psycopg.Connection, prepared: PreparedFlush, laps: _Laps | None = None
+    ) -> _Screened:
         """The unknown-vehicle policy, applied alike to every message kind: under `reject`, what an
         unregistered vehicle sent (telemetry, DTC report or status) is dead-lettered."""
         dtcs, statuses, updates = list(prepared.dtcs), list(prepared.statuses), list(prepared.updates)
@@ -371,6 +399,8 @@ class TelemetryStore:
         senders += [(st.vehicle_id, st.envelope) for st in statuses]
         senders += [(u.report.vehicle_id, u.envelope) for u in updates]
         known = _known_vehicles(conn, {v for v, _ in senders}) if senders else set()
+        if laps is not None:
+            laps.lap("screen")
         reason = "vehicle is not registered and the policy is reject"
         dead = [
             dead_letter(envelope, DeadLetterReason.UNKNOWN_VEHICLE, reason)
