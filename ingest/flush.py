@@ -91,41 +91,49 @@ class PreparedFlush:
 class StorageParams:
     """The SQL parameters of a flush, computed while the previous flush is being written.
 
-    Ledger lists are per accepted batch; `ledger_order` sorts them by (vehicle, seq) so that
-    concurrent workers insert keys in one order and cannot deadlock."""
+    Ledger lists are per accepted batch (times in Unix µs); `ledger_order` sorts them by (vehicle,
+    seq) so that concurrent workers insert keys in one order and cannot deadlock. The last-known
+    state is per vehicle: its newest row time, its `{vss_path: {"value", "ts"}}` object as JSON
+    text, and the time of its oldest latest value (None: no value)."""
 
     vehicle_ids: list[str]
     seqs: list[int]
-    first_ts: list[dt.datetime]
-    last_ts: list[dt.datetime]
+    first_ts_us: list[int]
+    last_ts_us: list[int]
     n_rows: list[int]
     n_samples: list[int]
     ledger_order: list[int]
     latest_vehicles: list[str]
     latest_ts: list[dt.datetime]
-    latest_json: str
+    latest_ts_iso: list[str]
+    latest_signals_json: list[str]
+    latest_oldest_iso: list[str | None]
 
 
 def storage_params(prepared: PreparedFlush) -> StorageParams:
-    """Ledger rows, vehicles' last-seen times and the last-known-state document of a flush."""
+    """Ledger rows, vehicles' last-seen times and the last-known-state documents of a flush."""
     batches = [a.batch for a in prepared.accepted]
     present = np.zeros(prepared.block.n_rows)
     for column in prepared.block.values.values():
         present += ~np.isnan(column)
     samples = np.bincount(prepared.row_batch, weights=present, minlength=len(batches)).astype(np.int64)
     latest = _latest(prepared)
-    doc = [{"v": v, "t": t_iso, "s": s, "oldest": old} for v, _, s, old, t_iso in latest]
+    ts_us = prepared.block.ts_us
+    starts = np.cumsum([0, *(b.n_rows for b in batches)])[:-1].astype(np.int64)
+    ends = starts + np.array([b.n_rows for b in batches], np.int64) - 1
     return StorageParams(
         vehicle_ids=[b.vehicle_id for b in batches],
         seqs=[b.seq for b in batches],
-        first_ts=[_dt(int(b.ts_ns[0]) // 1000) for b in batches],
-        last_ts=[_dt(int(b.ts_ns[-1]) // 1000) for b in batches],
+        first_ts_us=ts_us[starts].tolist() if batches else [],
+        last_ts_us=ts_us[ends].tolist() if batches else [],
         n_rows=[b.n_rows for b in batches],
         n_samples=samples.tolist(),
         ledger_order=sorted(range(len(batches)), key=lambda i: (batches[i].vehicle_id, batches[i].seq)),
-        latest_vehicles=[v for v, _, _, _, _ in latest],
-        latest_ts=[t for _, t, _, _, _ in latest],
-        latest_json=json.dumps(doc),
+        latest_vehicles=latest.names,
+        latest_ts=[_dt(t) for t in latest.newest_us.tolist()],
+        latest_ts_iso=iso_many(latest.newest_us),
+        latest_signals_json=latest.documents(),
+        latest_oldest_iso=latest.oldest_iso(),
     )
 
 
@@ -277,19 +285,70 @@ def software_document(statuses: Sequence[AcceptedStatus], *, retained: bool) -> 
 def latest_signals(prepared: PreparedFlush) -> list[tuple[str, dt.datetime, dict]]:
     """Per vehicle: its newest row time and, per signal, the newest present value with its time.
 
-    The result is the `vehicle_latest` shape: {vss_path: {"value": v, "ts": iso8601}}."""
-    return [(v, t, s) for v, t, s, _, _ in _latest(prepared)]
+    The result is the `vehicle_latest` shape: {vss_path: {"value": v, "ts": iso8601}}. (The store
+    sends the same objects as JSON text, `_Latest.documents`.)"""
+    latest = _latest(prepared)
+    signals: list[dict] = [{} for _ in latest.names]
+    for found in latest.found:
+        iso = latest.iso
+        for c, value, k in zip(
+            found.codes.tolist(), found.values.tolist(), found.instant.tolist(), strict=True
+        ):
+            signals[c][found.path] = {"value": value, "ts": iso[k]}
+    return [
+        (name, _dt(t), signals[i])
+        for i, (name, t) in enumerate(zip(latest.names, latest.newest_us.tolist(), strict=True))
+    ]
 
 
-def _latest(prepared: PreparedFlush) -> list[tuple[str, dt.datetime, dict, str | None, str]]:
-    """`latest_signals`, and per vehicle the time of its oldest latest value (None: no value) and
-    its newest row time, both as ISO 8601 text.
+@dataclass(frozen=True)
+class _Found:
+    """One signal's newest present value of each vehicle that has one: vehicle codes, values and
+    the index of their time in `_Latest.iso`."""
 
-    Vectorised per signal: the newest present row of every vehicle is found with numpy, and each
-    distinct time is formatted once (a flush's newest values share few instants: mostly each
-    vehicle's last row), so the Python left is one small dict per (vehicle, signal)."""
+    path: str
+    codes: np.ndarray
+    values: np.ndarray
+    instant: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Latest:
+    """A flush's last-known state: vehicles (sorted), each one's newest row time (Unix µs), and per
+    signal the newest present values; `iso` holds each distinct time of those values once."""
+
+    names: list[str]
+    newest_us: np.ndarray
+    found: list[_Found]
+    iso: list[str]
+    first_instant: np.ndarray  # per vehicle, the index in `iso` of its oldest latest value (len(iso): none)
+
+    def documents(self) -> list[str]:
+        """Each vehicle's signals object as JSON text: what `json.dumps` writes for the
+        `latest_signals` dict (key order aside, which jsonb does not keep), without building it.
+        Values are Python floats (`repr`, as `json` writes them; they are finite); paths are the
+        catalogue's (letters, digits and dots: nothing to escape)."""
+        pairs: list[list[str]] = [[] for _ in self.names]
+        iso = self.iso
+        for found in self.found:
+            template = '"' + found.path + '":{"value":%r,"ts":"%s"}'
+            for c, value, k in zip(
+                found.codes.tolist(), found.values.tolist(), found.instant.tolist(), strict=True
+            ):
+                pairs[c].append(template % (value, iso[k]))
+        return ["{" + ",".join(p) + "}" for p in pairs]
+
+    def oldest_iso(self) -> list[str | None]:
+        iso = self.iso
+        return [iso[k] if k < len(iso) else None for k in self.first_instant.tolist()]
+
+
+def _latest(prepared: PreparedFlush) -> _Latest:
+    """The newest present row of every vehicle per signal, found with numpy; each distinct time is
+    formatted once (a flush's newest values share few instants: mostly each vehicle's last row)."""
     if not prepared.accepted:
-        return []
+        empty = np.zeros(0, np.int64)
+        return _Latest([], empty, [], [], empty)
     names = sorted({a.batch.vehicle_id for a in prepared.accepted})
     code_of = {name: i for i, name in enumerate(names)}
     batch_code = np.array([code_of[a.batch.vehicle_id] for a in prepared.accepted], np.int64)
@@ -298,7 +357,7 @@ def _latest(prepared: PreparedFlush) -> list[tuple[str, dt.datetime, dict, str |
     order = np.lexsort((ts_us, code))  # by vehicle, then time: the last row per vehicle is the newest
     newest_ts = np.full(len(names), np.iinfo(np.int64).min)
     np.maximum.at(newest_ts, code, ts_us)
-    found_code, found_row, found_value, found_path = [], [], [], []
+    paths, found_code, found_row, found_value = [], [], [], []
     for signal in SIGNALS:
         column = prepared.block.column(signal.vss_path)
         if column is None:
@@ -308,29 +367,22 @@ def _latest(prepared: PreparedFlush) -> list[tuple[str, dt.datetime, dict, str |
             continue
         codes = code[rows]
         last = np.flatnonzero(np.r_[codes[1:] != codes[:-1], True])  # last row of each vehicle run
+        paths.append(signal.vss_path)
         found_code.append(codes[last])
         found_row.append(rows[last])
         found_value.append(column[rows[last]])
-        found_path += [signal.vss_path] * last.shape[0]
-    signals: list[dict] = [{} for _ in names]
-    oldest: list[str | None] = [None] * len(names)
-    if found_path:
-        codes = np.concatenate(found_code)
-        at = ts_us[np.concatenate(found_row)]
-        instants, which = np.unique(at, return_inverse=True)
-        iso = iso_many(instants)
-        values = np.concatenate(found_value).tolist()
-        for c, path, value, k in zip(
-            codes.tolist(), found_path, values, which.reshape(-1).tolist(), strict=True
-        ):
-            signals[c][path] = {"value": value, "ts": iso[k]}
-        first = np.full(len(names), instants.shape[0])
-        np.minimum.at(first, codes, which.reshape(-1))
-        oldest = [iso[k] if k < len(iso) else None for k in first.tolist()]
-    newest_iso = iso_many(newest_ts)
-    return [
-        (name, _dt(int(newest_ts[i])), signals[i], oldest[i], newest_iso[i]) for i, name in enumerate(names)
+    if not paths:
+        return _Latest(names, newest_ts, [], [], np.zeros(len(names), np.int64))
+    instants, which = np.unique(ts_us[np.concatenate(found_row)], return_inverse=True)
+    which = which.reshape(-1)
+    bounds = np.cumsum([0, *(c.shape[0] for c in found_code)])
+    found = [
+        _Found(path, codes, values, which[bounds[i] : bounds[i + 1]])
+        for i, (path, codes, values) in enumerate(zip(paths, found_code, found_value, strict=True))
     ]
+    first = np.full(len(names), instants.shape[0])
+    np.minimum.at(first, np.concatenate(found_code), which)
+    return _Latest(names, newest_ts, found, iso_many(instants), first)
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

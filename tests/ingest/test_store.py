@@ -11,7 +11,9 @@ import pytest
 
 from contract import TelemetryBatch, wire_v1
 from contract.signals import BY_PATH
+from contract.timestamps import datetime_of_ns
 from ingest import TelemetryStore
+from ingest.flush import latest_signals
 from ingest.pipeline import Envelope, triage
 
 pytestmark = pytest.mark.postgres
@@ -79,6 +81,35 @@ def test_late_data_never_hides_newer_values_in_the_last_known_state(pg_url: str)
     assert signals[SPEED]["value"] == 90.0  # newest speed wins
     assert signals[COOLANT]["value"] == 71.0  # only the late batch had coolant: it fills the gap
     assert rows == 5  # late data is stored, not rejected
+
+
+def test_ledger_times_and_the_last_known_state_are_stored_exactly(pg_url: str) -> None:
+    """What the flush sends as Unix µs and as JSON text arrives as the times and the signals object
+    `latest_signals` describes: microseconds, whole-number floats, booleans and float32 values."""
+    vid, now = _vid("EXACT"), time.time_ns() - 60 * 10**9 + 123_456_000
+    abs_path = "Vehicle.ADAS.ABS.IsEngaged"
+    first = _batch(vid, 1, now, **{SPEED: [12.345678329467773, 50.0], abs_path: [1.0, 0.0]})
+    second = _batch(vid, 2, now + 10**9 + 1000, **{COOLANT: [90.5]})
+    store = TelemetryStore(pg_url)
+    try:
+        prepared = store.prepare(triage([_envelope(first), _envelope(second)]))
+        store.write_prepared(prepared)
+    finally:
+        store.close()
+    [(_, newest, expected)] = latest_signals(prepared)
+    with psycopg.connect(pg_url) as conn:
+        ledger = conn.execute(
+            "SELECT seq, first_ts, last_ts FROM ingest_batches WHERE vehicle_id = %s ORDER BY seq", (vid,)
+        ).fetchall()
+        ts, signals = conn.execute(
+            "SELECT ts, signals FROM vehicle_latest WHERE vehicle_id = %s", (vid,)
+        ).fetchone()
+    at = [datetime_of_ns(int(b.ts_ns[i]) // 1000 * 1000) for b in (first, second) for i in (0, -1)]
+    assert ledger == [(1, at[0], at[1]), (2, at[2], at[3])]
+    assert ts == newest == at[3]
+    assert signals == expected
+    assert signals[SPEED] == {"value": 50.0, "ts": at[1].isoformat()}
+    assert signals[abs_path]["value"] == 0.0 and signals[COOLANT]["value"] == 90.5
 
 
 def test_reject_policy_dead_letters_unknown_vehicles_without_a_ledger_entry(pg_url: str) -> None:
