@@ -14,6 +14,9 @@ Owns: the benchmark's orchestration, in one run against a private Mosquitto and 
    be polled slowly and the scraping does not steal CPU from the drain it measures;
 3. half load: batches are published at half the drain rate, each stamped with its publish time,
    and the commit-minus-sample-time histogram gives p50/p99 sample-to-row latency.
+During the drain, the CPU seconds of ingest (all its processes), PostgreSQL (the server and its
+backends) and Mosquitto (`cpu`), the seconds per statement of ingest's transactions and the load
+average, which together say what the drain was waiting on.
 Before the drain, the broker's own QoS 1 rate on the same messages (`broker_baseline`): plain paho
 subscribers with manual ack and no processing, one per worker, whose persistent sessions were
 opened with ingest's before publishing, so the broker queued the same messages for both.
@@ -25,6 +28,7 @@ messages/s / the baseline's >= 0.7 with one worker, >= 0.9 with more (issue 14).
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -32,7 +36,7 @@ from pathlib import Path
 
 import psycopg
 
-from benchmarks.ingest import broker_baseline
+from benchmarks.ingest import broker_baseline, cpu
 from benchmarks.ingest.fleetdata import (
     BENCH_SIGNALS,
     FramePublisher,
@@ -118,12 +122,20 @@ def run_ingest_bench(cfg: BenchConfig) -> dict:
         options += ["--share-group", group] if group else []
         ingest = start_ingest(db_url, broker.url, client_id, ports[0], tmp / "ingest.log", *options)
         stack.callback(stop_process, ingest)
+        processes = {
+            "ingest": ingest.pid,
+            "postgres": cpu.postgres_server_pid(db_url),
+            "mosquitto": broker.pid,
+        }
         first = wait_for_metrics(
             lambda m: m.get("fleet_ingest_messages_total", 0) > 0, ports, 120, poll_s=0.002
         )
+        cpu_first = cpu.snapshot(processes)
+        load_first = _load_average()
         wait_for_metrics(
             lambda m: m.get("fleet_ingest_samples_total", 0) >= expected, ports, 600, poll_s=0.25
         )
+        drain_cpu = cpu.spent(cpu_first, cpu.snapshot(processes))
         at_drain = scrape_all(ports)
         drain_s = at_drain.get("fleet_ingest_last_commit_timestamp_seconds", 0.0) - first
         rate = expected / drain_s
@@ -162,6 +174,13 @@ def run_ingest_bench(cfg: BenchConfig) -> dict:
             "broker_baseline": baseline,
             "broker_ratio": round(cfg.batches / drain_s / baseline["messages_per_s"], 3),
             "target_broker_ratio": 0.7 if cfg.workers == 1 else 0.9,
+            "drain_cpu_s": drain_cpu,
+            "load_average_at_drain": load_first,
+            "drain_statement_s": {
+                key.removeprefix(_STATEMENT_SUM).removesuffix("}"): round(value, 3)
+                for key, value in at_drain.items()
+                if key.startswith(_STATEMENT_SUM)
+            },
             "drain_flushes": int(at_drain.get("fleet_ingest_flush_seconds_count", 0)),
             "drain_prepare_s": round(at_drain.get("fleet_ingest_prepare_seconds_sum", 0), 3),
             "drain_store_s": round(at_drain.get("fleet_ingest_flush_seconds_sum", 0), 3),
@@ -173,6 +192,17 @@ def run_ingest_bench(cfg: BenchConfig) -> dict:
             "duplicate_batches": int(duplicates),
         }
     raise AssertionError("unreachable")
+
+
+_STATEMENT_SUM = "fleet_ingest_store_statement_seconds_sum{statement="
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average (the machine is shared: a busy one slows every phase)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def _messages_per_flush(frames: list[tuple[str, bytes]]) -> int:
