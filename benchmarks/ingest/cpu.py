@@ -56,11 +56,11 @@ def tree_cpu_s(roots: Iterable[int]) -> float | None:
 def postgres_server_pid(db_url: str) -> int | None:
     """The postmaster's pid of a PostgreSQL on this machine (the parent of our backend), or None."""
     try:
-        with psycopg.connect(db_url) as conn:
+        with psycopg.connect(db_url) as conn:  # read while the backend lives: its parent is the server
             row = conn.execute("SELECT pg_backend_pid()").fetchone()
+            stat = _stat(int(row[0])) if row else None
     except psycopg.Error:
         return None
-    stat = _stat(int(row[0])) if row else None
     return stat[0] if stat else None
 
 
