@@ -105,15 +105,22 @@ def run_ingest_bench(cfg: BenchConfig) -> dict:
         group = "bench" if cfg.workers > 1 else None
         ids = [accounts.worker_login(client_id, i) for i in range(cfg.workers)] if group else [client_id]
         baseline_ids = [f"{client_id}-broker-baseline-{i}" for i in range(cfg.workers)]
-        for session in (*ids, *baseline_ids):  # both queue the same messages from here on
+        # Each side has its own share group: in one group the broker would split the messages
+        # between ingest's workers and the baseline's subscribers, and neither would get them all.
+        baseline_group = f"{group}-baseline" if group else None
+        for session in ids:  # both queue the same messages from here on
             open_persistent_session(broker.url, session, group)
+        for session in baseline_ids:
+            open_persistent_session(broker.url, session, baseline_group)
         publisher = FramePublisher(broker.url, f"{accounts.SIMULATOR}-bench-{run}")
         stack.callback(publisher.close)
         publisher.publish_all(frames)
         if not publisher.wait_acked(300):
             raise RuntimeError("the broker did not acknowledge the pre-published batches")
 
-        baseline = broker_baseline.measure(broker.url, baseline_ids, group, cfg.batches, timeout_s=600)
+        baseline = broker_baseline.measure(
+            broker.url, baseline_ids, baseline_group, cfg.batches, timeout_s=600
+        )
 
         base = cfg.metrics_port or free_port()
         ports = [base + i for i in range(cfg.workers)]  # `fleet ingest` gives worker i port base + i
