@@ -80,7 +80,7 @@ class IngestConfig:
     # ~58 MB by that estimate). docs/scaling.md gives the process's memory bound from it.
     max_flush_memory_bytes: int = 64 << 20
     flush_poll_s: float = 0.002  # how often a waiting flush re-checks its deadline
-    read_burst_packets: int = 256  # packets read per readable event at most (~5 ms of the loop)
+    read_burst_packets: int = 256  # packets read per readable event at most (~10 ms of the loop)
     shutdown_drain_s: float = 10.0
 
 

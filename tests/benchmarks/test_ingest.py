@@ -43,6 +43,25 @@ def test_bench_reports_rates_latency_and_exact_storage(pg_url: str) -> None:
 @pytest.mark.broker
 @pytest.mark.postgres
 @pytest.mark.mosquitto
+def test_bench_with_two_workers_drains_everything_and_reports_where_the_time_went(pg_url: str) -> None:
+    """Two workers in one share group and two baseline subscribers in another: each side receives
+    every message (in one group the broker would split them between both)."""
+    cfg = BenchConfig(
+        database_url=pg_url, batches=100, rows_per_batch=10, vehicles=20, workers=2, half_load_s=0.5
+    )
+    report = run_ingest_bench(cfg)
+    assert report["drain_rows_stored"] == report["drain_rows_expected"] == report["drain_rows_distinct"]
+    baseline = report["broker_baseline"]
+    assert (baseline["subscribers"], baseline["messages"]) == (2, 100)
+    assert report["target_broker_ratio"] == 0.9
+    assert set(report["drain_cpu_s"]) == {"ingest", "postgres", "mosquitto"}
+    assert report["drain_cpu_s"]["ingest"] is not None and report["drain_cpu_s"]["mosquitto"] is not None
+    assert {"ledger", "vehicles", "rows", "latest", "commit"} <= set(report["drain_statement_s"])
+
+
+@pytest.mark.broker
+@pytest.mark.postgres
+@pytest.mark.mosquitto
 def test_inflation_bench_stores_every_valid_row_and_stays_under_its_bound(pg_url: str) -> None:
     from benchmarks.ingest.inflation import InflationConfig, run_inflation_bench
 
