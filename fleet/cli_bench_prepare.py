@@ -22,7 +22,7 @@ def bench_ingest_prepare(
     as_json: JsonOpt = False,
 ) -> None:
     """Seconds to decode, check and prepare one flush (wall and CPU, best of the repeats), with the
-    decode (`triage`) and the last-known state (`latest_signals`) timed apart."""
+    decode (`triage`) and the last-known state (`latest_state`) timed apart."""
     from benchmarks.ingest.prepare_micro import run_prepare_micro
 
     print_report(run_prepare_micro(messages, rows_per_message, vehicles, repeats), as_json)

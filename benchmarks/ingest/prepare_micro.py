@@ -4,8 +4,9 @@ Owns: `fleet bench ingest-prepare`'s measurement (issue 14): N messages of R row
 as `fleet bench ingest` sends, zlib as the encoder chooses) from V vehicles go through
 `ingest.preparation.prepare_isolated` with `ingest.flush.prepare_flush`, best of a few repeats
 (wall and CPU time: the machine is shared), with
-the decode (`triage`) and the last-known state (`latest_signals`) also timed apart. No broker, no
-database: what the service does in its worker thread for one flush.
+the decode (`triage`) and the last-known state (`latest_state`, with the JSON text the store
+sends) also timed apart. No broker, no database: what the service does in its worker thread for
+one flush.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import time
 
 from benchmarks.ingest.fleetdata import frames_of, make_batches
-from ingest.flush import latest_signals, prepare_flush
+from ingest.flush import prepare_flush
+from ingest.latest_state import latest_state
 from ingest.pipeline import Envelope, triage
 from ingest.preparation import prepare_isolated
 
@@ -23,7 +25,7 @@ def run_prepare_micro(messages: int = 2000, rows: int = 10, vehicles: int = 2000
     now_ns = time.time_ns()
     batches = make_batches("MICRO", messages, rows, vehicles, end_ts_ns=now_ns - 1_000_000_000)
     envelopes = [Envelope(topic, payload, now_ns) for topic, payload in frames_of(batches)]
-    names = ("prepare_s", "prepare_cpu_s", "triage_cpu_s", "latest_signals_cpu_s")
+    names = ("prepare_s", "prepare_cpu_s", "triage_cpu_s", "latest_state_cpu_s")
     best = dict.fromkeys(names, float("inf"))
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -31,7 +33,7 @@ def run_prepare_micro(messages: int = 2000, rows: int = 10, vehicles: int = 2000
         t1, c1 = time.perf_counter(), time.process_time()
         triage(envelopes)
         c2 = time.process_time()
-        latest_signals(prepared)
+        latest_state(prepared).documents()
         c3 = time.process_time()
         if consumed != messages or len(prepared.accepted) != messages:
             raise RuntimeError("every message of the micro-benchmark must be accepted")

@@ -15,7 +15,8 @@ from contract import SIGNALS, TelemetryBatch, topics, wire_v1
 from contract.timestamps import MAX_TS_US
 from contract.wire_v1_batch import decode_frames
 from ingest import pipeline
-from ingest.flush import _iso, iso_many, prepare_flush
+from ingest.flush import prepare_flush
+from ingest.latest_state import _iso, iso_many
 from ingest.pipeline import Accepted, Envelope, classify, triage
 from tests.contract.test_wire_v1_batch import any_frame, valid_frames
 

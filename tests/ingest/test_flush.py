@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from contract import SIGNALS, TelemetryBatch, wire_v1
 from contract.signals import BY_PATH
 from ingest.copy_binary import COPY_HEADER, PG_EPOCH_US, encode_copy_binary, rows_from_batches
-from ingest.flush import latest_signals, prepare_flush
+from ingest.flush import prepare_flush
+from ingest.latest_state import latest_signals
 from ingest.pipeline import Envelope, triage
 from ingest.validation import ValidationPolicy
 

@@ -13,7 +13,7 @@ from contract import TelemetryBatch, wire_v1
 from contract.signals import BY_PATH
 from contract.timestamps import datetime_of_ns
 from ingest import TelemetryStore
-from ingest.flush import latest_signals
+from ingest.latest_state import latest_signals
 from ingest.pipeline import Envelope, triage
 
 pytestmark = pytest.mark.postgres
