@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from simulators.faults import LEAK_SHOWING_KPA, PAD_SERVICE_MM
 from simulators.ground_truth import ground_truth
 from simulators.sampling import BATTERY_12V, COOLANT, RPM, SPEED, TYRES
 from tests.simulators.helpers import ALL_FAULTS, PATCH_S, Run, busy_scenario, run
@@ -143,8 +144,16 @@ def test_symptom_time_counts_when_each_fault_could_show(faulty: Run) -> None:
     for vid, f in truth.items():
         v, active = index[vid], faulty.t_s >= f["onset_s"]
         running, moving = faulty.running[:, v], faulty.signals[SPEED][:, v] > 5.0
-        if f["kind"] in ("tyre_slow_leak", "brake_pad_wear"):  # always visible once there
-            assert f["symptom_s"] == pytest.approx(dt * active.sum())
+        if f["kind"] == "tyre_slow_leak":  # once it has taken 2 kPa off the tyre
+            lost_kpa = f["params"]["rate_kpa_per_h"] * (faulty.t_s - f["onset_s"]) / 3600.0
+            assert f["symptom_s"] == pytest.approx(dt * (active & (lost_kpa >= LEAK_SHOWING_KPA)).sum())
+        elif f["kind"] == "brake_pad_wear":  # while the pads are under 3 mm: thin pads from the start
+            assert 0 < f["symptom_s"] <= dt * active.sum()
+            if f["params"]["start_mm"] < PAD_SERVICE_MM:
+                assert f["symptom_s"] == pytest.approx(dt * active.sum())
+        elif f["kind"] == "misfire":  # while running, from the first misfire (its first code) on
+            first = min((t for t, vv, cs in faulty.dtcs if vv == v and cs), default=np.inf)
+            assert f["symptom_s"] == pytest.approx(dt * (running & (faulty.t_s >= first)).sum())
         elif f["kind"] == "charging_fault":
             assert f["symptom_s"] == pytest.approx(dt * (active & running).sum())
         elif f["kind"] == "battery_12v_failing":
