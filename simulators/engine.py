@@ -275,6 +275,7 @@ class FleetSimulation:
         sampled = running | ((self.step_index + self._phase) % self._parked_every == 0)
         signals = sample_signals(truth, is_ev, sampled, self._gps_err, rng)
         f = self.faults
+        stuck_departed = fault_mod.stuck_departed(f, t_s, signals, self._stuck_value)
         self._stuck_value = apply_sensor_faults(
             signals,
             f.sensor_path,
@@ -305,6 +306,7 @@ class FleetSimulation:
             bug_running=bug_running,
             powertrain_ecu=self._ecu,
             front_pad_mm=pt.pad_mm[:2].min(axis=0),
+            stuck_departed=stuck_departed,
         )
         before, self.dtcs = (
             self.dtcs,

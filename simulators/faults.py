@@ -272,6 +272,26 @@ def software_changed(plan: FaultPlan, vehicle: int, t_s: float, new_version: str
         plan.heals_from_s[vehicle] = np.inf if new_version == plan.firmware_version[vehicle] else t_s
 
 
+# The step each watched signal is read in on a real car (OBD-II PIDs, a TPMS, a GPS receiver): a
+# stuck sensor shows only once a healthy one would read more than a step away from its frozen value.
+SENSOR_RESOLUTION = {
+    "Vehicle.Speed": 1.0,  # km/h, PID 0D
+    "Vehicle.Powertrain.CombustionEngine.Speed": 0.25,  # rpm, PID 0C
+    "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature": 1.0,  # °C, PID 05
+    "Vehicle.Powertrain.FuelSystem.RelativeLevel": 100.0 / 255.0,  # %, PID 2F
+    "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current": 100.0 / 255.0,  # %, PID 5B
+    "Vehicle.LowVoltageBattery.CurrentVoltage": 0.001,  # V, PID 42
+    "Vehicle.TraveledDistance": 0.1,  # km, PID A6
+    "Vehicle.CurrentLocation.Latitude": 1e-6,  # degrees
+    "Vehicle.CurrentLocation.Longitude": 1e-6,
+    "Vehicle.CurrentLocation.Heading": 0.1,  # degrees
+    "Vehicle.Acceleration.Longitudinal": 0.01,  # m/s²
+    "Vehicle.Acceleration.Lateral": 0.01,
+    "Vehicle.Acceleration.Vertical": 0.01,
+    **{
+        f"Vehicle.Chassis.Axle.Row{r}.Wheel.{s}.Tire.Pressure": 1.4 for r in (1, 2) for s in ("Left", "Right")
+    },
+}
 SHOWING_COOLANT_C = 100.0  # a healthy engine's coolant stays below this (its regulated band)
 MOVING_MS = 5.0 / 3.6
 
@@ -287,6 +307,7 @@ def symptom_showing(
     bug_running: np.ndarray,
     powertrain_ecu: np.ndarray,
     front_pad_mm: np.ndarray,
+    stuck_departed: np.ndarray,
 ) -> np.ndarray:
     """Which vehicles' faults show in what the vehicle samples in this step, as a mask: the
     ground truth's `symptom_s` adds these steps up, so a score can tell a fault no data could have
@@ -297,7 +318,9 @@ def symptom_showing(
     regulated band, a leak once it has taken `LEAK_SHOWING_KPA` off the tyre's cold pressure (less
     is within a TPMS reading's resolution and a degree's worth of temperature), worn pads while
     the thinner front pad is under the usual service minimum (`PAD_SERVICE_MM`: a thicker pad is
-    not worn, however fast it wears), a stuck or dropped sensor while the vehicle moves, a
+    not worn, however fast it wears), a dropped sensor while the vehicle moves, a stuck one while
+    the vehicle moves and a healthy sensor would read otherwise (`stuck_departed`: until the
+    quantity moves by the sensor's resolution, a frozen reading is what a healthy sensor reports), a
     firmware bug while its buggy version runs (`bug_running`, from `buggy_running`) once the bug
     has struck in at least two vehicles running that version on the same ECU
     (`powertrain_ecu`: each vehicle's, "ECM" or "VCU"): a fleet fault shows by comparing
@@ -310,11 +333,28 @@ def symptom_showing(
     lost_kpa = plan.leak_kpa_per_h * np.maximum(t_s - plan.onset_s, 0.0) / 3600.0
     showing |= plan.active("tyre_slow_leak", t_s) & (lost_kpa >= LEAK_SHOWING_KPA)
     showing |= plan.active("brake_pad_wear", t_s) & (front_pad_mm < PAD_SERVICE_MM)
-    showing |= (plan.active("sensor_stuck", t_s) | plan.active("sensor_dropout", t_s)) & moving
+    showing |= plan.active("sensor_stuck", t_s) & moving & stuck_departed
+    showing |= plan.active("sensor_dropout", t_s) & moving
     bug = plan.active("firmware_bug", t_s) & running & bug_running
     if bug.any():
         showing |= bug & _struck_in_two(plan, t_s, powertrain_ecu)
     return showing
+
+
+def stuck_departed(
+    plan: FaultPlan, t_s: float, healthy: dict[str, np.ndarray], stuck_value: np.ndarray
+) -> np.ndarray:
+    """Which vehicles' stuck sensors are frozen more than the signal's resolution
+    (`SENSOR_RESOLUTION`; any difference for a signal not listed) away from what a healthy sensor
+    reads in this step (`healthy`: the sampled signals before the sensor faults apply)."""
+    out = np.zeros(plan.kind.shape[0], dtype=bool)
+    stuck = plan.active("sensor_stuck", t_s) & ~np.isnan(stuck_value)
+    for path in {str(p) for p in plan.sensor_path[stuck]}:
+        rows = stuck & (plan.sensor_path == path)
+        with np.errstate(invalid="ignore"):
+            away = np.abs(healthy[path] - stuck_value) > SENSOR_RESOLUTION.get(path, 0.0)
+        out |= rows & away
+    return out
 
 
 def _struck_in_two(plan: FaultPlan, t_s: float, powertrain_ecu: np.ndarray) -> np.ndarray:
