@@ -380,9 +380,10 @@ def _brief(result: dict[str, Any]) -> dict[str, Any]:
     keep = ("name", "seed", "vehicles", "duration_s", "climate", "ambient_c", "ev_share", "start_local_h",
             "mean_parking_s", "simulate_s")  # fmt: skip
     out = {k: result[k] for k in keep}
-    out["fault_misses"] = {
-        k: v["missed_symptom_s"] for k, v in result["faults"].items() if v["missed_symptom_s"]
-    }
+    out["fault_misses"] = [
+        (m["kind"], m["vehicle_id"], m["symptom_s"], round(m["onset_s"]), m["params"].get("signal", ""))
+        for m in result["missed"]
+    ]
     out["fault_false"] = {
         k: v["false_alarm_vehicles"] for k, v in result["faults"].items() if v["false_alarm_vehicles"]
     }
