@@ -81,7 +81,9 @@ class TyreLeakThresholds:
     # whole-degree readings can fake on a van's or light truck's tyre in the cold (1.5 quanta of
     # (p + atm) / T: 2.4 kPa at 320 kPa and -15 °C), two hours are not.
     slow_window_s: float = 7200.0
-    min_rows: int = 30  # pressure readings in the window (parked vehicles report every 30 s)
+    # Pressure readings in the window: 20 min of a parked vehicle that reports once a minute (many
+    # report every 30 s). The t statistics below judge whether that many show a fall.
+    min_rows: int = 15
     min_span_fraction: float = 0.75  # the readings must cover this share of the window
     min_leak_kpa_per_h: float = 1.5
     min_drop_kpa: float = 2.0  # fitted drop over the readings' span (TPMS resolution ~1.4 kPa)
