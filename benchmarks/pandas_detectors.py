@@ -136,17 +136,13 @@ def _window_min(frame: pd.DataFrame, values: pd.Series, half_s: float) -> pd.Ser
 
 def charging_fault(frame: pd.DataFrame, cols: TelemetryColumns, params: VehicleParams) -> list[Transition]:
     th = charging.ChargingThresholds()
-    volts, rpm, speed = (
-        _column(frame, charging.VOLTAGE),
-        _column(frame, charging.ENGINE_RPM),
-        _column(frame, SPEED),
-    )
+    volts, rpm = _column(frame, charging.VOLTAGE), _column(frame, charging.ENGINE_RPM)
     vehicle, ts, is_ev = frame["vehicle"], frame["ts_ns"], frame["is_ev"]
     prev = previous_present(frame, rpm)
     start = rpm.notna() & (rpm > 0) & (prev.isna() | (prev == 0))
     last_start_ns = ts.where(start).groupby(vehicle).ffill()
     settled = last_start_ns.notna() & (ts - last_start_ns >= int(th.start_settle_s * NS_PER_S))
-    running = (_engine_turning(frame, rpm) & settled & ~is_ev) | (is_ev & (speed > th.ev_moving_kmh))
+    running = (_engine_turning(frame, rpm) & settled & ~is_ev) | (is_ev & moving(frame, th.ev_moving_kmh))
     judged = running & volts.notna()
     level = pd.Series(
         np.where(judged & (volts < th.draining_v), 4, np.where(judged & (volts < th.not_charging_v), 3, 0)),
@@ -285,7 +281,7 @@ def tyre_leak(frame: pd.DataFrame, cols: TelemetryColumns, params: VehicleParams
         kpa_per_h = pd.Series(np.nan, index=frame.index)
         leak_any = pd.Series(False, index=frame.index)
         conclusive = pd.Series(False, index=frame.index)
-        for window_s in (th.window_s, th.short_window_s):
+        for window_s in (th.window_s, th.short_window_s, th.slow_window_s):
             line = line_from_sums(rolling_sums(frame, t_s, y, window_s), t_s)
             ok = plausible & (t_s >= window_s) & (line["n"] >= th.min_rows)
             ok &= (line["span_x"] >= th.min_span_fraction * window_s) & line["slope"].notna()

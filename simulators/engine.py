@@ -33,7 +33,13 @@ from simulators.motion import (
     local_hour,
     step_motion,
 )
-from simulators.powertrain import PAD_NEW_MM, PowertrainState, initial_powertrain, step_powertrain
+from simulators.powertrain import (
+    FLAT_TYRE_KPA,
+    PAD_NEW_MM,
+    PowertrainState,
+    initial_powertrain,
+    step_powertrain,
+)
 from simulators.roads import RoadNetwork
 from simulators.sampling import TrueState, apply_sensor_faults, sample_signals, step_gps_error
 from simulators.scenario import Scenario
@@ -120,6 +126,7 @@ class FleetSimulation:
         self._phase = plan_rng.integers(0, self._parked_every, n)
         self.step_index = 0
         self.software = FleetSoftware(self.params.is_ev, self.faults.firmware_version)
+        self._ecu = np.where(self.params.is_ev, "VCU", "ECM")  # `models.powertrain_ecu`
         self._bug_running = fault_mod.buggy_running(self.faults, self.software.powertrain())
         self.parked_s = np.zeros(n)  # how long each vehicle has been parked (0 while running)
         self.battery_12v_v = np.full(n, np.nan)  # the 12 V battery's last true voltage
@@ -219,7 +226,7 @@ class FleetSimulation:
         hour = local_hour(t_unix, sc.utc_offset_h)
         night = hour >= NIGHT_FROM_H or hour < NIGHT_TO_H
         pts = step_powertrain(
-            self._replace_repaired_pads(t_s),
+            self._workshop_repairs(t_s),
             self.params,
             fault_mod.fault_levels(self.faults, t_s),
             rng,
@@ -268,6 +275,7 @@ class FleetSimulation:
         sampled = running | ((self.step_index + self._phase) % self._parked_every == 0)
         signals = sample_signals(truth, is_ev, sampled, self._gps_err, rng)
         f = self.faults
+        stuck_departed = fault_mod.stuck_departed(f, t_s, signals, self._stuck_value)
         self._stuck_value = apply_sensor_faults(
             signals,
             f.sensor_path,
@@ -296,6 +304,9 @@ class FleetSimulation:
             speed_ms=mot.speed_ms,
             coolant_c=pt.coolant_c,
             bug_running=bug_running,
+            powertrain_ecu=self._ecu,
+            front_pad_mm=pt.pad_mm[:2].min(axis=0),
+            stuck_departed=stuck_departed,
         )
         before, self.dtcs = (
             self.dtcs,
@@ -308,14 +319,23 @@ class FleetSimulation:
         ts_ns = int(round(self.start_unix_s * 1e9)) + self.step_index * int(round(dt * 1e9))
         return StepOutput(t_s, ts_ns, signals, dtc_v, dtc_sets, software_vehicles)
 
-    def _replace_repaired_pads(self, t_s: float) -> PowertrainState:
-        """The powertrain state with new front pads where the workshop repaired worn ones."""
+    def _workshop_repairs(self, t_s: float) -> PowertrainState:
+        """The powertrain state with the workshop's repairs done: new front pads where it repaired
+        worn ones, and a repaired leaking tyre inflated again by what it lost (to the pressure it
+        held before the leak: a tyre fitter inflates it after fixing the puncture)."""
         new = self.faults.repaired_between("brake_pad_wear", t_s - self.dt_s, t_s)
-        if not new.any():
+        tyre = self.faults.repaired_between("tyre_slow_leak", t_s - self.dt_s, t_s)
+        if not new.any() and not tyre.any():
             return self.powertrain
         pads = self.powertrain.pad_mm.copy()
         pads[:2, new] = PAD_NEW_MM
-        return dataclasses.replace(self.powertrain, pad_mm=pads)
+        cold = self.powertrain.tyre_cold_kpa.copy()
+        fixed = np.flatnonzero(tyre)
+        f, wheel = self.faults, self.faults.wheel[fixed]
+        lost = f.leak_kpa_per_h[fixed] * (t_s - f.onset_s[fixed]) / 3600.0
+        flat = cold[wheel, fixed] <= FLAT_TYRE_KPA  # lost all it could: inflated to the placard
+        cold[wheel, fixed] = np.where(flat, self.params.tyre_placard_kpa[fixed], cold[wheel, fixed] + lost)
+        return dataclasses.replace(self.powertrain, pad_mm=pads, tyre_cold_kpa=cold)
 
     def firmware_versions(self) -> np.ndarray:
         """Each vehicle's powertrain controller version now (ECM, or VCU in an EV)."""

@@ -15,10 +15,12 @@ Kind-specific parameters (scenario `params`):
 - thermostat_stuck: stuck closed; raises P0217 (engine over temperature) above 110 °C; stored
   until repaired.
 - tyre_slow_leak: `rate_kpa_per_h` (20), `wheel` (0-3 = FL, FR, RL, RR; random if absent). No code.
+  The repair inflates the tyre again by what it lost.
 - brake_pad_wear: `start_mm` (3.0) front pads at the start, `wear_factor` (400) from the onset;
   raises C1A00 (simulator's manufacturer code: pad wear indicator) below 2.0 mm; stored until the
   repair replaces the pads.
-- sensor_stuck / sensor_dropout: `signal` (VSS path; default front-left tyre pressure). No code.
+- sensor_stuck / sensor_dropout: `signal` (VSS path; default front-left tyre pressure), on vehicles
+  that have the sensor (engine signals on combustion cars, the traction battery's on EVs). No code.
 - misfire: `cylinder` (0 = random misfire P0300, else P030n; random if absent), `rate_per_h` (30)
   misfires while the engine runs; the code clears after `clear_cycles` (3) clean drive cycles.
 - firmware_bug: `version` ("4.2.0"), `dtc` ("P0606"), `rate_per_h` (12), `fixed_version` ("4.2.1":
@@ -51,10 +53,15 @@ ICE_SIGNALS = {
     "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature",
     "Vehicle.Powertrain.FuelSystem.RelativeLevel",
 }
+EV_SIGNALS = {"Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"}
 DEFAULT_SENSOR = "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure"
 BASE_FIRMWARE = "4.1.2"
 DEFAULT_CLEAR_CYCLES = 3  # OBD-II: a confirmed fault is healed after three passing drive cycles
 PAD_WARN_MM = 2.0
+# A leak shows once it has taken this much off the tyre (a TPMS reads in steps of about 1.4 kPa,
+# and a degree's change of temperature moves a tyre's pressure by 1.2-1.6 kPa).
+LEAK_SHOWING_KPA = 2.0
+PAD_SERVICE_MM = 3.0  # pads are due for replacement below about 3 mm (workshops' rule of thumb)
 OVERHEAT_C = 110.0
 LOW_SYSTEM_V = 12.5
 
@@ -77,6 +84,9 @@ class FaultPlan:
     fixed_version: np.ndarray  # object array
     dtc_code: np.ndarray  # object array: the code the vehicle's fault raises ('' = none)
     heals_from_s: np.ndarray  # clean drive cycles count towards clearing from then (+inf = never)
+    # When a fault that strikes at random (misfire, firmware bug) first struck (+inf = not yet): before
+    # that the vehicle runs like a healthy one (`symptom_showing`).
+    first_event_s: np.ndarray
     clear_cycles: np.ndarray  # int: clean drive cycles that clear the stored code
     records: list[dict[str, Any]] = field(default_factory=list)
 
@@ -111,6 +121,7 @@ def draw_faults(
         fixed_version=np.full(n, "", dtype=object),
         dtc_code=np.full(n, "", dtype=object),
         heals_from_s=np.full(n, np.inf),
+        first_event_s=np.full(n, np.inf),
         clear_cycles=np.full(n, DEFAULT_CLEAR_CYCLES, dtype=np.int64),
     )
     for spec in specs:
@@ -118,7 +129,10 @@ def draw_faults(
         sensor = str(p.get("signal", DEFAULT_SENSOR)) if spec.kind.startswith("sensor_") else ""
         if sensor and sensor not in BY_PATH:
             raise ValueError(f"{spec.kind}: signal {sensor!r} is not in the catalogue")
+        # A sensor fault goes to a vehicle that has the sensor (no engine signals on an EV, no
+        # traction battery on a combustion car).
         eligible = (kind == -1) & ~(is_ev & (spec.kind in ICE_ONLY or sensor in ICE_SIGNALS))
+        eligible &= ~(~is_ev & (sensor in EV_SIGNALS))
         pool = np.flatnonzero(eligible)
         if spec.vehicles > pool.size:
             raise ValueError(f"{spec.kind}: {spec.vehicles} vehicles wanted, {pool.size} eligible")
@@ -258,6 +272,26 @@ def software_changed(plan: FaultPlan, vehicle: int, t_s: float, new_version: str
         plan.heals_from_s[vehicle] = np.inf if new_version == plan.firmware_version[vehicle] else t_s
 
 
+# The step each watched signal is read in on a real car (OBD-II PIDs, a TPMS, a GPS receiver): a
+# stuck sensor shows only once a healthy one would read more than a step away from its frozen value.
+SENSOR_RESOLUTION = {
+    "Vehicle.Speed": 1.0,  # km/h, PID 0D
+    "Vehicle.Powertrain.CombustionEngine.Speed": 0.25,  # rpm, PID 0C
+    "Vehicle.Powertrain.CombustionEngine.EngineCoolant.Temperature": 1.0,  # °C, PID 05
+    "Vehicle.Powertrain.FuelSystem.RelativeLevel": 100.0 / 255.0,  # %, PID 2F
+    "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current": 100.0 / 255.0,  # %, PID 5B
+    "Vehicle.LowVoltageBattery.CurrentVoltage": 0.001,  # V, PID 42
+    "Vehicle.TraveledDistance": 0.1,  # km, PID A6
+    "Vehicle.CurrentLocation.Latitude": 1e-6,  # degrees
+    "Vehicle.CurrentLocation.Longitude": 1e-6,
+    "Vehicle.CurrentLocation.Heading": 0.1,  # degrees
+    "Vehicle.Acceleration.Longitudinal": 0.01,  # m/s²
+    "Vehicle.Acceleration.Lateral": 0.01,
+    "Vehicle.Acceleration.Vertical": 0.01,
+    **{
+        f"Vehicle.Chassis.Axle.Row{r}.Wheel.{s}.Tire.Pressure": 1.4 for r in (1, 2) for s in ("Left", "Right")
+    },
+}
 SHOWING_COOLANT_C = 100.0  # a healthy engine's coolant stays below this (its regulated band)
 MOVING_MS = 5.0 / 3.6
 
@@ -271,22 +305,70 @@ def symptom_showing(
     speed_ms: np.ndarray,
     coolant_c: np.ndarray,
     bug_running: np.ndarray,
+    powertrain_ecu: np.ndarray,
+    front_pad_mm: np.ndarray,
+    stuck_departed: np.ndarray,
 ) -> np.ndarray:
     """Which vehicles' faults show in what the vehicle samples in this step, as a mask: the
     ground truth's `symptom_s` adds these steps up, so a score can tell a fault no data could have
     shown (a charging fault whose car parked for the rest of the run) from a missed one. Generic
     by kind, not by any detector's rule: a failing battery shows at rest or at a start, a charging
-    fault and misfires while running, a stuck thermostat while the coolant is above the regulated
-    band, a leak and worn pads always, a stuck or dropped sensor while the vehicle moves, a
-    firmware bug while its buggy version runs (`bug_running`, from `buggy_running`)."""
+    fault while running, misfires while running once the engine has misfired (before its first
+    misfire it runs like a healthy one), a stuck thermostat while the coolant is above the
+    regulated band, a leak once it has taken `LEAK_SHOWING_KPA` off the tyre's cold pressure (less
+    is within a TPMS reading's resolution and a degree's worth of temperature), worn pads while
+    the thinner front pad is under the usual service minimum (`PAD_SERVICE_MM`: a thicker pad is
+    not worn, however fast it wears), a dropped sensor while the vehicle moves, a stuck one while
+    the vehicle moves and a healthy sensor would read otherwise (`stuck_departed`: until the
+    quantity moves by the sensor's resolution, a frozen reading is what a healthy sensor reports), a
+    firmware bug while its buggy version runs (`bug_running`, from `buggy_running`) once the bug
+    has struck in at least two vehicles running that version on the same ECU
+    (`powertrain_ecu`: each vehicle's, "ECM" or "VCU"): a fleet fault shows by comparing
+    vehicles, and in one vehicle alone nothing tells a software fault from that car's own."""
     moving = speed_ms > MOVING_MS
     showing = plan.active("battery_12v_failing", t_s) & ~running
-    showing |= (plan.active("charging_fault", t_s) | plan.active("misfire", t_s)) & ice_on
+    showing |= plan.active("charging_fault", t_s) & ice_on
+    showing |= plan.active("misfire", t_s) & ice_on & (plan.first_event_s <= t_s)
     showing |= plan.active("thermostat_stuck", t_s) & ice_on & (coolant_c > SHOWING_COOLANT_C)
-    showing |= plan.active("tyre_slow_leak", t_s) | plan.active("brake_pad_wear", t_s)
-    showing |= (plan.active("sensor_stuck", t_s) | plan.active("sensor_dropout", t_s)) & moving
-    showing |= plan.active("firmware_bug", t_s) & running & bug_running
+    lost_kpa = plan.leak_kpa_per_h * np.maximum(t_s - plan.onset_s, 0.0) / 3600.0
+    showing |= plan.active("tyre_slow_leak", t_s) & (lost_kpa >= LEAK_SHOWING_KPA)
+    showing |= plan.active("brake_pad_wear", t_s) & (front_pad_mm < PAD_SERVICE_MM)
+    showing |= plan.active("sensor_stuck", t_s) & moving & stuck_departed
+    showing |= plan.active("sensor_dropout", t_s) & moving
+    bug = plan.active("firmware_bug", t_s) & running & bug_running
+    if bug.any():
+        showing |= bug & _struck_in_two(plan, t_s, powertrain_ecu)
     return showing
+
+
+def stuck_departed(
+    plan: FaultPlan, t_s: float, healthy: dict[str, np.ndarray], stuck_value: np.ndarray
+) -> np.ndarray:
+    """Which vehicles' stuck sensors are frozen more than the signal's resolution
+    (`SENSOR_RESOLUTION`; any difference for a signal not listed) away from what a healthy sensor
+    reads in this step (`healthy`: the sampled signals before the sensor faults apply)."""
+    out = np.zeros(plan.kind.shape[0], dtype=bool)
+    stuck = plan.active("sensor_stuck", t_s) & ~np.isnan(stuck_value)
+    for path in {str(p) for p in plan.sensor_path[stuck]}:
+        rows = stuck & (plan.sensor_path == path)
+        with np.errstate(invalid="ignore"):
+            away = np.abs(healthy[path] - stuck_value) > SENSOR_RESOLUTION.get(path, 0.0)
+        out |= rows & away
+    return out
+
+
+def _struck_in_two(plan: FaultPlan, t_s: float, powertrain_ecu: np.ndarray) -> np.ndarray:
+    """Vehicles with a firmware bug whose (ECU, buggy version) has struck (`first_event_s`) in at
+    least two vehicles by `t_s`."""
+    buggy = np.flatnonzero(plan.kind == KIND_INDEX["firmware_bug"])
+    struck: dict[tuple[str, str], int] = {}
+    for v in buggy[plan.first_event_s[buggy] <= t_s].tolist():
+        key = (str(powertrain_ecu[v]), str(plan.firmware_version[v]))
+        struck[key] = struck.get(key, 0) + 1
+    out = np.zeros(plan.kind.shape[0], dtype=bool)
+    for v in buggy.tolist():
+        out[v] = struck.get((str(powertrain_ecu[v]), str(plan.firmware_version[v])), 0) >= 2
+    return out
 
 
 def detect_dtcs(
@@ -304,7 +386,7 @@ def detect_dtcs(
 ) -> np.ndarray:
     """Which vehicles' fault monitors detect their fault (`plan.dtc_code`) in this step, as a mask.
     Misfires and the firmware bug (while its buggy version runs: `bug_running`) are random events
-    at their rate; the others are thresholds."""
+    at their rate (the first one is recorded in `plan.first_event_s`); the others are thresholds."""
     u = rng.random(plan.kind.shape[0])
     detected = np.zeros(plan.kind.shape[0], dtype=bool)
     if not (plan.kind >= 0).any():
@@ -312,6 +394,8 @@ def detect_dtcs(
     detected |= plan.active("misfire", t_s) & ice_on & (u < plan.rate_per_s * dt_s)
     buggy = plan.active("firmware_bug", t_s) & running & bug_running
     detected |= buggy & (u < plan.rate_per_s * dt_s)
+    struck = detected & ~np.isfinite(plan.first_event_s)
+    plan.first_event_s[struck] = t_s  # misfires and bugs: the first time they struck
     detected |= plan.active("thermostat_stuck", t_s) & ice_on & (coolant_c > OVERHEAT_C)
     detected |= plan.active("charging_fault", t_s) & ice_on & (battery_12v_v < LOW_SYSTEM_V)
     detected |= plan.active("brake_pad_wear", t_s) & running & (front_pad_mm < PAD_WARN_MM)

@@ -21,6 +21,7 @@ TYRE_REFERENCE_C = 20.0
 THERMOSTAT_C = 90.0
 STUCK_THERMOSTAT_TARGET_C = 128.0
 PAD_NEW_MM = 11.0
+FLAT_TYRE_KPA = 60.0  # a leaking tyre's cold pressure goes no lower (the bead still holds)
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def step_powertrain(
     # Tyres warm with speed; a leak lowers the cold pressure; pressure follows temperature.
     tyre_target = ambient_c + 0.9 * speed_ms
     tyre_temp = st.tyre_temp_c + (tyre_target - st.tyre_temp_c) * (1.0 - np.exp(-dt_s / 600.0))
-    cold = np.maximum(st.tyre_cold_kpa - faults.leak_kpa_per_h * dt_s / 3600.0, 60.0)
+    cold = np.maximum(st.tyre_cold_kpa - faults.leak_kpa_per_h * dt_s / 3600.0, FLAT_TYRE_KPA)
     tyre_kpa = (cold + ATMOSPHERE_KPA) * (tyre_temp + KELVIN) / (TYRE_REFERENCE_C + KELVIN) - ATMOSPHERE_KPA
     # Brake pads wear with the kinetic energy braked away (front pads take about 70%).
     braked = np.maximum(prev_speed_ms**2 - speed_ms**2, 0.0) * faults.pad_wear_factor

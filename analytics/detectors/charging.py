@@ -12,8 +12,10 @@ business; this one needs only the voltage.
 Running: a combustion engine turning (its speed wandering as a running engine's does) for
 `start_settle_s` since it started (the cranking dip and the first seconds of regulation are left
 out; a vehicle's first row counts as a start); an electric vehicle driving above `ev_moving_kmh`
-(its DC-DC converter must supply the 12 V bus then). A voltage flat-lined for the whole streak is
-not taken as evidence (a stuck sensor is `sensor_stuck`'s business).
+(its DC-DC converter must supply the 12 V bus then), by two of three witnesses (speed, odometer,
+GPS: `vehicle_state.moving_rows`), so that a speed sensor stuck at a driving speed does not make a
+parked EV's resting voltage look like a charging system that fails. A voltage flat-lined for the
+whole streak is not taken as evidence (a stuck sensor is `sensor_stuck`'s business).
 """
 
 from __future__ import annotations
@@ -30,15 +32,15 @@ from analytics.detectors.persistence import (
     previous_index,
 )
 from analytics.detectors.streaks import rule_changes
-from analytics.detectors.vehicle_state import engine_turning
+from analytics.detectors.vehicle_state import LAT, LON, ODOMETER, engine_turning, moving_rows
 from analytics.findings import Finding, FindingState, Severity
 
 FAULT = "charging_fault"
-THRESHOLDS_VERSION = "charging-1"
+THRESHOLDS_VERSION = "charging-2"
 VOLTAGE = "Vehicle.LowVoltageBattery.CurrentVoltage"
 ENGINE_RPM = "Vehicle.Powertrain.CombustionEngine.Speed"
 SPEED = "Vehicle.Speed"
-SIGNALS: tuple[str, ...] = (VOLTAGE, ENGINE_RPM, SPEED)
+SIGNALS: tuple[str, ...] = (VOLTAGE, ENGINE_RPM, SPEED, ODOMETER, LAT, LON)
 WINDOW_S = 3_600.0
 
 
@@ -58,9 +60,10 @@ def detect_charging_fault(
 ) -> list[Finding]:
     th = thresholds
     vehicle, ts = cols.vehicle, cols.ts_ns
-    volts, rpm, speed = cols.column(VOLTAGE), cols.column(ENGINE_RPM), cols.column(SPEED)
+    volts, rpm = cols.column(VOLTAGE), cols.column(ENGINE_RPM)
     is_ev = params.is_ev[vehicle] if vehicle.size else np.zeros(0, dtype=bool)
-    running = running_rows(vehicle, ts, rpm, speed, is_ev, th.start_settle_s, th.ev_moving_kmh)
+    ev_driving = is_ev & moving_rows(cols, th.ev_moving_kmh) if is_ev.any() else np.zeros_like(is_ev)
+    running = running_rows(vehicle, ts, rpm, ev_driving, is_ev, th.start_settle_s)
     judged = running & ~np.isnan(volts)
     level = np.where(
         judged & (volts < th.draining_v),
@@ -82,7 +85,12 @@ def detect_charging_fault(
         if lvl == 0:
             out.append(
                 Finding(
-                    vid, FAULT, FindingState.CLEAR, int(ts[row]), Severity.WARNING, int(since),
+                    vid,
+                    FAULT,
+                    FindingState.CLEAR,
+                    int(ts[row]),
+                    Severity.WARNING,
+                    int(since),
                     "The charging system holds the 12 V bus in its charging band again.",
                     evidence,
                 )
@@ -90,7 +98,12 @@ def detect_charging_fault(
         else:
             out.append(
                 Finding(
-                    vid, FAULT, FindingState.RAISE, int(ts[row]), Severity(int(lvl)), int(since),
+                    vid,
+                    FAULT,
+                    FindingState.RAISE,
+                    int(ts[row]),
+                    Severity(int(lvl)),
+                    int(since),
                     "The 12 V system voltage stays below the charging band while the vehicle runs: "
                     "check the alternator (or DC-DC converter), its belt and wiring.",
                     evidence,
@@ -103,17 +116,16 @@ def running_rows(
     vehicle: np.ndarray,
     ts_ns: np.ndarray,
     rpm: np.ndarray,
-    speed_kmh: np.ndarray,
+    ev_driving: np.ndarray,
     is_ev: np.ndarray,
     start_settle_s: float,
-    ev_moving_kmh: float,
 ) -> np.ndarray:
     """Rows where the charging system must be working: a combustion engine turning (`engine_turning`)
-    for at least `start_settle_s` since it started, or an electric vehicle driving above `ev_moving_kmh`."""
+    for at least `start_settle_s` since it started, or an electric vehicle driving (`ev_driving`)."""
     has_rpm = ~np.isnan(rpm)
     prev = previous_index(vehicle, has_rpm)
     start = has_rpm & (rpm > 0) & ((prev < 0) | (rpm[np.maximum(prev, 0)] == 0))
     last_start = latest_index(vehicle, start)
     settled = (last_start >= 0) & (ts_ns - ts_ns[np.maximum(last_start, 0)] >= int(start_settle_s * NS_PER_S))
     ice = engine_turning(vehicle, rpm) & settled & ~is_ev
-    return ice | (is_ev & (speed_kmh > ev_moving_kmh))
+    return ice | ev_driving

@@ -2,13 +2,15 @@
 
 For every (ECU, version, code) it compares the share of vehicles that reported the code while
 running that version with the share among vehicles that ran other versions of the same ECU: a
-one-sided Fisher exact test (scipy), Bonferroni-corrected over the combinations tried, and a rate
-at least `min_rate_ratio` times the others'. A version found guilty gets a `SoftwareIssue` naming
-the version to leave and, if any vehicle runs a newer version of that ECU that never reported the
-code, the version that cures it: the input the OTA remedy needs. Each vehicle that still runs the
-guilty version gets a `firmware_bug` alarm (raised even before it reports the code itself: the
-fleet has shown the risk); one that moved off it gets a CLEAR at the time it reported its new
-software. Pure: reports and inventories come in as data.
+one-sided Fisher exact test (scipy), Bonferroni-corrected over the combinations that could be
+significant at all (Tarone's refinement: a code that the version's vehicles could not show more
+often than the others even if every one of them reported it costs the family no error, so it is
+not counted), and a rate at least `min_rate_ratio` times the others'. A version found guilty gets
+a `SoftwareIssue` naming the version to leave and, if any vehicle runs a newer version of that ECU
+that never reported the code, the version that cures it: the input the OTA remedy needs. Each
+vehicle that still runs the guilty version gets a `firmware_bug` alarm (raised even before it
+reports the code itself: the fleet has shown the risk); one that moved off it gets a CLEAR at the
+time it reported its new software. Pure: reports and inventories come in as data.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from scipy.stats import fisher_exact
+from scipy.stats import fisher_exact, hypergeom
 
 from analytics.detectors.dtcs import DtcReportRow
 from analytics.findings import Finding, FindingState, Severity
 
-THRESHOLDS_VERSION = "software-2026-12-01"
+THRESHOLDS_VERSION = "software-2026-12-02"
 
 
 @dataclass(frozen=True)
@@ -73,24 +75,40 @@ def find_software_issues(
             on_version.setdefault(pair, set()).add(vehicle)
     newest_ns = max((r.ts_ns for r in reports), default=0)
     candidates = [key for key, vehicles in reported.items() if len(vehicles) >= thresholds.min_reporting]
-    issues = []
+    tables = {}
     for ecu, version, code in sorted(candidates):
         on = on_version.get((ecu, version), set())
         off = {v for (e, ver), vs in on_version.items() if e == ecu and ver != version for v in vs} - on
+        if not on or not off:
+            continue
         k_on = len(reported[(ecu, version, code)] & on)
         k_off = len({v for (e, ver, c), vs in reported.items() if e == ecu and c == code and ver != version
                      for v in vs} & off)  # fmt: skip
-        if not on or not off:
-            continue
-        _, p = fisher_exact([[k_on, len(on) - k_on], [k_off, len(off) - k_off]], alternative="greater")
-        rate_on, rate_off = k_on / len(on), k_off / len(off)
-        if p * len(candidates) > thresholds.alpha or rate_on < thresholds.min_rate_ratio * rate_off:
+        tables[(ecu, version, code)] = (len(on), k_on, len(off), k_off)
+    tests = _tarone_count(tables, thresholds.alpha)
+    issues = []
+    for (ecu, version, code), (n_on, k_on, n_off, k_off) in tables.items():
+        _, p = fisher_exact([[k_on, n_on - k_on], [k_off, n_off - k_off]], alternative="greater")
+        rate_on, rate_off = k_on / n_on, k_off / n_off
+        if p * tests > thresholds.alpha or rate_on < thresholds.min_rate_ratio * rate_off:
             continue
         cure = _cure(ecu, version, code, on_version, reported)
-        issues.append(
-            SoftwareIssue(ecu, version, code, cure, len(on), k_on, len(off), k_off, float(p), newest_ns)
-        )
+        issues.append(SoftwareIssue(ecu, version, code, cure, n_on, k_on, n_off, k_off, float(p), newest_ns))
     return issues
+
+
+def _tarone_count(tables: Mapping[tuple[str, str, str], tuple[int, int, int, int]], alpha: float) -> int:
+    """How many tests the family-wise `alpha` is divided by (Tarone 1990): the smallest m such that
+    at most m of the tables could reach a p-value of alpha / m with their margins (every vehicle
+    that reported the code on the version, as far as there are such vehicles), at least 1."""
+    p_min = sorted(
+        float(hypergeom.sf(min(k_on + k_off, n_on) - 1, n_on + n_off, k_on + k_off, n_on))
+        for n_on, k_on, n_off, k_off in tables.values()
+    )
+    for m in range(1, len(p_min) + 1):
+        if sum(p <= alpha / m for p in p_min) <= m:
+            return m
+    return max(len(p_min), 1)
 
 
 def _cure(

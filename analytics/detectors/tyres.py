@@ -6,7 +6,8 @@ ideal gas at constant volume, absolute pressure proportional to absolute tempera
 reading is brought to the pressure the same air would have at `reference_c`; the readings and
 the stuck-sensor rows are `analytics.detectors.tyre_readings`'), the projected time to the
 25%-under limit, and the rule:
-- MAJOR: over the trailing window (or a shorter one, which can only add a fast leak), the
+- MAJOR: over the trailing window (or a shorter one, which can only add a fast leak, or a
+  longer one, which can only add a slow leak), the
   compensated pressure falls significantly (t statistic), faster than
   `min_leak_kpa_per_h` (about a hundred times natural permeation, which loses 1-3 psi a month),
   by more than `min_drop_kpa` over the window (above a TPMS sensor's resolution), and by more
@@ -63,7 +64,7 @@ from analytics.findings import Finding, Severity
 from contract.signals import WHEELS, wheel_paths
 
 FAULT = "tyre_slow_leak"
-THRESHOLDS_VERSION = "tyre_slow_leak/2"
+THRESHOLDS_VERSION = "tyre_slow_leak/3"
 PRESSURE = wheel_paths("Tire.Pressure")
 TEMPERATURE = wheel_paths("Tire.Temperature")
 SIGNALS: tuple[str, ...] = PRESSURE + TEMPERATURE
@@ -76,7 +77,13 @@ class TyreLeakThresholds:
     reference_c: float = 20.0  # compensated pressures are at this temperature ("cold")
     window_s: float = 3600.0  # trailing trend window (decides)
     short_window_s: float = 1200.0  # a second, shorter window that can only add a (fast) leak
-    min_rows: int = 30  # pressure readings in the window (parked vehicles report every 30 s)
+    # A third, longer window that can only add a slow leak: one hour of a 3 kPa/h leak is within what
+    # whole-degree readings can fake on a van's or light truck's tyre in the cold (1.5 quanta of
+    # (p + atm) / T: 2.4 kPa at 320 kPa and -15 °C), two hours are not.
+    slow_window_s: float = 7200.0
+    # Pressure readings in the window: 20 min of a parked vehicle that reports once a minute (many
+    # report every 30 s). The t statistics below judge whether that many show a fall.
+    min_rows: int = 15
     min_span_fraction: float = 0.75  # the readings must cover this share of the window
     min_leak_kpa_per_h: float = 1.5
     min_drop_kpa: float = 2.0  # fitted drop over the readings' span (TPMS resolution ~1.4 kPa)
@@ -94,7 +101,9 @@ class TyreLeakThresholds:
     hold_s: float = 1800.0
 
 
-WINDOW_S = TyreLeakThresholds().window_s + TyreLeakThresholds().hold_s
+WINDOW_S = (
+    max(TyreLeakThresholds().window_s, TyreLeakThresholds().slow_window_s) + TyreLeakThresholds().hold_s
+)
 
 
 def detect_tyre_slow_leak(
@@ -127,22 +136,31 @@ def detect_tyre_slow_leak(
     # rows are among the short one's; everything below is on the short window's rows (columns).
     at = np.flatnonzero(t_s >= th.short_window_s)
     in_long = np.flatnonzero(t_s.take(at) >= th.window_s)
+    in_slow = np.flatnonzero(t_s.take(at) >= th.slow_window_s)
     long_ = _verdict(sums, veh, t_s, plausible, at.take(in_long), th.window_s, th, pc, temp)
     short = _verdict(sums, veh, t_s, plausible, at, th.short_window_s, th, pc, temp)
+    slow = _verdict(sums, veh, t_s, plausible, at.take(in_slow), th.slow_window_s, th, pc, temp)
     ok_long = _spread(long_.fits, in_long, at.size, False)
     leak_long = _spread(long_.leaking, in_long, at.size, False)
+    ok_slow = _spread(slow.fits, in_slow, at.size, False)
+    leak_slow = _spread(slow.leaking, in_slow, at.size, False)
     ref_at = ref.take(at, axis=1) if ref.strides[0] else placard.take(at)
-    # The long window decides; the short one may only add a leak (a fast one), so a row judged in
-    # two overlapping runs gets the same verdict in both. The level: the long line's, else the short's.
+    # The long window decides; the short and the slow one may only add a leak (a fast one, a slow
+    # one), so a row judged in two overlapping runs gets the same verdict in both. The level: the
+    # long line's, else the short's, else the slow's.
     with np.errstate(invalid="ignore"):
         lvl = np.where(
             ok_long,
             ref_at + _spread(long_.line.level, in_long, at.size, np.nan),
-            np.where(short.fits, ref_at + short.line.level, np.nan),
+            np.where(
+                short.fits,
+                ref_at + short.line.level,
+                np.where(ok_slow, ref_at + _spread(slow.line.level, in_slow, at.size, np.nan), np.nan),
+            ),
         )
-        conclusive = ok_long | short.leaking
+        conclusive = ok_long | short.leaking | leak_slow
         under = conclusive & (lvl <= (1.0 - th.under_placard_fraction) * ref_at)
-    leak_any = leak_long | short.leaking
+    leak_any = leak_long | short.leaking | leak_slow
     severity = np.where(under, int(Severity.CRITICAL), np.where(leak_any, int(Severity.MAJOR), 0))
     any_judged = np.zeros(n, dtype=bool)
     any_judged[at] = conclusive.any(axis=0)
@@ -150,17 +168,18 @@ def detect_tyre_slow_leak(
     row_severity[at] = severity.max(axis=0)
     changes = state_changes(veh, cols.ts_ns, any_judged, row_severity, th.sustain_s, th.hold_s)
     rows = report_rows(changes, veh, any_judged)
-    # The evidence, at the reported rows only: the leak rate of the first window that finds a
-    # leak, else of the first that fits.
+    # The evidence, at the reported rows only: the leak rate of the first window (long, short,
+    # slow) that finds a leak, else of the first that fits.
     col = np.searchsorted(at, rows)
     rate_long = _spread(long_.rate, in_long, at.size, np.nan)[:, col]
     rate_short = short.rate[:, col]
-    kpa_per_h = np.where(
-        leak_long[:, col],
-        rate_long,
-        np.where(short.leaking[:, col], rate_short, np.where(ok_long[:, col], rate_long, rate_short)),
+    rate_slow = _spread(slow.rate, in_slow, at.size, np.nan)[:, col]
+    kpa_per_h = np.select(
+        [leak_long[:, col], short.leaking[:, col], leak_slow[:, col], ok_long[:, col], short.fits[:, col]],
+        [rate_long, rate_short, rate_slow, rate_long, rate_short],
+        rate_slow,
     )
-    kpa_per_h[~(ok_long[:, col] | short.fits[:, col])] = np.nan
+    kpa_per_h[~(ok_long[:, col] | short.fits[:, col] | ok_slow[:, col])] = np.nan
     reference = np.broadcast_to(ref_at, lvl.shape)[:, col]
     thresholds_dict = _thresholds_dict(th)
     return [  # one iteration per finding, not per sample

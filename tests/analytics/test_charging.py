@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from analytics.detectors.charging import detect_charging_fault
 from analytics.findings import FindingState, Severity
-from tests.analytics.electrical_data import RPM, SPEED, VOLTAGE, columns, params
+from tests.analytics.electrical_data import LAT, LON, ODOMETER, RPM, SPEED, VOLTAGE, columns, params
 
 
 def _trip(run_v: float, *, rpm_stuck: bool = False, flat_v: bool = False) -> tuple[list[float], dict]:
@@ -37,7 +37,16 @@ def test_a_stuck_engine_speed_or_a_flat_lined_voltage_is_not_evidence() -> None:
 def test_an_ev_is_judged_while_it_drives() -> None:
     t, sig = _trip(12.6)
     del sig[RPM]
+    sig[ODOMETER] = [1000.0 + 40.0 * max(s - 1, 0) / 3600 for s in t]  # a second witness of driving
     (f,) = detect_charging_fault(columns([(t, sig)]), params([True]))
     assert f.state == FindingState.RAISE
     sig[SPEED] = [0.0] * len(t)  # standing: its DC-DC may rest
+    sig[ODOMETER] = [1000.0] * len(t)
+    assert detect_charging_fault(columns([(t, sig)]), params([True])) == []
+
+
+def test_a_parked_ev_whose_speed_sensor_is_stuck_at_a_driving_speed_is_not_judged() -> None:
+    t, sig = _trip(12.6)  # a resting voltage, the speed stuck at 40 km/h, odometer and GPS still
+    del sig[RPM]
+    sig[ODOMETER], sig[LAT], sig[LON] = [1000.0] * len(t), [48.1] * len(t), [11.5] * len(t)
     assert detect_charging_fault(columns([(t, sig)]), params([True])) == []

@@ -76,3 +76,16 @@ def test_no_issue_from_one_vehicle_or_from_a_code_every_version_raises() -> None
     reports, inventory = _fleet(n_bad=3, n_good=50, n_patched=0, reporting_bad=3)
     everywhere = reports + [DtcReportRow(f"G{i}", 5 * S, ("P0606",), {"ECM": "4.1.2"}) for i in range(30)]
     assert find_software_issues(everywhere, inventory) == []
+
+
+def test_codes_the_common_version_reports_now_and_then_do_not_dilute_a_small_guilty_version() -> None:
+    # Two of three cars on 4.2.0 report P0606 (p = 1/C(52, 2) = 7.5e-4 against 50 clean cars) while
+    # the common version's cars report a handful of other codes, two cars each: those combinations
+    # could never be significant (every car reporting them is on the common version), so they do
+    # not count in the correction (Tarone); counted, they made the family's threshold 1e-3 / 7.
+    reports, inventory = _fleet(n_bad=2, n_good=50, n_patched=0, reporting_bad=2)
+    for k, code in enumerate(("P0217", "P0562", "C1A00", "P0301", "P0420", "P0128")):
+        reports += [DtcReportRow(f"G{2 * k + j}", 7 * S, (code,), {"ECM": "4.1.2"}) for j in range(2)]
+    (issue,) = find_software_issues(reports, inventory)
+    assert (issue.version, issue.code, issue.reporting_on, issue.vehicles_off) == ("4.2.0", "P0606", 2, 50)
+    assert 5e-4 < issue.p_value < 1e-3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from simulators.faults import LEAK_SHOWING_KPA, PAD_SERVICE_MM
 from simulators.ground_truth import ground_truth
 from simulators.sampling import BATTERY_12V, COOLANT, RPM, SPEED, TYRES
 from tests.simulators.helpers import ALL_FAULTS, PATCH_S, Run, busy_scenario, run
@@ -143,8 +144,16 @@ def test_symptom_time_counts_when_each_fault_could_show(faulty: Run) -> None:
     for vid, f in truth.items():
         v, active = index[vid], faulty.t_s >= f["onset_s"]
         running, moving = faulty.running[:, v], faulty.signals[SPEED][:, v] > 5.0
-        if f["kind"] in ("tyre_slow_leak", "brake_pad_wear"):  # always visible once there
-            assert f["symptom_s"] == pytest.approx(dt * active.sum())
+        if f["kind"] == "tyre_slow_leak":  # once it has taken 2 kPa off the tyre
+            lost_kpa = f["params"]["rate_kpa_per_h"] * (faulty.t_s - f["onset_s"]) / 3600.0
+            assert f["symptom_s"] == pytest.approx(dt * (active & (lost_kpa >= LEAK_SHOWING_KPA)).sum())
+        elif f["kind"] == "brake_pad_wear":  # while the pads are under 3 mm: thin pads from the start
+            assert 0 < f["symptom_s"] <= dt * active.sum()
+            if f["params"]["start_mm"] < PAD_SERVICE_MM:
+                assert f["symptom_s"] == pytest.approx(dt * active.sum())
+        elif f["kind"] == "misfire":  # while running, from the first misfire (its first code) on
+            first = min((t for t, vv, cs in faulty.dtcs if vv == v and cs), default=np.inf)
+            assert f["symptom_s"] == pytest.approx(dt * (running & (faulty.t_s >= first)).sum())
         elif f["kind"] == "charging_fault":
             assert f["symptom_s"] == pytest.approx(dt * (active & running).sum())
         elif f["kind"] == "battery_12v_failing":
@@ -157,3 +166,50 @@ def test_symptom_time_counts_when_each_fault_could_show(faulty: Run) -> None:
             assert 0 <= f["symptom_s"] <= dt * active.sum()
             if f["params"]["signal"] != SPEED:
                 assert abs(f["symptom_s"] - dt * (active & moving).sum()) <= 0.05 * dt * active.sum() + 5
+
+
+def test_a_traction_battery_sensor_fault_goes_only_to_an_electric_vehicle() -> None:
+    from simulators.faults import draw_faults
+    from simulators.scenario import FaultSpec
+
+    is_ev = np.arange(40) % 4 == 0
+    soc = "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current"
+    plan = draw_faults(
+        np.random.default_rng(1), (FaultSpec("sensor_stuck", 10, params={"signal": soc}),), is_ev, 60.0
+    )
+    assert is_ev[plan.kind >= 0].all() and (plan.kind >= 0).sum() == 10
+
+
+def test_a_stuck_sensor_shows_once_a_healthy_one_reads_a_step_away() -> None:
+    from simulators.faults import SENSOR_RESOLUTION, draw_faults, stuck_departed
+    from simulators.scenario import FaultSpec
+
+    path = "Vehicle.Powertrain.FuelSystem.RelativeLevel"
+    spec = FaultSpec("sensor_stuck", 3, onset_s=0.0, params={"signal": path})
+    plan = draw_faults(np.random.default_rng(2), (spec,), np.zeros(3, dtype=bool), 60.0)
+    frozen = np.array([50.0, 50.0, np.nan])  # the third has not been read since its onset
+    step = SENSOR_RESOLUTION[path]
+    healthy = {path: np.array([50.0 - 0.9 * step, 50.0 - 1.1 * step, 40.0])}
+    assert stuck_departed(plan, 10.0, healthy, frozen).tolist() == [False, True, False]
+
+
+def test_a_repaired_leak_is_inflated_again_by_what_it_lost() -> None:
+    from simulators.engine import FleetSimulation
+    from simulators.roads import city_grid
+    from simulators.scenario import FaultSpec
+
+    leak = FaultSpec(
+        "tyre_slow_leak", 1, onset_s=100.0, repaired_at_s=400.0, params={"rate_kpa_per_h": 360.0, "wheel": 1}
+    )
+    scenario = busy_scenario(vehicles=20, duration_s=500.0, faults=(leak,))
+    sim = FleetSimulation(scenario, city_grid(blocks=scenario.city.blocks), 1_764_237_600.0)
+    v = int(np.flatnonzero(sim.faults.kind >= 0)[0])
+    before = float(sim.powertrain.tyre_cold_kpa[1, v])
+    lowest = before
+    for _ in range(500):
+        sim.step()
+        lowest = min(lowest, float(sim.powertrain.tyre_cold_kpa[1, v]))
+    assert lowest == pytest.approx(before - 30.0, abs=0.2)  # 360 kPa/h for 300 s
+    assert float(sim.powertrain.tyre_cold_kpa[1, v]) == pytest.approx(before, abs=1e-6)
+    # Shown once 2 kPa were gone (20 s after the onset) until the repair.
+    assert ground_truth(sim)["faults"][0]["symptom_s"] == pytest.approx(280.0, abs=2.0)
