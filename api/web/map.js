@@ -5,20 +5,23 @@
 (function () {
   const settings = JSON.parse(document.getElementById("fleetmap-settings").textContent);
   const TOKEN_KEY = "fleetpulse.token";
-  const SEVERITY_COLOURS = { CRITICAL: "#b00020", MAJOR: "#d32f2f", MINOR: "#ef6c00", WARNING: "#f9a825" };
-  const HAZARD_COLOURS = { pothole: "#6d4c41", slippery: "#00acc1", junction: "#ff8f00" };
+  const SERIOUS = ["CRITICAL", "MAJOR"]; // red on the map; other active alarms orange
+  const HAZARD_COLOURS = { pothole: "#6d4c41", slippery: "#00acc1", junction: "#8e24aa" };
   const $ = (id) => document.getElementById(id);
 
   const map = L.map("map", { preferCanvas: false, zoomControl: true }).setView([0, 0], 2);
-  const svg = L.svg();
+  const svg = L.svg(); // vehicles and hazards: one DOM element each, with data attributes
+  const canvas = L.canvas(); // roads: many lines, no need for elements
   const roadLayer = L.layerGroup().addTo(map);
   const hazardLayer = L.layerGroup().addTo(map);
   const vehicleLayer = L.layerGroup().addTo(map);
+  const centreLayer = L.layerGroup().addTo(map);
   if (settings.tileUrl) {
     L.tileLayer(settings.tileUrl, { attribution: settings.tileAttribution, maxZoom: 19 }).addTo(map);
   }
   let vehicles = [];
   let drawTicket = 0; // only the newest view request draws: moves can overtake each other
+  let refreshing = false; // while the vehicles load, moves wait: the refresh draws at its end
 
   class Unauthorised extends Error {}
 
@@ -71,8 +74,8 @@
   }
 
   function colourOf(alarms) {
-    for (const s of Object.keys(SEVERITY_COLOURS)) if (alarms.some((a) => a.severity === s)) return SEVERITY_COLOURS[s];
-    return alarms.length ? SEVERITY_COLOURS.WARNING : "#1565c0";
+    if (alarms.some((a) => SERIOUS.includes(a.severity))) return "#d32f2f";
+    return alarms.length ? "#ef6c00" : "#1565c0";
   }
 
   function vehicleShown(f) {
@@ -120,15 +123,17 @@
     if (ticket !== drawTicket) return null;
     roadLayer.clearLayers();
     L.geoJSON(roads, {
-      renderer: L.canvas(),
+      renderer: canvas,
       interactive: false,
       style: (f) => ({ color: "#9aa3ad", weight: f.properties.road_class === "highway" ? 4 : f.properties.road_class === "arterial" ? 3 : 1.5 }),
     }).addTo(roadLayer);
     hazardLayer.clearLayers();
     L.geoJSON(hazards, {
       renderer: svg,
-      pointToLayer: (f, latlng) => L.circleMarker(latlng, { radius: 8, renderer: svg }),
-      style: (f) => ({ color: HAZARD_COLOURS[f.properties.kind], fillColor: HAZARD_COLOURS[f.properties.kind], weight: 5, fillOpacity: 0.5, className: "hazard" }),
+      pointToLayer: (f, latlng) => L.circleMarker(latlng, { radius: 9, renderer: svg }),
+      style: (f) => ({
+        color: HAZARD_COLOURS[f.properties.kind], weight: 5, fillColor: "#fff", fillOpacity: 0.6, className: "hazard",
+      }),
       onEachFeature: (f, layer) => {
         const p = f.properties;
         layer.bindTooltip(text([
@@ -168,7 +173,24 @@
       });
     }
     fillSelect($("filter-centre"), counts.items.map((c) => c.service_centre_id));
+    drawCentres(counts.items);
     return counts.items;
+  }
+
+  // Each centre as a labelled box on the map: its active alarms (all severities).
+  function drawCentres(items) {
+    centreLayer.clearLayers();
+    for (const c of items) {
+      if (c.lat == null || c.lon == null) continue;
+      const label = document.createElement("div");
+      label.className = c.total > 0 ? "centre-label alarmed" : "centre-label";
+      label.textContent = `${c.name || c.service_centre_id}: ${c.total}`;
+      label.dataset.centreMarker = c.service_centre_id;
+      L.marker([c.lat, c.lon], {
+        icon: L.divIcon({ html: label, className: "centre", iconSize: null }),
+        keyboard: false,
+      }).addTo(centreLayer);
+    }
   }
 
   function startBounds(centres, extent) {
@@ -181,6 +203,8 @@
 
   async function refresh(fit) {
     setStatus("loading", "loading…");
+    refreshing = true;
+    drawTicket += 1; // a view being drawn now is drawn again at the end
     try {
       const [positions, extent, centres] = await Promise.all([
         api(settings.urls.vehicles), api(settings.urls.roadExtent), drawAlarmCounts(),
@@ -190,13 +214,17 @@
       fillSelect($("filter-alarm"), vehicles.flatMap((f) => f.properties.alarms.map((a) => a.fault)));
       const bounds = fit ? startBounds(centres, extent) : null;
       if (bounds) map.fitBounds(bounds, { animate: false });
-      await redraw();
     } catch (err) {
+      refreshing = false;
       fail(err);
+      return;
     }
+    refreshing = false;
+    await redraw();
   }
 
   async function redraw() {
+    if (refreshing) return;
     setStatus("loading", "loading…");
     try {
       const shown = drawVehicles();
@@ -204,7 +232,7 @@
       if (notes === null) return; // a newer view is being drawn
       const unplaced = vehicles.filter((f) => !f.geometry).length;
       const parts = [`${shown} vehicles shown`, `${$("map").dataset.hazardsShown} hazards in view`];
-      if (unplaced) parts.push(`${unplaced} vehicles without a position`);
+      if (unplaced) parts.push(`vehicles without a position: ${unplaced}`);
       setStatus("ready", [...parts, ...notes].join("; "));
     } catch (err) {
       fail(err);
@@ -230,7 +258,7 @@
   function signOut(message) {
     sessionStorage.removeItem(TOKEN_KEY);
     vehicles = [];
-    for (const layer of [vehicleLayer, hazardLayer, roadLayer]) layer.clearLayers();
+    for (const layer of [vehicleLayer, hazardLayer, roadLayer, centreLayer]) layer.clearLayers();
     $("alarm-counts").tBodies[0].replaceChildren();
     $("login-error").textContent = message || "";
     setStatus("idle", "");
@@ -242,13 +270,17 @@
     sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
     $("token").value = "";
     $("login-error").textContent = "";
-    signedIn(true);
-    refresh(true);
+    start();
   });
   $("logout").addEventListener("click", () => signOut(""));
   $("filter-fleet").addEventListener("change", async () => {
-    try { await drawAlarmCounts(); } catch (err) { fail(err); }
-    redraw();
+    setStatus("loading", "loading…");
+    try {
+      await drawAlarmCounts();
+      await redraw();
+    } catch (err) {
+      fail(err);
+    }
   });
   for (const id of ["filter-centre", "filter-alarm"]) {
     $(id).addEventListener("change", () => {
@@ -259,9 +291,14 @@
   $("filter-hazard").addEventListener("change", redraw);
   map.on("moveend", () => { if (sessionStorage.getItem(TOKEN_KEY)) redraw(); });
 
-  if (sessionStorage.getItem(TOKEN_KEY)) {
+  function start() {
+    refreshing = true; // showing the panel resizes the map: its move must not draw an empty view
     signedIn(true);
     refresh(true);
+  }
+
+  if (sessionStorage.getItem(TOKEN_KEY)) {
+    start();
   } else {
     signedIn(false);
   }
