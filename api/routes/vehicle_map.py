@@ -23,6 +23,9 @@ from contract.batch import VEHICLE_ID_PATTERN
 router = APIRouter(tags=["fleet map"], responses=FORBIDDEN)
 
 MAX_VEHICLES = 10_000
+FAULT_PATTERN = (
+    r"^[A-Za-z0-9_.:-]{1,200}$"  # fault kinds: `tyre_slow_leak`, `dtc:P0217`, `sensor_stuck:<VSS path>`
+)
 MapRole = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.SERVICE_CENTRE, Role.FLEET_OPERATOR))]
 RegistryId = Annotated[str | None, Query(pattern=VEHICLE_ID_PATTERN.pattern, description="A registry id")]
 
@@ -47,7 +50,10 @@ def vehicle_positions(
     service_centre_id: RegistryId = None,
     fault: Annotated[
         str | None,
-        Query(min_length=1, max_length=100, description="Only vehicles with an active alarm of this fault"),
+        Query(
+            pattern=FAULT_PATTERN,
+            description="Only vehicles with an active alarm of this fault, e.g. brake_pad_wear or dtc:P0217",
+        ),
     ] = None,
     severity: Annotated[
         Severity | None, Query(description="Only vehicles with an active alarm of this severity")

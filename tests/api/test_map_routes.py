@@ -246,3 +246,9 @@ def test_a_fleet_operator_counts_only_its_fleets_vehicles(get: Any) -> None:
         "sc-south": {"CRITICAL": 1},
     }
     assert counts(get("fleet_a", "/alarm-counts", fleet_id="fleet-b").json()) == {}
+
+
+def test_a_fault_filter_is_a_fault_name(get: Any) -> None:
+    """Found by schemathesis: a NUL in a text parameter reached PostgreSQL (a 500)."""
+    assert get("admin", "/vehicle-positions", fault="brake\x00pad").status_code == 422
+    assert get("admin", "/vehicle-positions", fault="dtc:P0217").status_code == 200
