@@ -169,6 +169,7 @@
       cells.forEach((v, i) => {
         const cell = row.insertCell();
         cell.textContent = String(v);
+        if (i === 0) cell.title = String(v);
         if (i > 0 && i < 3 && v > 0) cell.className = "hot";
       });
     }
