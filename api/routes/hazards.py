@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query
 
 from analytics.hazards import export
 from api import hazard_queries
-from api.auth import Principal, current_principal
+from api.auth import Principal, Role, require_role
 from api.db import Conn
 from api.map_params import Bbox, bbox
 from api.schemas_map import HazardCells, HazardCollection, HazardKind
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/hazards", tags=["hazards"])
 MAX_HAZARDS = 5000
 MIN_RESOLUTION, MAX_RESOLUTION = 5, 13  # ~250 km² to ~44 m² (the cell an event's position keeps)
 
-Caller = Annotated[Principal, Depends(current_principal)]
+Caller = Annotated[Principal, Depends(require_role(*Role))]  # every role, including any added later
 Box = Annotated[Bbox, Depends(bbox)]
 Kind = Annotated[HazardKind | None, Query(description="Only hazards of this kind")]
 State = Annotated[

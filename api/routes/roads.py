@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from api import hazard_queries
-from api.auth import Principal, current_principal
+from api.auth import Principal, Role, require_role
 from api.db import Conn
 from api.map_params import Bbox, bbox
 from api.schemas_map import RoadCollection, RoadExtentOut
@@ -22,7 +22,7 @@ from api.schemas_map import RoadCollection, RoadExtentOut
 router = APIRouter(prefix="/roads", tags=["roads"])
 
 MAX_SEGMENTS = 50_000
-Caller = Annotated[Principal, Depends(current_principal)]
+Caller = Annotated[Principal, Depends(require_role(*Role))]  # every role, including any added later
 
 
 @router.get("")

@@ -41,7 +41,7 @@ def site_ids(map_seeded: dict[str, int], *indexes: int) -> set[int]:
 def test_every_role_reads_the_confirmed_hazards_in_the_box(
     get: Any, map_seeded: dict[str, int], caller: str
 ) -> None:
-    r = get(caller, "/hazards", **TOWN_BOX)
+    r = get(caller, "/v1/hazards", **TOWN_BOX)
     assert r.status_code == 200, r.text
     doc = r.json()
     assert doc["type"] == "FeatureCollection"
@@ -65,11 +65,13 @@ def test_every_role_reads_the_confirmed_hazards_in_the_box(
 
 
 def test_hazards_filter_by_kind_and_state(get: Any, map_seeded: dict[str, int]) -> None:
-    potholes = get("admin", "/hazards", kind="pothole", **TOWN_BOX).json()["features"]
+    potholes = get("admin", "/v1/hazards", kind="pothole", **TOWN_BOX).json()["features"]
     assert {f["properties"]["id"] for f in potholes} == site_ids(map_seeded, 0)
-    candidates = get("admin", "/hazards", state="candidate", **TOWN_BOX).json()["features"]
+    candidates = get("admin", "/v1/hazards", state="candidate", **TOWN_BOX).json()["features"]
     assert {f["properties"]["id"] for f in candidates} == site_ids(map_seeded, 3)
-    far = get("admin", "/hazards", min_lon=11.5, min_lat=48.5, max_lon=11.6, max_lat=48.6).json()["features"]
+    far = get("admin", "/v1/hazards", min_lon=11.5, min_lat=48.5, max_lon=11.6, max_lat=48.6).json()[
+        "features"
+    ]
     assert {f["properties"]["id"] for f in far} == site_ids(map_seeded, 4)
 
 
@@ -77,12 +79,12 @@ def test_a_stretch_reaching_into_the_box_is_in_it(get: Any, map_seeded: dict[str
     """The slippery stretch's centre is at 11.5760; its east end, 60 m on, is inside a box that
     starts 40 m east of the centre."""
     west = 11.5760 + 40 / (111_320 * 0.6673)
-    r = get("admin", "/hazards", min_lon=west, min_lat=48.13, max_lon=11.59, max_lat=48.137)
+    r = get("admin", "/v1/hazards", min_lon=west, min_lat=48.13, max_lon=11.59, max_lat=48.137)
     assert {f["properties"]["id"] for f in r.json()["features"]} == site_ids(map_seeded, 2)
 
 
 def test_hazards_are_cut_at_the_limit(get: Any) -> None:
-    doc = get("admin", "/hazards", limit=2, **TOWN_BOX).json()
+    doc = get("admin", "/v1/hazards", limit=2, **TOWN_BOX).json()
     assert len(doc["features"]) == 2 and doc["truncated"] is True and doc["limit"] == 2
 
 
@@ -99,22 +101,23 @@ def test_hazards_are_cut_at_the_limit(get: Any) -> None:
         ({"max_lon": "inf"}, "max_lon"),
     ],
 )
-@pytest.mark.parametrize("path", ["/hazards", "/hazards/h3", "/roads"])
+@pytest.mark.parametrize("path", ["/v1/hazards", "/v1/hazards/h3", "/v1/roads"])
 def test_a_bad_box_is_a_422_naming_the_field(get: Any, path: str, change: dict[str, Any], field: str) -> None:
     r = get("north", path, **{**TOWN_BOX, **change})
     assert r.status_code == 422, r.text
-    assert ["query", field] in [e["loc"] for e in r.json()["detail"]]
+    assert r.headers["content-type"] == "application/problem+json"
+    assert ["query", field] in [e["location"] for e in r.json()["errors"]]
 
 
-@pytest.mark.parametrize("path", ["/hazards", "/hazards/h3", "/roads"])
+@pytest.mark.parametrize("path", ["/v1/hazards", "/v1/hazards/h3", "/v1/roads"])
 def test_the_box_is_required(get: Any, path: str) -> None:
     r = get("admin", path, min_lon=11.5, min_lat=48.1)
     assert r.status_code == 422
-    assert {tuple(e["loc"]) for e in r.json()["detail"]} == {("query", "max_lon"), ("query", "max_lat")}
+    assert {tuple(e["location"]) for e in r.json()["errors"]} == {("query", "max_lon"), ("query", "max_lat")}
 
 
 def test_hazard_cells_count_kinds_per_cell(get: Any, map_seeded: dict[str, int]) -> None:
-    doc = get("fleet_a", "/hazards/h3", resolution=9, **TOWN_BOX).json()
+    doc = get("fleet_a", "/v1/hazards/h3", resolution=9, **TOWN_BOX).json()
     assert doc["resolution"] == 9
     pothole_cell = h3.latlng_to_cell(48.1371, 11.5741, 9)
     cells = {c["cell"]: c for c in doc["cells"]}
@@ -133,17 +136,18 @@ def test_hazard_cells_count_kinds_per_cell(get: Any, map_seeded: dict[str, int])
 
 @pytest.mark.parametrize("resolution", [4, 14, -1])
 def test_hazard_cells_resolution_is_bounded(get: Any, resolution: int) -> None:
-    assert get("admin", "/hazards/h3", resolution=resolution, **TOWN_BOX).status_code == 422
+    assert get("admin", "/v1/hazards/h3", resolution=resolution, **TOWN_BOX).status_code == 422
 
 
 def test_the_map_routes_need_a_token(client: TestClient) -> None:
-    for path in ("/hazards", "/hazards/h3", "/roads", "/roads/extent", "/vehicle-positions", "/alarm-counts"):
-        r = client.get(path, params=TOWN_BOX if path in ("/hazards", "/hazards/h3", "/roads") else {})
+    boxed = ("/v1/hazards", "/v1/hazards/h3", "/v1/roads")
+    for path in (*boxed, "/v1/roads/extent", "/v1/vehicle-positions", "/v1/alarm-counts"):
+        r = client.get(path, params=TOWN_BOX if path in boxed else {})
         assert r.status_code == 401, path
 
 
 def test_roads_are_the_imported_network(get: Any, map_seeded: dict[str, int]) -> None:
-    doc = get("south", "/roads", **TOWN_BOX).json()
+    doc = get("south", "/v1/roads", **TOWN_BOX).json()
     assert len(doc["features"]) == map_seeded["roads"] > 50 and not doc["truncated"]
     assert {f["properties"]["road_class"] for f in doc["features"]} == {
         "local",
@@ -153,10 +157,10 @@ def test_roads_are_the_imported_network(get: Any, map_seeded: dict[str, int]) ->
     }
     assert all(f["geometry"]["type"] == "LineString" for f in doc["features"])
     assert (
-        get("south", "/roads", min_lon=11.5, min_lat=48.5, max_lon=11.6, max_lat=48.6).json()["features"]
+        get("south", "/v1/roads", min_lon=11.5, min_lat=48.5, max_lon=11.6, max_lat=48.6).json()["features"]
         == []
     )
-    extent = get("fleet_a", "/roads/extent").json()
+    extent = get("fleet_a", "/v1/roads/extent").json()
     assert extent["segments"] == map_seeded["roads"]
     w, s, e, n = extent["bbox"]
     assert TOWN_BOX["min_lon"] < w < 11.575 < e < TOWN_BOX["max_lon"]
@@ -173,7 +177,7 @@ VISIBLE = {
 
 @pytest.mark.parametrize("caller", CALLERS)
 def test_vehicle_positions_are_scoped_to_the_role(get: Any, caller: str) -> None:
-    doc = get(caller, "/vehicle-positions").json()
+    doc = get(caller, "/v1/vehicle-positions").json()
     assert doc["type"] == "FeatureCollection"
     features = {f["id"]: f for f in doc["features"]}
     assert set(features) == VISIBLE[caller]
@@ -202,21 +206,21 @@ def test_vehicle_positions_are_scoped_to_the_role(get: Any, caller: str) -> None
     ],
 )
 def test_vehicle_position_filters(get: Any, caller: str, params: dict[str, str], expected: set[str]) -> None:
-    r = get(caller, "/vehicle-positions", **params)
+    r = get(caller, "/v1/vehicle-positions", **params)
     assert r.status_code == 200, r.text
     assert {f["id"] for f in r.json()["features"]} == expected
 
 
 def test_vehicle_positions_are_cut_at_the_limit(get: Any) -> None:
-    doc = get("admin", "/vehicle-positions", limit=2).json()
+    doc = get("admin", "/v1/vehicle-positions", limit=2).json()
     assert [f["id"] for f in doc["features"]] == ["VIN-N1", "VIN-N2"] and doc["truncated"] is True
 
 
 def test_vehicle_position_filters_are_validated(get: Any) -> None:
-    assert get("admin", "/vehicle-positions", severity="LOUD").status_code == 422
-    assert get("admin", "/vehicle-positions", fleet_id="a b").status_code == 422
-    assert get("admin", "/vehicle-positions", limit=0).status_code == 422
-    assert get("admin", "/vehicle-positions", fleet="fleet-a").status_code == 422  # a typo is refused
+    assert get("admin", "/v1/vehicle-positions", severity="LOUD").status_code == 422
+    assert get("admin", "/v1/vehicle-positions", fleet_id="a b").status_code == 422
+    assert get("admin", "/v1/vehicle-positions", limit=0).status_code == 422
+    assert get("admin", "/v1/vehicle-positions", fleet="fleet-a").status_code == 422  # a typo is refused
 
 
 def counts(doc: dict[str, Any]) -> dict[str, dict[str, int]]:
@@ -224,31 +228,31 @@ def counts(doc: dict[str, Any]) -> dict[str, dict[str, int]]:
 
 
 def test_alarm_counts_per_centre(get: Any) -> None:
-    doc = get("admin", "/alarm-counts").json()
+    doc = get("admin", "/v1/alarm-counts").json()
     assert counts(doc) == {"sc-north": {"MAJOR": 1}, "sc-south": {"CRITICAL": 1}}
     north = next(i for i in doc["items"] if i["service_centre_id"] == "sc-north")
     assert north["total"] == 1 and north["vehicles_with_alarms"] == 1
     assert (north["lat"], north["lon"], north["name"]) == (48.142, 11.575, "North")
-    assert counts(get("admin", "/alarm-counts", fleet_id="fleet-b").json()) == {
+    assert counts(get("admin", "/v1/alarm-counts", fleet_id="fleet-b").json()) == {
         "sc-north": {},
         "sc-south": {},
     }
 
 
 def test_a_centre_sees_only_its_own_alarm_counts(get: Any) -> None:
-    assert counts(get("north", "/alarm-counts").json()) == {"sc-north": {"MAJOR": 1}}
-    assert counts(get("south", "/alarm-counts").json()) == {"sc-south": {"CRITICAL": 1}}
+    assert counts(get("north", "/v1/alarm-counts").json()) == {"sc-north": {"MAJOR": 1}}
+    assert counts(get("south", "/v1/alarm-counts").json()) == {"sc-south": {"CRITICAL": 1}}
 
 
 def test_a_fleet_operator_counts_only_its_fleets_vehicles(get: Any) -> None:
-    assert counts(get("fleet_a", "/alarm-counts").json()) == {
+    assert counts(get("fleet_a", "/v1/alarm-counts").json()) == {
         "sc-north": {"MAJOR": 1},
         "sc-south": {"CRITICAL": 1},
     }
-    assert counts(get("fleet_a", "/alarm-counts", fleet_id="fleet-b").json()) == {}
+    assert counts(get("fleet_a", "/v1/alarm-counts", fleet_id="fleet-b").json()) == {}
 
 
 def test_a_fault_filter_is_a_fault_name(get: Any) -> None:
     """Found by schemathesis: a NUL in a text parameter reached PostgreSQL (a 500)."""
-    assert get("admin", "/vehicle-positions", fault="brake\x00pad").status_code == 422
-    assert get("admin", "/vehicle-positions", fault="dtc:P0217").status_code == 200
+    assert get("admin", "/v1/vehicle-positions", fault="brake\x00pad").status_code == 422
+    assert get("admin", "/v1/vehicle-positions", fault="dtc:P0217").status_code == 200

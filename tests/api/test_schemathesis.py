@@ -170,11 +170,11 @@ def _assert_scoped(caller: str, path: str, body: Any) -> None:
         assert all(b["service_centre_id"] == centre for b in body["items"]), body
     elif path.startswith("/v1/bookings/"):
         assert body.get("booking", body)["service_centre_id"] == centre, body
-    elif path == "/vehicle-positions":
+    elif path == "/v1/vehicle-positions":
         assert all(f["properties"]["service_centre_id"] == centre for f in body["features"]), body
-    elif path == "/alarm-counts":
+    elif path == "/v1/alarm-counts":
         assert [i["service_centre_id"] for i in body["items"]] == [centre], body
-    elif path in ("/hazards", "/hazards/h3", "/roads", "/roads/extent"):
+    elif path in ("/v1/hazards", "/v1/hazards/h3", "/v1/roads", "/v1/roads/extent"):
         pass  # anonymous map layers, the same for every caller (tests/api/test_map_routes.py)
     else:
         assert CENTRE_OF.get(body["vehicle_id"]) == centre, body
