@@ -256,3 +256,14 @@ def test_a_fault_filter_is_a_fault_name(get: Any) -> None:
     """Found by schemathesis: a NUL in a text parameter reached PostgreSQL (a 500)."""
     assert get("admin", "/v1/vehicle-positions", fault="brake\x00pad").status_code == 422
     assert get("admin", "/v1/vehicle-positions", fault="dtc:P0217").status_code == 200
+
+
+def test_a_reversed_box_says_what_is_wrong(get: Any) -> None:
+    r = get("admin", "/v1/roads", **{**TOWN_BOX, "min_lon": 11.61})
+    assert r.json()["errors"] == [
+        {
+            "location": ["query", "max_lon"],
+            "message": "max_lon must be greater than min_lon",
+            "type": "value_error",
+        }
+    ]
