@@ -6,5 +6,6 @@ whoever calls it (the CLI or a test), never here.
 """
 
 from api.app import API_VERSION, create_app
+from api.map_page import MapConfig
 
-__all__ = ["API_VERSION", "create_app"]
+__all__ = ["API_VERSION", "MapConfig", "create_app"]

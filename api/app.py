@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from api.db import open_pool
+from api.map_page import MapConfig
 from api.problems import install_handlers, problem_openapi
 from api.routes import api_router
 from api.serving import Admission
@@ -29,11 +30,13 @@ def create_app(
     db_timeout_s: float = 5.0,
     pool_max_size: int = 10,
     max_waiting: int = DEFAULT_MAX_WAITING,
+    map_config: MapConfig | None = None,
 ) -> FastAPI:
     """Build the API for the database at `database_url`. The database may be down at start-up:
     the pool keeps trying, /health reports 503 and other routes answer 503 until it is back.
     At most `pool_max_size` requests run at once and `max_waiting` wait; the rest are shed with
-    503 at once (`api.serving.Admission`)."""
+    503 at once (`api.serving.Admission`). `map_config` sets the map page's tile server (default:
+    none, the page draws the roads)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,6 +47,7 @@ def create_app(
             await run_in_threadpool(app.state.pool.close)
 
     app = FastAPI(title="fleetpulse API", version=API_VERSION, lifespan=lifespan)
+    app.state.map_config = map_config or MapConfig()
     app.include_router(api_router)
     install_handlers(app)
     app.openapi = problem_openapi(app, app.openapi)  # type: ignore[method-assign]

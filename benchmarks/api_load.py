@@ -93,7 +93,13 @@ def _none(rng: random.Random, seeded: dict[str, Any]) -> tuple[dict[str, str], d
 
 def _bbox(rng: random.Random, seeded: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     lat, lon = 48.0 + rng.random() * 1.2, 11.0 + rng.random() * 0.3
-    return {}, {"bbox": f"{lon:.4f},{lat:.4f},{lon + 0.1:.4f},{lat + 0.1:.4f}"}
+    # The box as /v1/hazards takes it (docs/map.md): four edges, a 0.1-degree square.
+    return {}, {
+        "min_lon": f"{lon:.4f}",
+        "min_lat": f"{lat:.4f}",
+        "max_lon": f"{lon + 0.1:.4f}",
+        "max_lat": f"{lat + 0.1:.4f}",
+    }
 
 
 ROUTES = (

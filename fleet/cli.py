@@ -116,9 +116,14 @@ def api(
     """Serve the HTTP API (OpenAPI at /docs) from one or more worker processes."""
     import uvicorn
 
+    from api import MapConfig
     from fleet.embedded import servers
 
     settings = _settings()
+    try:  # checked before anything starts; each worker builds its own (fleet.api_serve)
+        MapConfig(settings.map_tile_url, settings.map_tile_attribution)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="FLEET_MAP_TILE_URL") from None
     with servers(settings, start_broker=False) as srv:
         migrate_quietly(srv.database_url)
         os.environ["FLEET_DATABASE_URL"] = srv.database_url  # the workers build their app from it

@@ -49,6 +49,12 @@ class FleetSettings(BaseSettings):
     api_pool_size: int = Field(default=10, ge=1, le=200)
     api_max_waiting: int = Field(default=256, ge=0, le=100_000)
     api_db_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    # The map page (`/map`, docs/map.md) draws the stored road network; a tile server is optional.
+    map_tile_url: str | None = Field(
+        default=None,
+        description="XYZ tile URL drawn under the map page, https://.../{z}/{x}/{y}.png; unset = none",
+    )
+    map_tile_attribution: str = Field(default="", description="The tile server's required attribution")
     ingest_flush_interval_s: float = 0.5
     ingest_client_id: str = accounts.INGEST
     # A flush stops at this much decoded, prepared data (frames inflate: wire bytes do not bound memory).

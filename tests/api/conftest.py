@@ -48,3 +48,22 @@ def seeded_url(database_url: str) -> str:
 def tokens(seeded_url: str) -> dict[str, str]:
     """Plaintext tokens by caller kind: admin, north (sc-north), south (sc-south)."""
     return create_tokens(seeded_url)
+
+
+@pytest.fixture(scope="module")
+def map_seeded(database_url: str) -> dict[str, int]:
+    """The seed data plus the map's (tests/api/map_seed.py): site ids by SITES index, road count."""
+    from tests.api.map_seed import seed_map
+
+    return seed_map(database_url)
+
+
+@pytest.fixture(scope="module")
+def map_tokens(database_url: str, map_seeded: dict[str, int]) -> dict[str, str]:
+    """The seed's tokens (admin, north, south) and a fleet operator's of fleet-a (`fleet_a`)."""
+    from api.auth import Role, create_token
+
+    found = create_tokens(database_url)
+    with psycopg.connect(database_url) as conn:
+        found["fleet_a"] = create_token(conn, "fleet-a-desk", Role.FLEET_OPERATOR, fleet_ids=["fleet-a"])
+    return found
