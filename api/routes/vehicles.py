@@ -14,9 +14,10 @@ from fastapi import APIRouter, HTTPException, Path, status
 
 from api import repository
 from api.auth import AnyRole
+from api.cursors import Cursor, Keyset, Part
 from api.db import Conn
-from api.params import Limit, Offset, Since
-from api.responses import FORBIDDEN, VEHICLE_NOT_FOUND
+from api.params import Limit, Since
+from api.responses import FORBIDDEN, INVALID_CURSOR, VEHICLE_NOT_FOUND
 from api.schemas import (
     DtcHistory,
     DtcReportOut,
@@ -34,18 +35,20 @@ router = APIRouter(prefix="/vehicles", tags=["vehicles"], responses=FORBIDDEN)  
 VehicleId = Annotated[str, Path(pattern=VEHICLE_ID_PATTERN.pattern, description="1-64 of [A-Za-z0-9_.-]")]
 
 
-@router.get("")
-def list_vehicles(
-    principal: AnyRole,
-    conn: Conn,
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> VehicleList:
-    page = repository.list_vehicles(
-        conn, only_centre_id=principal.visible_centre_id, limit=limit, offset=offset
+VEHICLES = Keyset("vehicles", (Part.VEHICLE_ID,))
+
+
+@router.get("", responses=INVALID_CURSOR)
+def list_vehicles(principal: AnyRole, conn: Conn, limit: Limit = 100, cursor: Cursor = None) -> VehicleList:
+    """The vehicles this caller may see, by id, a page at a time."""
+    after = VEHICLES.after(cursor, {})
+    rows = repository.list_vehicles(
+        conn, only_centre_id=principal.visible_centre_id, after=after[0] if after else None, limit=limit + 1
     )
-    items = [VehicleOut.model_validate(v) for v in page.items]
-    return VehicleList(items=items, limit=limit, offset=offset, total=page.total)
+    items, next_cursor = VEHICLES.page(rows, limit, lambda v: (v.vehicle_id,), {})
+    return VehicleList(
+        items=[VehicleOut.model_validate(v) for v in items], limit=limit, next_cursor=next_cursor
+    )
 
 
 @router.get(
