@@ -342,7 +342,7 @@ def test_every_route_but_health_declares_a_role() -> None:
 def test_every_documented_route_but_health_needs_a_token(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for path, operations in paths.items():
-        url = path.replace("{vehicle_id}", "VIN-N1").replace("{booking_id}", "1")
+        url = path.replace("{vehicle_id}", "VIN-N1").replace("{booking_id}", "1").replace("{alarm_id}", "1")
         for method in operations:
             r = client.request(method.upper(), url, json={} if method == "post" else None)
             assert r.status_code == (200 if path == "/health" else 401), (method, path)
@@ -371,6 +371,11 @@ def test_openapi_and_docs_are_served(client: TestClient) -> None:
         "/v1/bookings/{booking_id}/no-show",
         "/v1/bookings/{booking_id}/cancel",
         "/v1/bookings/{booking_id}/reschedule",
+        "/v1/alarms",
+        "/v1/alarms/{alarm_id}",
+        "/v1/alarms/{alarm_id}/acknowledge",
+        "/v1/alarms/{alarm_id}/resolve",
+        "/v1/vehicles/{vehicle_id}/alarms",
         *FLEET_QUERY_PATHS,
     }
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
@@ -400,7 +405,7 @@ def test_openapi_documents_every_error_a_route_can_return() -> None:
             assert "WWW-Authenticate" in responses["401"]["headers"], where
             assert responses["503"]["content"] == error, where
             assert ("404" in responses) == any(
-                p in path for p in ("{vehicle_id}", "{booking_id}", "{fleet_id}")
+                p in path for p in ("{vehicle_id}", "{booking_id}", "{fleet_id}", "{alarm_id}")
             ), where
             assert ("403" in responses) == (path in narrow), where
             if op.get("parameters"):

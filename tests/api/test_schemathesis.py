@@ -36,7 +36,7 @@ from api import create_app, repository
 from api.auth import Role, hash_token
 from contract.batch import VEHICLE_ID_PATTERN
 from localservers.embedded import free_port
-from tests.api.seed import VEHICLES
+from tests.api.seed import TS, VEHICLES
 
 pytestmark = pytest.mark.postgres
 
@@ -59,6 +59,7 @@ CALLERS: dict[str, tuple[str, str | None]] = {
     "north": ("schemathesis-north-token-0123456789abcdef0123456789", "sc-north"),
 }
 CENTRE_OF = {vehicle_id: centre for vehicle_id, _, centre in VEHICLES}
+SEEDED_ALARM = 900_001  # on VIN-N1; SEEDED_ALARM + 1 is on VIN-S1
 
 # The document the app serves (building it needs no database); test_the_served_schema_is_this_one
 # checks that /openapi.json over HTTP is the same. Loaded at import rather than from a fixture:
@@ -101,6 +102,14 @@ def known_tokens(seeded_url: str) -> None:
         for name, (token, centre) in CALLERS.items():
             role = Role.ADMIN if centre is None else Role.SERVICE_CENTRE
             repository.insert_token(conn, hash_token(token), f"schemathesis-{name}", role.value, centre)
+        # An alarm on a vehicle each caller may see, and one on another centre's (ids far past the
+        # sequence, so later modules' alarms never collide with them).
+        conn.execute(
+            "INSERT INTO alarms (alarm_id, vehicle_id, fault, severity, raised_at, updated_at, explanation)"
+            " VALUES (%s, 'VIN-N1', 'tyre_slow_leak', 'MAJOR', %s, %s, 'leak'),"
+            " (%s, 'VIN-S1', 'battery_12v', 'MINOR', %s, %s, 'low')",
+            (SEEDED_ALARM, TS, TS, SEEDED_ALARM + 1, TS, TS),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +141,9 @@ def _aim_at_a_seeded_vehicle(case: schemathesis.Case) -> None:
     vehicle_id = (case.path_parameters or {}).get("vehicle_id")
     if isinstance(vehicle_id, str) and VEHICLE_ID_PATTERN.fullmatch(vehicle_id):
         case.path_parameters["vehicle_id"] = "VIN-N1"
+    alarm_id = (case.path_parameters or {}).get("alarm_id")
+    if isinstance(alarm_id, int) and not isinstance(alarm_id, bool) and 1 <= alarm_id < 2**63:
+        case.path_parameters["alarm_id"] = SEEDED_ALARM
 
 
 def _assert_scoped(caller: str, path: str, body: Any) -> None:
@@ -145,6 +157,10 @@ def _assert_scoped(caller: str, path: str, body: Any) -> None:
         assert all(b["service_centre_id"] == centre for b in body["items"]), body
     elif path.startswith("/v1/bookings/"):
         assert body.get("booking", body)["service_centre_id"] == centre, body
+    elif path in ("/v1/alarms", "/v1/vehicles/{vehicle_id}/alarms"):
+        assert all(a["service_centre_id"] == centre for a in body["items"]), body
+    elif path.startswith("/v1/alarms/"):
+        assert body["service_centre_id"] == centre, body
     else:
         assert CENTRE_OF.get(body["vehicle_id"]) == centre, body
 
