@@ -4,10 +4,11 @@ resolve).
 
 Owns: HTTP parameters, status codes, who may read and who may act, and the rule that an alarm or
 vehicle outside the caller's scope is indistinguishable from one that does not exist (404). Service
-centres see and act on their vehicles' alarms; fleet operators read their fleets' alarms (403 on
-the acts, which declare it); admins see and act on every alarm. Leaves the SQL to
-`api.alarm_queries` and the acts (the lock against the analytics job, the history rows, what a
-resolve holds) to `analytics.alarm_store`. Each act is recorded with the caller as `role:name`.
+centres see and act on their vehicles' alarms; fleet operators read their fleets' alarms and
+engineers every alarm (both 403 on the acts, which declare it); admins see and act on every
+alarm. Leaves the SQL to `api.alarm_queries` and the acts (the lock against the analytics job, the
+history rows, what a resolve holds) to `analytics.alarm_store`. Each act is recorded with the
+caller as `role:name`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from contract.batch import VEHICLE_ID_PATTERN
 
 router = APIRouter(tags=["alarms"])
 
-Reader = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.SERVICE_CENTRE, Role.FLEET_OPERATOR))]
+Reader = Annotated[
+    Principal, Depends(require_role(Role.ADMIN, Role.SERVICE_CENTRE, Role.FLEET_OPERATOR, Role.ENGINEER))
+]
 Actor = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.SERVICE_CENTRE))]
 AlarmId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The alarm's id")]
 VehicleId = Annotated[str, Path(pattern=VEHICLE_ID_PATTERN.pattern, description="1-64 of [A-Za-z0-9_.-]")]

@@ -1,5 +1,6 @@
-"""Vehicles as seen by a caller: the fleet list, each vehicle's latest state, its DTC reports, its
-connection status and its software inventory.
+"""Vehicles as seen by a caller: the fleet list (cursor pages), each vehicle's latest state
+(positions coarsened for an engineer, `api.privacy.positions`), its DTC reports, its connection
+status and its software inventory.
 
 Owns: HTTP parameters, status codes and the rule that a vehicle outside the caller's scope is
 indistinguishable from one that does not exist. Leaves SQL and scoping to `api.repository`, who the
@@ -8,6 +9,7 @@ caller is to `api.auth`.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
@@ -17,6 +19,7 @@ from api.auth import AnyRole
 from api.cursors import Cursor, Keyset, Part
 from api.db import Conn
 from api.params import Limit, Since
+from api.privacy.positions import coarsen_signals
 from api.responses import FORBIDDEN, INVALID_CURSOR, VEHICLE_NOT_FOUND
 from api.schemas import (
     DtcHistory,
@@ -31,6 +34,7 @@ from api.schemas import (
 from contract.batch import VEHICLE_ID_PATTERN
 
 router = APIRouter(prefix="/vehicles", tags=["vehicles"], responses=FORBIDDEN)  # 403: fleet operators
+# Engineers read every vehicle, with positions coarsened (`api.privacy.positions`).
 
 VehicleId = Annotated[str, Path(pattern=VEHICLE_ID_PATTERN.pattern, description="1-64 of [A-Za-z0-9_.-]")]
 
@@ -61,6 +65,8 @@ def get_latest(vehicle_id: VehicleId, principal: AnyRole, conn: Conn) -> LatestO
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"vehicle {vehicle_id!r} not found")
     if record.ts is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"vehicle {vehicle_id!r} has not sent any data yet")
+    if principal.coarse_positions:
+        record = dataclasses.replace(record, signals=coarsen_signals(record.signals))
     return LatestOut.from_record(record)
 
 

@@ -1,4 +1,5 @@
--- The service-centre API's core (package `api`, docs/api.md): a person's resolve of an alarm.
+-- The service-centre API's core (package `api`, docs/api.md): a person's resolve of an alarm,
+-- and the engineer role (below).
 -- A resolve clears the alarm (cleared_at: the later of its newest data time and the wall clock of
 -- the act), records who and when (resolved_at is wall clock, like acknowledged_at), and writes a
 -- 'resolved' history row. Until the detector's own clear rule holds (a 'cleared' history row after
@@ -17,3 +18,9 @@ ALTER TABLE alarm_history ADD CONSTRAINT alarm_history_change_check
 
 -- The alarm lists' keyset order (newest raise first, then id).
 CREATE INDEX IF NOT EXISTS alarms_raised_idx ON alarms (raised_at DESC, alarm_id DESC);
+
+-- The engineer role: fleet-wide reads of vehicles and alarms, no owner data, coarse positions.
+-- Like an admin it names no centre and no fleet.
+ALTER TABLE api_tokens DROP CONSTRAINT IF EXISTS api_tokens_role_check;
+ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_role_check
+    CHECK (role IN ('admin', 'service_centre', 'fleet_operator', 'engineer'));
