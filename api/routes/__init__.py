@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends
 
 from api.params import reject_unknown_query_params
 from api.responses import AUTHENTICATED
-from api.routes import alarms, bookings, fleets, health, vehicles
+from api.routes import alarms, audit, bookings, fleets, health, vehicles
 
 PUBLIC_ROUTERS = (health.router,)
-AUTHENTICATED_ROUTERS = (vehicles.router, bookings.router, fleets.router, alarms.router)
+AUTHENTICATED_ROUTERS = (vehicles.router, bookings.router, fleets.router, alarms.router, audit.router)
 
 API_PREFIX = "/v1"
 

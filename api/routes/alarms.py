@@ -24,6 +24,7 @@ from api.auth import Principal, Role, require_role
 from api.cursors import Cursor, Keyset, Part
 from api.db import Conn
 from api.params import Limit
+from api.read_audit import ReadLog
 from api.responses import FORBIDDEN, INVALID_CURSOR, VEHICLE_NOT_FOUND, Responses
 from api.schemas import Problem
 from api.schemas_alarms import AlarmDetail, AlarmList, AlarmOut, AlarmSeverity, AlarmState
@@ -62,7 +63,13 @@ def alarm_scope(principal: Principal) -> AlarmScope:
 
 
 def _page(
-    conn: Conn, principal: Principal, keyset: Keyset, filters: AlarmFilters, limit: int, cursor: str | None
+    conn: Conn,
+    principal: Principal,
+    note: ReadLog,
+    keyset: Keyset,
+    filters: AlarmFilters,
+    limit: int,
+    cursor: str | None,
 ) -> AlarmList:
     digest = {k: getattr(filters, k) for k in AlarmFilters.__dataclass_fields__}
     after = keyset.after(cursor, digest)
@@ -70,6 +77,7 @@ def _page(
         conn, alarm_scope(principal), filters, after=(after[0], after[1]) if after else None, limit=limit + 1
     )
     items, next_cursor = keyset.page(rows, limit, lambda a: (a["raised_at"], a["alarm_id"]), digest)
+    note(a["vehicle_id"] for a in items)
     return AlarmList(items=[AlarmOut.model_validate(a) for a in items], limit=limit, next_cursor=next_cursor)
 
 
@@ -77,6 +85,7 @@ def _page(
 def list_alarms(
     principal: Reader,
     conn: Conn,
+    note: ReadLog,
     vehicle_id: Annotated[
         str | None, Query(pattern=VEHICLE_ID_PATTERN.pattern, description="Only this vehicle's")
     ] = None,
@@ -103,7 +112,7 @@ def list_alarms(
         None if state is None else state == "active",
         acknowledged,
     )
-    return _page(conn, principal, ALARMS, filters, limit, cursor)
+    return _page(conn, principal, note, ALARMS, filters, limit, cursor)
 
 
 @router.get("/vehicles/{vehicle_id}/alarms", responses={**INVALID_CURSOR, **VEHICLE_NOT_FOUND})
@@ -111,6 +120,7 @@ def list_vehicle_alarms(
     vehicle_id: VehicleId,
     principal: Reader,
     conn: Conn,
+    note: ReadLog,
     severity: Severity = None,
     fault: Fault = None,
     state: State = None,
@@ -123,13 +133,15 @@ def list_vehicle_alarms(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"vehicle {vehicle_id!r} not found")
     active = None if state is None else state == "active"
     filters = AlarmFilters(vehicle_id, None, severity, fault, active, acknowledged)
-    return _page(conn, principal, VEHICLE_ALARMS, filters, limit, cursor)
+    return _page(conn, principal, note, VEHICLE_ALARMS, filters, limit, cursor)
 
 
 @router.get("/alarms/{alarm_id}", responses=NOT_FOUND)
-def get_alarm(alarm_id: AlarmId, principal: Reader, conn: Conn) -> AlarmDetail:
+def get_alarm(alarm_id: AlarmId, principal: Reader, conn: Conn, note: ReadLog) -> AlarmDetail:
     """One alarm with its evidence, explanation, thresholds version and every change."""
-    return _visible(conn, alarm_id, principal)
+    alarm = _visible(conn, alarm_id, principal)
+    note([alarm.vehicle_id])
+    return alarm
 
 
 @router.post(

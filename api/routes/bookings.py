@@ -21,6 +21,7 @@ from api.auth import Principal, Role, require_role
 from api.cursors import Cursor, Keyset, Part
 from api.db import Conn
 from api.params import Limit, Since
+from api.read_audit import ReadLog
 from api.responses import FORBIDDEN, INVALID_CURSOR, Responses
 from api.schemas import (
     BookingActionOut,
@@ -57,6 +58,7 @@ BOOKINGS = Keyset("bookings", (Part.TIME, Part.ID))
 def list_bookings(
     principal: Caller,
     conn: Conn,
+    note: ReadLog,
     status_: Annotated[BookingStatus | None, Query(alias="status", description="Only this status")] = None,
     since: Since = None,
     limit: Limit = 100,
@@ -74,14 +76,17 @@ def list_bookings(
         limit=limit + 1,
     )
     items, next_cursor = BOOKINGS.page(rows, limit, lambda b: (b["starts_at"], b["booking_id"]), filters)
+    note(b["vehicle_id"] for b in items)
     return BookingList(
         items=[BookingOut.model_validate(b) for b in items], limit=limit, next_cursor=next_cursor
     )
 
 
 @router.get("/{booking_id}", responses=NOT_FOUND)
-def get_booking(booking_id: BookingId, principal: Caller, conn: Conn) -> BookingDetail:
-    return _visible(conn, booking_id, principal)
+def get_booking(booking_id: BookingId, principal: Caller, conn: Conn, note: ReadLog) -> BookingDetail:
+    booking = _visible(conn, booking_id, principal)
+    note([booking.vehicle_id])
+    return booking
 
 
 @router.post("/{booking_id}/complete", responses=ACTED)

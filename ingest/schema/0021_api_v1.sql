@@ -1,5 +1,5 @@
 -- The service-centre API's core (package `api`, docs/api.md): a person's resolve of an alarm,
--- and the engineer role (below).
+-- the engineer role and the read audit log (below).
 -- A resolve clears the alarm (cleared_at: the later of its newest data time and the wall clock of
 -- the act), records who and when (resolved_at is wall clock, like acknowledged_at), and writes a
 -- 'resolved' history row. Until the detector's own clear rule holds (a 'cleared' history row after
@@ -24,3 +24,16 @@ CREATE INDEX IF NOT EXISTS alarms_raised_idx ON alarms (raised_at DESC, alarm_id
 ALTER TABLE api_tokens DROP CONSTRAINT IF EXISTS api_tokens_role_check;
 ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_role_check
     CHECK (role IN ('admin', 'service_centre', 'fleet_operator', 'engineer'));
+
+-- The read audit log: which principal read which vehicles' data, and when. One row per request
+-- (every vehicle whose data it answered with), written in batches by the API (api.read_audit) and
+-- read by admins (GET /v1/audit/reads).
+CREATE TABLE IF NOT EXISTS api_read_audit (
+    audit_id    bigserial   PRIMARY KEY,
+    at          timestamptz NOT NULL,
+    principal   text        NOT NULL,
+    path        text        NOT NULL,
+    vehicle_ids text[]      NOT NULL
+);
+CREATE INDEX IF NOT EXISTS api_read_audit_at_idx ON api_read_audit (at DESC, audit_id DESC);
+CREATE INDEX IF NOT EXISTS api_read_audit_vehicles_idx ON api_read_audit USING gin (vehicle_ids);

@@ -371,6 +371,7 @@ def test_openapi_and_docs_are_served(client: TestClient) -> None:
         "/v1/bookings/{booking_id}/no-show",
         "/v1/bookings/{booking_id}/cancel",
         "/v1/bookings/{booking_id}/reschedule",
+        "/v1/audit/reads",
         "/v1/alarms",
         "/v1/alarms/{alarm_id}",
         "/v1/alarms/{alarm_id}/acknowledge",
