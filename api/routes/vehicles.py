@@ -1,6 +1,6 @@
 """Vehicles as seen by a caller: the fleet list (cursor pages), each vehicle's latest state
 (positions coarsened for an engineer, `api.privacy.positions`), its DTC reports, its connection
-status and its software inventory.
+status and its software inventory. Each answer is noted in the read audit log (`api.read_audit`).
 
 Owns: HTTP parameters, status codes and the rule that a vehicle outside the caller's scope is
 indistinguishable from one that does not exist. Leaves SQL and scoping to `api.repository`, who the
