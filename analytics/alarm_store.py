@@ -67,16 +67,18 @@ def _newest_alarms(
 ) -> dict[tuple[str, str], Alarm]:
     rows = conn.execute(
         "SELECT DISTINCT ON (vehicle_id, fault) alarm_id, vehicle_id, fault, severity, raised_at, updated_at,"
-        " since_at, cleared_at, acknowledged_at IS NOT NULL FROM alarms"
-        " WHERE vehicle_id = ANY(%s) AND fault = ANY(%s) ORDER BY vehicle_id, fault, raised_at DESC",
+        " since_at, cleared_at, acknowledged_at IS NOT NULL, resolved_at IS NOT NULL AND NOT EXISTS ("
+        "  SELECT 1 FROM alarm_history h WHERE h.alarm_id = a.alarm_id AND h.change = 'cleared')"
+        " FROM alarms a WHERE vehicle_id = ANY(%s) AND fault = ANY(%s)"
+        " ORDER BY vehicle_id, fault, raised_at DESC, alarm_id DESC",
         (vehicles, faults),
     ).fetchall()
     return {
         (vid, fault): Alarm(
             vid, fault, Severity[severity], _ns(raised), _ns(updated),
-            _ns_or_none(since), _ns_or_none(cleared), bool(acked), int(alarm_id),
+            _ns_or_none(since), _ns_or_none(cleared), bool(acked), int(alarm_id), bool(held),
         )
-        for alarm_id, vid, fault, severity, raised, updated, since, cleared, acked in rows
+        for alarm_id, vid, fault, severity, raised, updated, since, cleared, acked, held in rows
     }  # fmt: skip
 
 
@@ -151,6 +153,33 @@ def acknowledge(conn: psycopg.Connection, alarm_id: int, by: str) -> bool:
             "INSERT INTO alarm_history (alarm_id, change, at, severity, cause)"
             " VALUES (%s, 'acknowledged', %s, %s, %s)",
             (alarm_id, row[1], row[0], f"acknowledged by {by}"),
+        )
+    return True
+
+
+def resolve(conn: psycopg.Connection, alarm_id: int, by: str) -> bool:
+    """Record that `by` resolved the active alarm: it is cleared now (cleared_at: the later of its
+    newest data time and the wall clock, so it is never before what the alarm last recorded) and
+    held until its detector clears the episode (`analytics.alarms`). False when no such alarm
+    exists or it is not active. Takes the alarm's partition lock, as `store_findings` does, so a
+    job run cannot write over the resolve with the state it read before it. Commits. Raises
+    psycopg.Error."""
+    row = conn.execute("SELECT vehicle_id FROM alarms WHERE alarm_id = %s", (alarm_id,)).fetchone()
+    if row is None:
+        return False
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_BASE + partition_of(row[0]),))
+        done = conn.execute(
+            "UPDATE alarms SET cleared_at = greatest(updated_at, now()), resolved_at = now(),"
+            " resolved_by = %s WHERE alarm_id = %s AND cleared_at IS NULL RETURNING severity, resolved_at",
+            (by, alarm_id),
+        ).fetchone()
+        if done is None:
+            return False
+        conn.execute(
+            "INSERT INTO alarm_history (alarm_id, change, at, severity, cause)"
+            " VALUES (%s, 'resolved', %s, %s, %s)",
+            (alarm_id, done[1], done[0], f"resolved by {by}"),
         )
     return True
 

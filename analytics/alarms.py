@@ -11,8 +11,15 @@ Owns the rules, as a pure function of the current alarm and one finding:
 - a finding no newer than what the alarm already records changes nothing, so re-running a job over
   data it has seen, or over an overlapping window, creates no second alarm (at one instant, a
   clear is applied before a raise, and the worst raise first).
-Acknowledging (a person's act, not data) is independent of clearing. Storage is
-`analytics.alarm_store`.
+Acknowledging (a person's act, not data) is independent of clearing. Resolving (a person's act,
+`alarm_store.resolve`) clears an active alarm at once; while the detector still sees the fault the
+alarm is *held*: the findings of that episode change nothing (the person's decision stands, and
+the next job run does not raise it again), except
+- a CLEAR, which ends the episode (recorded as the detector's clear; the alarm stays as the person
+  left it), so the next RAISE is a new episode and raises a new alarm;
+- a RAISE more severe than the resolved alarm, which is news the person did not decide on: it
+  raises a new alarm (at once, not waiting for the episode to end).
+Storage is `analytics.alarm_store`.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ class Change(enum.StrEnum):
     ESCALATED = "escalated"
     CLEARED = "cleared"
     ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ class Alarm:
     cleared_ns: int | None = None
     acknowledged: bool = False
     alarm_id: int | None = None
+    held: bool = False  # a person resolved it and the detector has not cleared the episode since
 
     @property
     def active(self) -> bool:
@@ -65,6 +74,8 @@ def apply_finding(current: Alarm | None, finding: Finding) -> Transition | None:
     at = finding.at_ns
     if current is not None and at <= current.updated_ns:
         return None
+    if current is not None and current.held:
+        return _apply_to_held(current, finding)
     if finding.state is FindingState.RAISE:
         if current is None or not current.active:
             alarm = Alarm(finding.vehicle_id, finding.fault, finding.severity, at, at, finding.since_ns)
@@ -76,6 +87,17 @@ def apply_finding(current: Alarm | None, finding: Finding) -> Transition | None:
         return None
     if current is not None and current.active:
         return Transition(replace(current, cleared_ns=at, updated_ns=at), Change.CLEARED, finding)
+    return None
+
+
+def _apply_to_held(current: Alarm, finding: Finding) -> Transition | None:
+    """A finding on an alarm a person resolved during an episode the detector still sees."""
+    at = finding.at_ns
+    if finding.state is FindingState.CLEAR:
+        return Transition(replace(current, held=False, updated_ns=at), Change.CLEARED, finding)
+    if finding.severity > current.severity:
+        alarm = Alarm(finding.vehicle_id, finding.fault, finding.severity, at, at, finding.since_ns)
+        return Transition(alarm, Change.RAISED, finding)
     return None
 
 

@@ -1,6 +1,7 @@
 """Application assembly: the one place that turns a database URL into a running FastAPI app.
 
-Owns: the app factory and the connection pool's lifetime (opened at start-up, closed at shutdown).
+Owns: the app factory and the lifetime of the connection pool and the read audit log's writer
+(started at start-up, closed at shutdown).
 Errors become problem details (a lost database a 503) in `api.problems`. Leaves routes to
 `api.routes`, queries to `api.repository`.
 Nothing is built at import time, so tests and servers can create as many apps as they need.
@@ -17,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from api.db import open_pool
 from api.map_page import MapConfig
 from api.problems import install_handlers, problem_openapi
+from api.read_audit import ReadAudit
 from api.routes import api_router
 from api.serving import Admission
 
@@ -41,9 +43,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = open_pool(database_url, max_size=pool_max_size, timeout_s=db_timeout_s)
+        app.state.read_audit = ReadAudit(database_url)
+        app.state.read_audit.start()
         try:
             yield
         finally:
+            await run_in_threadpool(app.state.read_audit.close)
             await run_in_threadpool(app.state.pool.close)
 
     app = FastAPI(title="fleetpulse API", version=API_VERSION, lifespan=lifespan)

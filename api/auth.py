@@ -27,6 +27,7 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
     SERVICE_CENTRE = "service_centre"
     FLEET_OPERATOR = "fleet_operator"
+    ENGINEER = "engineer"  # fleet-wide reads of vehicles and alarms; no owner data, coarse positions
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +48,15 @@ class Principal:
 
     @property
     def visible_centre_id(self) -> str | None:
-        """The centre whose vehicles this principal may see; None means all of them."""
+        """The centre whose vehicles this principal may see; None means all of them (admin,
+        engineer; a fleet operator has no vehicle routes)."""
         return None if self.role is Role.ADMIN else self.service_centre_id
+
+    @property
+    def coarse_positions(self) -> bool:
+        """Whether positions are coarsened for this principal (`api.privacy.positions`): it needs no
+        exact place."""
+        return self.role is Role.ENGINEER
 
     @property
     def visible_fleet_ids(self) -> list[str] | None:
@@ -199,7 +207,7 @@ def require_role(*roles: Role) -> RoleGuard:
     return RoleGuard(frozenset(roles))
 
 
-AnyRole = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.SERVICE_CENTRE))]
-"""The vehicle routes: a fleet operator has none of them yet (403)."""
+AnyRole = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.SERVICE_CENTRE, Role.ENGINEER))]
+"""The vehicle routes (engineers fleet-wide, positions coarsened): a fleet operator has none (403)."""
 FleetRole = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.FLEET_OPERATOR))]
 """The fleet-query routes: admins (every fleet) and fleet operators (their fleets); 403 otherwise."""

@@ -8,7 +8,6 @@ centre's: `bookings.service_centre_id`), so no route can forget the scope. Actin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,22 +25,17 @@ _FROM = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class BookingPage:
-    items: tuple[dict[str, Any], ...]
-    total: int
-
-
 def list_bookings(
     conn: psycopg.Connection,
     *,
     only_centre_id: str | None,
     status: str | None,
     since: datetime | None,
+    after: tuple[datetime, int] | None,
     limit: int,
-    offset: int,
-) -> BookingPage:
-    """Bookings by start time (those starting at or after `since`), newest first."""
+) -> list[dict[str, Any]]:
+    """Up to `limit` bookings by start time (those starting at or after `since`), newest first, then
+    by id: a keyset page after the (starts_at, booking_id) `after`."""
     where, params = _scope(only_centre_id)
     if status is not None:
         where.append("b.status = %(status)s")
@@ -49,15 +43,16 @@ def list_bookings(
     if since is not None:
         where.append("b.starts_at >= %(since)s")
         params["since"] = since
+    if after is not None:
+        where.append("(b.starts_at, b.booking_id) < (%(after_ts)s, %(after_id)s)")
+        params["after_ts"], params["after_id"] = after
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
+        return cur.execute(
             f"SELECT {_COLUMNS}{_FROM}{clause} ORDER BY b.starts_at DESC, b.booking_id DESC"  # noqa: S608
-            " LIMIT %(limit)s OFFSET %(offset)s",
-            {**params, "limit": limit, "offset": offset},
+            " LIMIT %(limit)s",
+            {**params, "limit": limit},
         ).fetchall()
-        total = cur.execute(f"SELECT count(*) AS n{_FROM}{clause}", params).fetchone()  # noqa: S608
-    return BookingPage(tuple(rows), int(total["n"]) if total else 0)
 
 
 def find_booking(

@@ -1,4 +1,5 @@
-"""Query parameters shared by the routes: bounded paging, strict timestamps, and no unknown names.
+"""Query parameters shared by the routes: bounded page sizes (cursors: `api.cursors`), strict
+timestamps, and no unknown names.
 
 Why: every integer a client sends reaches SQL, so each one has bounds in the schema (OpenAPI states
 them, and anything outside gets a 422 instead of a database error such as "bigint out of range").
@@ -22,11 +23,8 @@ from pydantic import BeforeValidator, WithJsonSchema
 from api.auth import Principal, current_principal
 
 MAX_LIMIT = 1000
-# An offset past any real fleet, that every client's integer type holds (signed 32 bit).
-MAX_OFFSET = 2**31 - 1
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page, 1-{MAX_LIMIT}")]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description=f"Items to skip, 0-{MAX_OFFSET}")]
 
 # RFC 3339 section 5.6 `date-time`: full date, "T", full time with optional fraction, and an offset.
 # Letters are case-insensitive there; [0-9] rather than \d, which also matches non-ASCII digits.

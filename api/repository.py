@@ -31,12 +31,6 @@ class VehicleRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class VehiclePage:
-    items: tuple[VehicleRecord, ...]
-    total: int
-
-
-@dataclass(frozen=True, slots=True)
 class LatestRecord:
     """`ts` is None and `signals` empty when the vehicle exists but has sent nothing yet.
     `signals` maps VSS path -> {"value": float, "ts": ISO 8601 string}."""
@@ -94,19 +88,19 @@ def _scope(only_centre_id: str | None) -> tuple[sql.Composable, dict[str, Any]]:
 
 
 def list_vehicles(
-    conn: psycopg.Connection, *, only_centre_id: str | None, limit: int, offset: int
-) -> VehiclePage:
-    """One page of vehicles ordered by id, with the total visible count."""
+    conn: psycopg.Connection, *, only_centre_id: str | None, after: str | None, limit: int
+) -> list[VehicleRecord]:
+    """Up to `limit` visible vehicles by id, those after `after` (a keyset page; ask for one more
+    than a page to learn whether another follows)."""
     where, params = _scope(only_centre_id)
     query = sql.SQL(
         "SELECT v.vehicle_id, v.registered_at, v.last_seen_at, v.vin, v.model_id, v.fleet_id,"
-        " v.service_centre_id FROM vehicles v WHERE {}"
-        " ORDER BY v.vehicle_id LIMIT %(limit)s OFFSET %(offset)s"
+        " v.service_centre_id FROM vehicles v"
+        " WHERE {} AND (%(after)s::text IS NULL OR v.vehicle_id > %(after)s)"
+        " ORDER BY v.vehicle_id LIMIT %(limit)s"
     ).format(where)
     with conn.cursor(row_factory=class_row(VehicleRecord)) as cur:
-        items = tuple(cur.execute(query, {**params, "limit": limit, "offset": offset}).fetchall())
-    count = conn.execute(sql.SQL("SELECT count(*) FROM vehicles v WHERE {}").format(where), params).fetchone()
-    return VehiclePage(items=items, total=int(count[0]) if count else 0)
+        return cur.execute(query, {**params, "after": after, "limit": limit}).fetchall()
 
 
 def find_latest(

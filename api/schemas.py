@@ -56,11 +56,13 @@ class VehicleOut(BaseModel):
     service_centre_id: str | None = Field(description="The home service centre")
 
 
+NEXT_CURSOR = "Pass as `cursor` (with the same filters) for the next page; null on the last page"
+
+
 class VehicleList(BaseModel):
-    items: list[VehicleOut]
+    items: list[VehicleOut] = Field(description="By vehicle_id")
     limit: int
-    offset: int
-    total: int = Field(description="How many vehicles this caller can see in all")
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
 
 
 class SignalValue(BaseModel):
@@ -175,10 +177,9 @@ class BookingDetail(BookingOut):
 
 
 class BookingList(BaseModel):
-    items: list[BookingOut]
+    items: list[BookingOut] = Field(description="Newest start first, then by booking_id descending")
     limit: int
-    offset: int
-    total: int = Field(description="How many bookings this caller can see with these filters")
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
 
 
 class CancelIn(BaseModel):

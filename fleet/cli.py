@@ -193,7 +193,7 @@ def up() -> None:
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Argument(help="A unique name to find and revoke the token by.")],
-    role: Annotated[str, typer.Option(help="admin, service_centre or fleet_operator.")] = "admin",
+    role: Annotated[str, typer.Option(help="admin, service_centre, fleet_operator or engineer.")] = "admin",
     centre: Annotated[str | None, typer.Option(help="Service centre id (role service_centre).")] = None,
     fleet: Annotated[
         list[str] | None, typer.Option("--fleet", help="A fleet it may query (fleet_operator; repeatable).")

@@ -207,12 +207,25 @@ def demo_scenario(vehicles: int, duration_s: float, seed: int) -> Scenario:
 
 
 async def _check_api(port: int, token: str, vehicle_id: str) -> tuple[int, int]:
-    """Read the fleet back through the HTTP API, as a client would."""
+    """Read the fleet back through the HTTP API, as a client would: every page of the vehicle list,
+    and one vehicle's latest state."""
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10) as client:
-        listing = (await client.get("/v1/vehicles", params={"limit": 1})).raise_for_status().json()
+        listed = len(await _all_vehicles(client, headers))
         latest = (await client.get(f"/v1/vehicles/{vehicle_id}/latest")).raise_for_status().json()
-    return int(listing["total"]), len(latest["signals"])
+    return listed, len(latest["signals"])
+
+
+async def _all_vehicles(client: httpx.AsyncClient, headers: dict[str, str]) -> set[str]:
+    """The ids of every vehicle the token may see, page by page (the cursor of each page)."""
+    seen: set[str] = set()
+    params: dict[str, str | int] = {"limit": 500}
+    while True:
+        page = (await client.get("/v1/vehicles", params=params, headers=headers)).raise_for_status().json()
+        seen |= {v["vehicle_id"] for v in page["items"]}
+        if page["next_cursor"] is None:
+            return seen
+        params["cursor"] = page["next_cursor"]
 
 
 def summary_dict(summary: DemoSummary) -> dict:
@@ -229,14 +242,7 @@ async def _check_centre_scoping(port: int, database_url: str, registry: Simulate
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
         for centre in registry.service_centres:
             headers = {"Authorization": f"Bearer {tokens[centre.service_centre_id]}"}
-            seen: set[str] = set()
-            while True:
-                params = {"limit": 500, "offset": len(seen)}
-                answer = await client.get("/v1/vehicles", params=params, headers=headers)
-                page = answer.raise_for_status().json()
-                seen |= {v["vehicle_id"] for v in page["items"]}
-                if not page["items"] or len(seen) >= page["total"]:
-                    break
+            seen = await _all_vehicles(client, headers)
             centre_id = centre.service_centre_id
             mine = {v.vehicle_id for v in registry.vehicles if v.service_centre_id == centre_id}
             ok = ok and seen & run == mine

@@ -11,7 +11,8 @@ Owns the rules:
 - An escalated alarm tightens a visit's urgency (a booked visit is moved earlier by the shell when
   its deadline is now earlier); it never loosens it.
 - A cleared alarm resolves its remedy; a visit not yet made is cancelled (the fault went away) unless
-  the alarm was cleared by the visit itself.
+  the alarm was cleared by the visit itself. An alarm a person resolved (`POST
+  /v1/alarms/{id}/resolve`) is cleared at that moment and is treated the same way.
 Every decision carries its reason, for the record. Leaves SQL, booking and campaigns to the shell
 (`remedies.run`).
 """
@@ -34,7 +35,7 @@ class AlarmChange:
     alarm_id: int
     vehicle_id: str
     fault: str
-    change: str  # raised | escalated | cleared | acknowledged
+    change: str  # raised | escalated | cleared | acknowledged | resolved
     severity: str
     at: dt.datetime
     raised_at: dt.datetime

@@ -240,12 +240,14 @@ def _follow_escalations(conn: psycopg.Connection, now: dt.datetime, report: Reme
 
 def _resolve_cleared(conn: psycopg.Connection, report: RemedyReport) -> None:
     """Open remedies of cleared alarms are resolved; their visits not yet begun are cancelled, and
-    their vehicles leave campaigns that have not reached them."""
+    their vehicles leave campaigns that have not reached them. An alarm a person resolved is
+    cleared too (at the resolve), and its remedy's reason names who resolved it."""
     rows = conn.execute(
-        "SELECT r.remedy_id, r.kind, a.cleared_at FROM remedies r JOIN alarms a ON a.alarm_id = r.alarm_id"
+        "SELECT r.remedy_id, r.kind, a.cleared_at, a.resolved_by FROM remedies r"
+        " JOIN alarms a ON a.alarm_id = r.alarm_id"
         " WHERE a.cleared_at IS NOT NULL AND r.status IN ('waiting', 'proposed', 'scheduled', 'in_progress')"
     ).fetchall()
-    for remedy_id, kind, cleared_at in rows:
+    for remedy_id, kind, cleared_at, resolved_by in rows:
         booking = store.open_booking(conn, remedy_id)
         if booking is not None and booking[1] > cleared_at:
             store.set_booking(conn, booking[0], "cancelled", "the fault cleared before the visit")
@@ -256,5 +258,6 @@ def _resolve_cleared(conn: psycopg.Connection, report: RemedyReport) -> None:
                 " WHERE remedy_id = %s AND state = 'pending'",
                 (remedy_id,),
             )
-        store.set_remedy(conn, remedy_id, "resolved", f"the alarm cleared at {cleared_at.isoformat()}")
+        why = f"resolved by {resolved_by}, the alarm cleared" if resolved_by else "the alarm cleared"
+        store.set_remedy(conn, remedy_id, "resolved", f"{why} at {cleared_at.isoformat()}")
         report.resolved += 1

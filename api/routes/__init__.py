@@ -10,13 +10,26 @@ from fastapi import APIRouter, Depends
 
 from api.params import reject_unknown_query_params
 from api.responses import AUTHENTICATED
-from api.routes import bookings, fleets, hazards, health, map_page, roads, vehicle_map, vehicles
+from api.routes import (
+    alarms,
+    audit,
+    bookings,
+    fleets,
+    hazards,
+    health,
+    map_page,
+    roads,
+    vehicle_map,
+    vehicles,
+)
 
 PUBLIC_ROUTERS = (health.router, map_page.router)
 AUTHENTICATED_ROUTERS = (
     vehicles.router,
     bookings.router,
     fleets.router,
+    alarms.router,
+    audit.router,
     hazards.router,
     roads.router,
     vehicle_map.router,

@@ -18,9 +18,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 
 from api import booking_queries
 from api.auth import Principal, Role, require_role
+from api.cursors import Cursor, Keyset, Part
 from api.db import Conn
-from api.params import Limit, Offset, Since
-from api.responses import FORBIDDEN, Responses
+from api.params import Limit, Since
+from api.read_audit import ReadLog
+from api.responses import FORBIDDEN, INVALID_CURSOR, Responses
 from api.schemas import (
     BookingActionOut,
     BookingDetail,
@@ -49,31 +51,42 @@ ACTED: Responses = {
 }
 
 
-@router.get("")
+BOOKINGS = Keyset("bookings", (Part.TIME, Part.ID))
+
+
+@router.get("", responses=INVALID_CURSOR)
 def list_bookings(
     principal: Caller,
     conn: Conn,
+    note: ReadLog,
     status_: Annotated[BookingStatus | None, Query(alias="status", description="Only this status")] = None,
     since: Since = None,
     limit: Limit = 100,
-    offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> BookingList:
-    page = booking_queries.list_bookings(
+    """The caller's bookings, newest start first, a page at a time."""
+    filters = {"status": status_, "since": since}
+    after = BOOKINGS.after(cursor, filters)
+    rows = booking_queries.list_bookings(
         conn,
         only_centre_id=principal.visible_centre_id,
         status=status_,
         since=since,
-        limit=limit,
-        offset=offset,
+        after=(after[0], after[1]) if after else None,
+        limit=limit + 1,
     )
+    items, next_cursor = BOOKINGS.page(rows, limit, lambda b: (b["starts_at"], b["booking_id"]), filters)
+    note(b["vehicle_id"] for b in items)
     return BookingList(
-        items=[BookingOut.model_validate(b) for b in page.items], limit=limit, offset=offset, total=page.total
+        items=[BookingOut.model_validate(b) for b in items], limit=limit, next_cursor=next_cursor
     )
 
 
 @router.get("/{booking_id}", responses=NOT_FOUND)
-def get_booking(booking_id: BookingId, principal: Caller, conn: Conn) -> BookingDetail:
-    return _visible(conn, booking_id, principal)
+def get_booking(booking_id: BookingId, principal: Caller, conn: Conn, note: ReadLog) -> BookingDetail:
+    booking = _visible(conn, booking_id, principal)
+    note([booking.vehicle_id])
+    return booking
 
 
 @router.post("/{booking_id}/complete", responses=ACTED)

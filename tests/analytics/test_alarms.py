@@ -73,3 +73,45 @@ def test_at_most_one_active_alarm_and_severity_never_drops_while_active(findings
         else:
             assert seen[key].active and t.alarm.severity >= seen[key].severity
         seen[key] = t.alarm
+
+
+def test_a_held_alarm_ignores_its_episode_until_the_detector_clears_it() -> None:
+    """A person resolved the alarm (cleared at 25, held): the same episode's raises change nothing,
+    the detector's clear ends the episode (the alarm stays cleared as the person left it), and the
+    next raise is a new alarm."""
+    held = Alarm("V1", "x", Severity.MAJOR, 10, 20, cleared_ns=25, alarm_id=7, held=True)
+    assert apply_finding(held, _f(R, 30, Severity.MAJOR)) is None
+    assert apply_finding(held, _f(R, 30, Severity.MINOR)) is None
+    ended = apply_finding(held, _f(C, 40))
+    assert ended is not None and ended.change is Change.CLEARED
+    assert ended.alarm == Alarm("V1", "x", Severity.MAJOR, 10, 40, cleared_ns=25, alarm_id=7, held=False)
+    again = apply_finding(ended.alarm, _f(R, 50))
+    assert again is not None and again.change is Change.RAISED and again.alarm.alarm_id is None
+
+
+def test_a_worse_fault_raises_a_new_alarm_over_a_held_one() -> None:
+    held = Alarm("V1", "x", Severity.MINOR, 10, 20, cleared_ns=25, alarm_id=7, held=True)
+    worse = apply_finding(held, _f(R, 30, Severity.CRITICAL))
+    assert worse is not None and worse.change is Change.RAISED
+    assert worse.alarm.severity is Severity.CRITICAL and worse.alarm.active and worse.alarm.alarm_id is None
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 50), st.sampled_from([R, C]), st.sampled_from([Severity.WARNING, Severity.MAJOR])
+        ),
+        max_size=30,
+    )
+)
+def test_a_held_alarm_is_never_raised_again_by_findings_no_worse_before_a_clear(
+    steps: list[tuple[int, FindingState, Severity]],
+) -> None:
+    newest = {("V1", "x"): Alarm("V1", "x", Severity.MAJOR, 0, 0, cleared_ns=0, alarm_id=1, held=True)}
+    findings = [_f(state, at, severity) for at, state, severity in steps]
+    transitions = apply_findings(newest, findings)
+    first_clear = min((f.at_ns for f in findings if f.state is C), default=None)
+    for t in transitions:
+        if t.change is Change.RAISED:
+            assert first_clear is not None and t.finding.at_ns > first_clear
+    assert [t.change for t in transitions][:1] in ([], [Change.CLEARED])

@@ -34,10 +34,10 @@ DTC_REPORTS = [  # vehicle_id, ts, codes
 
 
 def seed(url: str) -> None:
-    """Replace the database's vehicles, tokens, reports and statuses with the data above."""
+    """Replace the database's vehicles, fleets, tokens, reports and statuses with the data above."""
     with psycopg.connect(url) as conn:
         conn.execute("TRUNCATE vehicles, api_tokens, dtc_reports, vehicle_status CASCADE")
-        conn.execute("TRUNCATE vehicle_models, service_centres CASCADE")
+        conn.execute("TRUNCATE vehicle_models, service_centres, fleets CASCADE")
         conn.execute(
             "INSERT INTO vehicle_models (model_id, make, model, powertrain, cylinders) "
             "VALUES ('Model N', 'Acme', 'N', 'ice', 4), ('Model S', 'Acme', 'S', 'bev', 0)"
