@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from api import create_app
-from localservers.embedded import free_port
 from tests.api.devtools import Page, chromium_page, find_chromium
+from tests.api.live_server import serving
 from tests.api.map_seed import ALARMS, FLEET_OF, POSITION, SITES
 
 pytestmark = pytest.mark.postgres
@@ -43,21 +40,8 @@ CONFIRMED_IN_TOWN = {i for i, s in enumerate(SITES) if s.state == "confirmed" an
 
 @pytest.fixture(scope="module")
 def live_api(database_url: str, map_seeded: dict[str, int]) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(database_url), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(create_app(database_url)) as base_url:
+        yield base_url
 
 
 @pytest.fixture

@@ -21,8 +21,6 @@ since=0.5 accepted, 401 undocumented on four routes). After the fixes: 0 failure
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,14 +29,13 @@ import httpx
 import psycopg
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 
 from api import create_app, repository
 from api.auth import Role, hash_token
 from api.map_params import MAX_SPAN_DEG
 from contract.batch import VEHICLE_ID_PATTERN
-from localservers.embedded import free_port
+from tests.api.live_server import serving
 from tests.api.seed import TS, VEHICLES
 
 pytestmark = pytest.mark.postgres
@@ -145,21 +142,8 @@ def known_tokens(seeded_url: str) -> None:
 @pytest.fixture(scope="module")
 def live_api(seeded_url: str, known_tokens: None) -> Iterator[str]:
     """The app served by uvicorn on a free port, as `fleet api` serves it; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(seeded_url), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(create_app(seeded_url)) as base_url:
+        yield base_url
 
 
 def _aim_at_a_seeded_vehicle(case: schemathesis.Case) -> None:
